@@ -1,0 +1,131 @@
+"""The output contract every suite shares: scenario results, rich tables, JSON and exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_SETUP_ERROR = 0, 1, 2
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+_STATUS_STYLE = {OK: "green", WARN: "yellow", FAIL: "bold red"}
+
+
+class SetupError(Exception):
+    """The environment is wrong (nothing reachable, bad flag, stack not running): exit 2, one line."""
+
+
+@dataclass
+class ScenarioResult:
+    scenario: str
+    status: str
+    detail: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SuiteReport:
+    suite: str
+    target: dict[str, Any]
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+
+    def add(self, result: ScenarioResult) -> ScenarioResult:
+        self.scenarios.append(result)
+        return result
+
+    def exit_code(self) -> int:
+        return EXIT_CHECK_FAILED if any(s.status == FAIL for s in self.scenarios) else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"suite": self.suite, "target": self.target,
+                "scenarios": [s.to_dict() for s in self.scenarios]}
+
+    def write_json(self, path: str | Path) -> Path:
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        return out
+
+
+def run_scenario(name: str, check: Callable[[], ScenarioResult]) -> ScenarioResult:
+    """Run one check; an unexpected exception becomes a FAIL result instead of ending the suite."""
+    try:
+        return check()
+    except SetupError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check, reported as such
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+        return ScenarioResult(name, FAIL, f"{type(exc).__name__}: {exc}{where}",
+                              {"error_type": type(exc).__name__})
+
+
+def status_text(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def summary_table(report: SuiteReport, title: str | None = None) -> Table:
+    table = Table(title=title or f"{report.suite} — results", show_lines=False)
+    table.add_column("scenario", style="bold")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    for result in report.scenarios:
+        table.add_row(result.scenario, status_text(result.status), result.detail)
+    return table
+
+
+def key_value_table(title: str, rows: dict[str, Any] | list[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column("metric", style="cyan")
+    table.add_column("value", overflow="fold")
+    for key, value in (rows.items() if isinstance(rows, dict) else rows):
+        table.add_row(str(key), format_value(value))
+    return table
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, list | tuple):
+        return ", ".join(format_value(v) for v in value)
+    return str(value)
+
+
+def finish(report: SuiteReport, json_path: str | None) -> int:
+    """Print the summary, write JSON if asked, and return the suite's exit code."""
+    console.print(summary_table(report))
+    if json_path:
+        written = report.write_json(json_path)
+        console.print(f"JSON written to {written}")
+    code = report.exit_code()
+    console.print(f"exit code {code} ({'all checks passed' if code == 0 else 'a check failed'})")
+    return code
+
+
+def cli_main(main: Callable[[], int]) -> None:
+    """Run a script's main(): setup errors become one line and exit 2, Ctrl-C exits 130."""
+    try:
+        code = main()
+    except SetupError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        code = EXIT_SETUP_ERROR
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        code = 130
+    sys.exit(code)

