@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lib.workload import OK, Op
 
@@ -63,7 +63,8 @@ class LossReport:
     lost: int
     confirmed: int  # acked and confirmed by WAIT
     confirmed_lost: int
-    lost_keys: list[str]
+    lost_keys: list[str]  # a sample, for the report
+    lost_ops: list[Op] = field(default_factory=list, repr=False)
 
 
 def lost_writes(ops: list[Op], read_many: Callable[[list[str]], list[str | None]],
@@ -77,4 +78,4 @@ def lost_writes(ops: list[Op], read_many: Callable[[list[str]], list[str | None]
         lost += [op for op, value in zip(batch, values, strict=True) if value != str(op.seq)]
     confirmed = [op for op in acked if op.confirmed]
     return LossReport(len(acked), len(lost), len(confirmed), sum(1 for op in lost if op.confirmed),
-                      [op.key for op in lost[:20]])
+                      [op.key for op in lost[:20]], lost)

@@ -28,6 +28,7 @@ FAULT_MODES = ("auto", "local", "docker", "manual", "graceful", "none")
 class Fault:
     description = "no fault"
     can_restore = False
+    by_hand = False  # a person causes it: the moment is when it is seen, not when inject() began
 
     def inject(self) -> None:
         """Cause the fault now."""
@@ -82,6 +83,7 @@ class ManualKill(Fault):
     is_back: Callable[[], bool]
     view: Callable[[float], RenderableType]
     timeout: float = 300.0
+    by_hand = True
 
     @property
     def description(self) -> str:

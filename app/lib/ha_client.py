@@ -7,6 +7,8 @@ the host; the remap turns an announced address into one this machine can reach.
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -67,8 +69,38 @@ class RemappingSentinel(Sentinel):
         super().__init__(sentinels, **kwargs)
         self.remap = remap
 
+    def discover_announced(self, service_name: str) -> Address:
+        """The master as announced by the sentinel with the newest configuration.
+
+        redis-py takes the first healthy answer to SENTINEL MASTERS. Right after a failover the
+        sentinels switch up to a second apart; a lagging one still names the old master, which
+        (after SENTINEL FAILOVER) still accepts writes that will be lost. So: ask all of them, keep
+        the highest config-epoch (on a tie, the failover leader, which knows the promotion first),
+        and take the address from GET-MASTER-ADDR-BY-NAME, which the leader updates at promotion
+        while its SENTINEL MASTERS entry still shows the old master (measured: see docs/ha.md).
+        """
+        best: tuple[tuple[int, bool], Address] | None = None
+        errors = []
+        for sentinel in self.sentinels:
+            try:
+                state = sentinel.sentinel_masters().get(service_name)
+                if not state or not self.check_master_state(state, service_name):
+                    continue
+                address = sentinel.sentinel_get_master_addr_by_name(service_name)
+            except (ConnectionError, TimeoutError) as exc:
+                errors.append(f"{sentinel}: {exc!r}")
+                continue
+            rank = (int(state.get("config-epoch", 0)), "failover_in_progress" in str(state.get("flags", "")))
+            if address and (best is None or rank > best[0]):
+                host = address[0].decode() if isinstance(address[0], bytes) else address[0]
+                best = (rank, (host, int(address[1])))
+        if best is None:
+            raise MasterNotFoundError(f"No master found for {service_name!r}" + (f": {'; '.join(errors)}"
+                                                                               if errors else ""))
+        return best[1]
+
     def discover_master(self, service_name: str) -> Address:
-        return self.remap(super().discover_master(service_name))
+        return self.remap(self.discover_announced(service_name))
 
     def discover_slaves(self, service_name: str) -> list[Address]:
         return [self.remap(address) for address in super().discover_slaves(service_name)]
@@ -78,30 +110,72 @@ class HAClient:
     """The harness's view of a Sentinel deployment: the master, and what each sentinel says."""
 
     def __init__(self, sentinels: list[Address], master_name: str, *, password: str | None = None,
-                 host_map: dict[str, str] | None = None, socket_timeout: float = 0.5):
+                 sentinel_password: str | None = None, host_map: dict[str, str] | None = None,
+                 socket_timeout: float = 0.5):
         if not sentinels:
             raise SetupError("no sentinel given: use --sentinel HOST:PORT")
         self.sentinel_addresses = sentinels
         self.master_name = master_name
         self.password = password
+        self.sentinel_password = sentinel_password  # sentinels usually have no auth of their own
         self.remap = AddressRemap(sentinels[0][0], dict(host_map or {}))
         timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
-        self.sentinel = RemappingSentinel(sentinels, self.remap, sentinel_kwargs=dict(timeouts), password=password,
+        sentinel_kwargs = dict(timeouts, password=sentinel_password)
+        self.sentinel = RemappingSentinel(sentinels, self.remap, sentinel_kwargs=sentinel_kwargs, password=password,
                                           retry=retry_policy(), **timeouts)
         self._master: redis.Redis | None = None
+        self._listeners: list = []
+        self._switch_pending = threading.Event()
+        self.switches_followed = 0
 
     def master(self) -> redis.Redis:
-        """A client bound to whichever node is master now; it re-asks the sentinels after errors."""
+        """A client bound to whichever node is master now. Call it for each unit of work.
+
+        redis-py re-asks the sentinels only after an error. After SENTINEL FAILOVER the old master
+        keeps answering (as a master) until a sentinel demotes it, up to ~10 s later, and every write
+        it takes meanwhile is lost. So we also listen for +switch-master; the next master() call after
+        one drops the pooled connections, and the next command connects to the new master. (Closing
+        them from the listener thread instead would break a command in flight on another thread.)
+        """
         if self._master is None:
             self._master = self.sentinel.master_for(self.master_name, decode_responses=True)
+            self._follow_switches()
+        elif self._switch_pending.is_set():
+            self._switch_pending.clear()
+            self.switches_followed += 1
+            self._master.connection_pool.disconnect()
         return self._master
 
+    def _follow_switches(self) -> None:
+        def on_switch(message: dict) -> None:
+            if str(message.get("data", "")).split(" ")[0] == self.master_name:
+                self._switch_pending.set()
+
+        def on_error(exc: BaseException, pubsub, thread) -> None:
+            time.sleep(0.2)  # a sentinel is down: retry its subscription at a calm pace
+
+        for host, port in self.sentinel_addresses:
+            client = redis.Redis(host=host, port=port, password=self.sentinel_password,
+                                 socket_connect_timeout=1.0, decode_responses=True)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(**{"+switch-master": on_switch})
+            except redis.RedisError:
+                pubsub.close()  # unreachable now: the other sentinels announce the switch too
+                continue
+            self._listeners.append(pubsub.run_in_thread(sleep_time=0.1, daemon=True, exception_handler=on_error))
+
     def master_address(self) -> Address:
+        """The master's reachable address (announced address passed through the remap)."""
         return self.sentinel.discover_master(self.master_name)
+
+    def announced_master(self) -> Address:
+        """The master's address as the sentinels announce it (e.g. valkey-master:6379 in compose)."""
+        return self.sentinel.discover_announced(self.master_name)
 
     def check_reachable(self) -> Address:
         """The master's address, or a SetupError that says what went wrong and what to do."""
-        reachable = [a for a in self.sentinel_addresses if _answers(a, self.password)]
+        reachable = [a for a in self.sentinel_addresses if _answers(a, self.sentinel_password)]
         if not reachable:
             listed = ", ".join(format_endpoint(*a) for a in self.sentinel_addresses)
             raise SetupError(f"no sentinel reachable at {listed}: start the stack (python app/stack.py up ha, "
@@ -116,7 +190,7 @@ class HAClient:
         """What each sentinel reports as the master right now ('error: ...' if it cannot say)."""
         views = {}
         for address in self.sentinel_addresses:
-            client = self.node(address)
+            client = self.node(address, sentinel=True)
             try:
                 reply = client.sentinel_get_master_addr_by_name(self.master_name)
                 views[format_endpoint(*address)] = (format_endpoint(reply[0], int(reply[1]))
@@ -127,12 +201,18 @@ class HAClient:
                 client.close()
         return views
 
-    def node(self, address: Address, timeout: float = 1.0) -> redis.Redis:
+    def node(self, address: Address, timeout: float = 1.0, *, sentinel: bool = False) -> redis.Redis:
         """A plain client to one node (no sentinel logic), e.g. to read INFO or check keys."""
-        return redis.Redis(host=address[0], port=address[1], password=self.password, decode_responses=True,
+        return redis.Redis(host=address[0], port=address[1],
+                           password=self.sentinel_password if sentinel else self.password,
+                           decode_responses=True,
                            socket_timeout=timeout, socket_connect_timeout=timeout)
 
     def close(self) -> None:
+        for listener in self._listeners:
+            listener.stop()
+        for listener in self._listeners:
+            listener.join(1.0)
         if self._master is not None:
             self._master.close()
         for client in self.sentinel.sentinels:

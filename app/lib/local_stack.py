@@ -6,6 +6,7 @@ State (pids, ports, data dirs) is kept in <state_dir>/state.json, so `stack.py s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -132,10 +133,21 @@ class LocalStack:
                     f"(ss -ltnp 'sport = :{port}'), or python app/stack.py down if it is an old stack")
 
     def down(self) -> None:
-        """Stop every process of the stack (SIGTERM, grace, SIGKILL) and forget it."""
-        for svc in reversed(list(self.services.values())):
-            if svc.pid:
-                process.stop(svc.pid)
+        """Stop every process of the stack (SIGTERM, grace, SIGKILL) and forget it.
+
+        Another process may have restarted a service meanwhile (python app/stack.py start, or a
+        test script's fault restore), so the pids recorded on disk are stopped too; a pid is only
+        signalled while it still runs the service's own binary (pids get reused).
+        """
+        on_disk = {}
+        if (self.state_dir / STATE_FILE).exists():
+            with contextlib.suppress(SetupError, ValueError, KeyError):
+                on_disk = LocalStack.load(self.state_dir).services
+        for name, svc in reversed(list(self.services.items())):
+            pids = {svc.pid, on_disk[name].pid if name in on_disk else None} - {None, 0}
+            for pid in pids:
+                if _runs(pid, svc.argv):
+                    process.stop(pid)
         state = self.state_dir / STATE_FILE
         if state.exists():
             state.unlink()
@@ -194,3 +206,8 @@ def running_stacks(root: Path = DEFAULT_STATE_ROOT) -> list[LocalStack]:
     if not root.exists():
         return []
     return [LocalStack.load(p.parent) for p in sorted(root.glob(f"*/{STATE_FILE}"))]
+
+
+def _runs(pid: int, argv: list[str]) -> bool:
+    """pid is alive and runs argv[0] (servers rewrite their title, so compare the start only)."""
+    return process.is_alive(pid) and " ".join(process.cmdline(pid)).startswith(argv[0])

@@ -26,14 +26,15 @@ def plain_client(address: Address, password: str | None, timeout: float = 0.2) -
 
 class SentinelProbe(threading.Thread):
     def __init__(self, sentinels: list[Address], master_name: str, remap: Callable[[Address], Address],
-                 key: str, *, password: str | None = None, interval_s: float = 0.005):
+                 key: str, *, password: str | None = None, sentinel_password: str | None = None,
+                 interval_s: float = 0.005):
         super().__init__(daemon=True, name="probe")
-        self.sentinels = [plain_client(a, password) for a in sentinels]
+        self.sentinels = [plain_client(a, sentinel_password) for a in sentinels]
         self.master_name, self.remap, self.key, self.password = master_name, remap, key, password
         self.interval_s = interval_s
         self.history = History()
         self._nodes: dict[Address, redis.Redis] = {}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def _master(self) -> Address:
         for sentinel in self.sentinels:
@@ -47,7 +48,7 @@ class SentinelProbe(threading.Thread):
 
     def run(self) -> None:
         seq = 0
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             start = time.monotonic()
             try:
                 address = self._master()
@@ -57,10 +58,10 @@ class SentinelProbe(threading.Thread):
             except redis.RedisError as exc:
                 self.history.record(Op(seq, self.key, start, time.monotonic(), FAIL, type(exc).__name__))
             seq += 1
-            self._stop.wait(self.interval_s)
+            self._halt.wait(self.interval_s)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
         for client in [*self.sentinels, *self._nodes.values()]:
             client.close()

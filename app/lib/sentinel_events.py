@@ -18,7 +18,7 @@ class SentinelEvents(threading.Thread):
     def __init__(self, sentinels: list[tuple[str, int]], history: History, password: str | None = None):
         super().__init__(daemon=True, name="sentinel-events")
         self.history = history
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._pubsubs = []
         for host, port in sentinels:
             client = redis.Redis(host=host, port=port, password=password, socket_connect_timeout=1.0,
@@ -32,7 +32,7 @@ class SentinelEvents(threading.Thread):
         self.ready = bool(self._pubsubs)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             for pubsub in self._pubsubs:
                 try:
                     message = pubsub.get_message(timeout=0.01)
@@ -42,7 +42,7 @@ class SentinelEvents(threading.Thread):
                     self.history.event(message["channel"], message["data"])
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
         for pubsub in self._pubsubs:
             pubsub.close()

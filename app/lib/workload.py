@@ -84,13 +84,13 @@ class ContinuousWriter(threading.Thread):
         self.write, self.key_for, self.history = write, key_for, history
         self.pause_s = pause_s  # the write rate, not synchronisation: keeps 2 cores free for the servers
         self.group_for = group_for
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.crashed: BaseException | None = None
 
     def run(self) -> None:
         seq = 0
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 key = self.key_for(seq)
                 start = time.monotonic()
                 try:
@@ -102,12 +102,12 @@ class ContinuousWriter(threading.Thread):
                     op.group = self.group_for(key)
                 self.history.record(op)
                 seq += 1
-                self._stop.wait(self.pause_s)
+                self._halt.wait(self.pause_s)
         except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
             self.crashed = exc
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout)
         if self.crashed is not None:
             raise RuntimeError(f"the writer thread crashed: {self.crashed!r}") from self.crashed

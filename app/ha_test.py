@@ -1,0 +1,437 @@
+"""Sentinel HA check: find the master through the sentinels, fail it over, measure what a client sees.
+
+    python app/ha_test.py                      # the local stack (python app/stack.py up ha), else compose ports
+    python app/ha_test.py --fault manual       # you run: docker kill valkey-master
+    python app/ha_test.py --sentinel sentinel.example:26379 --master-name mymaster --fault graceful --json out.json
+
+Checks: crud, master_kill, new_master, reconnect, consistency, replica_sync.
+Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from rich.table import Table
+
+from lib.checker import error_counts, lost_writes, outage_around
+from lib.fault import FAULT_MODES, STATE_ENV, Fault, ManualKill, choose_kill, local_stack_for
+from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient
+from lib.ha_failover import FailoverRun, SentinelFailover, run_failover, wait_replicas_synced
+from lib.local_stack import STATE_FILE, LocalStack
+from lib.report import (
+    FAIL,
+    OK,
+    WARN,
+    ScenarioResult,
+    SetupError,
+    SuiteReport,
+    cli_main,
+    console,
+    finish,
+    key_value_table,
+    run_scenario,
+)
+from lib.util import format_endpoint, key_namespace, parse_endpoint
+from lib.waits import WaitTimeout, wait_until
+from lib.workload import OK as OP_OK
+from lib.workload import History
+
+SENTINELS_ENV = "VHC_SENTINELS"
+DEFAULT_SENTINELS = [("127.0.0.1", 26379), ("127.0.0.1", 26380), ("127.0.0.1", 26381)]
+MEASUREMENT_TOLERANCE_MS = 100  # our reported downtime vs the independent probe's
+GRACEFUL_LOSS = ("; SENTINEL FAILOVER does not pause the old master, so what it acknowledged between the "
+                 "promotion order and the switch is discarded when it is demoted (docs/ha.md)")
+
+
+@dataclass
+class Target:
+    sentinels: list[Address]
+    source: str
+    stack: LocalStack | None = None
+
+
+def resolve_target(args) -> Target:
+    """Sentinel endpoints: --sentinel flags, then $VHC_SENTINELS, then a local stack's record, then defaults."""
+    if args.sentinel:
+        return Target([parse_endpoint(s) for s in args.sentinel], "--sentinel")
+    if env := os.environ.get(SENTINELS_ENV):
+        return Target([parse_endpoint(s) for s in env.split(",") if s.strip()], f"${SENTINELS_ENV}")
+    for state_dir in [Path(p) for p in (os.environ.get(STATE_ENV),) if p] + [LocalStack.default_state_dir("ha")]:
+        if (state_dir / STATE_FILE).exists():
+            stack = LocalStack.load(state_dir)
+            if stack.topology.name == "ha" and stack.running():
+                return Target(stack.endpoints("sentinel"), f"local stack {state_dir}", stack)
+    return Target(list(DEFAULT_SENTINELS), "defaults (the compose ports)")
+
+
+def build_fault(args, ha: HAClient, announced: Address, reachable: Address, history_view) -> Fault | None:
+    if args.fault == "none":
+        return None
+    if args.fault == "graceful":
+        return SentinelFailover(ha)
+    if args.fault == "manual":
+        local = local_stack_for("ha", reachable[1])
+        hint = (f"python app/stack.py kill {local[1]}" if local
+                else f"docker kill {announced[0]}" if not announced[0][0].isdigit() else "kill the master process")
+
+        def answers() -> bool:
+            client = ha.node(reachable, timeout=0.3)
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+
+        return ManualKill(format_endpoint(*announced), hint, lambda: not answers(), answers, history_view,
+                          timeout=args.manual_timeout)
+    return choose_kill(args.fault, "ha", announced, reachable)
+
+
+# ---- checks ------------------------------------------------------------------------------------
+
+def check_crud(ha: HAClient, ns: str) -> ScenarioResult:
+    master = ha.master()
+    key = f"{ns}crud"
+    steps = {}
+    t0 = time.perf_counter()
+    steps["set"] = master.set(key, "v1", ex=60)
+    steps["get"] = master.get(key) == "v1"
+    ttl = master.ttl(key)
+    steps["ttl"] = 0 < ttl <= 60
+    steps["update"] = master.set(key, "v2", xx=True) and master.get(key) == "v2"
+    steps["delete"] = master.delete(key) == 1 and master.get(key) is None
+    elapsed_ms = (time.perf_counter() - t0) * 1000
+    failed = [name for name, ok in steps.items() if not ok]
+    address = ha.master_address()
+    detail = (f"set/get/update/delete with TTL through the master at {format_endpoint(*address)}" if not failed
+              else f"failed steps: {', '.join(failed)}")
+    return ScenarioResult("crud", FAIL if failed else OK, detail,
+                          {"master": format_endpoint(*address), "ttl_s": ttl, "elapsed_ms": round(elapsed_ms, 2),
+                           "steps": {k: bool(v) for k, v in steps.items()}})
+
+
+def check_master_kill(run: FailoverRun | None, skipped: str | None) -> ScenarioResult:
+    if run is None:
+        return ScenarioResult("master_kill", WARN, f"skipped: {skipped}")
+    ops = run.history.snapshot()
+    outage = outage_around(ops, run.fault_at)
+    downtime = outage.downtime_ms if outage else 0.0
+    metrics = {
+        "fault": run.fault, "old_master": format_endpoint(*run.old_master),
+        "new_master": format_endpoint(*run.new_master) if run.new_master else None,
+        "downtime_ms": round(downtime, 1) if downtime is not None else None,
+        "failed_ops": outage.failed_ops if outage else 0,
+        "errors_by_type": error_counts(ops), "ops_total": len(ops),
+        "ops_ok": sum(1 for op in ops if op.outcome == OP_OK),
+        "ops_unknown": sum(1 for op in ops if op.outcome == "unknown"),
+        "events": [{"t_s": round(run.offset(e.at), 3), "event": e.name, "detail": e.detail}
+                   for e in run.history.events],
+    }
+    if run.timeout_reason:
+        return ScenarioResult("master_kill", FAIL, f"no recovery: {run.timeout_reason}", metrics)
+    detail = (f"{run.fault}; client unable to write for {downtime:,.0f} ms" if outage
+              else f"{run.fault}; the client never saw an error")
+    return ScenarioResult("master_kill", OK, detail, metrics)
+
+
+def check_new_master(ha: HAClient, run: FailoverRun | None) -> ScenarioResult:
+    views = run.views_after if run else ha.sentinel_views()
+    values = set(views.values())
+    metrics: dict = {"sentinel_views": views}
+    if len(values) != 1 or next(iter(values)).startswith(("error", "unknown")):
+        return ScenarioResult("new_master", FAIL, f"the sentinels disagree: {views}", metrics)
+    (announced,) = values
+    node = ha.node(ha.remap(parse_endpoint(announced)))
+    try:
+        role = node.info("replication").get("role")
+    finally:
+        node.close()
+    metrics.update({"master": announced, "role": role})
+    if role != "master":
+        return ScenarioResult("new_master", FAIL, f"all sentinels say {announced}, but its role is {role}", metrics)
+    if run is None:
+        return ScenarioResult("new_master", OK, f"no failover run; all {len(views)} sentinels agree on {announced}",
+                              metrics)
+    metrics["old_master"] = format_endpoint(*run.old_master)
+    if announced == metrics["old_master"]:
+        return ScenarioResult("new_master", FAIL, f"the master is still the old one, {announced}", metrics)
+    switch = run.history.first_event("+switch-master")
+    if switch:
+        metrics["switch_master_s"] = round(run.offset(switch.at), 3)
+    return ScenarioResult("new_master", OK, f"all {len(views)} sentinels agree: {metrics['old_master']} -> "
+                          f"{announced} (role master)", metrics)
+
+
+def check_reconnect(run: FailoverRun | None, skipped: str | None, switches: int) -> ScenarioResult:
+    cap = {"backoff_cap_ms": BACKOFF_CAP_S * 1000, "retries_per_call": RETRIES_PER_CALL}
+    if run is None or run.recovered_at is None:
+        return ScenarioResult("reconnect", WARN if run is None else FAIL, f"skipped: {skipped or 'no recovery'}", cap)
+    ours = outage_around(run.history.snapshot(), run.fault_at)
+    probe = outage_around(run.probe.snapshot(), run.fault_at)
+    metrics = dict(cap, ours_downtime_ms=_ms(ours), probe_downtime_ms=_ms(probe))
+    switch = run.history.first_event("+switch-master")
+    if switch and ours and ours.first_ok_end:
+        metrics["ours_after_switch_ms"] = round((ours.first_ok_end - switch.at) * 1000, 1)
+    if switch and probe and probe.first_ok_end:
+        metrics["probe_after_switch_ms"] = round((probe.first_ok_end - switch.at) * 1000, 1)
+    if ours is not None and ours.downtime_ms is None:
+        return ScenarioResult("reconnect", FAIL, "no write succeeded after the fault", metrics)
+    ours_ms = ours.downtime_ms if ours else 0.0
+    probe_ms = probe.downtime_ms if probe and probe.downtime_ms is not None else 0.0
+    diff = ours_ms - probe_ms
+    metrics["difference_ms"] = round(diff, 1)
+    metrics["switches_followed"] = switches
+    status = OK if abs(diff) <= MEASUREMENT_TOLERANCE_MS else FAIL
+    return ScenarioResult("reconnect", status,
+                          f"same client, no restart; backoff capped at {BACKOFF_CAP_S * 1000:.0f} ms; reported "
+                          f"downtime {ours_ms:,.0f} ms vs independent 5 ms probe {probe_ms:,.0f} ms "
+                          f"(difference {diff:+.0f} ms, limit ±{MEASUREMENT_TOLERANCE_MS})", metrics)
+
+
+def check_consistency(ha: HAClient, run: FailoverRun | None, skipped: str | None) -> ScenarioResult:
+    if run is None or run.recovered_at is None:
+        return ScenarioResult("consistency", WARN if run is None else FAIL, f"skipped: {skipped or 'no recovery'}")
+    master = ha.master()
+    loss = lost_writes(run.history.snapshot(), lambda keys: master.mget(keys))
+    metrics = {"acked": loss.acked, "lost": loss.lost, "wait_confirmed": loss.confirmed,
+               "wait_confirmed_lost": loss.confirmed_lost, "lost_keys_sample": loss.lost_keys,
+               "checked_on": format_endpoint(*ha.master_address())}
+    if loss.lost_ops:
+        metrics["lost_between_s"] = [round(run.offset(min(op.start for op in loss.lost_ops)), 3),
+                                     round(run.offset(max(op.end for op in loss.lost_ops)), 3)]
+    window = (f"; lost writes were acknowledged between +{metrics['lost_between_s'][0]:.2f} s and "
+              f"+{metrics['lost_between_s'][1]:.2f} s after the fault" if loss.lost_ops else "")
+    if loss.confirmed_lost:
+        return ScenarioResult("consistency", FAIL, f"{loss.confirmed_lost} writes confirmed by WAIT 1 were lost "
+                              f"(of {loss.confirmed}; {loss.lost} acknowledged writes lost in all){window}"
+                              + (GRACEFUL_LOSS if isinstance(run.fault, str) and run.fault.startswith("SENTINEL")
+                                 else ""), metrics)
+    if loss.lost:
+        return ScenarioResult("consistency", WARN, f"{loss.lost} of {loss.acked} acknowledged writes were lost, "
+                              f"none of the {loss.confirmed} confirmed by WAIT 1 (asynchronous replication){window}",
+                              metrics)
+    return ScenarioResult("consistency", OK, f"all {loss.acked:,} acknowledged writes found on the new master "
+                          f"({loss.confirmed:,} confirmed by WAIT 1); 0 lost", metrics)
+
+
+def check_replica_sync(ha: HAClient, run: FailoverRun | None, fault: Fault | None,
+                       restore_timeout: float) -> ScenarioResult:
+    metrics: dict = {}
+    status, notes = OK, []
+    if run is not None and fault is not None:
+        old = run.old_master
+        restored = fault.restore(restore_timeout) if (fault.can_restore or fault.by_hand) else True
+        metrics["old_master_restarted"] = restored
+        if not restored:
+            status = WARN
+            notes.append(f"{format_endpoint(*old)} was not started again within {restore_timeout:.0f}s")
+        else:
+            try:
+                seen = _wait_rejoined(ha, old, ha.announced_master(), timeout=60)
+                notes.append(f"old master {format_endpoint(*old)} rejoined as a replica ({seen})")
+                metrics["old_master_rejoined"] = True
+            except WaitTimeout as exc:
+                status = FAIL
+                metrics["old_master_rejoined"] = False
+                notes.append(f"old master did not rejoin: {exc}")
+    master_address = ha.master_address()
+    node = ha.node(master_address)
+    try:
+        wait_until(lambda: _replicas_caught_up(node), timeout=30, what="replica offsets to reach the master's")
+    except WaitTimeout as exc:
+        status = FAIL
+        notes.append(str(exc))
+    info = node.info("replication")
+    node.close()
+    replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+    metrics.update({"master": format_endpoint(*master_address), "connected_replicas": info.get("connected_slaves"),
+                    "master_repl_offset": info.get("master_repl_offset"),
+                    "replicas": [{"address": f"{r.get('ip')}:{r.get('port')}", "state": r.get("state"),
+                                  "offset": r.get("offset"), "lag": r.get("lag")} for r in replicas]})
+    online = sum(1 for r in replicas if r.get("state") == "online")
+    notes.insert(0, f"{online} replica(s) online on {format_endpoint(*master_address)}, offsets "
+                 f"{[r.get('offset') for r in replicas]} vs master {info.get('master_repl_offset')}")
+    if online == 0:
+        status = FAIL
+    return ScenarioResult("replica_sync", status, "; ".join(notes), metrics)
+
+
+def _replicas_caught_up(node: redis.Redis) -> tuple[bool, str]:
+    info = node.info("replication")
+    offsets = [v.get("offset") for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+    target = info.get("master_repl_offset")
+    return bool(offsets) and all(o == target for o in offsets), f"replica offsets {offsets}, master {target}"
+
+
+def _wait_rejoined(ha: HAClient, old: Address, new: Address, timeout: float) -> str:
+    def rejoined() -> tuple[bool, str]:
+        node = ha.node(ha.remap(old))
+        try:
+            info = node.info("replication")
+        finally:
+            node.close()
+        seen = (f"role={info.get('role')} master={info.get('master_host')}:{info.get('master_port')} "
+                f"link={info.get('master_link_status')}")
+        return (info.get("role") == "slave" and int(info.get("master_port", 0)) == new[1]
+                and info.get("master_link_status") == "up"), seen
+
+    return wait_until(rejoined, timeout=timeout, what=f"{format_endpoint(*old)} to replicate from "
+                      f"{format_endpoint(*new)} with its link up")
+
+
+def _ms(outage) -> float | None:
+    return None if outage is None or outage.downtime_ms is None else round(outage.downtime_ms, 1)
+
+
+# ---- output ------------------------------------------------------------------------------------
+
+def timeline_table(run: FailoverRun) -> Table:
+    table = Table(title="Failover timeline (seconds from the fault)")
+    table.add_column("t", justify="right")
+    table.add_column("event")
+    table.add_column("detail", overflow="fold")
+    ours = outage_around(run.history.snapshot(), run.fault_at)
+    rows, seen = [], {}
+    for event in run.history.events:  # each sentinel announces the same event: show its first sighting
+        key = (event.name, event.detail)
+        if key in seen:
+            seen[key][3] += 1
+            continue
+        seen[key] = [event.at, event.name, event.detail, 1]
+        rows.append(seen[key])
+    rows = [(at, name + (f" (x{count})" if count > 1 else ""), detail) for at, name, detail, count in rows]
+    if ours:
+        rows.append((ours.last_ok_end, "last write ok", ""))
+        first_fail = next((op for op in run.history.snapshot() if op.outcome != OP_OK and op.end >= run.fault_at),
+                          None)
+        if first_fail:
+            rows.append((first_fail.end, "first write failed", first_fail.error or ""))
+        if ours.first_ok_end:
+            rows.append((ours.first_ok_end, "first write ok again", ""))
+    for at, name, detail in sorted(rows):
+        table.add_row(f"{run.offset(at):+.3f}", name, detail)
+    return table
+
+
+def live_view(ha: HAClient, history: History):
+    """The rich renderable shown while waiting for a person to kill the master."""
+    def render(remaining: float) -> Table:
+        table = Table(title=f"waiting for the kill ({remaining:,.0f}s left)")
+        for column in ("writes/s", "errors (last s)", "master (sentinels say)"):
+            table.add_column(column)
+        ops = history.snapshot()
+        now = time.monotonic()
+        recent = [op for op in ops if op.end >= now - 1.0]
+        views = set(ha.sentinel_views().values())
+        table.add_row(str(sum(1 for op in recent if op.outcome == OP_OK)),
+                      str(sum(1 for op in recent if op.outcome != OP_OK)), ", ".join(sorted(views)))
+        return table
+    return render
+
+
+def cleanup(ha: HAClient, ns: str) -> int:
+    """SCAN + DEL of this run's keys only, on whichever node is master now."""
+    try:
+        master = ha.node(ha.master_address())
+        deleted = 0
+        batch = []
+        for key in master.scan_iter(match=f"{ns}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += master.delete(*batch)
+                batch = []
+        if batch:
+            deleted += master.delete(*batch)
+        master.close()
+        return deleted
+    except redis.RedisError as exc:
+        console.print(f"[yellow]could not clean up keys {ns}*: {exc}[/]")
+        return 0
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python app/ha_test.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--sentinel", action="append", metavar="HOST:PORT",
+                        help=f"a sentinel (repeat for each); default: ${SENTINELS_ENV}, the local stack, "
+                             "else 127.0.0.1:26379-26381")
+    parser.add_argument("--master-name", default="myvalkey")
+    parser.add_argument("--fault", choices=FAULT_MODES, default="auto",
+                        help="auto: local launcher kill, else docker kill; manual: you kill it; "
+                             "graceful: SENTINEL FAILOVER; none: no failover")
+    parser.add_argument("--password", help="password of the data nodes (AUTH)")
+    parser.add_argument("--sentinel-password", help="password of the sentinels, if they have one")
+    parser.add_argument("--host-map", action="append", default=[], metavar="NAME=HOST",
+                        help="reach an announced host NAME at HOST (unresolvable names map to the sentinel's host)")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--recovery-timeout", type=float, default=60.0, metavar="S")
+    parser.add_argument("--manual-timeout", type=float, default=300.0, metavar="S",
+                        help="how long --fault manual waits for the kill (and for the restart)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    host_map = {}
+    for entry in args.host_map:
+        name, sep, host = entry.partition("=")
+        if not sep or not name or not host:
+            raise SetupError(f"--host-map {entry!r}: expected NAME=HOST, e.g. valkey-master=10.0.0.5")
+        host_map[name] = host
+    target = resolve_target(args)
+    ha = HAClient(target.sentinels, args.master_name, password=args.password,
+                  sentinel_password=args.sentinel_password, host_map=host_map)
+    ns = key_namespace("ha")
+    try:
+        return run_suite(args, ha, target, ns)
+    finally:
+        cleanup(ha, ns)
+        ha.close()
+
+
+def run_suite(args, ha: HAClient, target: Target, ns: str) -> int:
+    reachable = ha.check_reachable()
+    announced = ha.announced_master()
+    master_info = ha.node(reachable).info("server")
+    version = master_info.get("valkey_version") or master_info.get("redis_version")
+    console.print(key_value_table("Target", [
+        ("sentinels", ", ".join(format_endpoint(*s) for s in target.sentinels) + f"  (from {target.source})"),
+        ("master name", args.master_name), ("master", f"{format_endpoint(*announced)}"
+                                            + (f" (reached at {format_endpoint(*reachable)})"
+                                               if reachable != announced else "")),
+        ("server", f"{master_info.get('server_name', 'redis')} {version}"),
+    ]))
+    history = History()
+    fault = build_fault(args, ha, announced, reachable, live_view(ha, history))
+    report = SuiteReport("ha", {"sentinels": [format_endpoint(*s) for s in target.sentinels],
+                                "master_name": args.master_name, "master": format_endpoint(*announced),
+                                "server_version": version, "fault": args.fault})
+    report.add(run_scenario("crud", lambda: check_crud(ha, ns)))
+    run, skipped = None, None
+    if fault is None:
+        skipped = "--fault none"
+    else:
+        replicas = wait_replicas_synced(ha, timeout=60)
+        console.print(f"{len(replicas)} replica(s) in sync; starting the writer, the 5 ms probe and the "
+                      f"sentinel event recorder")
+        run = run_failover(ha, fault, ns, recovery_timeout=args.recovery_timeout, history=history)
+        console.print(timeline_table(run))
+    report.add(run_scenario("master_kill", lambda: check_master_kill(run, skipped)))
+    report.add(run_scenario("new_master", lambda: check_new_master(ha, run)))
+    report.add(run_scenario("reconnect", lambda: check_reconnect(run, skipped, ha.switches_followed)))
+    report.add(run_scenario("consistency", lambda: check_consistency(ha, run, skipped)))
+    report.add(run_scenario("replica_sync", lambda: check_replica_sync(ha, run, fault, args.manual_timeout
+                                                                        if fault and fault.by_hand else 30)))
+    return finish(report, args.json)
+
+
+if __name__ == "__main__":
+    cli_main(main)
