@@ -48,7 +48,11 @@ def _new_stack(args, *, tie_to_parent: bool) -> LocalStack:
 
 
 def _find_stack(service: str) -> LocalStack:
-    for stack in running_stacks():
+    """The stack $VHC_STACK_STATE names (inside `stack.py run`), else any recorded under .stack/."""
+    stacks = running_stacks()
+    if os.environ.get(STATE_ENV):
+        stacks.insert(0, LocalStack.load(Path(os.environ[STATE_ENV])))
+    for stack in stacks:
         if service in stack.services:
             return stack
     raise SetupError(f"no running local stack has a service {service!r}: python app/stack.py status")
@@ -64,7 +68,7 @@ def cmd_up(args) -> int:
 
 
 def cmd_run(args) -> int:
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = args.command
     if not command:
         raise SetupError("run needs a command: python app/stack.py run ha -- python app/ha_test.py")
     stack = _new_stack(args, tie_to_parent=True)
@@ -137,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--state-dir", help="where data, logs and state go (default .stack/TOPOLOGY)")
         p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for ready (default 60)")
         if name == "run":
-            p.add_argument("command", nargs=argparse.REMAINDER)
+            p.epilog = "run TOPOLOGY [options] -- COMMAND...: the command runs once the stack is ready"
         p.set_defaults(func=func)
     for name, func in (("status", cmd_status), ("down", cmd_down)):
         p = sub.add_parser(name)
@@ -151,7 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> int:
-    args = build_parser().parse_args()
+    argv = sys.argv[1:]
+    command: list[str] = []
+    if "--" in argv:  # run ha [options] -- COMMAND...: everything after -- is the command, verbatim
+        argv, command = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    args = build_parser().parse_args(argv)
+    args.command = command
     _raise_on_sigterm()
     return args.func(args)
 

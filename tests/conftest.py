@@ -1,0 +1,58 @@
+"""Shared fixtures: real local stacks on free ports, always stopped, with a check that nothing survives."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lib import process
+from lib.local_stack import LocalStack
+from lib.topology import load_topology
+from lib.util import REPO_ROOT, free_ports
+
+
+def start_stack(topology_name: str, state_dir: Path, *, bus_offset: int | None = None) -> LocalStack:
+    """The topology from its compose file, every port replaced by a free one, tied to this process."""
+    topology = load_topology(topology_name)
+    ports = [s.port for s in topology.services.values() if s.port]
+    port_map = dict(zip(ports, free_ports(len(ports), also_free_offset=bus_offset), strict=True))
+    return LocalStack(topology, state_dir, port_map, tie_to_parent=True).up(timeout=60)
+
+
+def recorded_pids(stack: LocalStack) -> set[int]:
+    """Pids in memory and on disk (a script under test may have restarted a service meanwhile)."""
+    pids = {svc.pid for svc in stack.services.values() if svc.pid}
+    with contextlib.suppress(Exception):
+        pids |= {svc.pid for svc in LocalStack.load(stack.state_dir).services.values() if svc.pid}
+    return pids
+
+
+def assert_all_stopped(pids: set[int]) -> None:
+    alive = sorted(pid for pid in pids if process.is_alive(pid))
+    assert not alive, f"processes left running: {alive}"
+
+
+@pytest.fixture
+def ha_stack(tmp_path):
+    stack = start_stack("ha", tmp_path / "ha")
+    try:
+        yield stack
+    finally:
+        pids = recorded_pids(stack)
+        stack.down()
+        assert_all_stopped(pids)
+
+
+def run_script(script: str, *args: str, state_dir: Path | None = None, timeout: float = 240,
+               env: dict | None = None) -> subprocess.CompletedProcess:
+    """python app/SCRIPT ARGS from the repo root, as a user runs it (stdin closed, no tty)."""
+    full_env = dict(os.environ, **(env or {}), COLUMNS="160")
+    if state_dir is not None:
+        full_env["VHC_STACK_STATE"] = str(state_dir)
+    return subprocess.run([sys.executable, f"app/{script}", *args], cwd=REPO_ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
