@@ -1,0 +1,34 @@
+# Two commands on a fresh machine (Debian 12, Python 3.11; no Docker needed):
+#   make demo   venv + deps, then every suite against its local stack (started and stopped for you)
+#   make test   venv + deps, ruff, and the whole pytest suite (unit + integration on real servers)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STACK  := $(PY) app/stack.py
+
+.PHONY: demo demo-ha test lint venv clean
+
+$(VENV)/.installed: app/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r app/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv demo-ha
+
+# The HA stack (master, 2 replicas, 3 sentinels) as local processes; the master is SIGKILLed.
+demo-ha: venv
+	$(STACK) run ha -- $(PY) app/ha_test.py --json results/ha.json
+
+lint: venv
+	$(VENV)/bin/ruff check app tests
+
+test: venv lint
+	@# pytest exits 5 when it collected no test: that is a broken suite, not a pass.
+	$(PY) -m pytest -q -ra; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$code
+
+clean:
+	$(PY) app/stack.py down 2>/dev/null || true
+	rm -rf $(VENV) .stack results .pytest_cache
