@@ -84,16 +84,20 @@ class RemappingSentinel(Sentinel):
         for sentinel in self.sentinels:
             try:
                 state = sentinel.sentinel_masters().get(service_name)
-                if not state or not self.check_master_state(state, service_name):
-                    continue
-                address = sentinel.sentinel_get_master_addr_by_name(service_name)
+                address = sentinel.sentinel_get_master_addr_by_name(service_name) if state else None
             except (ConnectionError, TimeoutError) as exc:
                 errors.append(f"{sentinel}: {exc!r}")
                 continue
+            if not state or not address:
+                continue
+            # A failover leader names the promoted replica before its own entry (still flagged
+            # s_down/o_down: that is the old master) switches; trust that, else require a healthy master.
+            promoted = (_text(address[0]), int(address[1])) != (state["ip"], int(state["port"]))
+            if not promoted and not self.check_master_state(state, service_name):
+                continue
             rank = (int(state.get("config-epoch", 0)), "failover_in_progress" in str(state.get("flags", "")))
-            if address and (best is None or rank > best[0]):
-                host = address[0].decode() if isinstance(address[0], bytes) else address[0]
-                best = (rank, (host, int(address[1])))
+            if best is None or rank > best[0]:
+                best = (rank, (_text(address[0]), int(address[1])))
         if best is None:
             raise MasterNotFoundError(f"No master found for {service_name!r}" + (f": {'; '.join(errors)}"
                                                                                if errors else ""))
@@ -228,3 +232,7 @@ def _answers(address: Address, password: str | None) -> bool:
         return False
     finally:
         client.close()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
