@@ -77,8 +77,10 @@ def build_fault(args, ha: HAClient, announced: Address, reachable: Address, hist
         return SentinelFailover(ha)
     if args.fault == "manual":
         local = local_stack_for("ha", reachable[1])
-        hint = (f"python app/stack.py kill {local[1]}" if local
-                else f"docker kill {announced[0]}" if not announced[0][0].isdigit() else "kill the master process")
+        by_name = not announced[0][0].isdigit()
+        hint, restart = ((f"python app/stack.py kill {local[1]}", f"python app/stack.py start {local[1]}") if local
+                         else (f"docker kill {announced[0]}", f"docker start {announced[0]}") if by_name
+                         else ("kill the master process", "start it again"))
 
         def answers() -> bool:
             client = ha.node(reachable, timeout=0.3)
@@ -90,7 +92,7 @@ def build_fault(args, ha: HAClient, announced: Address, reachable: Address, hist
                 client.close()
 
         return ManualKill(format_endpoint(*announced), hint, lambda: not answers(), answers, history_view,
-                          timeout=args.manual_timeout)
+                          timeout=args.manual_timeout, restart_hint=restart)
     return choose_kill(args.fault, "ha", announced, reachable)
 
 

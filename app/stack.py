@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.table import Table
 
 from lib import process
-from lib.local_stack import LocalStack, running_stacks
+from lib.local_stack import STATE_FILE, LocalStack, running_stacks
 from lib.report import SetupError, cli_main, console
 from lib.topology import TOPOLOGY_FILES, load_topology
 from lib.util import free_ports
@@ -47,12 +47,19 @@ def _new_stack(args, *, tie_to_parent: bool) -> LocalStack:
     return LocalStack(topology, state_dir, port_map, tie_to_parent=tie_to_parent)
 
 
-def _find_stack(service: str) -> LocalStack:
-    """The stack $VHC_STACK_STATE names (inside `stack.py run`), else any recorded under .stack/."""
+def _known_stacks(state_dir: str | None = None) -> list[LocalStack]:
+    """--state-dir, else $VHC_STACK_STATE (set inside `stack.py run`), plus every stack under .stack/."""
     stacks = running_stacks()
-    if os.environ.get(STATE_ENV):
-        stacks.insert(0, LocalStack.load(Path(os.environ[STATE_ENV])))
-    for stack in stacks:
+    chosen = state_dir or os.environ.get(STATE_ENV)
+    if chosen and (Path(chosen) / STATE_FILE).exists():
+        stacks.insert(0, LocalStack.load(Path(chosen)))
+        if state_dir:
+            return stacks[:1]
+    return stacks
+
+
+def _find_stack(service: str) -> LocalStack:
+    for stack in _known_stacks():
         if service in stack.services:
             return stack
     raise SetupError(f"no running local stack has a service {service!r}: python app/stack.py status")
@@ -83,7 +90,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_status(args) -> int:
-    stacks = [s for s in running_stacks() if args.topology in (None, s.topology.name)]
+    stacks = [s for s in _known_stacks(args.state_dir) if args.topology in (None, s.topology.name)]
     if not stacks:
         console.print("no local stack is recorded (python app/stack.py up ha|cluster|compat)")
         return 0
@@ -106,7 +113,7 @@ def cmd_start(args) -> int:
 
 
 def cmd_down(args) -> int:
-    stacks = [s for s in running_stacks() if args.topology in (None, s.topology.name)]
+    stacks = [s for s in _known_stacks(args.state_dir) if args.topology in (None, s.topology.name)]
     for stack in stacks:
         stack.down()
         console.print(f"stopped the {stack.topology.name} stack ({stack.state_dir})")
@@ -146,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func in (("status", cmd_status), ("down", cmd_down)):
         p = sub.add_parser(name)
         p.add_argument("topology", nargs="?", choices=sorted(TOPOLOGY_FILES))
+        p.add_argument("--state-dir", help="a stack started with up --state-dir (default: every stack under .stack/)")
         p.set_defaults(func=func)
     for name, func in (("kill", cmd_kill), ("start", cmd_start)):
         p = sub.add_parser(name)

@@ -83,6 +83,7 @@ class ManualKill(Fault):
     is_back: Callable[[], bool]
     view: Callable[[float], RenderableType]
     timeout: float = 300.0
+    restart_hint: str = ""
     by_hand = True
 
     @property
@@ -100,7 +101,7 @@ class ManualKill(Fault):
             wait_until(down, timeout=self.timeout, what=f"someone to kill {self.target}")
 
     def restore(self, timeout: float) -> bool:
-        console.print(f"now start {self.target} again (e.g. docker start {self.target.split(':')[0]}); "
+        console.print(f"now start {self.target} again{f' ({self.restart_hint})' if self.restart_hint else ''}; "
                       f"waiting up to {timeout:.0f}s")
         try:
             wait_until(lambda: (self.is_back(), "not answering yet"), timeout=timeout,

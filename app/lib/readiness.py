@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from lib import process
 from lib.report import SetupError
@@ -15,8 +17,9 @@ from lib.waits import WaitTimeout, wait_until
 
 
 def _client(host: str, port: int) -> redis.Redis:
+    # No retries: a poll that fails should fail at once (redis-py 8 would retry for ~3.8 s).
     return redis.Redis(host=host, port=port, socket_timeout=1.0, socket_connect_timeout=1.0,
-                       decode_responses=True)
+                       decode_responses=True, retry=Retry(NoBackoff(), 0))
 
 
 def wait_pingable(stack, name: str, timeout: float) -> None:

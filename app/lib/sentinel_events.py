@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from lib.workload import History
 
@@ -22,7 +24,7 @@ class SentinelEvents(threading.Thread):
         self._pubsubs = []
         for host, port in sentinels:
             client = redis.Redis(host=host, port=port, password=password, socket_connect_timeout=1.0,
-                                 decode_responses=True)
+                                 decode_responses=True, retry=Retry(NoBackoff(), 0))
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(*INTERESTING)
