@@ -21,7 +21,7 @@ from rich.table import Table
 
 from lib.checker import error_counts, lost_writes, outage_around
 from lib.fault import FAULT_MODES, STATE_ENV, Fault, ManualKill, choose_kill, local_stack_for
-from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient
+from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient, answers
 from lib.ha_failover import FailoverRun, SentinelFailover, run_failover, wait_replicas_synced
 from lib.local_stack import STATE_FILE, LocalStack
 from lib.report import (
@@ -82,16 +82,10 @@ def build_fault(args, ha: HAClient, announced: Address, reachable: Address, hist
                          else (f"docker kill {announced[0]}", f"docker start {announced[0]}") if by_name
                          else ("kill the master process", "start it again"))
 
-        def answers() -> bool:
-            client = ha.node(reachable, timeout=0.3)
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-            finally:
-                client.close()
+        def master_answers() -> bool:
+            return answers(reachable, ha.password, timeout=0.3)
 
-        return ManualKill(format_endpoint(*announced), hint, lambda: not answers(), answers, history_view,
+        return ManualKill(format_endpoint(*announced), hint, lambda: not master_answers(), master_answers, history_view,
                           timeout=args.manual_timeout, restart_hint=restart)
     return choose_kill(args.fault, "ha", announced, reachable)
 

@@ -179,7 +179,7 @@ class HAClient:
 
     def check_reachable(self) -> Address:
         """The master's address, or a SetupError that says what went wrong and what to do."""
-        reachable = [a for a in self.sentinel_addresses if _answers(a, self.sentinel_password)]
+        reachable = [a for a in self.sentinel_addresses if answers(a, self.sentinel_password)]
         if not reachable:
             listed = ", ".join(format_endpoint(*a) for a in self.sentinel_addresses)
             raise SetupError(f"no sentinel reachable at {listed}: start the stack (python app/stack.py up ha, "
@@ -227,9 +227,10 @@ class HAClient:
             client.close()
 
 
-def _answers(address: Address, password: str | None) -> bool:
-    client = redis.Redis(host=address[0], port=address[1], password=password, socket_timeout=1.0,
-                         socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0))
+def answers(address: Address, password: str | None, timeout: float = 1.0) -> bool:
+    """One PING, no retries: does the node answer right now?"""
+    client = redis.Redis(host=address[0], port=address[1], password=password, socket_timeout=timeout,
+                         socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
     try:
         return bool(client.ping())
     except redis.RedisError:
