@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  := $(PY) app/stack.py
 
-.PHONY: demo demo-ha test lint venv clean
+.PHONY: demo demo-ha demo-cluster test lint venv clean
 
 $(VENV)/.installed: app/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +15,18 @@ $(VENV)/.installed: app/requirements.txt
 
 venv: $(VENV)/.installed
 
-demo: venv demo-ha
+demo: venv demo-ha demo-cluster
 
 # The HA stack (master, 2 replicas, 3 sentinels) as local processes; the master is SIGKILLed.
 demo-ha: venv
 	$(STACK) run ha -- $(PY) app/ha_test.py --json results/ha.json
 
+# The cluster (3 primaries + 3 replicas) as local processes; the primary of slot 0 is SIGKILLed.
+demo-cluster: venv
+	$(STACK) run cluster -- $(PY) app/cluster_test.py --json results/cluster.json
+
 lint: venv
-	$(VENV)/bin/ruff check app tests
+	$(VENV)/bin/ruff check app tests cluster-init
 
 test: venv lint
 	@# pytest exits 5 when it collected no test: that is a broken suite, not a pass.

@@ -100,7 +100,28 @@ def _link_up(client: redis.Redis) -> tuple[bool, str]:
         f"role={info.get('role')} master_link_status={info.get('master_link_status')}")
 
 
-READY_CHECKS: dict[str, Callable] = {"ha": ha_ready}
+def cluster_ready(stack, timeout: float) -> None:
+    """cluster_state:ok on every node, all 16384 slots assigned, every replica's link up."""
+    deadline = time.monotonic() + timeout
+    for name, svc in stack.services.items():
+        if svc.kind != "server":
+            continue
+        client = _client(*stack.endpoint(name))
+
+        def ok(c=client) -> tuple[bool, str]:
+            info = c.cluster("INFO")
+            role = c.info("replication")
+            link_ok = role.get("role") == "master" or role.get("master_link_status") == "up"
+            seen = (f"cluster_state={info.get('cluster_state')} slots_assigned={info.get('cluster_slots_assigned')} "
+                    f"role={role.get('role')} link={role.get('master_link_status', '-')}")
+            return (info.get("cluster_state") == "ok" and int(info.get("cluster_slots_assigned", 0)) == 16384
+                    and link_ok), seen
+
+        wait_until(ok, timeout=max(1.0, deadline - time.monotonic()), what=f"{name} cluster_state:ok",
+                   explain=lambda n=name: stack.log_tail(n))
+
+
+READY_CHECKS: dict[str, Callable] = {"ha": ha_ready, "cluster": cluster_ready}
 
 
 def describe_role(host: str, port: int, kind: str) -> str:

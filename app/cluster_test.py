@@ -1,0 +1,516 @@
+"""Cluster check: topology, slot placement, MOVED, ASK during a live migration, key spread, shard failover.
+
+    python app/cluster_test.py                       # the local stack (python app/stack.py up cluster), else :7000
+    python app/cluster_test.py --fault manual        # you run e.g.: docker kill node-7000 (any primary)
+    python app/cluster_test.py --node redis.example:6379 --fault graceful --json out.json
+
+Checks: connect, placement, moved, ask, distribution, primary_failure, rejoin.
+Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr).
+Reads the topology it is given: no assumption about ports or the number of shards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from redis.crc import key_slot
+from rich.table import Table
+
+from lib.checker import error_counts, longest_gap_ms, lost_writes, outage_around
+from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
+from lib.cluster_failover import (
+    ClusterFailoverRun,
+    ClusterManualFailover,
+    run_cluster_failover,
+    wait_links_up,
+    wait_rejoined,
+)
+from lib.cluster_migration import SlotMigration, wait_owner
+from lib.cluster_topology import SLOTS, Address, Shard, covered_slots, shard_for_slot, shards_of, tag_for_slot
+from lib.fault import FAULT_MODES, STATE_ENV, Fault, ManualKill, choose_kill, local_stack_for
+from lib.ha_client import answers
+from lib.local_stack import STATE_FILE, LocalStack
+from lib.report import (
+    FAIL,
+    OK,
+    WARN,
+    ScenarioResult,
+    SetupError,
+    SuiteReport,
+    cli_main,
+    console,
+    finish,
+    key_value_table,
+    run_scenario,
+)
+from lib.util import format_endpoint, key_namespace, parse_endpoint
+from lib.waits import WaitTimeout, wait_until
+from lib.workload import OK as OP_OK
+from lib.workload import History
+
+DEFAULT_NODE = ("127.0.0.1", 7000)
+PLACEMENT_KEYS = 300
+TAGGED_GROUPS = 10  # of PLACEMENT_KEYS, these many hash-tag groups of 5 keys each
+DISTRIBUTION_KEYS = 3000
+DISTRIBUTION_TOLERANCE = 0.05  # a shard's share of keys vs its share of slots, absolute
+ASK_KEYS = 20  # keys in the migrating slot; half are moved before the cluster client is asked
+OTHER_SHARDS_MAX_GAP_MS = 1000  # "kept serving": longest pause of writes to a shard that lost nothing
+
+
+@dataclass
+class Target:
+    seeds: list[Address]
+    source: str
+
+
+def resolve_target(args) -> Target:
+    """--node flags, then the local stack ($VHC_STACK_STATE, .stack/cluster), else 127.0.0.1:7000."""
+    if args.node:
+        return Target([parse_endpoint(n) for n in args.node], "--node")
+    for state_dir in [Path(p) for p in (os.environ.get(STATE_ENV),) if p] + [LocalStack.default_state_dir("cluster")]:
+        if (state_dir / STATE_FILE).exists():
+            stack = LocalStack.load(state_dir)
+            if stack.topology.name == "cluster" and stack.running():
+                return Target([stack.endpoint(n) for n in stack.running()
+                               if stack.service(n).kind == "server"], f"local stack {state_dir}")
+    return Target([DEFAULT_NODE], "default (the compose port of node-7000)")
+
+
+# ---- checks ------------------------------------------------------------------------------------
+
+def check_connect(client: ClusterClient, shards: list[Shard]) -> ScenarioResult:
+    node = client.node(client.reachable(shards[0].primary))
+    try:
+        state = node.cluster("INFO").get("cluster_state")
+    finally:
+        node.close()
+    client.cluster.ping()
+    covered = covered_slots(shards)
+    lonely = [s.label for s in shards if not s.replicas]
+    metrics = {"cluster_state": state, "shards": len(shards), "slots_covered": covered,
+               "layout": [{"slots": s.label, "primary": format_endpoint(*s.primary.announced),
+                           "replicas": [format_endpoint(*r.announced) for r in s.replicas]} for s in shards]}
+    detail = f"{len(shards)} shards, {covered} of {SLOTS} slots covered, cluster_state:{state}"
+    if state != "ok" or covered != SLOTS:
+        return ScenarioResult("connect", FAIL, detail, metrics)
+    if lonely:
+        return ScenarioResult("connect", WARN, f"{detail}; no replica for {', '.join(lonely)}", metrics)
+    return ScenarioResult("connect", OK, detail + "; every shard has a replica", metrics)
+
+
+def check_placement(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
+    keys = [f"{ns}p:{i}" for i in range(PLACEMENT_KEYS - TAGGED_GROUPS * 5)]
+    groups = {f"{ns}g{g}": [f"{ns}{{g{g}}}:{i}" for i in range(5)] for g in range(TAGGED_GROUPS)}
+    keys += [k for group in groups.values() for k in group]
+    pipe = client.cluster.pipeline()
+    for key in keys:
+        pipe.set(key, key)
+    client.call(lambda rc: pipe.execute())
+    server = client.node(client.reachable(shards[0].primary))
+    wrong_slot, wrong_node = [], []
+    try:
+        slots = {key: key_slot(key.encode()) for key in keys}
+        server_pipe = server.pipeline(transaction=False)
+        for key in keys:
+            server_pipe.execute_command("CLUSTER KEYSLOT", key)
+        wrong_slot = [k for k, s in zip(keys, server_pipe.execute(), strict=True) if int(s) != slots[k]]
+    finally:
+        server.close()
+    split_groups = [g for g, members in groups.items() if len({slots[k] for k in members}) != 1]
+    for shard in shards:
+        mine = [k for k in keys if shard.owns(slots[k])]
+        owner = client.node(client.reachable(shard.primary))
+        try:
+            owner_pipe = owner.pipeline(transaction=False)
+            for key in mine:
+                owner_pipe.get(key)
+            values = owner_pipe.execute(raise_on_error=False)
+        finally:
+            owner.close()
+        wrong_node += [k for k, v in zip(mine, values, strict=True) if v != k]
+    metrics = {"keys": len(keys), "hash_tag_groups": len(groups), "client_slot_mismatches": len(wrong_slot),
+               "split_hash_tag_groups": split_groups, "not_on_owner": wrong_node[:10]}
+    failed = wrong_slot or split_groups or wrong_node
+    detail = (f"{len(keys)} keys: client slot == CLUSTER KEYSLOT for all; {len(groups)} hash-tag groups each in "
+              "one slot; every key read back from the primary that owns its slot" if not failed else
+              f"{len(wrong_slot)} slot mismatches, {len(split_groups)} split tag groups, "
+              f"{len(wrong_node)} keys not on their slot's owner")
+    return ScenarioResult("placement", FAIL if failed else OK, detail, metrics)
+
+
+def check_moved(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
+    if len(shards) < 2:
+        return ScenarioResult("moved", WARN, "skipped: one shard only, no node to be wrong about")
+    key = f"{ns}moved"
+    client.call(lambda rc: rc.set(key, "here"))
+    owner = shard_for_slot(shards, key_slot(key.encode()))
+    wrong = next(s for s in shards if s is not owner)
+    plain = client.node(client.reachable(wrong.primary))
+    try:
+        plain.get(key)
+        reply = None
+    except redis.exceptions.MovedError as exc:
+        reply = f"MOVED {exc.args[0]}"
+    finally:
+        plain.close()
+    # Make the cluster client's slot map stale for this slot, as it is right after a resharding.
+    slot = key_slot(key.encode())
+    nodes_manager = client.cluster.nodes_manager
+    stale = nodes_manager.get_node(*client.reachable(wrong.primary))
+    before = client.redirects["MOVED"]
+    nodes_manager.slots_cache[slot] = [stale]
+    value = client.call(lambda rc: rc.get(key))
+    followed = client.redirects["MOVED"] - before
+    metrics = {"key": key, "slot": slot, "asked": format_endpoint(*wrong.primary.announced),
+               "plain_client_reply": reply, "cluster_client_value": value, "cluster_client_redirects": followed}
+    if reply is None or not reply.startswith(f"MOVED {slot} "):
+        return ScenarioResult("moved", FAIL, f"a plain client at the wrong node got {reply!r}, not MOVED", metrics)
+    if value != "here" or followed < 1:
+        return ScenarioResult("moved", FAIL, f"cluster client read {value!r} after {followed} redirect(s)", metrics)
+    return ScenarioResult("moved", OK, f"plain client at {format_endpoint(*wrong.primary.announced)}: {reply}; "
+                          f"cluster client with a stale slot map read the key after {followed} MOVED", metrics)
+
+
+def check_ask(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
+    """Live-migrate one slot between two primaries; read and write through ASK; restore the layout."""
+    if len(shards) < 2:
+        return ScenarioResult("ask", WARN, "skipped: one shard only, nowhere to migrate a slot")
+    source, target = shards[0], shards[1]
+    slot = source.slots[0][0] + 7  # any slot of the source
+    tag = tag_for_slot(slot)
+    keys = [f"{ns}{{{tag}}}:{i}" for i in range(ASK_KEYS)]
+    client.call(lambda rc: rc.mset_nonatomic({k: f"v{i}" for i, k in enumerate(keys)}))
+    primaries = [s.primary for s in shards]
+    migration = SlotMigration(client, slot, source.primary, target.primary)
+    asks_before = client.redirects["ASK"]
+    metrics: dict = {"slot": slot, "from": format_endpoint(*source.primary.announced),
+                     "to": format_endpoint(*target.primary.announced), "keys": len(keys)}
+    migration.begin()
+    try:
+        moved = keys[: len(keys) // 2]
+        migration.move_keys(moved)
+        plain = client.node(client.reachable(source.primary))
+        try:
+            plain.get(moved[0])
+            metrics["plain_client_reply"] = "a value (no ASK)"
+        except redis.exceptions.AskError as exc:
+            metrics["plain_client_reply"] = f"ASK {exc.args[0]}"
+        finally:
+            plain.close()
+        values = [client.call(lambda rc, k=k: rc.get(k)) for k in keys]
+        new_key = f"{ns}{{{tag}}}:new"
+        client.call(lambda rc: rc.set(new_key, "during"))
+        client.call(lambda rc: rc.set(moved[0], "updated"))
+        keys.append(new_key)
+        read_back = {k: client.call(lambda rc, k=k: rc.get(k)) for k in (new_key, moved[0], keys[-2])}
+        metrics["ask_redirects_during"] = client.redirects["ASK"] - asks_before
+        metrics["moved_keys"] = migration.complete(primaries) + len(moved)
+    except Exception:
+        migration.cancel(primaries)
+        raise
+    # Put the slot back where it was: a second, complete migration.
+    back = SlotMigration(client, slot, target.primary, source.primary)
+    back.begin()
+    back.complete(primaries)
+    wait_owner(client, primaries, slot, source.primary, timeout=30)
+    final = {k: client.call(lambda rc, k=k: rc.get(k)) for k in keys}
+    metrics.update({"redirects_total": dict(client.redirects), "restored_owner": format_endpoint(
+        *source.primary.announced)})
+    expected = [f"v{i}" for i in range(ASK_KEYS)]
+    problems = []
+    if not str(metrics.get("plain_client_reply", "")).startswith("ASK"):
+        problems.append(f"plain client on the source got {metrics.get('plain_client_reply')}, not ASK")
+    if values != expected:
+        problems.append("reads during the migration returned wrong values")
+    if read_back != {new_key: "during", moved[0]: "updated", keys[-2]: expected[-1]}:
+        problems.append(f"writes during the migration read back as {read_back}")
+    if metrics["ask_redirects_during"] < 1:
+        problems.append("the cluster client followed no ASK")
+    if final.get(new_key) != "during" or final.get(moved[0]) != "updated" or None in final.values():
+        problems.append("keys changed or vanished when the slot was moved back")
+    detail = (f"slot {slot} migrated {metrics['from']} -> {metrics['to']} with half of its {ASK_KEYS} keys moved: "
+              f"plain client got {metrics.get('plain_client_reply')}; cluster client read all {ASK_KEYS} and wrote "
+              f"2 through {metrics['ask_redirects_during']} ASK redirect(s); slot moved back, cluster ok")
+    return ScenarioResult("ask", FAIL if problems else OK, "; ".join(problems) or detail, metrics)
+
+
+def check_distribution(client: ClusterClient, shards: list[Shard], ns: str) -> tuple[ScenarioResult, Table]:
+    prefix = f"{ns}d:"
+    keys = [f"{prefix}{i}" for i in range(DISTRIBUTION_KEYS)]
+    for i in range(0, len(keys), 500):
+        batch = keys[i:i + 500]
+        client.call(lambda rc, b=batch: rc.mset_nonatomic({k: "1" for k in b}))
+    table = Table(title=f"Key distribution ({DISTRIBUTION_KEYS:,} keys)")
+    for column in ("shard (slot ranges)", "primary", "slots", "keys", "share of keys", "share of slots"):
+        table.add_column(column)
+    counts, problems = {}, []
+    for shard in shards:
+        node = client.node(client.reachable(shard.primary))
+        try:
+            count = sum(1 for _ in node.scan_iter(match=f"{prefix}*", count=1000))
+        finally:
+            node.close()
+        counts[shard.label] = count
+        key_share, slot_share = count / DISTRIBUTION_KEYS, shard.primary.slot_count / SLOTS
+        if abs(key_share - slot_share) > DISTRIBUTION_TOLERANCE:
+            problems.append(f"{shard.label} holds {key_share:.1%} of keys for {slot_share:.1%} of slots")
+        table.add_row(shard.label, format_endpoint(*shard.primary.announced), f"{shard.primary.slot_count:,}",
+                      f"{count:,}", f"{key_share:.1%}", f"{slot_share:.1%}")
+    total = sum(counts.values())
+    table.add_row("total", "", f"{covered_slots(shards):,}", f"{total:,}", f"{total / DISTRIBUTION_KEYS:.1%}", "")
+    if total != DISTRIBUTION_KEYS:
+        problems.insert(0, f"counted {total} keys on the primaries, wrote {DISTRIBUTION_KEYS}")
+    metrics = {"written": DISTRIBUTION_KEYS, "counted": total, "per_shard": counts}
+    detail = (f"{DISTRIBUTION_KEYS:,} keys written, {total:,} counted with SCAN on the primaries; per shard "
+              + ", ".join(f"{k}: {v:,}" for k, v in counts.items()))
+    return ScenarioResult("distribution", FAIL if problems else OK, "; ".join(problems) or detail, metrics), table
+
+
+def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None, skipped: str | None) -> ScenarioResult:
+    if run is None:
+        return ScenarioResult("primary_failure", WARN, f"skipped: {skipped}")
+    victim = run.victim
+    metrics: dict = {"fault": run.fault, "backoff_cap_ms": BACKOFF_CAP_S * 1000, "retries_per_call": RETRIES_PER_CALL,
+                     "ops_total": len(run.ops()), "errors_by_type": error_counts(run.ops())}
+    if victim is None:
+        return ScenarioResult("primary_failure", FAIL, f"no shard lost its primary: {run.timeout_reason}", metrics)
+    metrics.update({"shard": victim.label, "old_primary": format_endpoint(*victim.primary.announced),
+                    "promoted": format_endpoint(*run.promoted.announced) if run.promoted else None,
+                    "promoted_after_s": round(run.offset(run.promoted_at), 3) if run.promoted_at else None})
+    outage = outage_around(run.ops(victim), run.fault_at)
+    metrics["affected_downtime_ms"] = round(outage.downtime_ms, 1) if outage and outage.downtime_ms else 0.0
+    end = run.recovered_at or time.monotonic()
+    others = {s.label: round(longest_gap_ms(run.ops(s), run.fault_at, end), 1)
+              for s in run.shards if s.label != victim.label}
+    metrics["other_shards_longest_gap_ms"] = others
+    if run.timeout_reason:
+        return ScenarioResult("primary_failure", FAIL, f"no recovery: {run.timeout_reason}", metrics)
+    loss = lost_writes(run.ops(), lambda keys: client.call(lambda rc: rc.mget_nonatomic(keys)))
+    metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_keys_sample": loss.lost_keys})
+    slow = {k: v for k, v in others.items() if v > OTHER_SHARDS_MAX_GAP_MS}
+    detail = (f"{run.fault}; {metrics['promoted']} promoted after {metrics['promoted_after_s']:.2f} s; "
+              f"shard {victim.label} unable to write for {metrics['affected_downtime_ms']:,.0f} ms; other shards' "
+              f"longest pause {max(others.values(), default=0):,.0f} ms; {loss.acked:,} acknowledged writes, "
+              f"{loss.lost} lost")
+    if slow:
+        return ScenarioResult("primary_failure", FAIL, f"{detail}; shards {', '.join(slow)} stopped serving "
+                              f"for more than {OTHER_SHARDS_MAX_GAP_MS} ms", metrics)
+    if loss.lost:
+        return ScenarioResult("primary_failure", WARN, f"{detail} (asynchronous replication: writes the dead "
+                              "primary acknowledged but had not sent to its replica)", metrics)
+    return ScenarioResult("primary_failure", OK, detail, metrics)
+
+
+def check_rejoin(client: ClusterClient, run: ClusterFailoverRun | None, fault: Fault | None,
+                 restore_timeout: float) -> ScenarioResult:
+    if run is None or run.promoted is None or fault is None:
+        return ScenarioResult("rejoin", WARN, "skipped: no failover happened")
+    old = run.victim.primary
+    restored = fault.restore(restore_timeout) if (fault.can_restore or fault.by_hand) else True
+    if not restored:
+        return ScenarioResult("rejoin", WARN, f"{format_endpoint(*old.announced)} was not started again within "
+                              f"{restore_timeout:.0f}s", {"old_primary_restarted": False})
+    try:
+        seen = wait_rejoined(client, old, run.promoted, timeout=60)
+        wait_until(lambda: _cluster_ok(client), timeout=30, what="cluster_state:ok on every node")
+    except WaitTimeout as exc:
+        return ScenarioResult("rejoin", FAIL, f"did not rejoin: {exc}", {"old_primary_rejoined": False})
+    return ScenarioResult("rejoin", OK, f"{format_endpoint(*old.announced)} is back as a replica of "
+                          f"{format_endpoint(*run.promoted.announced)} ({seen}); cluster ok",
+                          {"old_primary_rejoined": True, "new_primary": format_endpoint(*run.promoted.announced)})
+
+
+def _cluster_ok(client: ClusterClient) -> tuple[bool, str]:
+    states = {}
+    for node in client.nodes():
+        if node.failed:
+            return False, f"{format_endpoint(*node.announced)} flagged {','.join(sorted(node.flags))}"
+        plain = client.node(client.reachable(node))
+        try:
+            states[format_endpoint(*node.announced)] = plain.cluster("INFO").get("cluster_state")
+        finally:
+            plain.close()
+    return all(s == "ok" for s in states.values()), str(states)
+
+
+# ---- faults ------------------------------------------------------------------------------------
+
+def build_fault(args, client: ClusterClient, shards: list[Shard], history: History) -> tuple[Fault | None, object]:
+    """The fault, and a callable naming the shard it hits (asked after the fault)."""
+    victim = shards[0]  # the primary of slot 0 (node-7000 in our stack)
+    if args.fault == "none":
+        return None, None
+    if args.fault == "graceful":
+        if not victim.replicas:
+            raise SetupError(f"--fault graceful: shard {victim.label} has no replica to promote")
+        return ClusterManualFailover(client, victim.replicas[0]), lambda: victim
+    if args.fault == "manual":
+        def down_shard() -> Shard | None:
+            return next((s for s in shards if not answers(client.reachable(s.primary), client.password, 0.3)), None)
+
+        local = local_stack_for("cluster", client.reachable(victim.primary)[1])
+        name = victim.primary.announced[0]
+        hint, restart = ((f"python app/stack.py kill {local[1]}", "python app/stack.py start SERVICE") if local
+                         else (f"docker kill {name}", "docker start CONTAINER"))
+        fault = ManualKill("any primary", hint, lambda: down_shard() is not None,
+                           lambda: down_shard() is None, live_view(shards, history), timeout=args.manual_timeout,
+                           restart_hint=restart)
+        return fault, lambda: down_shard() or victim
+    kill = choose_kill(args.fault, "cluster", victim.primary.announced, client.reachable(victim.primary))
+    return kill, lambda: victim
+
+
+def live_view(shards: list[Shard], history: History):
+    def render(remaining: float) -> Table:
+        table = Table(title=f"waiting for a primary to be killed ({remaining:,.0f}s left)")
+        table.add_column("shard")
+        table.add_column("writes ok (last s)")
+        table.add_column("errors (last s)")
+        now = time.monotonic()
+        recent = [op for op in history.snapshot() if op.end >= now - 1.0]
+        for shard in shards:
+            mine = [op for op in recent if op.group == shard.label]
+            table.add_row(shard.label, str(sum(op.outcome == OP_OK for op in mine)),
+                          str(sum(op.outcome != OP_OK for op in mine)))
+        return table
+    return render
+
+
+# ---- output ------------------------------------------------------------------------------------
+
+def topology_table(client: ClusterClient, shards: list[Shard]) -> Table:
+    table = Table(title="Cluster topology")
+    for column in ("shard (slots)", "role", "node (announced)", "reached at", "node id", "state"):
+        table.add_column(column)
+    for shard in shards:
+        for i, node in enumerate([shard.primary, *shard.replicas]):
+            reached = client.reachable(node)
+            table.add_row(shard.label if i == 0 else "", "primary" if i == 0 else "replica",
+                          format_endpoint(*node.announced),
+                          format_endpoint(*reached) if reached != node.announced else "same",
+                          node.node_id[:8], "failed" if node.failed else "connected")
+    return table
+
+
+def timeline_table(run: ClusterFailoverRun) -> Table:
+    table = Table(title="Failover timeline (seconds from the fault)")
+    table.add_column("t", justify="right")
+    table.add_column("event")
+    table.add_column("detail", overflow="fold")
+    rows = [(e.at, e.name, e.detail) for e in run.history.events]
+    if run.victim is not None:
+        outage = outage_around(run.ops(run.victim), run.fault_at)
+        if outage:
+            rows.append((outage.last_ok_end, f"last write ok on {run.victim.label}", ""))
+            if outage.first_ok_end:
+                rows.append((outage.first_ok_end, f"first write ok again on {run.victim.label}",
+                             f"{outage.failed_ops} failed in between ({outage.first_error})"))
+    for at, name, detail in sorted(rows):
+        table.add_row(f"{run.offset(at):+.3f}", name, detail)
+    return table
+
+
+def cleanup(client: ClusterClient, ns: str) -> int:
+    """SCAN + DEL of this run's keys on every primary (one key per DEL: keys span slots)."""
+    deleted = 0
+    try:
+        for shard in client.shards():
+            node = client.node(client.reachable(shard.primary), timeout=5.0)
+            try:
+                pipe = node.pipeline(transaction=False)
+                for key in node.scan_iter(match=f"{ns}*", count=1000):
+                    pipe.unlink(key)
+                deleted += sum(pipe.execute())
+            finally:
+                node.close()
+    except (redis.RedisError, SetupError) as exc:
+        console.print(f"[yellow]could not clean up keys {ns}*: {exc}[/]")
+    return deleted
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python app/cluster_test.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--node", action="append", metavar="HOST:PORT",
+                        help="a cluster node (repeat for more); default: the local stack, else 127.0.0.1:7000")
+    parser.add_argument("--fault", choices=FAULT_MODES, default="auto",
+                        help="auto: local launcher kill, else docker kill; manual: you kill a primary; "
+                             "graceful: CLUSTER FAILOVER on a replica; none: no failover")
+    parser.add_argument("--password", help="password of the nodes (AUTH)")
+    parser.add_argument("--host-map", action="append", default=[], metavar="NAME=HOST",
+                        help="reach an announced host NAME at HOST (unresolvable names map to the first node's host)")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--recovery-timeout", type=float, default=60.0, metavar="S")
+    parser.add_argument("--manual-timeout", type=float, default=300.0, metavar="S",
+                        help="how long --fault manual waits for the kill (and for the restart)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    host_map = {}
+    for entry in args.host_map:
+        name, sep, host = entry.partition("=")
+        if not sep or not name or not host:
+            raise SetupError(f"--host-map {entry!r}: expected NAME=HOST, e.g. node-7000=10.0.0.5")
+        host_map[name] = host
+    target = resolve_target(args)
+    client = ClusterClient(target.seeds, password=args.password, host_map=host_map)
+    ns = key_namespace("cluster")
+    try:
+        nodes = client.nodes()  # a SetupError here: nothing was written, nothing to clean up
+    except SetupError:
+        client.close()
+        raise
+    try:
+        return run_suite(args, client, target, nodes, ns)
+    finally:
+        cleanup(client, ns)
+        client.close()
+
+
+def run_suite(args, client: ClusterClient, target: Target, nodes: list, ns: str) -> int:
+    shards = shards_of(nodes)
+    if not shards:
+        raise SetupError(f"{format_endpoint(*target.seeds[0])} is in cluster mode but no node owns slots: "
+                         "the cluster is not formed (run cluster-init)")
+    server = client.node(client.reachable(shards[0].primary)).info("server")
+    version = f"{server.get('server_name', 'redis')} {server.get('valkey_version') or server.get('redis_version')}"
+    console.print(key_value_table("Target", [
+        ("seed nodes", ", ".join(format_endpoint(*s) for s in target.seeds) + f"  (from {target.source})"),
+        ("server", version), ("nodes", len(nodes)), ("shards", len(shards))]))
+    console.print(topology_table(client, shards))
+    report = SuiteReport("cluster", {"nodes": [format_endpoint(*s) for s in target.seeds], "server_version": version,
+                                     "shards": len(shards), "fault": args.fault})
+    report.add(run_scenario("connect", lambda: check_connect(client, shards)))
+    report.add(run_scenario("placement", lambda: check_placement(client, shards, ns)))
+    report.add(run_scenario("moved", lambda: check_moved(client, shards, ns)))
+    report.add(run_scenario("ask", lambda: check_ask(client, shards, ns)))
+    distribution = run_scenario("distribution", lambda: check_distribution(client, shards, ns))
+    if isinstance(distribution, tuple):
+        distribution, table = distribution
+        console.print(table)
+    report.add(distribution)
+
+    history = History()
+    fault, victim = build_fault(args, client, shards, history)
+    run, skipped = None, "--fault none" if fault is None else None
+    if fault is not None:
+        wait_links_up(client, shards, timeout=60)
+        run = run_cluster_failover(client, fault, shards, victim, ns, recovery_timeout=args.recovery_timeout,
+                                   history=history)
+        console.print(timeline_table(run))
+    report.add(run_scenario("primary_failure", lambda: check_primary_failure(client, run, skipped)))
+    report.add(run_scenario("rejoin", lambda: check_rejoin(client, run, fault, args.manual_timeout
+                                                           if fault and fault.by_hand else 30)))
+    return finish(report, args.json)
+
+
+if __name__ == "__main__":
+    cli_main(main)

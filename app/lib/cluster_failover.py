@@ -1,0 +1,186 @@
+"""One measured shard failover: a writer per shard running around one fault on one primary.
+
+A writer per shard (not one for all) so that a shard waiting on the dead primary does not delay
+the writes to the others: the "other shards kept serving" number then measures the cluster, not
+our single thread. The run only records; lib/checker.py gives the verdicts afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+from lib.cluster_client import ClusterClient
+from lib.cluster_topology import ClusterNode, Shard, key_in_shard
+from lib.fault import Fault
+from lib.report import SetupError, console
+from lib.util import format_endpoint
+from lib.waits import PollPolicy, WaitTimeout, wait_until
+from lib.workload import OK, ContinuousWriter, History
+
+WARMUP_OPS = 100  # acknowledged writes per shard before the fault, so there is something to lose
+SETTLE_OPS = 100  # acknowledged writes per shard after recovery: the client keeps working
+FAST_POLL = PollPolicy(first=0.01, cap=0.02)  # promotion time is measured by this poll
+
+
+class ClusterManualFailover(Fault):
+    """CLUSTER FAILOVER on a replica: a promotion without killing anything (graceful)."""
+
+    def __init__(self, client: ClusterClient, replica: ClusterNode):
+        self.client, self.replica = client, replica
+
+    @property
+    def description(self) -> str:
+        return f"CLUSTER FAILOVER on replica {format_endpoint(*self.replica.announced)} (graceful)"
+
+    def inject(self) -> None:
+        node = self.client.node(self.client.reachable(self.replica))
+        try:
+            node.execute_command("CLUSTER FAILOVER")
+        except redis.RedisError as exc:
+            raise SetupError(f"CLUSTER FAILOVER on {format_endpoint(*self.replica.announced)} failed: {exc}") from None
+        finally:
+            node.close()
+
+
+@dataclass
+class ClusterFailoverRun:
+    fault: str
+    shards: list[Shard]  # the layout before the fault
+    history: History = field(default_factory=History)
+    victim: Shard | None = None
+    fault_at: float = 0.0
+    promoted_at: float | None = None
+    promoted: ClusterNode | None = None
+    recovered_at: float | None = None
+    timeout_reason: str | None = None
+
+    def offset(self, at: float) -> float:
+        return at - self.fault_at
+
+    def ops(self, shard: Shard | None = None) -> list:
+        ops = self.history.snapshot()
+        return ops if shard is None else [op for op in ops if op.group == shard.label]
+
+
+def wait_links_up(client: ClusterClient, shards: list[Shard], timeout: float) -> None:
+    """Every replica's link is up: a replica still in its first sync is never promoted."""
+    replicas = [r for s in shards for r in s.replicas]
+
+    def links() -> tuple[bool, str]:
+        seen = []
+        for replica in replicas:
+            node = client.node(client.reachable(replica))
+            try:
+                seen.append(f"{format_endpoint(*replica.announced)} "
+                            f"link={node.info('replication').get('master_link_status')}")
+            finally:
+                node.close()
+        return all(s.endswith("link=up") for s in seen), "; ".join(seen)
+
+    wait_until(links, timeout=timeout, what="every replica's master_link_status:up before the fault")
+
+
+def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard],
+                         victim: Callable[[], Shard], namespace: str, *, recovery_timeout: float = 60.0,
+                         history: History | None = None) -> ClusterFailoverRun:
+    """Write to every shard, inject the fault, wait for a promotion and for writes to the shard again.
+
+    victim() names the shard that lost its primary; it is asked after the fault, because with a
+    manual fault a person chooses which primary to kill.
+    """
+    run = ClusterFailoverRun(fault.description, shards, history if history is not None else History())
+    writers = []
+    for shard in shards:
+        writer_client = ClusterClient(client.seeds, password=client.password, host_map=client.remap.host_map)
+        label = shard.label
+        writers.append((ContinuousWriter(lambda key, value, c=writer_client: c.call(lambda rc: rc.set(key, value))
+                                         and None,
+                                         lambda seq, s=shard: key_in_shard(s, f"{namespace}w:", seq), run.history,
+                                         group_for=lambda key, g=label: g), writer_client))
+    for writer, _ in writers:
+        writer.start()
+    try:
+        _wait_ok_per_shard(run, shards, WARMUP_OPS, after=0.0, what="acknowledged writes on every shard before "
+                           "the fault")
+        console.print(f"writing to {len(shards)} shards ({len(run.ops())} writes so far); fault: {fault.description}")
+        run.fault_at = time.monotonic()
+        run.history.event("fault", fault.description, at=run.fault_at)
+        fault.inject()
+        if fault.by_hand:
+            run.fault_at = time.monotonic()
+            run.history.event("fault seen", "a primary stopped answering", at=run.fault_at)
+        run.victim = victim()
+        try:
+            _wait_promoted(run, client, recovery_timeout)
+            _wait_ok_per_shard(run, [run.victim], 1, after=run.promoted_at or run.fault_at,
+                               what=f"a write to {run.victim.label} after the promotion", timeout=recovery_timeout)
+            run.recovered_at = time.monotonic()
+            run.history.event("recovered", f"writes to {run.victim.label} succeed again")
+            _wait_ok_per_shard(run, shards, SETTLE_OPS, after=run.recovered_at,
+                               what="acknowledged writes on every shard after recovery")
+        except WaitTimeout as exc:
+            run.timeout_reason = str(exc)
+    finally:
+        for writer, writer_client in writers:
+            writer.stop()
+            writer_client.close()
+    return run
+
+
+def _wait_promoted(run: ClusterFailoverRun, client: ClusterClient, timeout: float) -> None:
+    """Poll the victim's replicas every 10-20 ms: the one that wins the election says so first."""
+    old = run.victim.primary
+    replicas = run.victim.replicas
+    if not replicas:
+        raise WaitTimeout(f"{run.victim.label} has no replica: nothing can be promoted")
+
+    def promoted() -> tuple[bool, str]:
+        seen = []
+        for replica in replicas:
+            try:
+                me = next(n for n in client.nodes([client.reachable(replica)]) if "myself" in n.flags)
+            except SetupError as exc:
+                seen.append(f"{format_endpoint(*replica.announced)}: {exc}")
+                continue
+            seen.append(f"{format_endpoint(*replica.announced)} {'primary' if me.is_primary else 'replica'}")
+            if me.is_primary and me.slots:
+                run.promoted = me
+                return True, "; ".join(seen)
+        return False, "; ".join(seen)
+
+    wait_until(promoted, timeout=timeout, policy=FAST_POLL,
+               what=f"a replica of {format_endpoint(*old.announced)} to be promoted")
+    run.promoted_at = time.monotonic()
+    run.history.event("promoted", f"{format_endpoint(*run.promoted.announced)} now serves {run.victim.label}",
+                      at=run.promoted_at)
+
+
+def _wait_ok_per_shard(run: ClusterFailoverRun, shards: list[Shard], count: int, *, after: float, what: str,
+                       timeout: float = 30.0) -> None:
+    def enough() -> tuple[bool, str]:
+        counts = {s.label: sum(1 for op in run.ops(s) if op.outcome == OK and op.start > after) for s in shards}
+        return all(c >= count for c in counts.values()), f"acknowledged per shard: {counts}"
+
+    wait_until(enough, timeout=timeout, what=f"{count} {what}")
+
+
+def wait_rejoined(client: ClusterClient, old: ClusterNode, new_primary: ClusterNode, timeout: float) -> str:
+    """The old primary, running again, is a replica of the new one with its link up."""
+    address = client.reachable(old)
+
+    def rejoined() -> tuple[bool, str]:
+        me = next(n for n in client.nodes([address]) if "myself" in n.flags)
+        node = client.node(address)
+        try:
+            link = node.info("replication").get("master_link_status")
+        finally:
+            node.close()
+        return (not me.is_primary and me.master_id == new_primary.node_id and link == "up",
+                f"{'primary' if me.is_primary else 'replica of ' + me.master_id[:8]} link={link}")
+
+    return wait_until(rejoined, timeout=timeout, what=f"{format_endpoint(*old.announced)} to replicate from "
+                      f"{format_endpoint(*new_primary.announced)} with its link up")

@@ -1,0 +1,98 @@
+"""The cluster harness on a real local cluster: formation, placement, MOVED, ASK, a real SIGKILL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import run_script
+from lib import process
+from lib.cluster_client import ClusterClient
+from lib.cluster_topology import shards_of
+
+from .conftest import run_init
+
+pytestmark = pytest.mark.integration
+
+
+def scenarios(path) -> dict[str, dict]:
+    report = json.loads(path.read_text())
+    assert report["suite"] == "cluster" and report["target"]["shards"] == 3, report["target"]
+    return {s["scenario"]: s for s in report["scenarios"]}
+
+
+def node_client(stack, name: str) -> redis.Redis:
+    return redis.Redis(port=stack.service(name).port, decode_responses=True)
+
+
+def test_init_run_twice_changes_nothing_the_second_time(cluster_stack):
+    first_log = Path(cluster_stack.service("cluster-init").log).read_text()
+    assert "11 change(s)" in first_log, first_log
+    proc = run_init(cluster_stack)
+    assert proc.returncode == 0, proc.stderr
+    assert "0 change(s) (it was already formed)" in proc.stdout, proc.stdout
+    for name in [n for n, s in cluster_stack.services.items() if s.kind == "server"]:
+        client = node_client(cluster_stack, name)
+        info = client.cluster("INFO")
+        assert (info["cluster_state"], int(info["cluster_known_nodes"]), int(info["cluster_slots_assigned"])) == (
+            "ok", 6, 16384), (name, info)
+        assert "handshake" not in client.execute_command("CLUSTER NODES").__repr__(), name
+        client.close()
+
+
+def test_placement_moved_ask_and_distribution(cluster_stack, tmp_path):
+    out = tmp_path / "cluster.json"
+    proc = run_script("cluster_test.py", "--fault", "none", "--json", str(out), state_dir=cluster_stack.state_dir)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    result = scenarios(out)
+    for name in ("connect", "placement", "moved", "ask", "distribution"):
+        assert result[name]["status"] == "OK", (name, result[name]["detail"])
+    assert result["primary_failure"]["status"] == "WARN" and "skipped" in result["primary_failure"]["detail"]
+
+    assert result["placement"]["metrics"]["client_slot_mismatches"] == 0
+    moved = result["moved"]["metrics"]
+    assert moved["plain_client_reply"].startswith(f"MOVED {moved['slot']} ")
+    assert moved["cluster_client_redirects"] >= 1
+    ask = result["ask"]["metrics"]
+    assert ask["plain_client_reply"].startswith(f"ASK {ask['slot']} ") and ask["ask_redirects_during"] >= 1
+    assert result["distribution"]["metrics"]["counted"] == result["distribution"]["metrics"]["written"]
+
+    # The migrated slot is back on its owner, nothing is left migrating, and no key of the run is left.
+    client = ClusterClient([("127.0.0.1", cluster_stack.service("node-7000").port)])
+    nodes = client.nodes()
+    owner = next(n for n in nodes if any(lo <= ask["slot"] <= hi for lo, hi in n.slots))
+    assert owner.announced[1] == int(ask["from"].rsplit(":", 1)[1])
+    assert not any(n.migrating for n in nodes)
+    for shard in shards_of(nodes):
+        primary = client.node(client.reachable(shard.primary))
+        assert list(primary.scan_iter(match="vhc:cluster:*")) == [], shard.label
+        primary.close()
+
+
+def test_primary_kill_promotes_the_replica_without_losing_acked_writes(cluster_stack, tmp_path):
+    shard0 = shards_of(ClusterClient([("127.0.0.1", cluster_stack.service("node-7001").port)]).nodes())[0]
+    victim_port, replica_port = shard0.primary.port, shard0.replicas[0].port
+    victim_pid = cluster_stack.service(cluster_stack.service_at(victim_port)).pid
+    out = tmp_path / "cluster.json"
+    proc = run_script("cluster_test.py", "--json", str(out), state_dir=cluster_stack.state_dir)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    result = scenarios(out)
+    failure = result["primary_failure"]
+    assert failure["status"] == "OK", failure["detail"]
+    metrics = failure["metrics"]
+    assert metrics["fault"].startswith("SIGKILL node-"), metrics["fault"]
+    assert metrics["promoted"].endswith(f":{replica_port}")
+    assert 1.0 <= metrics["promoted_after_s"] <= 15, metrics["promoted_after_s"]
+    assert metrics["affected_downtime_ms"] >= 1000, "a SIGKILLed primary cannot be replaced in under a second"
+    assert all(gap < 1000 for gap in metrics["other_shards_longest_gap_ms"].values()), metrics
+    assert metrics["acked"] > 300 and metrics["lost"] == 0, metrics
+
+    assert result["rejoin"]["status"] == "OK", result["rejoin"]["detail"]
+    assert not process.is_alive(victim_pid), "the original process really died; a new one replaced it"
+    old = node_client(cluster_stack, cluster_stack.service_at(victim_port))
+    info = old.info("replication")
+    assert (info["role"], info["master_port"], info["master_link_status"]) == ("slave", replica_port, "up")
+    old.close()
