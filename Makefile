@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  := $(PY) app/stack.py
 
-.PHONY: demo demo-ha demo-cluster test lint venv clean
+.PHONY: demo demo-ha demo-cluster demo-compat redis-server test lint venv clean
 
 $(VENV)/.installed: app/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VENV)/.installed: app/requirements.txt
 
 venv: $(VENV)/.installed
 
-demo: venv demo-ha demo-cluster
+demo: venv demo-ha demo-cluster demo-compat
 
 # The HA stack (master, 2 replicas, 3 sentinels) as local processes; the master is SIGKILLed.
 demo-ha: venv
@@ -24,6 +24,18 @@ demo-ha: venv
 # The cluster (3 primaries + 3 replicas) as local processes; the primary of slot 0 is SIGKILLed.
 demo-cluster: venv
 	$(STACK) run cluster -- $(PY) app/cluster_test.py --json results/cluster.json
+
+# Redis + Valkey side by side (docs/compat.md); needs redis-server (installed when root with apt).
+demo-compat: venv redis-server
+	$(STACK) run compat -- $(PY) app/test_runner.py --json-dir results
+
+redis-server:
+	@command -v redis-server >/dev/null || [ -n "$$REDIS_SERVER_BIN" ] || { \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null && \
+	    { service redis-server stop >/dev/null 2>&1 || true; }; \
+	  else echo "redis-server is needed: sudo apt-get install redis-server, or set REDIS_SERVER_BIN=/path/to/redis-server" >&2; exit 2; fi; }
 
 lint: venv
 	$(VENV)/bin/ruff check app tests cluster-init

