@@ -22,6 +22,7 @@ from redis.crc import key_slot
 from rich.table import Table
 
 from lib.checker import error_counts, longest_gap_ms, lost_writes, outage_around
+from lib.cli import add_failover_options, parse_host_map
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
 from lib.cluster_failover import (
     ClusterFailoverRun,
@@ -32,8 +33,9 @@ from lib.cluster_failover import (
 )
 from lib.cluster_migration import SlotMigration, wait_owner
 from lib.cluster_topology import SLOTS, Address, Shard, covered_slots, shard_for_slot, shards_of, tag_for_slot
-from lib.fault import FAULT_MODES, STATE_ENV, Fault, ManualKill, choose_kill, local_stack_for
+from lib.fault import STATE_ENV, Fault, ManualKill, choose_kill, local_stack_for
 from lib.ha_client import answers
+from lib.keyspace import delete_prefix
 from lib.local_stack import STATE_FILE, LocalStack
 from lib.report import (
     FAIL,
@@ -422,10 +424,7 @@ def cleanup(client: ClusterClient, ns: str) -> int:
         for shard in client.shards():
             node = client.node(client.reachable(shard.primary), timeout=5.0)
             try:
-                pipe = node.pipeline(transaction=False)
-                for key in node.scan_iter(match=f"{ns}*", count=1000):
-                    pipe.unlink(key)
-                deleted += sum(pipe.execute())
+                deleted += delete_prefix(node, ns, cluster_node=True)
             finally:
                 node.close()
     except (redis.RedisError, SetupError) as exc:
@@ -439,27 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python app/cluster_test.py", description=__doc__.split("\n")[0])
     parser.add_argument("--node", action="append", metavar="HOST:PORT",
                         help="a cluster node (repeat for more); default: the local stack, else 127.0.0.1:7000")
-    parser.add_argument("--fault", choices=FAULT_MODES, default="auto",
-                        help="auto: local launcher kill, else docker kill; manual: you kill a primary; "
-                             "graceful: CLUSTER FAILOVER on a replica; none: no failover")
-    parser.add_argument("--password", help="password of the nodes (AUTH)")
-    parser.add_argument("--host-map", action="append", default=[], metavar="NAME=HOST",
-                        help="reach an announced host NAME at HOST (unresolvable names map to the first node's host)")
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    parser.add_argument("--recovery-timeout", type=float, default=60.0, metavar="S")
-    parser.add_argument("--manual-timeout", type=float, default=300.0, metavar="S",
-                        help="how long --fault manual waits for the kill (and for the restart)")
+    add_failover_options(parser, fault_help=("auto: local launcher kill, else docker kill; manual: you kill a primary; "
+                             "graceful: CLUSTER FAILOVER on a replica; none: no failover"),
+                         host_map_fallback="the first node's host")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    host_map = {}
-    for entry in args.host_map:
-        name, sep, host = entry.partition("=")
-        if not sep or not name or not host:
-            raise SetupError(f"--host-map {entry!r}: expected NAME=HOST, e.g. node-7000=10.0.0.5")
-        host_map[name] = host
+    host_map = parse_host_map(args.host_map, "node-7000=10.0.0.5")
     target = resolve_target(args)
     client = ClusterClient(target.seeds, password=args.password, host_map=host_map)
     ns = key_namespace("cluster")

@@ -20,16 +20,17 @@ import redis
 from rich.table import Table
 
 from lib.checker import error_counts, lost_writes, outage_around
-from lib.fault import FAULT_MODES, STATE_ENV, Fault, ManualKill, choose_kill, local_stack_for
+from lib.cli import add_failover_options, parse_host_map
+from lib.fault import STATE_ENV, Fault, ManualKill, choose_kill, local_stack_for
 from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient, answers
 from lib.ha_failover import FailoverRun, SentinelFailover, run_failover, wait_replicas_synced
+from lib.keyspace import delete_prefix
 from lib.local_stack import STATE_FILE, LocalStack
 from lib.report import (
     FAIL,
     OK,
     WARN,
     ScenarioResult,
-    SetupError,
     SuiteReport,
     cli_main,
     console,
@@ -336,17 +337,10 @@ def cleanup(ha: HAClient, ns: str) -> int:
     """SCAN + DEL of this run's keys only, on whichever node is master now."""
     try:
         master = ha.node(ha.master_address())
-        deleted = 0
-        batch = []
-        for key in master.scan_iter(match=f"{ns}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                deleted += master.delete(*batch)
-                batch = []
-        if batch:
-            deleted += master.delete(*batch)
-        master.close()
-        return deleted
+        try:
+            return delete_prefix(master, ns)
+        finally:
+            master.close()
     except redis.RedisError as exc:
         console.print(f"[yellow]could not clean up keys {ns}*: {exc}[/]")
         return 0
@@ -360,28 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"a sentinel (repeat for each); default: ${SENTINELS_ENV}, the local stack, "
                              "else 127.0.0.1:26379-26381")
     parser.add_argument("--master-name", default="myvalkey")
-    parser.add_argument("--fault", choices=FAULT_MODES, default="auto",
-                        help="auto: local launcher kill, else docker kill; manual: you kill it; "
-                             "graceful: SENTINEL FAILOVER; none: no failover")
-    parser.add_argument("--password", help="password of the data nodes (AUTH)")
     parser.add_argument("--sentinel-password", help="password of the sentinels, if they have one")
-    parser.add_argument("--host-map", action="append", default=[], metavar="NAME=HOST",
-                        help="reach an announced host NAME at HOST (unresolvable names map to the sentinel's host)")
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    parser.add_argument("--recovery-timeout", type=float, default=60.0, metavar="S")
-    parser.add_argument("--manual-timeout", type=float, default=300.0, metavar="S",
-                        help="how long --fault manual waits for the kill (and for the restart)")
+    add_failover_options(parser, fault_help=("auto: local launcher kill, else docker kill; manual: you kill it; "
+                             "graceful: SENTINEL FAILOVER; none: no failover"),
+                         host_map_fallback="the sentinel's host")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    host_map = {}
-    for entry in args.host_map:
-        name, sep, host = entry.partition("=")
-        if not sep or not name or not host:
-            raise SetupError(f"--host-map {entry!r}: expected NAME=HOST, e.g. valkey-master=10.0.0.5")
-        host_map[name] = host
+    host_map = parse_host_map(args.host_map, "valkey-master=10.0.0.5")
     target = resolve_target(args)
     ha = HAClient(target.sentinels, args.master_name, password=args.password,
                   sentinel_password=args.sentinel_password, host_map=host_map)

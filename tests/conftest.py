@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,15 +38,22 @@ def assert_all_stopped(pids: set[int]) -> None:
     assert not alive, f"processes left running: {alive}"
 
 
-@pytest.fixture
-def ha_stack(tmp_path):
-    stack = start_stack("ha", tmp_path / "ha")
+@contextlib.contextmanager
+def running_stack(topology_name: str, state_dir: Path, *, bus_offset: int | None = None) -> Iterator[LocalStack]:
+    """A local stack for one test (or module): always stopped, and checked that nothing survived."""
+    stack = start_stack(topology_name, state_dir, bus_offset=bus_offset)
     try:
         yield stack
     finally:
         pids = recorded_pids(stack)
         stack.down()
         assert_all_stopped(pids)
+
+
+@pytest.fixture
+def ha_stack(tmp_path):
+    with running_stack("ha", tmp_path / "ha") as stack:
+        yield stack
 
 
 def run_script(script: str, *args: str, state_dir: Path | None = None, timeout: float = 240,

@@ -26,22 +26,29 @@ def plans(name: str, tmp_path):
                       for s in topology.services.values()}
 
 
-def test_ha_local_plan_is_the_compose_command(tmp_path):
-    topology, local = plans("ha", tmp_path)
-    assert set(local) == {"valkey-master", "valkey-replica1", "valkey-replica2",
-                          "valkey-sentinel1", "valkey-sentinel2", "valkey-sentinel3"}
+def test_ha_topology_has_the_six_services():
+    assert set(load_topology("ha").services) == {"valkey-master", "valkey-replica1", "valkey-replica2",
+                                                 "valkey-sentinel1", "valkey-sentinel2", "valkey-sentinel3"}
+
+
+@pytest.mark.parametrize("name", ["ha", "cluster", "compat"])
+def test_local_plan_is_the_compose_command(name, tmp_path):
+    """Only hostnames and 0.0.0.0 (-> 127.0.0.1, also in HOST:PORT) and container paths (-> local files) differ."""
+    topology, local = plans(name, tmp_path)
     hostnames = {s.hostname for s in topology.services.values()}
-    for name, service in topology.services.items():
-        plan = local[name]
-        assert plan.port == service.port, name
-        assert len(plan.argv) == len(service.command), name
+    for svc_name, service in topology.services.items():
+        plan = local[svc_name]
+        assert plan.port == service.port, svc_name
+        assert len(plan.argv) == len(service.command), svc_name
         for compose_token, local_token in zip(service.command[1:], plan.argv[1:], strict=True):
-            if compose_token in hostnames:
-                assert local_token == "127.0.0.1"
+            if compose_token in hostnames or compose_token == "0.0.0.0":  # local processes bind loopback
+                assert local_token == "127.0.0.1", (svc_name, compose_token)
+            elif compose_token.rpartition(":")[0] in hostnames:
+                assert local_token == f"127.0.0.1:{compose_token.rpartition(':')[2]}", (svc_name, compose_token)
             elif compose_token.startswith("/"):
-                assert local_token.startswith(str(tmp_path)) or local_token.startswith(str(REPO_ROOT)), local_token
+                assert local_token.startswith((str(tmp_path), str(REPO_ROOT))), local_token
             else:
-                assert local_token == compose_token, (name, compose_token, local_token)
+                assert local_token == compose_token, (svc_name, compose_token, local_token)
 
 
 def test_rendered_configs_differ_only_in_hostnames(tmp_path):

@@ -16,11 +16,11 @@ from typing import Any
 
 import redis
 
+from lib.keyspace import delete_prefix
 from lib.report import FAIL, OK, WARN
 
 STATUSES = (OK, WARN, FAIL)
 CONTRACT_KEYS = ("scenario", "status", "detail", "metrics")
-SCAN_BATCH = 500
 
 
 @dataclass
@@ -68,29 +68,6 @@ def contract_problem(value: Any) -> str | None:
     if not isinstance(value["metrics"], dict):
         return f"returned metrics of type {type(value['metrics']).__name__}, not a dict"
     return None
-
-
-def keys_under(client: redis.Redis, prefix: str) -> Iterator[str]:
-    """Every key under prefix, found with SCAN (never KEYS, which blocks a shared server)."""
-    yield from client.scan_iter(match=_glob_escape(prefix) + "*", count=SCAN_BATCH)
-
-
-def delete_prefix(client: redis.Redis, prefix: str) -> int:
-    """SCAN + DEL everything under prefix; returns how many keys were deleted."""
-    deleted = 0
-    batch: list[str] = []
-    for key in keys_under(client, prefix):
-        batch.append(key)
-        if len(batch) >= SCAN_BATCH:
-            deleted += client.delete(*batch)
-            batch.clear()
-    if batch:
-        deleted += client.delete(*batch)
-    return deleted
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def raw_command(client: redis.Redis, *args: object) -> Any:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import assert_all_stopped, recorded_pids, start_stack  # tests/conftest.py
+from conftest import running_stack  # tests/conftest.py
 from lib.local_stack import LocalStack
 from lib.topology import load_topology, local_plan, server_binaries
 from lib.util import REPO_ROOT
@@ -41,10 +41,5 @@ def run_init(stack: LocalStack) -> subprocess.CompletedProcess:
 def cluster_stack(tmp_path_factory):
     """One cluster per test module (bring-up ~4 s); the modules' tests read the topology, so a
     failover done by one test does not break the next."""
-    stack = start_stack("cluster", tmp_path_factory.mktemp("cluster") / "stack", bus_offset=BUS_PORT_OFFSET)
-    try:
+    with running_stack("cluster", tmp_path_factory.mktemp("cluster") / "stack", bus_offset=BUS_PORT_OFFSET) as stack:
         yield stack
-    finally:
-        pids = recorded_pids(stack)
-        stack.down()
-        assert_all_stopped(pids)

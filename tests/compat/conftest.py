@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import assert_all_stopped, recorded_pids, start_stack  # tests/conftest.py
+from conftest import running_stack  # tests/conftest.py
 from lib.local_stack import LocalStack
 from lib.topology import REDIS_SERVER_HINT, find_redis_server
 from lib.util import REPO_ROOT
@@ -27,13 +27,8 @@ def compat_stack(tmp_path_factory):
     """docker-compose.yml's redis and valkey as local processes on free ports, tied to this process."""
     if find_redis_server() is None:
         pytest.fail(f"the compat tests need a local redis-server: {REDIS_SERVER_HINT}", pytrace=False)
-    stack = start_stack("compat", tmp_path_factory.mktemp("compat") / "stack")
-    try:
+    with running_stack("compat", tmp_path_factory.mktemp("compat") / "stack") as stack:
         yield stack
-    finally:
-        pids = recorded_pids(stack)
-        stack.down()
-        assert_all_stopped(pids)
 
 
 def client_for(stack: LocalStack, service: str) -> redis.Redis:

@@ -1,0 +1,30 @@
+"""Command-line options every failover suite shares (ha_test.py, cluster_test.py), parsed one way."""
+
+from __future__ import annotations
+
+import argparse
+
+from lib.fault import FAULT_MODES
+from lib.report import SetupError
+
+
+def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, host_map_fallback: str) -> None:
+    parser.add_argument("--fault", choices=FAULT_MODES, default="auto", help=fault_help)
+    parser.add_argument("--password", help="password of the data nodes (AUTH)")
+    parser.add_argument("--host-map", action="append", default=[], metavar="NAME=HOST",
+                        help=f"reach an announced host NAME at HOST (unresolvable names map to {host_map_fallback})")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--recovery-timeout", type=float, default=60.0, metavar="S")
+    parser.add_argument("--manual-timeout", type=float, default=300.0, metavar="S",
+                        help="how long --fault manual waits for the kill (and for the restart)")
+
+
+def parse_host_map(entries: list[str], example: str) -> dict[str, str]:
+    """['valkey-master=10.0.0.5'] -> {'valkey-master': '10.0.0.5'}; a bad entry is a one-line SetupError."""
+    host_map = {}
+    for entry in entries:
+        name, sep, host = entry.partition("=")
+        if not sep or not name or not host:
+            raise SetupError(f"--host-map {entry!r}: expected NAME=HOST, e.g. {example}")
+        host_map[name] = host
+    return host_map
