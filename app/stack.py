@@ -26,6 +26,7 @@ from lib.topology import TOPOLOGY_FILES, load_topology
 from lib.util import free_ports
 
 STATE_ENV = "VHC_STACK_STATE"
+FREE_PORTS_ENV = "VHC_FREE_PORTS"  # =1: up/run use free ports by default (how the README tests run `make demo`)
 
 
 def _raise_on_sigterm() -> None:
@@ -132,8 +133,10 @@ def status_table(stacks: list[LocalStack]) -> Table:
         for name, svc in stack.services.items():
             alive = process.is_alive(svc.pid)
             role = describe_role(*stack.endpoint(name), svc.kind) if alive and svc.port else ""
-            table.add_row(stack.topology.name, name, svc.kind, str(svc.port or ""), str(svc.pid or ""),
-                          "[green]running[/]" if alive else "[red]stopped[/]", role)
+            state = "[green]running[/]" if alive else "[red]stopped[/]"
+            if svc.kind == "job" and not alive:
+                state = "one-shot job (runs during up)"
+            table.add_row(stack.topology.name, name, svc.kind, str(svc.port or ""), str(svc.pid or ""), state, role)
     return table
 
 
@@ -144,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func in (("up", cmd_up), ("run", cmd_run)):
         p = sub.add_parser(name)
         p.add_argument("topology", choices=sorted(TOPOLOGY_FILES))
-        p.add_argument("--free-ports", action="store_true", help="use free ports instead of the compose ports")
-        p.add_argument("--state-dir", help="where data, logs and state go (default .stack/TOPOLOGY)")
+        p.add_argument("--free-ports", action="store_true", default=os.environ.get(FREE_PORTS_ENV) == "1",
+                       help=f"use free ports instead of the compose ports (default when ${FREE_PORTS_ENV}=1)")
+        p.add_argument("--state-dir",
+                       help="where data, logs and state go (default $VHC_STACK_ROOT/TOPOLOGY, else .stack/TOPOLOGY)")
         p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for ready (default 60)")
         if name == "run":
             p.epilog = "run TOPOLOGY [options] -- COMMAND...: the command runs once the stack is ready"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -19,7 +20,13 @@ from lib.topology import LocalPlan, Topology, load_topology, local_plan, server_
 from lib.util import REPO_ROOT, port_is_free, tail
 
 DEFAULT_STATE_ROOT = REPO_ROOT / ".stack"
+STATE_ROOT_ENV = "VHC_STACK_ROOT"  # moves .stack/ elsewhere: the README tests run beside a user's own stacks
 STATE_FILE = "state.json"
+
+
+def state_root() -> Path:
+    """Where stacks started without --state-dir live: $VHC_STACK_ROOT, else .stack/ in the repo."""
+    return Path(os.environ.get(STATE_ROOT_ENV) or DEFAULT_STATE_ROOT)
 
 
 @dataclass
@@ -60,7 +67,7 @@ class LocalStack:
 
     @staticmethod
     def default_state_dir(topology: str) -> Path:
-        return DEFAULT_STATE_ROOT / topology
+        return state_root() / topology
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +106,7 @@ class LocalStack:
                 if service.kind == "job":
                     continue  # jobs (cluster init) run once every server is ready
                 self._spawn(service.name)
+            self.save()  # jobs too (cluster-init): status lists them and `run` can re-run them by their argv
             wait_ready(self, timeout)
         except BaseException:
             self.down()
@@ -201,8 +209,9 @@ class LocalStack:
         self.down()
 
 
-def running_stacks(root: Path = DEFAULT_STATE_ROOT) -> list[LocalStack]:
-    """Every stack recorded under root (running or half-dead), for status and down."""
+def running_stacks(root: Path | None = None) -> list[LocalStack]:
+    """Every stack recorded under root (default: state_root()), running or half-dead, for status and down."""
+    root = state_root() if root is None else root
     if not root.exists():
         return []
     return [LocalStack.load(p.parent) for p in sorted(root.glob(f"*/{STATE_FILE}"))]
