@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  := $(PY) app/stack.py
 
-.PHONY: demo demo-ha demo-cluster demo-compat redis-server test lint venv clean
+.PHONY: demo demo-ha demo-cluster demo-compat redis-server test lint coverage venv clean
 
 $(VENV)/.installed: app/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ test: venv lint
 	@# pytest exits 5 when it collected no test: that is a broken suite, not a pass.
 	$(PY) -m pytest -q -ra; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$code
+
+# The coverage figure quoted in docs/progress.md: the whole suite, subprocesses included.
+coverage: venv
+	rm -f .coverage .coverage.*
+	$(PY) -m coverage run -m pytest -q -p no:cacheprovider; code=$$?; \
+	$(PY) -m coverage combine -q; $(PY) -m coverage report --sort=cover | tail -n 25; exit $$code
 
 clean:
 	$(PY) app/stack.py down 2>/dev/null || true
