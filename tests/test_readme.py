@@ -1,0 +1,190 @@
+"""The README's commands are run, so the docs cannot silently rot.
+
+A fenced block right after `<!-- readme-test: run -->` is run line by line, as a user would paste
+it, in one bash with `set -e`: `python` is this venv's, `$VHC_FREE_PORTS=1` gives every stack free
+ports and `$VHC_STACK_ROOT` keeps its state (and `stack.py down`) away from the user's own stacks.
+`<!-- readme-test: two-commands -->` marks `make demo` / `make test`: the first is run here, the
+second is what CI runs (.ci/run), so running it here would recurse.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from lib import process
+from lib.util import REPO_ROOT
+from lib.waits import wait_until
+
+README = REPO_ROOT / "README.md"
+MARKER = re.compile(r"<!-- readme-test: (?P<kind>[\w-]+) -->\s*\n```[^\n]*\n(?P<body>.*?)```", re.S)
+TRAILING_COMMENT = re.compile(r"\s{2,}#.*$")
+
+
+def marked_blocks(text: str, kind: str) -> list[tuple[str, list[str]]]:
+    """(the heading above it, its commands) for every block marked `kind`."""
+    blocks: list[tuple[str, list[str]]] = []
+    for match in MARKER.finditer(text):
+        if match.group("kind") != kind:
+            continue
+        headings = re.findall(r"^(##+) (.+)$", text[:match.start()], re.M)
+        section = [title for level, title in headings if level == "##"][-1:]
+        if headings and headings[-1][0] == "###":
+            section.append(headings[-1][1])
+        slug = re.sub(r"[^a-z0-9]+", "-", " ".join(section).lower()).strip("-") or "top"
+        taken = sum(1 for name, _ in blocks if name == slug or name.startswith(f"{slug}-"))
+        blocks.append((f"{slug}-{taken + 1}" if taken else slug, commands_in(match.group("body"))))
+    return blocks
+
+
+def commands_in(body: str) -> list[str]:
+    """The command lines of a shell block: comments dropped, `\\` continuations joined."""
+    commands, pending = [], ""
+    for raw in body.splitlines():
+        line = TRAILING_COMMENT.sub("", raw).strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].rstrip() + " "
+            continue
+        commands.append(pending + line)
+        pending = ""
+    return commands
+
+
+def user_env(stack_root: Path) -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=f"{venv_bin}:{os.environ['PATH']}", VHC_FREE_PORTS="1",
+                VHC_STACK_ROOT=str(stack_root), COLUMNS="160")
+
+
+def processes_under(root: Path) -> list[int]:
+    """Live processes whose command line mentions root (every server we start has its config there)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and process.is_alive(int(entry.name)):
+            try:
+                if str(root) in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def run_as_user(script: str, stack_root: Path, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", f"set -euo pipefail\n{script}"], cwd=REPO_ROOT, env=user_env(stack_root),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def run_and_clean(script: str, stack_root: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the block; whatever happens, `stack.py down` on our root and check nothing survived."""
+    try:
+        return run_as_user(script, stack_root, timeout)
+    finally:
+        run_as_user("python app/stack.py down", stack_root, 60)
+        left = processes_under(stack_root)
+        assert not left, f"README commands left processes running under {stack_root}: {left}"
+
+
+RUN_BLOCKS = marked_blocks(README.read_text(), "run")
+
+
+def test_readme_marks_its_commands():
+    assert len(RUN_BLOCKS) >= 3, f"expected the HA, cluster and compat no-Docker blocks to be marked, got {RUN_BLOCKS}"
+    assert marked_blocks(README.read_text(), "two-commands"), "the 'Two commands' block is not marked"
+
+
+def test_commands_in_parses_comments_and_continuations():
+    body = "python a.py   # run it\n# only a comment\npython b.py --x 1 \\\n    --y 2\n\n"
+    assert commands_in(body) == ["python a.py", "python b.py --x 1 --y 2"]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("heading,commands", RUN_BLOCKS, ids=[h for h, _ in RUN_BLOCKS])
+def test_readme_block_runs(heading, commands, tmp_path):
+    result = run_and_clean("\n".join(commands), tmp_path / "stacks")
+    assert result.returncode == 0, (f"README block under {heading!r} failed ({result.returncode}):\n"
+                                    f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_two_commands(tmp_path):
+    """`make demo` runs here (on free ports); `make test` is what CI runs."""
+    (_, commands), = marked_blocks(README.read_text(), "two-commands")
+    assert commands == ["make demo", "make test"], f"the README's two commands changed: {commands}"
+    assert (REPO_ROOT / ".ci" / "run").read_text().rstrip().endswith("make test"), ".ci/run must end with make test"
+    result = run_and_clean("make demo", tmp_path / "stacks")
+    assert result.returncode == 0, (f"make demo failed ({result.returncode}):\n"
+                                    f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def test_korean_readme_commands_are_the_tested_ones():
+    """README.ko.md repeats the quick start: every command in it must be one the English README shows."""
+    english = "\n".join(body for body in re.findall(r"```[^\n]*\n(.*?)```", README.read_text(), re.S))
+    english_commands = set(commands_in(english))
+    korean = (REPO_ROOT / "README.ko.md").read_text()
+    korean_commands = [c for body in re.findall(r"```[^\n]*\n(.*?)```", korean, re.S) for c in commands_in(body)]
+    assert korean_commands, "README.ko.md shows no command"
+    missing = [c for c in korean_commands if c not in english_commands]
+    assert not missing, f"README.ko.md commands not in README.md (so not tested): {missing}"
+
+
+class Terminal:
+    """A long-running README command whose output we watch, like a person at a second terminal."""
+
+    def __init__(self, command: str, stack_root: Path):
+        self.proc = subprocess.Popen(["bash", "-c", command], cwd=REPO_ROOT, env=user_env(stack_root),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     stdin=subprocess.DEVNULL)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        def seen() -> tuple[bool, str]:
+            output = "".join(self.lines)
+            return text in output, output[-500:] or "no output yet"
+        wait_until(seen, timeout=timeout, what=f"{text!r} in the output",
+                   abort=lambda: f"exited with {self.proc.returncode}" if self.proc.poll() is not None else None)
+
+    def finish(self, timeout: float = 180) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return code
+
+
+BY_HAND = {block[0]: block[1] for block in marked_blocks(README.read_text(), "by-hand")}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("heading", sorted(BY_HAND))
+def test_fault_by_hand(heading, tmp_path):
+    """up; the suite with --fault manual; kill when it asks; start when it asks; down."""
+    up, suite, kill, start, down = BY_HAND[heading]
+    assert "--fault manual" in suite and " kill " in kill and " start " in start, BY_HAND[heading]
+    root = tmp_path / "stacks"
+    try:
+        assert run_as_user(up, root, 120).returncode == 0, f"{up} failed"
+        terminal = Terminal(suite, root)
+        try:
+            terminal.wait_for("Now kill")
+            assert run_as_user(kill, root, 60).returncode == 0, f"{kill} failed"
+            terminal.wait_for("now start")
+            assert run_as_user(start, root, 60).returncode == 0, f"{start} failed"
+            code = terminal.finish()
+        finally:
+            if terminal.proc.poll() is None:
+                terminal.proc.kill()
+        assert code == 0, f"{suite} exited {code}:\n{''.join(terminal.lines)[-3000:]}"
+    finally:
+        assert run_as_user(down, root, 60).returncode == 0, f"{down} failed"
+        assert not processes_under(root), f"processes left under {root}"
