@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  := $(PY) app/stack.py
 
-.PHONY: demo demo-ha demo-cluster demo-compat redis-server test lint coverage venv clean
+.PHONY: demo demo-ha demo-cluster demo-compat redis-server test lint coverage bench venv clean
 
 $(VENV)/.installed: app/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,12 +38,16 @@ redis-server:
 	  else echo "redis-server is needed: sudo apt-get install redis-server, or set REDIS_SERVER_BIN=/path/to/redis-server" >&2; exit 2; fi; }
 
 lint: venv
-	$(VENV)/bin/ruff check app tests cluster-init
+	$(VENV)/bin/ruff check app tests cluster-init bench
 
 test: venv lint
 	@# pytest exits 5 when it collected no test: that is a broken suite, not a pass.
 	$(PY) -m pytest -q -ra; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$code
+
+# N failovers of each kind on the local stacks: our numbers against an independent probe (docs/benchmark.md).
+bench: venv
+	$(PY) bench/failover_bench.py --json results/bench.json
 
 # The coverage figure quoted in docs/progress.md: the whole suite, subprocesses included.
 coverage: venv

@@ -37,6 +37,7 @@ from lib.fault import STATE_ENV, Fault, ManualKill, choose_kill, local_stack_for
 from lib.ha_client import answers
 from lib.keyspace import delete_prefix
 from lib.local_stack import STATE_FILE, LocalStack
+from lib.plot import plot_timeline, require_matplotlib
 from lib.report import (
     FAIL,
     OK,
@@ -50,6 +51,7 @@ from lib.report import (
     key_value_table,
     run_scenario,
 )
+from lib.timeline import Timeline, build_timeline, client_rows, history_to_dict, timeline_table
 from lib.util import format_endpoint, key_namespace, parse_endpoint
 from lib.waits import WaitTimeout, wait_until
 from lib.workload import OK as OP_OK
@@ -286,6 +288,9 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
                     "promoted_after_s": round(run.offset(run.promoted_at), 3) if run.promoted_at else None})
     outage = outage_around(run.ops(victim), run.fault_at)
     metrics["affected_downtime_ms"] = round(outage.downtime_ms, 1) if outage and outage.downtime_ms else 0.0
+    metrics.update(recovery_metrics(run, outage))
+    metrics["timeline"] = failover_timeline(run).to_dict()
+    metrics["history"] = history_to_dict(run.history, run.fault_at)
     end = run.recovered_at or time.monotonic()
     others = {s.label: round(longest_gap_ms(run.ops(s), run.fault_at, end), 1)
               for s in run.shards if s.label != victim.label}
@@ -306,6 +311,21 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
         return ScenarioResult("primary_failure", WARN, f"{detail} (asynchronous replication: writes the dead "
                               "primary acknowledged but had not sent to its replica)", metrics)
     return ScenarioResult("primary_failure", OK, detail, metrics)
+
+
+def recovery_metrics(run: ClusterFailoverRun, ours) -> dict:
+    """Our client's and a default RedisCluster's first write after the promotion (the bench compares them)."""
+    metrics: dict = {}
+    plain = outage_around(run.plain.snapshot(), run.fault_at) if run.plain is not None else None
+    metrics["plain_downtime_ms"] = round(plain.downtime_ms, 1) if plain and plain.downtime_ms is not None else None
+    if run.promoted_at is not None:
+        if ours and ours.first_ok_end:
+            metrics["ours_after_promotion_ms"] = round((ours.first_ok_end - run.promoted_at) * 1000, 1)
+        if plain and plain.first_ok_end:
+            metrics["plain_after_promotion_ms"] = round((plain.first_ok_end - run.promoted_at) * 1000, 1)
+    flagged = {e.name: round(run.offset(e.at), 3) for e in run.history.events if e.name.startswith("node flagged")}
+    metrics.update({f"{name.replace(' ', '_')}_s": at for name, at in flagged.items()})
+    return metrics
 
 
 def check_rejoin(client: ClusterClient, run: ClusterFailoverRun | None, fault: Fault | None,
@@ -399,22 +419,15 @@ def topology_table(client: ClusterClient, shards: list[Shard]) -> Table:
     return table
 
 
-def timeline_table(run: ClusterFailoverRun) -> Table:
-    table = Table(title="Failover timeline (seconds from the fault)")
-    table.add_column("t", justify="right")
-    table.add_column("event")
-    table.add_column("detail", overflow="fold")
-    rows = [(e.at, e.name, e.detail) for e in run.history.events]
-    if run.victim is not None:
-        outage = outage_around(run.ops(run.victim), run.fault_at)
-        if outage:
-            rows.append((outage.last_ok_end, f"last write ok on {run.victim.label}", ""))
-            if outage.first_ok_end:
-                rows.append((outage.first_ok_end, f"first write ok again on {run.victim.label}",
-                             f"{outage.failed_ops} failed in between ({outage.first_error})"))
-    for at, name, detail in sorted(rows):
-        table.add_row(f"{run.offset(at):+.3f}", name, detail)
-    return table
+def failover_timeline(run: ClusterFailoverRun) -> Timeline:
+    """Every shard's writes in the buckets; the outage measured on the shard that lost its primary."""
+    victim_ops = run.ops(run.victim) if run.victim is not None else None
+    extra = []
+    if run.plain is not None:
+        extra = [row for row in client_rows(run.plain.snapshot(), run.fault_at, "plain redis-py")
+                 if "recovered" in row.name]
+    who = f"client ({run.victim.label})" if run.victim is not None else "client"
+    return build_timeline(run.history, run.fault_at, ops=victim_ops, who=who, extra_events=extra)
 
 
 def cleanup(client: ClusterClient, ns: str) -> int:
@@ -446,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.plot:
+        require_matplotlib()
     host_map = parse_host_map(args.host_map, "node-7000=10.0.0.5")
     target = resolve_target(args)
     client = ClusterClient(target.seeds, password=args.password, host_map=host_map)
@@ -492,7 +507,13 @@ def run_suite(args, client: ClusterClient, target: Target, nodes: list, ns: str)
         wait_links_up(client, shards, timeout=60)
         run = run_cluster_failover(client, fault, shards, victim, ns, recovery_timeout=args.recovery_timeout,
                                    history=history)
-        console.print(timeline_table(run))
+        timeline = failover_timeline(run)
+        console.print(timeline_table(timeline))
+        if args.plot:
+            written = plot_timeline(timeline, args.plot, f"Cluster failover: {run.fault}")
+            console.print(f"timeline plot written to {written}")
+    elif args.plot:
+        console.print("[yellow]--plot: no failover ran (--fault none), nothing to plot[/]")
     report.add(run_scenario("primary_failure", lambda: check_primary_failure(client, run, skipped)))
     report.add(run_scenario("rejoin", lambda: check_rejoin(client, run, fault, args.manual_timeout
                                                            if fault and fault.by_hand else 30)))

@@ -11,6 +11,7 @@ Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one lin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -21,11 +22,12 @@ from rich.table import Table
 
 from lib.checker import error_counts, lost_writes, outage_around
 from lib.cli import add_failover_options, parse_host_map
-from lib.fault import STATE_ENV, Fault, ManualKill, choose_kill, local_stack_for
+from lib.fault import STATE_ENV, Fault, LocalKill, ManualKill, choose_kill, local_stack_for
 from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient, answers
-from lib.ha_failover import FailoverRun, SentinelFailover, run_failover, wait_replicas_synced
+from lib.ha_failover import FailoverRun, SentinelFailover, faster_rejoin, run_failover, wait_replicas_synced
 from lib.keyspace import delete_prefix
 from lib.local_stack import STATE_FILE, LocalStack
+from lib.plot import plot_timeline, require_matplotlib
 from lib.report import (
     FAIL,
     OK,
@@ -38,6 +40,7 @@ from lib.report import (
     key_value_table,
     run_scenario,
 )
+from lib.timeline import Timeline, build_timeline, client_rows, history_to_dict, timeline_table
 from lib.util import format_endpoint, key_namespace, parse_endpoint
 from lib.waits import WaitTimeout, wait_until
 from lib.workload import OK as OP_OK
@@ -130,6 +133,8 @@ def check_master_kill(run: FailoverRun | None, skipped: str | None) -> ScenarioR
         "ops_unknown": sum(1 for op in ops if op.outcome == "unknown"),
         "events": [{"t_s": round(run.offset(e.at), 3), "event": e.name, "detail": e.detail}
                    for e in run.history.events],
+        "timeline": failover_timeline(run).to_dict(),
+        "history": history_to_dict(run.history, run.fault_at),
     }
     if run.timeout_reason:
         return ScenarioResult("master_kill", FAIL, f"no recovery: {run.timeout_reason}", metrics)
@@ -178,6 +183,10 @@ def check_reconnect(run: FailoverRun | None, skipped: str | None, switches: int)
         metrics["ours_after_switch_ms"] = round((ours.first_ok_end - switch.at) * 1000, 1)
     if switch and probe and probe.first_ok_end:
         metrics["probe_after_switch_ms"] = round((probe.first_ok_end - switch.at) * 1000, 1)
+    plain = outage_around(run.plain.snapshot(), run.fault_at) if run.plain is not None else None
+    metrics["plain_downtime_ms"] = _ms(plain)
+    if switch and plain and plain.first_ok_end:
+        metrics["plain_after_switch_ms"] = round((plain.first_ok_end - switch.at) * 1000, 1)
     if ours is not None and ours.downtime_ms is None:
         return ScenarioResult("reconnect", FAIL, "no write succeeded after the fault", metrics)
     ours_ms = ours.downtime_ms if ours else 0.0
@@ -224,24 +233,18 @@ def check_replica_sync(ha: HAClient, run: FailoverRun | None, fault: Fault | Non
     status, notes = OK, []
     if run is not None and fault is not None:
         old = run.old_master
-        restored = fault.restore(restore_timeout) if (fault.can_restore or fault.by_hand) else True
-        metrics["old_master_restarted"] = restored
-        if not restored:
+        with faster_rejoin(ha) if isinstance(fault, LocalKill) else contextlib.nullcontext():
+            _restore_and_rejoin(ha, fault, old, restore_timeout, metrics, notes)
+        if not metrics["old_master_restarted"]:
             status = WARN
-            notes.append(f"{format_endpoint(*old)} was not started again within {restore_timeout:.0f}s")
-        else:
-            try:
-                seen = _wait_rejoined(ha, old, ha.announced_master(), timeout=60)
-                notes.append(f"old master {format_endpoint(*old)} rejoined as a replica ({seen})")
-                metrics["old_master_rejoined"] = True
-            except WaitTimeout as exc:
-                status = FAIL
-                metrics["old_master_rejoined"] = False
-                notes.append(f"old master did not rejoin: {exc}")
+        elif not metrics["old_master_rejoined"]:
+            status = FAIL
     master_address = ha.master_address()
     node = ha.node(master_address)
     try:
-        wait_until(lambda: _replicas_caught_up(node), timeout=30, what="replica offsets to reach the master's")
+        target = node.info("replication").get("master_repl_offset", 0)
+        wait_until(lambda: _replicas_caught_up(node, target), timeout=30,
+                   what=f"replica offsets to reach the master's offset {target}")
     except WaitTimeout as exc:
         status = FAIL
         notes.append(str(exc))
@@ -260,11 +263,30 @@ def check_replica_sync(ha: HAClient, run: FailoverRun | None, fault: Fault | Non
     return ScenarioResult("replica_sync", status, "; ".join(notes), metrics)
 
 
-def _replicas_caught_up(node: redis.Redis) -> tuple[bool, str]:
+def _restore_and_rejoin(ha: HAClient, fault: Fault, old: Address, restore_timeout: float, metrics: dict,
+                        notes: list[str]) -> None:
+    """Start the old master again (if the fault can) and wait until it replicates from the new one."""
+    restored = fault.restore(restore_timeout) if (fault.can_restore or fault.by_hand) else True
+    metrics["old_master_restarted"] = restored
+    if not restored:
+        notes.append(f"{format_endpoint(*old)} was not started again within {restore_timeout:.0f}s")
+        return
+    try:
+        seen = _wait_rejoined(ha, old, ha.announced_master(), timeout=60)
+        notes.append(f"old master {format_endpoint(*old)} rejoined as a replica ({seen})")
+        metrics["old_master_rejoined"] = True
+    except WaitTimeout as exc:
+        metrics["old_master_rejoined"] = False
+        notes.append(f"old master did not rejoin: {exc}")
+
+
+def _replicas_caught_up(node: redis.Redis, target: int) -> tuple[bool, str]:
+    """Every replica has what the master had when we began to wait. Not "equal to the master's offset
+    now": the sentinels' hello messages are PUBLISHed through the master and move it on all the time."""
     info = node.info("replication")
     offsets = [v.get("offset") for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
-    target = info.get("master_repl_offset")
-    return bool(offsets) and all(o == target for o in offsets), f"replica offsets {offsets}, master {target}"
+    return bool(offsets) and all(o >= target for o in offsets), (
+        f"replica offsets {offsets}, master {info.get('master_repl_offset')} (waiting for {target})")
 
 
 def _wait_rejoined(ha: HAClient, old: Address, new: Address, timeout: float) -> str:
@@ -289,32 +311,13 @@ def _ms(outage) -> float | None:
 
 # ---- output ------------------------------------------------------------------------------------
 
-def timeline_table(run: FailoverRun) -> Table:
-    table = Table(title="Failover timeline (seconds from the fault)")
-    table.add_column("t", justify="right")
-    table.add_column("event")
-    table.add_column("detail", overflow="fold")
-    ours = outage_around(run.history.snapshot(), run.fault_at)
-    rows, seen = [], {}
-    for event in run.history.events:  # each sentinel announces the same event: show its first sighting
-        key = (event.name, event.detail)
-        if key in seen:
-            seen[key][3] += 1
-            continue
-        seen[key] = [event.at, event.name, event.detail, 1]
-        rows.append(seen[key])
-    rows = [(at, name + (f" (x{count})" if count > 1 else ""), detail) for at, name, detail, count in rows]
-    if ours:
-        rows.append((ours.last_ok_end, "last write ok", ""))
-        first_fail = next((op for op in run.history.snapshot() if op.outcome != OP_OK and op.end >= run.fault_at),
-                          None)
-        if first_fail:
-            rows.append((first_fail.end, "first write failed", first_fail.error or ""))
-        if ours.first_ok_end:
-            rows.append((ours.first_ok_end, "first write ok again", ""))
-    for at, name, detail in sorted(rows):
-        table.add_row(f"{run.offset(at):+.3f}", name, detail)
-    return table
+def failover_timeline(run: FailoverRun) -> Timeline:
+    """The writer's history and the sentinels' events, plus when the probes recovered, as one timeline."""
+    extra = [row for row in client_rows(run.probe.snapshot(), run.fault_at, "5 ms probe") if "recovered" in row.name]
+    if run.plain is not None:
+        extra += [row for row in client_rows(run.plain.snapshot(), run.fault_at, "plain redis-py")
+                  if "recovered" in row.name]
+    return build_timeline(run.history, run.fault_at, who="client", extra_events=extra)
 
 
 def live_view(ha: HAClient, history: History):
@@ -363,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.plot:
+        require_matplotlib()
     host_map = parse_host_map(args.host_map, "valkey-master=10.0.0.5")
     target = resolve_target(args)
     ha = HAClient(target.sentinels, args.master_name, password=args.password,
@@ -396,12 +401,18 @@ def run_suite(args, ha: HAClient, target: Target, ns: str) -> int:
     run, skipped = None, None
     if fault is None:
         skipped = "--fault none"
+        if args.plot:
+            console.print("[yellow]--plot: no failover ran (--fault none), nothing to plot[/]")
     else:
         replicas = wait_replicas_synced(ha, timeout=60)
         console.print(f"{len(replicas)} replica(s) in sync; starting the writer, the 5 ms probe and the "
                       f"sentinel event recorder")
         run = run_failover(ha, fault, ns, recovery_timeout=args.recovery_timeout, history=history)
-        console.print(timeline_table(run))
+        timeline = failover_timeline(run)
+        console.print(timeline_table(timeline))
+        if args.plot:
+            written = plot_timeline(timeline, args.plot, f"HA failover: {run.fault}")
+            console.print(f"timeline plot written to {written}")
     report.add(run_scenario("master_kill", lambda: check_master_kill(run, skipped)))
     report.add(run_scenario("new_master", lambda: check_new_master(ha, run)))
     report.add(run_scenario("reconnect", lambda: check_reconnect(run, skipped, ha.switches_followed)))

@@ -13,7 +13,8 @@ def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, ho
     parser.add_argument("--password", help="password of the data nodes (AUTH)")
     parser.add_argument("--host-map", action="append", default=[], metavar="NAME=HOST",
                         help=f"reach an announced host NAME at HOST (unresolvable names map to {host_map_fallback})")
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON (with the failover's history)")
+    parser.add_argument("--plot", metavar="PATH", help="write the failover timeline as a PNG (needs matplotlib)")
     parser.add_argument("--recovery-timeout", type=float, default=60.0, metavar="S")
     parser.add_argument("--manual-timeout", type=float, default=300.0, metavar="S",
                         help="how long --fault manual waits for the kill (and for the restart)")

@@ -28,11 +28,14 @@ T = TypeVar("T")
 
 # RedisCluster (redis-py 8) re-reads the slot map after a connection error and retries at once,
 # without sleeping; during a failover that is a spin. So each call gets up to RETRIES_PER_CALL
-# extra attempts with exponential backoff capped at 50 ms: after the replica is promoted the
-# client writes again within one cap, and the downtime it reports stays within ~50 ms of the
-# true one. Few retries, so an operation fails (and is counted) during an outage.
+# extra attempts with exponential backoff (2 ms, 4 ms, ... capped at 50 ms), and RedisCluster
+# itself retries nothing: each attempt is one command and one slot-map refresh (~5 ms on loopback).
+# A failed call then takes ~20 ms, so after the promotion the client writes again within ~20 ms
+# (measured with bench/failover_bench.py: it was ~40 ms with a 5 ms base and RedisCluster's own
+# retry, which doubled the refreshes). Few retries, so an operation fails (and is counted) during
+# an outage.
 BACKOFF_CAP_S = 0.05
-BACKOFF_BASE_S = 0.005
+BACKOFF_BASE_S = 0.001
 RETRIES_PER_CALL = 2
 RETRYABLE = (ConnectionError, TimeoutError, socket.timeout, ClusterDownError, SlotNotCoveredError)
 
@@ -82,7 +85,7 @@ class ClusterClient:
                 self._cluster = CountingRedisCluster(
                     startup_nodes=[StartupNode(host, port) for host, port in self.seeds],
                     password=self.password, decode_responses=True, address_remap=self.remap,
-                    retry=Retry(NoBackoff(), 1),  # one re-route after a slot-map refresh; backoff is ours
+                    retry=Retry(NoBackoff(), 0),  # the retries (and their backoff) are ours, in call()
                     socket_timeout=self.socket_timeout, socket_connect_timeout=self.socket_timeout)
             except redis.RedisError as exc:
                 raise SetupError(f"no cluster reachable at {', '.join(format_endpoint(*s) for s in self.seeds)}: "

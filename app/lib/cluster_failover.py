@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
+from redis.cluster import RedisCluster
 
 from lib.cluster_client import ClusterClient
 from lib.cluster_topology import ClusterNode, Shard, key_in_shard
 from lib.fault import Fault
+from lib.probe import PlainClientProbe
 from lib.report import SetupError, console
 from lib.util import format_endpoint
 from lib.waits import PollPolicy, WaitTimeout, wait_until
@@ -57,6 +59,7 @@ class ClusterFailoverRun:
     promoted: ClusterNode | None = None
     recovered_at: float | None = None
     timeout_reason: str | None = None
+    plain: History | None = None  # redis-py RedisCluster, default settings, writing to the victim shard
 
     def offset(self, at: float) -> float:
         return at - self.fault_at
@@ -101,6 +104,10 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
                                          and None,
                                          lambda seq, s=shard: key_in_shard(s, f"{namespace}w:", seq), run.history,
                                          group_for=lambda key, g=label: g), writer_client))
+    plain = None if fault.by_hand else plain_cluster_client(client, victim(), f"{namespace}plain:")
+    run.plain = plain.history if plain else None
+    if plain:
+        plain.start()
     for writer, _ in writers:
         writer.start()
     try:
@@ -128,7 +135,21 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
         for writer, writer_client in writers:
             writer.stop()
             writer_client.close()
+        if plain:
+            plain.stop()
     return run
+
+
+def plain_cluster_client(client: ClusterClient, shard: Shard, prefix: str) -> PlainClientProbe | None:
+    """redis-py's RedisCluster with default settings, writing keys of the shard that will lose its primary:
+    the yardstick for our client's recovery. None when the announced addresses need remapping."""
+    seed = client.seeds[0]
+    if client.reachable(shard.primary) != shard.primary.announced:
+        return None
+    plain = RedisCluster(host=seed[0], port=seed[1], password=client.password)
+    keys = [key_in_shard(shard, prefix, i) for i in range(100)]
+    return PlainClientProbe(lambda seq: plain.set(keys[seq % len(keys)], seq), plain.close,
+                            key=prefix, group=shard.label)
 
 
 def _wait_promoted(run: ClusterFailoverRun, client: ClusterClient, timeout: float) -> None:
@@ -138,14 +159,18 @@ def _wait_promoted(run: ClusterFailoverRun, client: ClusterClient, timeout: floa
     if not replicas:
         raise WaitTimeout(f"{run.victim.label} has no replica: nothing can be promoted")
 
+    flagged: set[str] = set()
+
     def promoted() -> tuple[bool, str]:
         seen = []
         for replica in replicas:
             try:
-                me = next(n for n in client.nodes([client.reachable(replica)]) if "myself" in n.flags)
+                view = client.nodes([client.reachable(replica)])
             except SetupError as exc:
                 seen.append(f"{format_endpoint(*replica.announced)}: {exc}")
                 continue
+            me = next(n for n in view if "myself" in n.flags)
+            _record_flags(run, view, old, flagged)
             seen.append(f"{format_endpoint(*replica.announced)} {'primary' if me.is_primary else 'replica'}")
             if me.is_primary and me.slots:
                 run.promoted = me
@@ -157,6 +182,18 @@ def _wait_promoted(run: ClusterFailoverRun, client: ClusterClient, timeout: floa
     run.promoted_at = time.monotonic()
     run.history.event("promoted", f"{format_endpoint(*run.promoted.announced)} now serves {run.victim.label}",
                       at=run.promoted_at)
+
+
+def _record_flags(run: ClusterFailoverRun, view: list[ClusterNode], old: ClusterNode, flagged: set[str]) -> None:
+    """The first time a replica sees the old primary as fail? (PFAIL, its own opinion) or fail (the
+    majority agreed): the server-side steps between the kill and the election."""
+    theirs = next((n for n in view if n.node_id == old.node_id), None)
+    if theirs is None:
+        return
+    for flag, name in (("fail?", "node flagged pfail"), ("fail", "node flagged fail")):
+        if flag in theirs.flags and name not in flagged:
+            flagged.add(name)
+            run.history.event(name, f"{format_endpoint(*old.announced)} flags {','.join(sorted(theirs.flags))}")
 
 
 def _wait_ok_per_shard(run: ClusterFailoverRun, shards: list[Shard], count: int, *, after: float, what: str,

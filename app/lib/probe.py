@@ -5,6 +5,7 @@ It shares nothing with the harness client, so the downtime it sees is the yardst
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -65,3 +66,35 @@ class SentinelProbe(threading.Thread):
         self.join(5)
         for client in [*self.sentinels, *self._nodes.values()]:
             client.close()
+
+
+class PlainClientProbe(threading.Thread):
+    """A plain redis-py client with its default settings writing every ~5 ms: the yardstick for our
+    client's recovery (ours must never be behind what a user gets without the harness's wrappers)."""
+
+    def __init__(self, write: Callable[[int], object], close: Callable[[], object], *, key: str = "plain",
+                 interval_s: float = 0.005, group: str | None = None):
+        super().__init__(daemon=True, name="plain-client-probe")
+        self.write, self.close, self.key, self.group = write, close, key, group
+        self.interval_s = interval_s
+        self.history = History()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        seq = 0
+        while not self._halt.is_set():
+            start = time.monotonic()
+            try:
+                self.write(seq)
+                self.history.record(Op(seq, self.key, start, time.monotonic(), OK, group=self.group))
+            except (redis.RedisError, OSError) as exc:
+                self.history.record(Op(seq, self.key, start, time.monotonic(), FAIL, type(exc).__name__,
+                                       group=self.group))
+            seq += 1
+            self._halt.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(30)  # a default client may sit in its own retries; it finishes them
+        with contextlib.suppress(redis.RedisError):
+            self.close()

@@ -1,0 +1,116 @@
+"""Timeline building (offsets, buckets, downtime window) and the PNG plot, on hand-made histories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lib import plot
+from lib.report import SetupError
+from lib.timeline import bucket_ops, build_timeline, history_to_dict, timeline_table
+from lib.workload import FAIL, OK, UNKNOWN, History, Op
+
+FAULT_AT = 100.0
+
+
+def op(seq: int, start: float, outcome: str = OK, duration: float = 0.001, error: str | None = None) -> Op:
+    return Op(seq, f"k{seq}", FAULT_AT + start, FAULT_AT + start + duration, outcome, error)
+
+
+def failover_history() -> History:
+    """ok every 50 ms until the fault, errors until +2.0 s, ok again after; sentinel events in between."""
+    history = History()
+    for seq, i in enumerate(range(-10, 60)):
+        at = i * 0.05
+        outcome = OK if at < 0 or at >= 2.0 else (UNKNOWN if at < 0.1 else FAIL)
+        history.record(op(seq, at, outcome, error=None if outcome == OK else "ConnectionError: refused"))
+    history.event("fault", "SIGKILL master", at=FAULT_AT)
+    for _ in range(3):  # each sentinel announces it
+        history.event("+sdown", "master mymaster 127.0.0.1 6379", at=FAULT_AT + 1.2)
+    history.event("+switch-master", "mymaster 127.0.0.1 6379 127.0.0.1 6380", at=FAULT_AT + 1.95)
+    return history
+
+
+def test_buckets_count_ok_and_errors_per_interval_including_empty_ones():
+    ops = [op(0, -0.15), op(1, -0.05), op(2, 0.02, FAIL), op(3, 0.03, UNKNOWN), op(4, 0.35)]
+    buckets = bucket_ops(ops, FAULT_AT, 0.1)
+    assert [(round(b.start_s, 2), b.ok, b.error) for b in buckets] == [
+        (-0.2, 1, 0), (-0.1, 1, 0), (0.0, 0, 2), (0.1, 0, 0), (0.2, 0, 0), (0.3, 1, 0)], buckets
+
+
+def test_buckets_of_no_ops_is_empty_and_a_zero_interval_is_refused():
+    assert bucket_ops([], FAULT_AT) == []
+    with pytest.raises(ValueError):
+        bucket_ops([op(0, 0.0)], FAULT_AT, 0)
+
+
+def test_timeline_gives_offsets_from_the_fault_and_counts_repeated_events():
+    timeline = build_timeline(failover_history(), FAULT_AT)
+    by_name = {e.name: e for e in timeline.events}
+    assert by_name["fault"].offset_s == pytest.approx(0.0)
+    assert by_name["+sdown"].offset_s == pytest.approx(1.2) and by_name["+sdown"].count == 3
+    assert by_name["+switch-master"].offset_s == pytest.approx(1.95)
+    assert by_name["client: recovered"].offset_s == pytest.approx(2.001), by_name
+    assert [e.offset_s for e in timeline.events] == sorted(e.offset_s for e in timeline.events)
+
+
+def test_downtime_window_runs_from_last_ok_to_first_ok_after_the_fault():
+    timeline = build_timeline(failover_history(), FAULT_AT)
+    start, end = timeline.downtime
+    assert start == pytest.approx(-0.049), timeline.downtime  # the op started at -0.05 s ended 1 ms later
+    assert end == pytest.approx(2.001)
+    assert timeline.downtime_ms == pytest.approx(2050, abs=0.1)
+    assert timeline.ops_total == 70 and timeline.ops_ok == 30  # 10 before, 40 failed, 20 after
+
+
+def test_no_recovery_leaves_the_window_open():
+    history = History()
+    history.record(op(0, -0.1))
+    history.record(op(1, 0.1, FAIL, error="ConnectionError"))
+    timeline = build_timeline(history, FAULT_AT)
+    assert timeline.downtime[1] is None and timeline.downtime_ms is None
+    assert timeline.to_dict()["downtime_window_s"][1] is None
+
+
+def test_timeline_and_history_serialise_to_json():
+    history = failover_history()
+    history.ops[0].group = "0-5460"
+    payload = {"timeline": build_timeline(history, FAULT_AT).to_dict(), "history": history_to_dict(history, FAULT_AT)}
+    loaded = json.loads(json.dumps(payload))
+    assert loaded["history"]["ops"][0] == {"t_s": -0.5, "ms": 1.0, "outcome": "ok", "group": "0-5460"}
+    assert {"t_s": 1.2, "event": "+sdown", "detail": "master mymaster 127.0.0.1 6379"} in loaded["history"]["events"]
+    assert loaded["timeline"]["downtime_ms"] == 2050.0
+    assert sum(b[1] + b[2] for b in loaded["timeline"]["buckets"]) == 70
+
+
+def test_table_shows_offsets_in_seconds(capsys):
+    from rich.console import Console
+
+    Console(width=120).print(timeline_table(build_timeline(failover_history(), FAULT_AT)))
+    out = capsys.readouterr().out
+    assert "+1.200 s" in out and "+sdown (x3)" in out and "2,050 ms" in out, out
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    written = plot.plot_timeline(build_timeline(failover_history(), FAULT_AT), tmp_path / "sub" / "t.png", "test")
+    data = written.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+    assert len(data) > 5000, len(data)
+
+
+def test_missing_matplotlib_is_a_one_line_setup_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(SetupError) as error:
+        plot.require_matplotlib()
+    assert "pip install matplotlib" in str(error.value) and "\n" not in str(error.value)
