@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  := $(PY) app/stack.py
 
-.PHONY: demo demo-ha demo-cluster demo-compat redis-server test lint coverage bench venv clean
+.PHONY: demo demo-ha demo-cluster demo-compat demo-cache redis-server test lint coverage bench venv clean
 
 $(VENV)/.installed: app/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VENV)/.installed: app/requirements.txt
 
 venv: $(VENV)/.installed
 
-demo: venv demo-ha demo-cluster demo-compat
+demo: venv demo-ha demo-cluster demo-cache demo-compat
 
 # The HA stack (master, 2 replicas, 3 sentinels) as local processes; the master is SIGKILLed.
 demo-ha: venv
@@ -24,6 +24,10 @@ demo-ha: venv
 # The cluster (3 primaries + 3 replicas) as local processes; the primary of slot 0 is SIGKILLed.
 demo-cluster: venv
 	$(STACK) run cluster -- $(PY) app/cluster_test.py --json results/cluster.json
+
+# An HTTP response cache on the cluster (docs/cache.md): store checks, ring vs cluster, a primary SIGKILLed mid-traffic.
+demo-cache: venv
+	$(STACK) run cluster -- $(PY) app/cache_test.py --json results/cache.json
 
 # Redis + Valkey side by side (docs/compat.md); needs redis-server (installed when root with apt).
 demo-compat: venv redis-server
