@@ -194,11 +194,20 @@ def check_reconnect(run: FailoverRun | None, skipped: str | None, switches: int)
     diff = ours_ms - probe_ms
     metrics["difference_ms"] = round(diff, 1)
     metrics["switches_followed"] = switches
-    status = OK if abs(diff) <= MEASUREMENT_TOLERANCE_MS else FAIL
-    return ScenarioResult("reconnect", status,
-                          f"same client, no restart; backoff capped at {BACKOFF_CAP_S * 1000:.0f} ms; reported "
-                          f"downtime {ours_ms:,.0f} ms vs independent 5 ms probe {probe_ms:,.0f} ms "
-                          f"(difference {diff:+.0f} ms, limit ±{MEASUREMENT_TOLERANCE_MS})", metrics)
+    detail = (f"same client, no restart; backoff capped at {BACKOFF_CAP_S * 1000:.0f} ms; reported "
+              f"downtime {ours_ms:,.0f} ms vs independent 5 ms probe {probe_ms:,.0f} ms "
+              f"(difference {diff:+.0f} ms, limit ±{MEASUREMENT_TOLERANCE_MS})")
+    if diff > MEASUREMENT_TOLERANCE_MS:
+        return ScenarioResult("reconnect", FAIL, detail, metrics)
+    if diff < -MEASUREMENT_TOLERANCE_MS:
+        # Ours wrote again first: it trusts the failover leader, which names the promoted replica
+        # before the sentinels announce +switch-master; the probe waits for that announcement. Our
+        # early writes are real (consistency checks them on the new master), so this is not a
+        # measurement error of ours, but the yardstick failed to confirm it: say so, do not pass it.
+        announced = f"+switch-master at {run.offset(switch.at):+.2f} s" if switch else "no +switch-master seen"
+        return ScenarioResult("reconnect", WARN, f"{detail}; the probe follows the announced master "
+                              f"({announced}), ours the failover leader: the probe could not confirm ours", metrics)
+    return ScenarioResult("reconnect", OK, detail, metrics)
 
 
 def check_consistency(ha: HAClient, run: FailoverRun | None, skipped: str | None) -> ScenarioResult:

@@ -24,7 +24,10 @@ def test_master_kill_fails_over_without_losing_confirmed_writes(ha_stack, tmp_pa
     proc = run_script("ha_test.py", "--json", str(out), state_dir=ha_stack.state_dir)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     result = scenarios(out)
-    assert all(s["status"] == "OK" for s in result.values()), {k: (v["status"], v["detail"]) for k, v in result.items()}
+    # reconnect may be WARN only when our client wrote again before the probe (see check_reconnect).
+    allowed = {name: ({"OK", "WARN"} if name == "reconnect" else {"OK"}) for name in result}
+    assert all(s["status"] in allowed[name] for name, s in result.items()), \
+        {k: (v["status"], v["detail"]) for k, v in result.items()}
 
     kill = result["master_kill"]["metrics"]
     assert kill["fault"].startswith("SIGKILL valkey-master")
@@ -40,7 +43,9 @@ def test_master_kill_fails_over_without_losing_confirmed_writes(ha_stack, tmp_pa
     assert loss["wait_confirmed"] > 0 and loss["wait_confirmed_lost"] == 0
 
     reconnect = result["reconnect"]["metrics"]
-    assert abs(reconnect["difference_ms"]) <= 100
+    assert reconnect["difference_ms"] <= 100, f"our client recovered later than the 5 ms probe: {reconnect}"
+    if result["reconnect"]["status"] == "OK":
+        assert abs(reconnect["difference_ms"]) <= 100, reconnect
 
     sync = result["replica_sync"]["metrics"]
     assert sync["old_master_rejoined"] is True

@@ -85,3 +85,25 @@ def test_address_remap_maps_unresolvable_names_and_explicit_ones():
 def test_key_namespaces_are_unique_per_run():
     assert key_namespace("ha") != key_namespace("ha")
     assert key_namespace("ha").startswith("vhc:ha:")
+
+
+def _run_with_recoveries(ours_s: float, probe_s: float):
+    """A FailoverRun whose writer and probe fail from the fault (t=100) until they recover."""
+    from lib.ha_failover import FailoverRun
+
+    run = FailoverRun("test", ("127.0.0.1", 1), fault_at=100.0, recovered_at=100.0 + max(ours_s, probe_s))
+    for history, back in ((run.history, ours_s), (run.probe, probe_s)):
+        history.record(Op(0, "k", 99.99, 99.995, OK))
+        history.record(Op(1, "k", 100.01, 100.02, FAIL, "ConnectionError"))
+        history.record(Op(2, "k", 100.0 + back, 100.0 + back + 0.001, OK))
+    run.history.event("+switch-master", at=103.3)
+    return run
+
+
+@pytest.mark.parametrize("ours_s,probe_s,status", [(3.30, 3.31, "OK"), (3.30, 3.50, "WARN"), (3.50, 3.30, "FAIL")])
+def test_reconnect_verdict_is_one_sided(ours_s, probe_s, status):
+    """Later than the probe (+200 ms) is a failure of ours; earlier (the probe waits for +switch-master) a WARN."""
+    import ha_test
+
+    result = ha_test.check_reconnect(_run_with_recoveries(ours_s, probe_s), None, 1)
+    assert result.status == status, (result.status, result.detail)
