@@ -15,12 +15,11 @@ from datetime import timedelta
 from redis.crc import key_slot
 
 from lib.cache_outage import ok_count, shard_recovery
-from lib.cache_promotion import watch_failover
 from lib.cache_store import ClusterCacheStore, storage_key
 from lib.cluster_client import ClusterClient
-from lib.cluster_failover import ClusterManualFailover
+from lib.cluster_failover import ClusterManualFailover, wait_promoted
 from lib.cluster_topology import ClusterNode, Shard
-from lib.fault import Fault
+from lib.fault import Fault, inject_recorded
 from lib.http_cache import HTTPCache, request_key
 from lib.http_requests import RequestLoop
 from lib.http_server import LocalWsgiServer, OriginApp
@@ -82,15 +81,10 @@ def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: F
             _wait_per_shard(run, shards, WARMUP_HITS, after=0.0, cache="HIT", what="hits per shard before the fault")
             console.print(f"serving {server.url} with a warm cache ({len(run.history.snapshot())} requests so "
                           f"far); fault: {fault.description}")
-            run.fault_at = time.monotonic()
-            run.history.event("fault injected", fault.description, at=run.fault_at)
-            fault.inject()
-            if fault.by_hand:
-                run.fault_at = time.monotonic()
-                run.history.event("fault seen", "a primary stopped answering", at=run.fault_at)
+            run.fault_at = inject_recorded(fault, run.history, "a primary stopped answering")
             run.victim = victim()
             try:
-                promoted_at = watch_failover(run, client, recovery_timeout)
+                run.promoted, promoted_at = wait_promoted(run.victim, run.history, client, recovery_timeout)
                 _wait_per_shard(run, [run.victim], 1, after=promoted_at, cache="HIT", timeout=recovery_timeout,
                                 what=f"a cache hit on {run.victim.label} after the promotion")
                 _wait_per_shard(run, shards, SETTLE_REQUESTS, after=time.monotonic(),

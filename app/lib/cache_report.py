@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from lib.cache_failover import CacheFailoverRun
 from lib.cache_outage import request_totals, shard_recovery
+from lib.cluster_failover import FAIL_EVENT, PROMOTED_EVENT
 from lib.http_requests import CACHE_ERROR
 from lib.report import FAIL, OK, WARN, ScenarioResult
 from lib.timeline import Timeline, build_timeline, history_to_dict
@@ -25,8 +26,8 @@ def check_http_failover(run: CacheFailoverRun | None, skipped: str | None) -> Sc
     if run.victim is None:
         return ScenarioResult("http_failover", FAIL, f"no shard lost its primary: {run.timeout_reason}", metrics)
     recovery = shard_recovery(run.victim.label, ops, run.fault_at)
-    promoted = run.history.first_event("replica promoted")
-    flagged = run.history.first_event("primary flagged fail")
+    promoted = run.history.first_event(PROMOTED_EVENT)
+    flagged = run.history.first_event(FAIL_EVENT)
     metrics.update({
         "shard": run.victim.label, "old_primary": format_endpoint(*run.victim.primary.announced),
         "promoted": format_endpoint(*run.promoted.announced) if run.promoted else None,

@@ -16,7 +16,7 @@ from redis.cluster import RedisCluster
 
 from lib.cluster_client import ClusterClient
 from lib.cluster_topology import ClusterNode, Shard, key_in_shard
-from lib.fault import Fault
+from lib.fault import Fault, inject_recorded
 from lib.probe import PlainClientProbe
 from lib.report import SetupError, console
 from lib.util import format_endpoint
@@ -114,15 +114,10 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
         _wait_ok_per_shard(run, shards, WARMUP_OPS, after=0.0, what="acknowledged writes on every shard before "
                            "the fault")
         console.print(f"writing to {len(shards)} shards ({len(run.ops())} writes so far); fault: {fault.description}")
-        run.fault_at = time.monotonic()
-        run.history.event("fault", fault.description, at=run.fault_at)
-        fault.inject()
-        if fault.by_hand:
-            run.fault_at = time.monotonic()
-            run.history.event("fault seen", "a primary stopped answering", at=run.fault_at)
+        run.fault_at = inject_recorded(fault, run.history, "a primary stopped answering")
         run.victim = victim()
         try:
-            _wait_promoted(run, client, recovery_timeout)
+            run.promoted, run.promoted_at = wait_promoted(run.victim, run.history, client, recovery_timeout)
             _wait_ok_per_shard(run, [run.victim], 1, after=run.promoted_at or run.fault_at,
                                what=f"a write to {run.victim.label} after the promotion", timeout=recovery_timeout)
             run.recovered_at = time.monotonic()
@@ -152,14 +147,19 @@ def plain_cluster_client(client: ClusterClient, shard: Shard, prefix: str) -> Pl
                             key=prefix, group=shard.label)
 
 
-def _wait_promoted(run: ClusterFailoverRun, client: ClusterClient, timeout: float) -> None:
-    """Poll the victim's replicas every 10-20 ms: the one that wins the election says so first."""
-    old = run.victim.primary
-    replicas = run.victim.replicas
-    if not replicas:
-        raise WaitTimeout(f"{run.victim.label} has no replica: nothing can be promoted")
+PFAIL_EVENT, FAIL_EVENT, PROMOTED_EVENT = "node flagged pfail", "node flagged fail", "promoted"
 
-    flagged: set[str] = set()
+
+def wait_promoted(victim: Shard, history: History, client: ClusterClient, timeout: float) -> tuple[ClusterNode, float]:
+    """Poll the victim's replicas every 10-20 ms: the one that wins the election says so first.
+
+    Records in history when a replica first sees the old primary as fail? (PFAIL, its own opinion)
+    and fail (the majority agreed), then the promotion; returns the promoted node and when it was seen.
+    """
+    old, replicas = victim.primary, victim.replicas
+    if not replicas:
+        raise WaitTimeout(f"{victim.label} has no replica: nothing can be promoted")
+    winner: list[ClusterNode] = []
 
     def promoted() -> tuple[bool, str]:
         seen = []
@@ -170,30 +170,29 @@ def _wait_promoted(run: ClusterFailoverRun, client: ClusterClient, timeout: floa
                 seen.append(f"{format_endpoint(*replica.announced)}: {exc}")
                 continue
             me = next(n for n in view if "myself" in n.flags)
-            _record_flags(run, view, old, flagged)
+            _record_flags(history, view, old)
             seen.append(f"{format_endpoint(*replica.announced)} {'primary' if me.is_primary else 'replica'}")
             if me.is_primary and me.slots:
-                run.promoted = me
+                winner.append(me)
                 return True, "; ".join(seen)
         return False, "; ".join(seen)
 
     wait_until(promoted, timeout=timeout, policy=FAST_POLL,
                what=f"a replica of {format_endpoint(*old.announced)} to be promoted")
-    run.promoted_at = time.monotonic()
-    run.history.event("promoted", f"{format_endpoint(*run.promoted.announced)} now serves {run.victim.label}",
-                      at=run.promoted_at)
+    promoted_at = time.monotonic()
+    history.event(PROMOTED_EVENT, f"{format_endpoint(*winner[0].announced)} now serves {victim.label}",
+                  at=promoted_at)
+    return winner[0], promoted_at
 
 
-def _record_flags(run: ClusterFailoverRun, view: list[ClusterNode], old: ClusterNode, flagged: set[str]) -> None:
-    """The first time a replica sees the old primary as fail? (PFAIL, its own opinion) or fail (the
-    majority agreed): the server-side steps between the kill and the election."""
+def _record_flags(history: History, view: list[ClusterNode], old: ClusterNode) -> None:
+    """The first sighting of each of the old primary's failure flags, as an event."""
     theirs = next((n for n in view if n.node_id == old.node_id), None)
     if theirs is None:
         return
-    for flag, name in (("fail?", "node flagged pfail"), ("fail", "node flagged fail")):
-        if flag in theirs.flags and name not in flagged:
-            flagged.add(name)
-            run.history.event(name, f"{format_endpoint(*old.announced)} flags {','.join(sorted(theirs.flags))}")
+    for flag, name in (("fail?", PFAIL_EVENT), ("fail", FAIL_EVENT)):
+        if flag in theirs.flags and not history.first_event(name):
+            history.event(name, f"{format_endpoint(*old.announced)} flags {','.join(sorted(theirs.flags))}")
 
 
 def _wait_ok_per_shard(run: ClusterFailoverRun, shards: list[Shard], count: int, *, after: float, what: str,

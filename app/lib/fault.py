@@ -20,6 +20,7 @@ from rich.live import Live
 from lib.local_stack import STATE_FILE, LocalStack
 from lib.report import SetupError, console
 from lib.waits import wait_until
+from lib.workload import History
 
 STATE_ENV = "VHC_STACK_STATE"
 FAULT_MODES = ("auto", "local", "docker", "manual", "graceful", "none")
@@ -109,6 +110,21 @@ class ManualKill(Fault):
         except SetupError:
             return False
         return True
+
+
+def inject_recorded(fault: Fault, history: History, seen: str) -> float:
+    """Inject the fault, record it in the history, and return when it happened.
+
+    A fault done by hand happens when it is seen (the node stopped answering), not when the wait
+    for it began: that moment is recorded as "fault seen" and returned instead.
+    """
+    fault_at = time.monotonic()
+    history.event("fault", fault.description, at=fault_at)
+    fault.inject()
+    if fault.by_hand:
+        fault_at = time.monotonic()
+        history.event("fault seen", seen, at=fault_at)
+    return fault_at
 
 
 def docker_usable() -> bool:

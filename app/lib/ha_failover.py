@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import redis
 from redis.sentinel import Sentinel
 
-from lib.fault import Fault
+from lib.fault import Fault, inject_recorded
 from lib.ha_client import Address, HAClient
 from lib.probe import PlainClientProbe, SentinelProbe
 from lib.report import SetupError, console
@@ -135,12 +135,7 @@ def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout
         wait_until(lambda: (_ok_count(run.history) >= WARMUP_OPS, f"{_ok_count(run.history)} acknowledged"),
                    timeout=30, what=f"{WARMUP_OPS} acknowledged writes before the fault")
         console.print(f"writing ({_ok_count(run.history)} acknowledged so far); fault: {fault.description}")
-        run.fault_at = time.monotonic()
-        run.history.event("fault", fault.description, at=run.fault_at)
-        fault.inject()
-        if fault.by_hand:  # the kill was seen just now, not when the wait began
-            run.fault_at = time.monotonic()
-            run.history.event("fault seen", "the master stopped answering", at=run.fault_at)
+        run.fault_at = inject_recorded(fault, run.history, "the master stopped answering")
         try:
             _wait_recovered(run, ha, recovery_timeout, require_new_master)
         except WaitTimeout as exc:

@@ -8,13 +8,12 @@ ERROR = the store failed and the app answered) is kept beside it in CacheOp.cach
 from __future__ import annotations
 
 import http.client
-import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from lib.http_cache import CACHE_HEADER, ERROR_HEADER
-from lib.workload import FAIL, OK, UNKNOWN, History, Op
+from lib.workload import FAIL, OK, UNKNOWN, History, Op, OpLoop
 
 CACHE_ERROR = "ERROR"  # X-Cache: MISS with X-Cache-Error set: the store failed, the app served it
 
@@ -56,31 +55,13 @@ def timed_request(seq: int, base_url: str, path: str, group: str | None, timeout
     return CacheOp(seq, path, start, end, outcome, error, group=group, status=status, cache=cache)
 
 
-class RequestLoop(threading.Thread):
+class RequestLoop(OpLoop):
     """GETs the paths round-robin until stopped; one loop per shard, so a slow shard delays only itself."""
 
     def __init__(self, base_url: str, paths: list[str], group: str, history: History, *,
                  pause_s: float = 0.005, timeout: float = 5.0):
-        super().__init__(daemon=True, name=f"requests-{group}")
-        self.base_url, self.paths, self.group, self.history = base_url, paths, group, history
-        self.pause_s = pause_s  # the request rate, not synchronisation: leaves CPU for the servers
-        self.timeout = timeout
-        self._halt = threading.Event()
-        self.crashed: BaseException | None = None
+        super().__init__(history, name=f"requests-{group}", pause_s=pause_s)
+        self.base_url, self.paths, self.group, self.timeout = base_url, paths, group, timeout
 
-    def run(self) -> None:
-        seq = 0
-        try:
-            while not self._halt.is_set():
-                path = self.paths[seq % len(self.paths)]
-                self.history.record(timed_request(seq, self.base_url, path, self.group, self.timeout))
-                seq += 1
-                self._halt.wait(self.pause_s)
-        except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
-            self.crashed = exc
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._halt.set()
-        self.join(timeout)
-        if self.crashed is not None:
-            raise RuntimeError(f"the request loop {self.group} crashed: {self.crashed!r}") from self.crashed
+    def attempt(self, seq: int) -> CacheOp:
+        return timed_request(seq, self.base_url, self.paths[seq % len(self.paths)], self.group, self.timeout)

@@ -13,9 +13,8 @@ from lib.timeline import Timeline
 
 INSTALL_HINT = "--plot needs matplotlib: .venv/bin/python -m pip install matplotlib==3.11.2"
 # Events worth a vertical line; the rest (+slave, +reboot, ...) would only clutter the picture.
-MARKED = ("fault", "fault injected", "fault seen", "+sdown", "+odown", "+switch-master", "node flagged pfail",
-          "primary flagged fail",
-          "node flagged fail", "promoted", "replica promoted", "recovered", "client recovered", "client: recovered",
+MARKED = ("fault", "fault seen", "+sdown", "+odown", "+switch-master", "node flagged pfail",
+          "node flagged fail", "promoted", "recovered", "client recovered", "client: recovered",
           "hits returned")
 
 

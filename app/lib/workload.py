@@ -75,32 +75,27 @@ def classify(exc: Exception) -> str:
 WriteFn = Callable[[str, str], bool | None]  # returns WAIT confirmation (or None if not asked)
 
 
-class ContinuousWriter(threading.Thread):
-    """Writes key(seq) = seq in a loop until stopped, recording every attempt."""
+class OpLoop(threading.Thread):
+    """Runs attempt(seq) in a loop until stopped, recording each Op; a crash is raised by stop().
 
-    def __init__(self, write: WriteFn, key_for: Callable[[int], str], history: History, *,
-                 pause_s: float = 0.002, group_for: Callable[[str], str | None] | None = None):
-        super().__init__(daemon=True, name="continuous-writer")
-        self.write, self.key_for, self.history = write, key_for, history
-        self.pause_s = pause_s  # the write rate, not synchronisation: keeps 2 cores free for the servers
-        self.group_for = group_for
+    The pause between attempts sets the rate, it is not synchronisation: it leaves the 2 cores
+    to the servers.
+    """
+
+    def __init__(self, history: History, *, name: str, pause_s: float):
+        super().__init__(daemon=True, name=name)
+        self.history, self.pause_s = history, pause_s
         self._halt = threading.Event()
         self.crashed: BaseException | None = None
+
+    def attempt(self, seq: int) -> Op:
+        raise NotImplementedError
 
     def run(self) -> None:
         seq = 0
         try:
             while not self._halt.is_set():
-                key = self.key_for(seq)
-                start = time.monotonic()
-                try:
-                    confirmed = self.write(key, str(seq))
-                    op = Op(seq, key, start, time.monotonic(), OK, confirmed=confirmed)
-                except redis.RedisError as exc:
-                    op = Op(seq, key, start, time.monotonic(), classify(exc), f"{type(exc).__name__}: {exc}")
-                if self.group_for is not None:
-                    op.group = self.group_for(key)
-                self.history.record(op)
+                self.history.record(self.attempt(seq))
                 seq += 1
                 self._halt.wait(self.pause_s)
         except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
@@ -110,11 +105,32 @@ class ContinuousWriter(threading.Thread):
         self._halt.set()
         self.join(timeout)
         if self.crashed is not None:
-            raise RuntimeError(f"the writer thread crashed: {self.crashed!r}") from self.crashed
+            raise RuntimeError(f"{self.name} crashed: {self.crashed!r}") from self.crashed
 
-    def __enter__(self) -> ContinuousWriter:
+    def __enter__(self) -> OpLoop:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class ContinuousWriter(OpLoop):
+    """Writes key(seq) = seq in a loop until stopped, recording every attempt."""
+
+    def __init__(self, write: WriteFn, key_for: Callable[[int], str], history: History, *,
+                 pause_s: float = 0.002, group_for: Callable[[str], str | None] | None = None):
+        super().__init__(history, name="continuous-writer", pause_s=pause_s)
+        self.write, self.key_for, self.group_for = write, key_for, group_for
+
+    def attempt(self, seq: int) -> Op:
+        key = self.key_for(seq)
+        start = time.monotonic()
+        try:
+            confirmed = self.write(key, str(seq))
+            op = Op(seq, key, start, time.monotonic(), OK, confirmed=confirmed)
+        except redis.RedisError as exc:
+            op = Op(seq, key, start, time.monotonic(), classify(exc), f"{type(exc).__name__}: {exc}")
+        if self.group_for is not None:
+            op.group = self.group_for(key)
+        return op
