@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from lib.fault import FAULT_MODES
 from lib.report import SetupError
@@ -29,3 +31,21 @@ def parse_host_map(entries: list[str], example: str) -> dict[str, str]:
             raise SetupError(f"--host-map {entry!r}: expected NAME=HOST, e.g. {example}")
         host_map[name] = host
     return host_map
+
+
+def require_writable_output(path: str | None, flag: str = "--json") -> None:
+    """Refuse, before any server is touched, an output path that could not be written after the run.
+
+    A destructive run whose results cannot be saved is lost work: check the directory now, not at the end.
+    """
+    if not path:
+        return
+    out = Path(path)
+    if out.is_dir():
+        raise SetupError(f"{flag} {path}: is a directory; give a file path, e.g. {flag} results/run.json")
+    parent = out.parent if str(out.parent) else Path(".")
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise SetupError(f"{flag} {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise SetupError(f"{flag} {path}: not writable here; choose a path you can write, e.g. {flag} results/run.json")
