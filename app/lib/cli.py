@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 from lib.fault import FAULT_MODES
@@ -47,5 +48,11 @@ def require_writable_output(path: str | None, flag: str = "--json") -> None:
     existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
     if not existing.is_dir():
         raise SetupError(f"{flag} {path}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise SetupError(f"{flag} {path}: not writable here; choose a path you can write, e.g. {flag} results/run.json")
+    try:  # root passes os.access everywhere: only a real write tells (e.g. /proc, a read-only mount)
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".vhc-write-check-"):
+            pass
+    except OSError as exc:
+        raise SetupError(f"{flag} {path}: cannot write in {existing} ({exc.strerror}); choose a path you can "
+                         f"write, e.g. {flag} results/run.json") from None
+    if out.exists() and not os.access(out, os.W_OK):
+        raise SetupError(f"{flag} {path}: the file is not writable; choose another path")
