@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from pathlib import Path
@@ -34,23 +35,32 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+# Server ports for tests and --free-ports: below the ephemeral range (32768-60999 here), where an
+# outgoing connection can take a port between "it is free" and "the server binds it" (field notes:
+# a sentinel once failed with "Address already in use"). The cluster bus (port + 10000) must stay
+# below 32768 too, and the compose stacks' fixed ports (6379-6381, 7000-7005, 17000-17005,
+# 26379-26381) are outside this range so a test never collides with a running compose stack.
+FREE_PORT_RANGE = (20000, 22768)
+
+
 def free_ports(count: int, *, also_free_offset: int | None = None) -> list[int]:
-    """Ports that are free now; with also_free_offset, port+offset is free too (cluster bus ports)."""
+    """Ports that are free now, below the ephemeral range; with also_free_offset, port+offset is free too."""
+    low, high = FREE_PORT_RANGE
+    rng = random.Random()
     chosen: list[int] = []
-    attempts = 0
-    while len(chosen) < count:
-        attempts += 1
-        if attempts > 1000:
-            raise SetupError(f"could not find {count} free local ports")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if also_free_offset is not None and (port + also_free_offset > 65535
-                                             or not port_is_free(port + also_free_offset)):
+    for _ in range(1000):
+        if len(chosen) == count:
+            return chosen
+        port = rng.randrange(low, high)
+        if port in chosen or not port_is_free(port):
             continue
-        if port not in chosen:
-            chosen.append(port)
-    return chosen
+        if also_free_offset is not None and not port_is_free(port + also_free_offset):
+            continue
+        chosen.append(port)
+    if len(chosen) == count:
+        return chosen
+    raise SetupError(f"could not find {count} free local ports in {low}-{high - 1}: stop old stacks "
+                     "(python app/stack.py down) or whatever else listens there (ss -ltn)")
 
 
 def key_namespace(suite: str) -> str:
