@@ -13,6 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lib.errors import SetupError  # noqa: F401 - re-exported: callers import it from here too
+
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_SETUP_ERROR = 0, 1, 2
 
@@ -20,10 +22,6 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 _STATUS_STYLE = {OK: "green", WARN: "yellow", FAIL: "bold red"}
-
-
-class SetupError(Exception):
-    """The environment is wrong (nothing reachable, bad flag, stack not running): exit 2, one line."""
 
 
 @dataclass
