@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lib.errors import SetupError  # noqa: F401 - re-exported: callers import it from here too
+from lib.waits import WaitTimeout
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_SETUP_ERROR = 0, 1, 2
@@ -60,16 +61,28 @@ class SuiteReport:
 
 
 def run_scenario(name: str, check: Callable[[], ScenarioResult]) -> ScenarioResult:
-    """Run one check; an unexpected exception becomes a FAIL result instead of ending the suite."""
+    """Run one check; an unexpected exception becomes a FAIL result instead of ending the suite.
+
+    A wait that timed out inside the check (a migration that never converged) is that check's
+    FAIL, with what was last seen; the remaining checks still run. Only a SetupError ends the suite.
+    """
     try:
         return check()
     except SetupError:
         raise
+    except WaitTimeout as exc:
+        return ScenarioResult(name, FAIL, _with_notes(str(exc), exc),
+                              {"error_type": "WaitTimeout", "last_seen": exc.observed})
     except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check, reported as such
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
-        return ScenarioResult(name, FAIL, f"{type(exc).__name__}: {exc}{where}",
+        return ScenarioResult(name, FAIL, _with_notes(f"{type(exc).__name__}: {exc}{where}", exc),
                               {"error_type": type(exc).__name__})
+
+
+def _with_notes(detail: str, exc: BaseException) -> str:
+    """The detail plus the exception's notes (e.g. "and the slot was not put back: ...")."""
+    return "; ".join([detail, *getattr(exc, "__notes__", [])])
 
 
 def status_text(status: str) -> str:
@@ -117,10 +130,14 @@ def finish(report: SuiteReport, json_path: str | None) -> int:
 
 
 def cli_main(main: Callable[[], int]) -> None:
-    """Run a script's main(): setup errors become one line and exit 2, Ctrl-C exits 130."""
+    """Run a script's main(): setup errors become one line and exit 2, Ctrl-C exits 130.
+
+    A WaitTimeout that no check turned into a FAIL (a wait outside any check, e.g. writes that
+    never started before a fault) ends the run the same way: one line that says what was seen.
+    """
     try:
         code = main()
-    except SetupError as exc:
+    except (SetupError, WaitTimeout) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         code = EXIT_SETUP_ERROR
     except KeyboardInterrupt:
