@@ -1,0 +1,75 @@
+"""The Docker tier: the README's Docker sections, run for real against the compose files.
+
+On a machine without a Docker engine the whole tier is skipped with one line saying why; under
+CI=true it never is (CI installs and starts the engine, so a missing engine is a CI failure).
+Images come from docker/build-offline-images.sh when no registry image is present (our machines
+reach no image registry); .ci/run builds them before the tests, so here they are only reused.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from lib.compose_stack import IMAGES_ENV_FILE, ComposeStack, engine_answers
+from lib.util import REPO_ROOT
+
+IN_CI = os.environ.get("CI") == "true"
+REGISTRY_IMAGES_ENV = "VHC_DOCKER_REGISTRY_IMAGES"  # =1: use valkey/valkey:9.0.0 etc. as the compose files say
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test in this folder is of the docker tier (and starts real servers: integration)."""
+    for item in items:
+        if "tests/docker/" in str(item.fspath):
+            item.add_marker(pytest.mark.docker)
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def docker_images() -> None:
+    """A usable engine and the compose files' images, or a skip (a failure under CI=true) that says why."""
+    if not engine_answers():
+        reason = ("no Docker engine answers `docker info` (install docker.io and start dockerd); "
+                  "the Docker tier is skipped")
+        if IN_CI:
+            pytest.fail(f"CI=true: {reason} — .ci/run should have started it")
+        pytest.skip(reason)
+    if os.environ.get(REGISTRY_IMAGES_ENV) == "1":
+        return
+    proc = subprocess.run(["bash", str(REPO_ROOT / "docker" / "build-offline-images.sh")], capture_output=True,
+                          text=True, timeout=900, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        message = f"docker/build-offline-images.sh failed: {(proc.stderr or proc.stdout).strip()[-600:]}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    assert IMAGES_ENV_FILE.exists(), f"{IMAGES_ENV_FILE} was not written by the image build"
+
+
+def compose_stack(topology: str) -> Iterator[ComposeStack]:
+    """The topology's compose stack, ready; afterwards nothing of it is left (checked)."""
+    stack = ComposeStack(topology).up(timeout=180)
+    try:
+        yield stack
+    finally:
+        stack.down()
+        assert stack.leftovers() == [], f"left after docker-compose down -v: {stack.leftovers()}"
+
+
+@pytest.fixture
+def ha_compose(docker_images):
+    yield from compose_stack("ha")
+
+
+@pytest.fixture(scope="module")
+def cluster_compose(docker_images):
+    yield from compose_stack("cluster")
+
+
+@pytest.fixture
+def compat_compose(docker_images):
+    yield from compose_stack("compat")
