@@ -1,0 +1,395 @@
+"""The HA suite's verdicts (app/ha_test.py check_*) on synthetic histories and faked replies: no server."""
+
+from __future__ import annotations
+
+import pytest
+
+import ha_test
+from lib.fault import Fault, LocalKill
+from lib.ha_failover import FailoverRun
+from lib.report import FAIL, OK, WARN
+from lib.workload import FAIL as OP_FAIL
+from lib.workload import OK as OP_OK
+from lib.workload import UNKNOWN, History, Op
+
+from .fakes import FakeHA, FakeKV, FakeNode, replication_info
+
+FAULT_AT = 100.0
+KILL = "SIGKILL valkey-master (local launcher, like docker kill)"
+GRACEFUL = "SENTINEL FAILOVER (graceful: the old master is demoted, not killed)"
+REFUSED = "ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused."
+
+
+def op(seq: int, start: float, end: float, outcome: str = OP_OK, error: str | None = None, *,
+       confirmed: bool | None = None) -> Op:
+    """An op at seconds from the fault (FAULT_AT)."""
+    return Op(seq, f"w:{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, confirmed)
+
+
+def history(*ops: Op, events: tuple[tuple[str, float], ...] = ()) -> History:
+    recorded = History()
+    for o in ops:
+        recorded.record(o)
+    for name, at in events:
+        recorded.event(name, "", at=FAULT_AT + at)
+    return recorded
+
+
+def failover_run(writer: History, *, fault: str = KILL, probe: History | None = None,
+                 plain: History | None = None, recovered: float | None = 3.5, **fields) -> FailoverRun:
+    return FailoverRun(fault, ("valkey-master", 6379), writer, probe or History(), plain, fault_at=FAULT_AT,
+                       recovered_at=None if recovered is None else FAULT_AT + recovered, **fields)
+
+
+# ---- crud ------------------------------------------------------------------------------------------
+
+def test_crud_passes_when_every_step_reads_back_what_it_wrote():
+    store = FakeKV()
+    result = ha_test.check_crud(FakeHA(master=store, master_address=("10.0.0.1", 6379)), "vhc:t:")
+    assert result.status == OK, result.detail
+    assert result.metrics["steps"] == {"set": True, "get": True, "ttl": True, "update": True, "delete": True}
+    assert (result.metrics["master"], result.metrics["ttl_s"]) == ("10.0.0.1:6379", 60), f"{result.metrics}"
+    assert store.commands[0] == ("SET", "vhc:t:crud", "v1") and store.data == {}, "the key is ours and removed"
+
+
+@pytest.mark.parametrize("broken,failed_step", [({"keeps_ttl": False}, "ttl"), ({"deletes": False}, "delete")])
+def test_crud_names_the_step_that_failed(broken, failed_step):
+    result = ha_test.check_crud(FakeHA(master=FakeKV(**broken)), "vhc:t:")
+    assert result.status == FAIL, result.detail
+    assert result.detail == f"failed steps: {failed_step}", f"got {result.detail!r}"
+    assert result.metrics["steps"][failed_step] is False, f"{result.metrics['steps']}"
+
+
+# ---- master_kill -----------------------------------------------------------------------------------
+
+def kill_history() -> History:
+    """ok until the kill at 0, three failures (one unknown), ok again from +3.25 s."""
+    return history(op(0, -0.10, -0.09), op(1, -0.05, -0.04), op(2, 0.01, 0.02, OP_FAIL, REFUSED),
+                   op(3, 0.5, 1.0, UNKNOWN, "TimeoutError: Timeout reading from socket"),
+                   op(4, 1.5, 1.6, OP_FAIL, REFUSED), op(5, 3.2, 3.25), op(6, 3.3, 3.31),
+                   events=(("fault", 0.0), ("+sdown", 2.05), ("+switch-master", 3.22)))
+
+
+def test_master_kill_reports_the_ok_to_ok_downtime_and_the_errors_seen():
+    probe = history(op(0, -0.01, -0.005), op(1, 0.1, 0.101, OP_FAIL, "ConnectionError"), op(2, 3.23, 3.231))
+    result = ha_test.check_master_kill(failover_run(kill_history(), probe=probe,
+                                                    new_master=("valkey-replica1", 6380)), None)
+    metrics = result.metrics
+    assert result.status == OK, result.detail
+    assert result.detail == f"{KILL}; client unable to write for 3,290 ms", f"-0.04 s to +3.25 s: {result.detail!r}"
+    assert (metrics["downtime_ms"], metrics["failed_ops"]) == (3290.0, 3), f"{metrics}"
+    assert metrics["errors_by_type"] == {"ConnectionError": 2, "TimeoutError": 1}, f"{metrics['errors_by_type']}"
+    assert (metrics["ops_total"], metrics["ops_ok"], metrics["ops_unknown"]) == (7, 4, 1), f"{metrics}"
+    assert (metrics["old_master"], metrics["new_master"]) == ("valkey-master:6379", "valkey-replica1:6380")
+    assert [(e["t_s"], e["event"]) for e in metrics["events"]] == [(0.0, "fault"), (2.05, "+sdown"),
+                                                                   (3.22, "+switch-master")], f"{metrics['events']}"
+    assert metrics["timeline"]["downtime_window_s"] == [-0.04, 3.25], f"{metrics['timeline']}"
+    recovered = {e["event"]: e["t_s"] for e in metrics["timeline"]["events"]}
+    assert recovered["5 ms probe: recovered"] == 3.231, f"the probe's own recovery: {recovered}"
+    assert len(metrics["history"]["ops"]) == 7, "every writer op is in the saved history"
+
+
+def test_master_kill_without_an_error_is_ok_with_zero_downtime():
+    quiet = history(op(0, -0.1, -0.09), op(1, 0.1, 0.11), op(2, 0.2, 0.21))
+    result = ha_test.check_master_kill(failover_run(quiet), None)
+    assert result.status == OK and result.detail == f"{KILL}; the client never saw an error", result.detail
+    assert (result.metrics["downtime_ms"], result.metrics["failed_ops"]) == (0.0, 0), f"{result.metrics}"
+
+
+def test_master_kill_without_recovery_fails_and_has_no_downtime_figure():
+    stuck = history(op(0, -0.1, -0.09), op(1, 0.1, 0.11, OP_FAIL, REFUSED), op(2, 0.2, 0.21, OP_FAIL, REFUSED))
+    run = failover_run(stuck, recovered=None, timeout_reason="timed out after 60s waiting for the client")
+    result = ha_test.check_master_kill(run, None)
+    assert result.status == FAIL, result.detail
+    assert result.detail == "no recovery: timed out after 60s waiting for the client", f"{result.detail!r}"
+    assert (result.metrics["downtime_ms"], result.metrics["failed_ops"]) == (None, 2), f"{result.metrics}"
+
+
+def test_master_kill_is_skipped_with_a_warning_when_no_fault_ran():
+    result = ha_test.check_master_kill(None, "--fault none")
+    assert (result.status, result.detail) == (WARN, "skipped: --fault none"), f"{result}"
+
+
+# ---- new_master ------------------------------------------------------------------------------------
+
+SENTINELS = ("10.0.0.9:26379", "10.0.0.9:26380", "10.0.0.9:26381")
+
+
+def views(*answers: str) -> dict[str, str]:
+    return dict(zip(SENTINELS, answers, strict=True))
+
+
+def ha_with_node(role: str, views_now: dict[str, str] | None = None) -> FakeHA:
+    """valkey-replica1 is reached at 127.0.0.1:6380 (the remap), where a node reports role."""
+    return FakeHA(views=views_now, remap={"valkey-replica1": "127.0.0.1", "valkey-master": "127.0.0.1"},
+                  nodes={("127.0.0.1", 6380): FakeNode(replication_info(role))})
+
+
+def test_new_master_without_a_run_needs_all_sentinels_to_agree_on_a_master():
+    ha = ha_with_node("master", views("valkey-replica1:6380", "valkey-replica1:6380", "valkey-replica1:6380"))
+    result = ha_test.check_new_master(ha, None)
+    assert result.status == OK, result.detail
+    assert result.detail == "no failover run; all 3 sentinels agree on valkey-replica1:6380", f"{result.detail!r}"
+    assert (result.metrics["master"], result.metrics["role"]) == ("valkey-replica1:6380", "master")
+    assert ha.nodes_asked == [("127.0.0.1", 6380)], f"the role is asked at the remapped address: {ha.nodes_asked}"
+
+
+@pytest.mark.parametrize("answers", [("valkey-replica1:6380", "valkey-replica1:6380", "valkey-master:6379"),
+                                     ("error: ConnectionError",) * 3, ("unknown",) * 3])
+def test_new_master_fails_when_the_sentinels_disagree_or_cannot_say(answers):
+    ha = ha_with_node("master", views(*answers))
+    result = ha_test.check_new_master(ha, None)
+    assert result.status == FAIL and result.detail.startswith("the sentinels disagree"), result.detail
+    assert ha.nodes_asked == [], "no node is asked when the sentinels do not agree"
+
+
+def test_new_master_fails_when_the_named_node_is_not_a_master():
+    result = ha_test.check_new_master(ha_with_node("slave", views(*["valkey-replica1:6380"] * 3)), None)
+    assert result.status == FAIL, result.detail
+    assert result.detail == "all sentinels say valkey-replica1:6380, but its role is slave", f"{result.detail!r}"
+
+
+def test_new_master_after_a_run_uses_the_views_recorded_then_and_names_the_switch():
+    run = failover_run(history(events=(("+switch-master", 3.221),)), views_after=views(*["valkey-replica1:6380"] * 3))
+    result = ha_test.check_new_master(ha_with_node("master", views_now=None), run)  # no live sentinel question
+    assert result.status == OK, result.detail
+    assert result.detail == ("all 3 sentinels agree: valkey-master:6379 -> valkey-replica1:6380 (role master)"), \
+        f"{result.detail!r}"
+    assert (result.metrics["old_master"], result.metrics["switch_master_s"]) == ("valkey-master:6379", 3.221)
+
+
+def test_new_master_fails_when_the_old_master_is_still_the_master():
+    run = failover_run(history(), views_after=views(*["valkey-master:6379"] * 3))
+    ha = FakeHA(remap={"valkey-master": "127.0.0.1"}, nodes={("127.0.0.1", 6379): FakeNode(replication_info())})
+    result = ha_test.check_new_master(ha, run)
+    assert result.status == FAIL, result.detail
+    assert result.detail == "the master is still the old one, valkey-master:6379", f"{result.detail!r}"
+
+
+# ---- reconnect -------------------------------------------------------------------------------------
+
+def recovering(back_at: float, last_ok: float = -0.005) -> History:
+    """ok until last_ok, one failure after the fault, ok again at back_at (op ends 1 ms later)."""
+    return history(op(0, last_ok - 0.001, last_ok), op(1, 0.01, 0.02, OP_FAIL, REFUSED),
+                   op(2, back_at - 0.001, back_at))
+
+
+def test_reconnect_measures_ours_the_probe_and_plain_redis_py_against_the_switch():
+    writer = recovering(3.301)
+    writer.event("+switch-master", "", at=FAULT_AT + 3.25)
+    run = failover_run(writer, probe=recovering(3.285, last_ok=-0.004), plain=recovering(13.01, last_ok=-0.01))
+    result = ha_test.check_reconnect(run, None, 1)
+    metrics = result.metrics
+    assert result.status == OK, result.detail
+    assert (metrics["ours_downtime_ms"], metrics["probe_downtime_ms"], metrics["plain_downtime_ms"]) == (
+        3306.0, 3289.0, 13020.0), f"ok-to-ok: {metrics}"
+    assert (metrics["ours_after_switch_ms"], metrics["probe_after_switch_ms"], metrics["plain_after_switch_ms"]) == (
+        51.0, 35.0, 9760.0), f"first ok minus +switch-master at 3.25 s: {metrics}"
+    assert (metrics["difference_ms"], metrics["switches_followed"]) == (17.0, 1), f"{metrics}"
+    assert (metrics["backoff_cap_ms"], metrics["retries_per_call"]) == (50.0, 2), f"{metrics}"
+    assert "reported downtime 3,306 ms vs independent 5 ms probe 3,289 ms (difference +17 ms" in result.detail
+
+
+@pytest.mark.parametrize("ours_back,status", [(3.300, OK), (3.399, OK), (3.401, FAIL), (3.201, OK),
+                                              (3.199, WARN)])
+def test_reconnect_limit_is_100_ms_later_than_the_probe_and_earlier_is_a_warning(ours_back, status):
+    """The probe is back at +3.300 s (last ok at -0.005 s for both): later than +3.400 s fails, before +3.200 warns."""
+    run = failover_run(recovering(ours_back), probe=recovering(3.300))
+    result = ha_test.check_reconnect(run, None, 0)
+    assert result.status == status, f"ours back at {ours_back}, probe at 3.300: {result.status} {result.detail}"
+    assert result.metrics["difference_ms"] == pytest.approx((ours_back - 3.300) * 1000, abs=0.1)
+
+
+def test_reconnect_warning_says_whether_a_switch_was_seen():
+    run = failover_run(recovering(3.0), probe=recovering(3.3))
+    result = ha_test.check_reconnect(run, None, 0)
+    assert result.status == WARN and "no +switch-master seen" in result.detail, result.detail
+
+
+def test_reconnect_fails_when_our_client_never_wrote_again():
+    stuck = history(op(0, -0.01, -0.005), op(1, 0.01, 0.02, OP_FAIL, REFUSED))
+    result = ha_test.check_reconnect(failover_run(stuck, probe=recovering(3.3)), None, 0)
+    assert (result.status, result.detail) == (FAIL, "no write succeeded after the fault"), f"{result}"
+
+
+def test_reconnect_without_errors_on_either_side_is_ok_with_zero_difference():
+    quiet = history(op(0, -0.01, -0.005), op(1, 0.1, 0.11))
+    result = ha_test.check_reconnect(failover_run(quiet, probe=history(op(0, 0.2, 0.21))), None, 0)
+    assert result.status == OK and result.metrics["difference_ms"] == 0.0, f"{result}"
+    assert (result.metrics["ours_downtime_ms"], result.metrics["probe_downtime_ms"]) == (None, None)
+
+
+def test_reconnect_is_skipped_without_a_run_and_failed_without_a_recovery():
+    skipped = ha_test.check_reconnect(None, "--fault none", 0)
+    assert (skipped.status, skipped.detail) == (WARN, "skipped: --fault none"), f"{skipped}"
+    unrecovered = ha_test.check_reconnect(failover_run(recovering(3.3), recovered=None), None, 0)
+    assert (unrecovered.status, unrecovered.detail) == (FAIL, "skipped: no recovery"), f"{unrecovered}"
+
+
+# ---- consistency -----------------------------------------------------------------------------------
+
+def acked_writes() -> History:
+    """Four acknowledged writes (the first two confirmed by WAIT) and one refused."""
+    return history(op(0, -0.5, -0.49, confirmed=True), op(1, 0.2, 0.21, confirmed=True),
+                   op(2, 0.4, 0.41, confirmed=False), op(3, 1.0, 1.01, confirmed=False),
+                   op(4, 1.1, 1.2, OP_FAIL, REFUSED))
+
+
+def new_master_holding(*seqs: int) -> FakeHA:
+    return FakeHA(master=FakeKV({f"w:{s}": str(s) for s in seqs}), master_address=("10.0.0.2", 6380))
+
+
+def test_consistency_is_ok_when_every_acknowledged_write_is_on_the_new_master():
+    ha = new_master_holding(0, 1, 2, 3)
+    result = ha_test.check_consistency(ha, failover_run(acked_writes()), None)
+    assert result.status == OK, result.detail
+    assert result.detail == ("all 4 acknowledged writes found on the new master (2 confirmed by WAIT 1); 0 lost"), \
+        f"{result.detail!r}"
+    assert (result.metrics["acked"], result.metrics["lost"], result.metrics["checked_on"]) == (4, 0, "10.0.0.2:6380")
+    assert ha.master().commands == [("MGET", "w:0", "w:1", "w:2", "w:3")], "the refused write w:4 is not read"
+
+
+def test_consistency_warns_when_only_unconfirmed_writes_were_lost():
+    result = ha_test.check_consistency(new_master_holding(0, 1, 3), failover_run(acked_writes()), None)
+    assert result.status == WARN, result.detail
+    assert result.detail == ("1 of 4 acknowledged writes were lost, none of the 2 confirmed by WAIT 1 (asynchronous "
+                             "replication); lost writes were acknowledged between +0.40 s and +0.41 s after the fault")
+    assert (result.metrics["lost_keys_sample"], result.metrics["lost_between_s"]) == (["w:2"], [0.4, 0.41])
+
+
+@pytest.mark.parametrize("fault,explained", [(GRACEFUL, True), (KILL, False)])
+def test_consistency_fails_when_a_wait_confirmed_write_was_lost(fault, explained):
+    result = ha_test.check_consistency(new_master_holding(0, 3), failover_run(acked_writes(), fault=fault), None)
+    assert result.status == FAIL, result.detail
+    assert result.detail.startswith("1 writes confirmed by WAIT 1 were lost (of 2; 2 acknowledged writes lost in "
+                                    "all); lost writes were acknowledged between +0.20 s and +0.41 s"), result.detail
+    assert result.detail.endswith(ha_test.GRACEFUL_LOSS) is explained, "only SENTINEL FAILOVER gets the explanation"
+    assert (result.metrics["wait_confirmed"], result.metrics["wait_confirmed_lost"]) == (2, 1), f"{result.metrics}"
+
+
+def test_consistency_is_skipped_without_a_run_and_failed_without_a_recovery():
+    skipped = ha_test.check_consistency(FakeHA(), None, "--fault none")
+    assert (skipped.status, skipped.detail) == (WARN, "skipped: --fault none"), f"{skipped}"
+    unrecovered = ha_test.check_consistency(FakeHA(), failover_run(acked_writes(), recovered=None), None)
+    assert (unrecovered.status, unrecovered.detail) == (FAIL, "skipped: no recovery"), f"{unrecovered}"
+
+
+# ---- replica_sync ----------------------------------------------------------------------------------
+
+MASTER = ("127.0.0.1", 6380)  # valkey-replica1, promoted, as reached from here
+REPLICAS_CAUGHT_UP = replication_info(offset=1020, replicas=[("10.0.0.3", 6381, "online", 1020),
+                                                             ("10.0.0.1", 6379, "online", 1030)])
+
+
+def synced_ha(*master_replies: dict, old_master_reply: dict | None = None) -> FakeHA:
+    nodes = {MASTER: FakeNode(*master_replies)}
+    if old_master_reply is not None:
+        nodes[("127.0.0.1", 6379)] = FakeNode(old_master_reply)
+    return FakeHA(master_address=MASTER, announced=("valkey-replica1", 6380), nodes=nodes,
+                  remap={"valkey-master": "127.0.0.1", "valkey-replica1": "127.0.0.1"})
+
+
+class RestartableFault(Fault):
+    can_restore = True
+
+    def __init__(self, comes_back: bool = True, log: list | None = None):
+        self.comes_back, self.log, self.timeouts = comes_back, log if log is not None else [], []
+
+    def restore(self, timeout: float) -> bool:
+        self.timeouts.append(timeout)
+        self.log.append("restore")
+        return self.comes_back
+
+
+class NeverDown(Fault):
+    """Like SENTINEL FAILOVER: nothing to restart."""
+
+    def restore(self, timeout: float) -> bool:
+        raise AssertionError("a fault that cannot restore is not asked to")
+
+
+REJOINED = replication_info("slave", master_host="valkey-replica1", master_port=6380, master_link_status="up")
+
+
+def test_replica_sync_waits_until_the_replicas_reach_the_offset_the_master_had_when_asked():
+    behind = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "online", 900),
+                                                     ("10.0.0.1", 6379, "online", 950)])
+    moved_on = replication_info(offset=1020, replicas=[("10.0.0.3", 6381, "online", 1000),
+                                                       ("10.0.0.1", 6379, "online", 1010)])
+    result = ha_test.check_replica_sync(synced_ha(behind, moved_on), None, None, 30)
+    assert result.status == OK, result.detail
+    assert result.detail == "2 replica(s) online on 127.0.0.1:6380, offsets [1000, 1010] vs master 1020", \
+        f"both reached 1000, the offset when the wait began: {result.detail!r}"
+    assert (result.metrics["connected_replicas"], result.metrics["master_repl_offset"]) == (2, 1020)
+    assert result.metrics["replicas"][0] == {"address": "10.0.0.3:6381", "state": "online", "offset": 1000, "lag": 0}
+
+
+def test_replica_sync_fails_when_a_replica_stays_behind():
+    behind = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "online", 1000),
+                                                     ("10.0.0.1", 6379, "online", 999)])
+    result = ha_test.check_replica_sync(synced_ha(behind), None, None, 30)
+    assert result.status == FAIL, result.detail
+    assert "replica offsets [1000, 999], master 1000 (waiting for 1000)" in result.detail, result.detail
+
+
+def test_replica_sync_fails_when_no_replica_is_online():
+    syncing = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "wait_bgsave", 1000)])
+    result = ha_test.check_replica_sync(synced_ha(syncing), None, None, 30)
+    assert result.status == FAIL and result.detail.startswith("0 replica(s) online"), result.detail
+
+
+def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new_one():
+    fault = RestartableFault()
+    ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
+    result = ha_test.check_replica_sync(ha, failover_run(kill_history()), fault, 30)
+    assert result.status == OK, result.detail
+    assert fault.timeouts == [30], f"restored with the given timeout: {fault.timeouts}"
+    assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
+    assert ("old master valkey-master:6379 rejoined as a replica (role=slave master=valkey-replica1:6380 "
+            "link=up)") in result.detail, result.detail
+
+
+def test_replica_sync_warns_when_the_old_master_was_not_started_again():
+    result = ha_test.check_replica_sync(synced_ha(REPLICAS_CAUGHT_UP), failover_run(kill_history()),
+                                        RestartableFault(comes_back=False), 45)
+    assert result.status == WARN, result.detail
+    assert "valkey-master:6379 was not started again within 45s" in result.detail, result.detail
+    assert result.metrics["old_master_restarted"] is False, f"{result.metrics}"
+
+
+def test_replica_sync_fails_when_the_old_master_does_not_rejoin():
+    still_master = replication_info("master")
+    ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=still_master)
+    result = ha_test.check_replica_sync(ha, failover_run(kill_history()), RestartableFault(), 30)
+    assert result.status == FAIL, result.detail
+    assert result.metrics["old_master_rejoined"] is False, f"{result.metrics}"
+    assert "old master did not rejoin" in result.detail and "role=master" in result.detail, result.detail
+
+
+def test_replica_sync_after_a_graceful_failover_restarts_nothing_but_checks_the_rejoin():
+    ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
+    result = ha_test.check_replica_sync(ha, failover_run(kill_history(), fault=GRACEFUL), NeverDown(), 30)
+    assert result.status == OK and result.metrics["old_master_rejoined"] is True, result.detail
+
+
+def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while_rejoining():
+    log: list = []
+
+    def sentinel_debug(*args):
+        log.append(args)
+        return {"INFO-PERIOD": 10000, "PUBLISH-PERIOD": 2000, "ASK-PERIOD": 1000} if len(args) == 2 else "OK"
+
+    class Stack:
+        def running(self) -> list[str]:
+            return []
+
+        def start(self, service: str, timeout: float) -> None:
+            log.append(("start", service))
+
+    ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
+    ha.nodes[ha.sentinel_addresses[0]] = FakeNode(on_command=sentinel_debug)
+    result = ha_test.check_replica_sync(ha, failover_run(kill_history()), LocalKill(Stack(), "valkey-master"), 30)
+    assert result.status == OK, result.detail
+    assert log == [("SENTINEL", "DEBUG"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 1000, "PUBLISH-PERIOD", 500),
+                   ("start", "valkey-master"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 10000, "PUBLISH-PERIOD", 2000)], \
+        f"timers set, old master started, timers put back: {log}"
