@@ -1,12 +1,14 @@
 """Fault injectors: kill a node (local launcher or docker), or wait for a person to do it.
 
-Every fault can say what it will do, inject it, and bring the node back where it can.
+Every fault can say what it will do, inject it, and bring the node back where it can. Faults never
+print: a fault done by hand reports what it asks of the person through a callback, and the entry
+point shows it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -14,12 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rich.console import RenderableType
-from rich.live import Live
 
+from lib.errors import SetupError
 from lib.local_stack import STATE_FILE, LocalStack
-from lib.report import SetupError, console
-from lib.waits import wait_until
+from lib.ownership import LOOPBACK_HOSTS, ownership
+from lib.topology import TOPOLOGY_FILES
+from lib.waits import WaitTimeout, wait_until
 from lib.workload import History
 
 STATE_ENV = "VHC_STACK_STATE"
@@ -30,6 +36,9 @@ class Fault:
     description = "no fault"
     can_restore = False
     by_hand = False  # a person causes it: the moment is when it is seen, not when inject() began
+    # Set by inject_recorded before inject() runs (a kill interrupted half-way may still have
+    # happened), cleared by restore_fault: an interrupted run knows whether it must bring a node back.
+    pending_restore = False
 
     def inject(self) -> None:
         """Cause the fault now."""
@@ -53,13 +62,18 @@ class LocalKill(Fault):
         self.stack.kill(self.service)
 
     def restore(self, timeout: float) -> bool:
+        if self.service in self.stack.running():
+            return True  # already back (restored twice: by the run, then by an interrupt)
         self.stack.start(self.service, timeout=timeout)
         return True
 
 
 @dataclass
 class DockerKill(Fault):
+    """docker kill / docker start of one of this repo's compose containers."""
+
     container: str
+    address: tuple[str, int] | None = None  # where its server answers from here (None: do not wait)
     can_restore = True
 
     @property
@@ -70,13 +84,34 @@ class DockerKill(Fault):
         _docker("kill", self.container)
 
     def restore(self, timeout: float) -> bool:
+        """docker start, then wait until the server answers PING: `docker start` returns as soon as the
+        process runs, long before it accepts connections (and loads its data), so callers that go on
+        to check replication would otherwise see a dead node."""
         _docker("start", self.container)
+        if self.address is None:
+            return True
+        address = self.address
+        try:
+            wait_until(lambda: (server_answers(address), "no answer to PING yet"), timeout=timeout,
+                       what=f"{self.container} to answer PING at {address[0]}:{address[1]} after docker start")
+        except WaitTimeout:
+            return False
         return True
+
+
+@dataclass(frozen=True)
+class WaitNotice:
+    """What a fault done by hand asks of the person right now, for the entry point to show."""
+
+    phase: str  # "kill": waiting for the kill; "killed": seen; "restart": waiting for the restart
+    message: str  # rich markup
+    remaining_s: float
+    view: RenderableType | None = None  # the live view while waiting for the kill
 
 
 @dataclass
 class ManualKill(Fault):
-    """Wait for someone else to kill the node, showing a live view and a countdown."""
+    """Wait for someone else to kill the node; what to do and a live view go to notify()."""
 
     target: str
     hint: str
@@ -85,6 +120,7 @@ class ManualKill(Fault):
     view: Callable[[float], RenderableType]
     timeout: float = 300.0
     restart_hint: str = ""
+    notify: Callable[[WaitNotice], None] | None = None  # None: nobody is shown anything
     by_hand = True
 
     @property
@@ -93,23 +129,32 @@ class ManualKill(Fault):
 
     def inject(self) -> None:
         deadline = time.monotonic() + self.timeout
-        console.print(f"[bold]Now kill the master {self.target}[/], e.g. {self.hint}  "
-                      f"(waiting up to {self.timeout:.0f}s)")
-        with Live(self.view(self.timeout), console=console, refresh_per_second=4, transient=True) as live:
-            def down() -> tuple[bool, str]:
-                live.update(self.view(max(0.0, deadline - time.monotonic())))
-                return self.is_down(), "the master still answers"
+        message = f"[bold]Now kill the master {self.target}[/], e.g. {self.hint}  (waiting up to {self.timeout:.0f}s)"
+
+        def down() -> tuple[bool, str]:
+            self._notify(WaitNotice("kill", message, max(0.0, deadline - time.monotonic()),
+                                    self.view(max(0.0, deadline - time.monotonic()))))
+            return self.is_down(), "the master still answers"
+
+        try:
             wait_until(down, timeout=self.timeout, what=f"someone to kill {self.target}")
+        finally:
+            self._notify(WaitNotice("killed", message, max(0.0, deadline - time.monotonic())))
 
     def restore(self, timeout: float) -> bool:
-        console.print(f"now start {self.target} again{f' ({self.restart_hint})' if self.restart_hint else ''}; "
-                      f"waiting up to {timeout:.0f}s")
+        self._notify(WaitNotice("restart", f"now start {self.target} again"
+                                f"{f' ({self.restart_hint})' if self.restart_hint else ''}; "
+                                f"waiting up to {timeout:.0f}s", timeout))
         try:
             wait_until(lambda: (self.is_back(), "not answering yet"), timeout=timeout,
                        what=f"{self.target} to be started again")
-        except SetupError:
+        except WaitTimeout:
             return False
         return True
+
+    def _notify(self, notice: WaitNotice) -> None:
+        if self.notify is not None:
+            self.notify(notice)
 
 
 def inject_recorded(fault: Fault, history: History, seen: str) -> float:
@@ -120,11 +165,37 @@ def inject_recorded(fault: Fault, history: History, seen: str) -> float:
     """
     fault_at = time.monotonic()
     history.event("fault", fault.description, at=fault_at)
+    fault.pending_restore = fault.can_restore or fault.by_hand
     fault.inject()
     if fault.by_hand:
         fault_at = time.monotonic()
         history.event("fault seen", seen, at=fault_at)
     return fault_at
+
+
+def restore_fault(fault: Fault, timeout: float) -> bool:
+    """Bring the node back if the fault can (or wait for the person to); clears pending_restore."""
+    restored = fault.restore(timeout)
+    if restored:
+        fault.pending_restore = False
+    return restored
+
+
+def server_answers(address: tuple[str, int], timeout: float = 1.0) -> bool:
+    """One PING, no retries; an auth error counts as an answer (the server is up, it wants a password)."""
+    client = redis.Redis(host=address[0], port=address[1], socket_timeout=timeout, socket_connect_timeout=timeout,
+                         retry=Retry(NoBackoff(), 0))
+    try:
+        client.ping()
+        return True
+    except redis.AuthenticationError:
+        return True
+    except redis.ResponseError as exc:
+        return str(exc).startswith("NOAUTH")
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def docker_usable() -> bool:
@@ -141,15 +212,28 @@ def _docker(*args: str) -> str:
 
 
 def container_for(host: str, port: int) -> str | None:
-    """The container behind an announced address: its service name, or the one publishing port."""
-    if host and not re.fullmatch(r"[\d.]+|localhost|::1", host):
-        return host
-    out = _docker("ps", "--format", "{{.Names}} {{.Ports}}")
-    for line in out.splitlines():
-        name, _, ports = line.partition(" ")
-        if re.search(rf":{port}->", ports):
-            return name
-    return None
+    """The container of this repo's compose files behind an announced address, or None.
+
+    Only our own containers (lib.ownership: compose labels name one of our files), because the
+    caller is about to `docker kill` it: a host given by name must be that container; a loopback
+    address means the container publishing port; any other IP is never a local container (a
+    container publishing the same port on this machine is someone else's server).
+    """
+    if host in LOOPBACK_HOSTS:
+        names = _docker("ps", "--filter", f"publish={port}", "--format", "{{.Names}}").split()
+    elif _is_ip(host):
+        return None
+    else:
+        names = [host]
+    return next((name for name in names if ownership(name, port).owned), None)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def local_stack_for(topology: str, port: int) -> tuple[LocalStack, str] | None:
@@ -177,9 +261,11 @@ def choose_kill(mode: str, topology: str, announced: tuple[str, int], reachable:
         if docker_usable():
             container = container_for(*announced)
             if container:
-                return DockerKill(container)
+                return DockerKill(container, reachable)
             if mode == "docker":
-                raise SetupError(f"--fault docker: no container found for {announced[0]}:{announced[1]}")
+                raise SetupError(f"--fault docker: no container of this repo's compose files serves "
+                                 f"{announced[0]}:{announced[1]}; start the stack with docker-compose -f "
+                                 f"{TOPOLOGY_FILES[topology]} up -d, or use --fault manual or graceful")
         elif mode == "docker":
             raise SetupError("--fault docker: docker is not usable here (no docker command or no engine); "
                              "use --fault manual, graceful or none")
