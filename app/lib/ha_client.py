@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
-from redis.exceptions import ConnectionError, ReadOnlyError, TimeoutError
+from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
@@ -85,7 +85,7 @@ class RemappingSentinel(Sentinel):
             try:
                 state = sentinel.sentinel_masters().get(service_name)
                 address = sentinel.sentinel_get_master_addr_by_name(service_name) if state else None
-            except (ConnectionError, TimeoutError) as exc:
+            except (ConnectionError, TimeoutError, ResponseError) as exc:  # ResponseError: not a sentinel
                 errors.append(f"{sentinel}: {exc!r}")
                 continue
             if not state or not address:
@@ -129,6 +129,7 @@ class HAClient:
                                           retry=retry_policy(), **timeouts)
         self._master: redis.Redis | None = None
         self._listeners: list = []
+        self._listener_clients: list[redis.Redis] = []
         self._switch_pending = threading.Event()
         self.switches_followed = 0
 
@@ -161,6 +162,7 @@ class HAClient:
         for host, port in self.sentinel_addresses:
             client = redis.Redis(host=host, port=port, password=self.sentinel_password,
                                  socket_connect_timeout=1.0, decode_responses=True, retry=Retry(NoBackoff(), 0))
+            self._listener_clients.append(client)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(**{"+switch-master": on_switch})
@@ -184,11 +186,28 @@ class HAClient:
             listed = ", ".join(format_endpoint(*a) for a in self.sentinel_addresses)
             raise SetupError(f"no sentinel reachable at {listed}: start the stack (python app/stack.py up ha, "
                              f"or docker-compose -f docker-compose.ha.yml up -d) or pass --sentinel HOST:PORT")
+        for address in reachable:
+            mode = self.server_mode(address)
+            if mode != "sentinel":
+                raise SetupError(f"{format_endpoint(*address)} answers but is not a sentinel (INFO server says mode "
+                                 f"{mode}): --sentinel takes the sentinels' HOST:PORT (26379-26381 in our stacks), "
+                                 "not a data node's")
         try:
             return self.master_address()
         except MasterNotFoundError as exc:
             raise SetupError(f"the sentinels do not know a healthy master named {self.master_name!r} "
                              f"(--master-name; ours is myvalkey): {exc}") from None
+
+    def server_mode(self, address: Address) -> str:
+        """INFO server's mode of one sentinel address: 'sentinel', 'standalone', 'cluster' or 'unknown'."""
+        client = self.node(address, sentinel=True)
+        try:
+            info = client.info("server")
+        except redis.RedisError as exc:
+            return f"unknown ({type(exc).__name__}: {exc})"
+        finally:
+            client.close()
+        return str(info.get("server_mode") or info.get("redis_mode") or "unknown")  # Valkey 9 renamed it
 
     def sentinel_views(self) -> dict[str, str]:
         """What each sentinel reports as the master right now ('error: ...' if it cannot say)."""
@@ -221,6 +240,8 @@ class HAClient:
             listener.stop()
         for listener in self._listeners:
             listener.join(1.0)
+        for client in self._listener_clients:
+            client.close()
         if self._master is not None:
             self._master.close()
         for client in self.sentinel.sentinels:
