@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import redis
 from redis.sentinel import Sentinel
 
+from lib.errors import SetupError
 from lib.fault import Fault, inject_recorded
 from lib.ha_client import Address, HAClient
 from lib.probe import PlainClientProbe, SentinelProbe
-from lib.report import SetupError, console
 from lib.sentinel_events import SentinelEvents
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
@@ -104,10 +104,12 @@ def sentinels_agree_on_new_master(ha: HAClient, old: Address) -> tuple[bool, str
 
 
 def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout: float = 60.0,
-                 require_new_master: bool = True, history: History | None = None) -> FailoverRun:
+                 require_new_master: bool = True, history: History | None = None,
+                 progress: Callable[[str], None] | None = None) -> FailoverRun:
     """Write continuously, inject the fault, wait for the client and the sentinels to recover.
 
-    Pass history to watch the run while it happens (the live view of a manual fault does).
+    Pass history to watch the run while it happens (the live view of a manual fault does), and
+    progress to be told (one line) when the fault is about to be injected.
     """
     run = FailoverRun(fault.description, ha.announced_master(), history if history is not None else History())
     ha.master()  # connect, and start following +switch-master
@@ -125,39 +127,57 @@ def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout
     writer = ContinuousWriter(write, lambda seq: f"{namespace}w:{seq}", run.history)
     plain = plain_sentinel_client(ha, f"{namespace}plain")
     run.probe = probe.history
-    run.plain = plain.history if plain else None
-    events.start()
-    probe.start()
-    if plain:
-        plain.start()
-    writer.start()
+    run.plain = plain.history
     try:
+        events.start()
+        probe.start()
+        plain.start()
+        writer.start()
         wait_until(lambda: (_ok_count(run.history) >= WARMUP_OPS, f"{_ok_count(run.history)} acknowledged"),
                    timeout=30, what=f"{WARMUP_OPS} acknowledged writes before the fault")
-        console.print(f"writing ({_ok_count(run.history)} acknowledged so far); fault: {fault.description}")
+        if progress is not None:
+            progress(f"writing ({_ok_count(run.history)} acknowledged so far); fault: {fault.description}")
         run.fault_at = inject_recorded(fault, run.history, "the master stopped answering")
         try:
             _wait_recovered(run, ha, recovery_timeout, require_new_master)
         except WaitTimeout as exc:
             run.timeout_reason = str(exc)
-    finally:
-        writer.stop()
-        probe.stop()
-        if plain:
-            plain.stop()
-        events.stop()
+    finally:  # stop what started (Ctrl-C may come between two starts)
+        for worker in (writer, probe, plain):
+            if worker.ident is not None:
+                worker.stop()
+        events.stop()  # closes its sentinel connections, started or not
     run.views_after = ha.sentinel_views()
     return run
 
 
-def plain_sentinel_client(ha: HAClient, key: str) -> PlainClientProbe | None:
-    """redis-py's own Sentinel client, default settings, as a user would write it; None when the
-    announced addresses need remapping (redis-py's Sentinel client cannot remap them)."""
-    announced = ha.announced_master()
-    if ha.remap(announced) != announced:
-        return None
+class RemappedSentinel(Sentinel):
+    """redis-py's stock Sentinel client, except that the addresses it discovers go through a remap.
+
+    The yardstick must be what a user gets from redis-py, yet on Docker Compose the sentinels
+    announce names (valkey-master:6379) that only resolve inside the compose network. So the only
+    difference from stock: the result of the stock discover_master/discover_slaves is translated
+    (valkey-master:6379 -> 127.0.0.1:6379). Discovery itself (the first healthy SENTINEL MASTERS
+    answer), the connection pool, its reconnect after errors and READONLY, and the retries are
+    redis-py's defaults. (Stock force_master_ip maps every master to one IP and leaves replicas alone.)
+    """
+
+    def __init__(self, sentinels: list[Address], remap: Callable[[Address], Address], **kwargs):
+        super().__init__(sentinels, **kwargs)
+        self.remap = remap
+
+    def discover_master(self, service_name: str) -> Address:
+        return self.remap(super().discover_master(service_name))
+
+    def discover_slaves(self, service_name: str) -> list[Address]:
+        return [self.remap(address) for address in super().discover_slaves(service_name)]
+
+
+def plain_sentinel_client(ha: HAClient, key: str) -> PlainClientProbe:
+    """redis-py's own Sentinel client, default settings, as a user would write it (see RemappedSentinel)."""
     sentinel_kwargs = {"password": ha.sentinel_password} if ha.sentinel_password else None
-    sentinel = Sentinel(ha.sentinel_addresses, sentinel_kwargs=sentinel_kwargs, password=ha.password)
+    sentinel = RemappedSentinel(ha.sentinel_addresses, ha.remap, sentinel_kwargs=sentinel_kwargs,
+                                password=ha.password)
     master = sentinel.master_for(ha.master_name)
 
     def close() -> None:
@@ -227,3 +247,171 @@ def _ok_count(history: History) -> int:
 
 def _ok_after(history: History, at: float) -> bool:
     return any(op.outcome == OK and op.start > at for op in history.snapshot())
+
+
+# ---- putting the roles back (servers the harness did not start) -------------------------------
+
+NEVER_PROMOTED = 0  # replica-priority 0: Sentinel never picks this replica
+
+
+@dataclass
+class PutBack:
+    """What put_back_master did: whether the original master is master again, and how."""
+
+    done: bool
+    detail: str
+    steps: list[str] = field(default_factory=list)
+
+
+def put_back_master(ha: HAClient, original: Address, timeout: float = 90.0) -> PutBack:
+    """Make `original` (an announced address) the master again with one more SENTINEL FAILOVER.
+
+    A graceful failover leaves the roles swapped; on a deployment the harness did not start they
+    must be as before. SENTINEL FAILOVER picks the replica by replica-priority, then offset, so the
+    other replicas get replica-priority 0 (never promoted) until the switch, then their old value.
+    Only once `original` is a synced replica (link up) whose new priority-0 peers the sentinel has
+    seen (it polls INFO every 10 s), else Sentinel would promote another one or none.
+    """
+    deadline = time.monotonic() + timeout
+    steps: list[str] = []
+
+    def left() -> float:
+        return max(1.0, deadline - time.monotonic())
+
+    current = ha.announced_master()
+    if current == original:
+        return PutBack(True, f"{format_endpoint(*original)} is the master already", steps)
+    saved: dict[Address, str] = {}
+    not_restored: list[str] = []
+    try:
+        steps.append(_wait_synced_replica(ha, original, current, left()))
+        sentinel = ha.sentinel_addresses[0]
+        others = [a for a in _sentinel_replicas(ha, sentinel) if a != original]
+        try:
+            _set_priorities(ha, others, NEVER_PROMOTED, saved)
+            steps.append(wait_until(lambda: _sentinel_would_pick(ha, sentinel, original, others), timeout=left(),
+                                    what=f"sentinel {format_endpoint(*sentinel)} to see {format_endpoint(*original)} "
+                                         "as the only replica it may promote"))
+            _sentinel_failover(ha, sentinel)
+            steps.append(wait_until(lambda: _master_everywhere(ha, original), timeout=left(),
+                                    what=f"all sentinels to name {format_endpoint(*original)} master again"))
+        finally:
+            not_restored = _restore_priorities(ha, saved)
+        steps.append(wait_until(lambda: _replicas_back(ha, original, [current, *others]), timeout=left(),
+                                what=f"{format_endpoint(*original)}'s replicas to be online again"))
+    except (WaitTimeout, SetupError, redis.RedisError) as exc:
+        return PutBack(False, f"could not make {format_endpoint(*original)} master again: {exc}; "
+                       f"{_priority_note(saved, not_restored)}. By hand: once {format_endpoint(*original)} "
+                       f"replicates with its link up, SENTINEL FAILOVER {ha.master_name} (with the other replicas' "
+                       "replica-priority at 0 meanwhile)", steps)
+    if not_restored:
+        return PutBack(False, f"{format_endpoint(*original)} is the master again, but "
+                       f"{_priority_note(saved, not_restored)}", steps)
+    return PutBack(True, f"{format_endpoint(*original)} is the master again (SENTINEL FAILOVER once it had synced; "
+                   f"{_priority_note(saved, not_restored)})", steps)
+
+
+def _priority_note(saved: dict[Address, str], not_restored: list[str]) -> str:
+    if not saved:
+        return "no replica-priority was changed"
+    if not_restored:
+        return f"replica-priority is still 0 on {'; '.join(not_restored)}"
+    return (f"replica-priority of {', '.join(format_endpoint(*a) for a in saved)} was 0 meanwhile "
+            "and is back")
+
+
+def _wait_synced_replica(ha: HAClient, replica: Address, master: Address, timeout: float) -> str:
+    def synced() -> tuple[bool, str]:
+        node = ha.node(ha.remap(replica))
+        try:
+            info = node.info("replication")
+        finally:
+            node.close()
+        seen = (f"role={info.get('role')} master={info.get('master_host')}:{info.get('master_port')} "
+                f"link={info.get('master_link_status')} sync_in_progress={info.get('master_sync_in_progress')}")
+        return (info.get("role") == "slave" and int(info.get("master_port", 0)) == master[1]
+                and info.get("master_link_status") == "up" and not int(info.get("master_sync_in_progress", 0))), seen
+
+    return wait_until(synced, timeout=timeout, what=f"{format_endpoint(*replica)} to be a synced replica of "
+                      f"{format_endpoint(*master)}")
+
+
+def _sentinel_replicas(ha: HAClient, sentinel: Address) -> list[Address]:
+    client = ha.node(sentinel, sentinel=True)
+    try:
+        return [(r["ip"], int(r["port"])) for r in client.sentinel_slaves(ha.master_name)]
+    finally:
+        client.close()
+
+
+def _set_priorities(ha: HAClient, replicas: list[Address], priority: int, saved: dict[Address, str]) -> None:
+    """CONFIG SET replica-priority on each replica, noting each old value in saved as soon as it is changed."""
+    for address in replicas:
+        node = ha.node(ha.remap(address))
+        try:
+            value = node.config_get("replica-priority")["replica-priority"]
+            node.config_set("replica-priority", priority)
+            saved[address] = value
+        finally:
+            node.close()
+
+
+def _restore_priorities(ha: HAClient, saved: dict[Address, str]) -> list[str]:
+    """Put the saved replica-priority values back; returns the replicas where that failed, and why."""
+    failed = []
+    for address, value in saved.items():
+        node = ha.node(ha.remap(address))
+        try:
+            node.config_set("replica-priority", value)
+        except redis.RedisError as exc:
+            failed.append(f"{format_endpoint(*address)} (set it back to {value}: {exc})")
+        finally:
+            node.close()
+    return failed
+
+
+def _sentinel_would_pick(ha: HAClient, sentinel: Address, original: Address,
+                         others: list[Address]) -> tuple[bool, str]:
+    client = ha.node(sentinel, sentinel=True)
+    try:
+        replicas = {(r["ip"], int(r["port"])): r for r in client.sentinel_slaves(ha.master_name)}
+    finally:
+        client.close()
+    candidate = replicas.get(original, {})
+    seen = "; ".join(f"{format_endpoint(*a)} priority={r.get('slave-priority')} link={r.get('master-link-status')} "
+                     f"flags={r.get('flags')}" for a, r in replicas.items())
+    ready = (bool(candidate) and candidate.get("master-link-status") == "ok" and not candidate.get("is_sdown")
+             and not candidate.get("is_disconnected") and int(candidate.get("slave-priority", 0)) > 0
+             and all(int(replicas.get(a, {}).get("slave-priority", NEVER_PROMOTED)) == NEVER_PROMOTED
+                     for a in others))
+    return ready, seen
+
+
+def _sentinel_failover(ha: HAClient, sentinel: Address) -> None:
+    client = ha.node(sentinel, sentinel=True)
+    try:
+        client.sentinel_failover(ha.master_name)
+    finally:
+        client.close()
+
+
+def _master_everywhere(ha: HAClient, original: Address) -> tuple[bool, str]:
+    views = ha.sentinel_views()
+    node = ha.node(ha.remap(original))
+    try:
+        role = node.info("replication").get("role")
+    finally:
+        node.close()
+    agreed = set(views.values()) == {format_endpoint(*original)}
+    return agreed and role == "master", f"sentinels say {views}; {format_endpoint(*original)} has role {role}"
+
+
+def _replicas_back(ha: HAClient, master: Address, replicas: list[Address]) -> tuple[bool, str]:
+    node = ha.node(ha.remap(master))
+    try:
+        info = node.info("replication")
+    finally:
+        node.close()
+    online = {int(v.get("port", 0)) for k, v in info.items()
+              if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"}
+    return all(port in online for _, port in replicas), f"online replica ports {sorted(online)}"
