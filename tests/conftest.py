@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lib import process
-from lib.local_stack import LocalStack
+from lib.local_stack import STATE_FILE, LocalStack
 from lib.topology import load_topology
 from lib.util import REPO_ROOT, free_ports
 
@@ -26,9 +26,13 @@ def start_stack(topology_name: str, state_dir: Path, *, bus_offset: int | None =
 
 
 def recorded_pids(stack: LocalStack) -> set[int]:
-    """Pids in memory and on disk (a script under test may have restarted a service meanwhile)."""
+    """Pids in memory and on disk (a script under test may have restarted a service meanwhile).
+
+    Only a missing state file means "nothing more on disk"; a state file that cannot be read is an
+    error here, because the pids it hides are exactly the ones the "nothing left running" check needs.
+    """
     pids = {svc.pid for svc in stack.services.values() if svc.pid}
-    with contextlib.suppress(Exception):
+    if (stack.state_dir / STATE_FILE).exists():
         pids |= {svc.pid for svc in LocalStack.load(stack.state_dir).services.values() if svc.pid}
     return pids
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from wsgiref.util import setup_testing_defaults
 
@@ -14,6 +17,7 @@ from lib.cache_store import MAX_KEY, CacheError, CacheUnavailable, RedisCacheSto
 from lib.http_cache import HIT, MISS, HTTPCache, decode_response, encode_response, request_key
 from lib.http_requests import CACHE_ERROR, CacheOp
 from lib.http_server import OriginApp
+from lib.util import REPO_ROOT
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -40,9 +44,28 @@ def test_request_key_is_a_stable_64_bit_hash_of_method_and_url():
     assert key != request_key("HEAD", "http://example.com/a?b=1"), "the method is part of the key"
 
 
-def test_request_keys_of_many_urls_do_not_collide():
-    keys = {request_key("GET", f"http://h/item/{n}") for n in range(20_000)}
-    assert len(keys) == 20_000
+KNOWN_KEYS = {"http://example.com/a?b=1": 0xD5124812BABF1573, "http://h/item/0": 0x4D65D5035D741CB8,
+              "http://h/item/1": 0x157EFAA078EA3F87}
+
+
+@pytest.mark.parametrize("hash_seed", ["1", "2"])
+def test_request_keys_are_the_same_in_a_process_with_another_hash_seed(hash_seed):
+    """Two cache clients in different processes must find each other's entries: no str hash() inside."""
+    code = ("from lib.http_cache import request_key; "
+            f"print(*[request_key('GET', url) for url in {list(KNOWN_KEYS)!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(REPO_ROOT / "app")))
+    assert proc.returncode == 0, proc.stderr
+    assert [int(k) for k in proc.stdout.split()] == list(KNOWN_KEYS.values()), f"PYTHONHASHSEED={hash_seed}"
+
+
+def test_request_keys_use_all_64_bits_and_spread_evenly_over_a_ring():
+    keys = [request_key("GET", f"http://h/item/{n}") for n in range(3000)]
+    for bit in range(64):
+        share = sum(key >> bit & 1 for key in keys) / len(keys)
+        assert 0.45 <= share <= 0.55, f"bit {bit} is set in {share:.1%} of keys, expected ~50%"
+    per_node = [sum(1 for key in keys if key % 3 == node) for node in range(3)]
+    assert all(880 <= count <= 1120 for count in per_node), f"key mod 3 should give ~1000 each, got {per_node}"
 
 
 # ---- expiry ------------------------------------------------------------------------------------
@@ -95,7 +118,8 @@ def test_an_empty_prefix_is_refused_because_clear_would_delete_everything():
 
 def test_the_ring_picks_a_node_by_key_modulo_the_node_count():
     ring = RingStore(["a", "b", "c"], "p:")
-    assert [ring.node_for(k) for k in (0, 1, 2, 3, MAX_KEY)] == ["a", "b", "c", "a", ["a", "b", "c"][MAX_KEY % 3]]
+    # 2**64 - 1 = 18446744073709551615, digit sum 87, so divisible by 3; 2**63 = 2 (mod 3); 10**18 = 1 (mod 3)
+    assert [ring.node_for(k) for k in (0, 1, 2, 3, MAX_KEY, 2**63, 10**18)] == ["a", "b", "c", "a", "a", "c", "b"]
 
 
 # ---- the middleware, on an in-memory store -----------------------------------------------------
