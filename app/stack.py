@@ -6,11 +6,15 @@
   python app/stack.py start SERVICE                          start it again, with its data dir
   python app/stack.py down [TOPOLOGY]                        stop everything (default: all stacks)
   python app/stack.py run TOPOLOGY -- COMMAND...             up, run COMMAND, down (always)
+
+`run` also starts a small guard in its own session that stops the stack if `run` itself is killed
+(SIGKILL, OOM): the servers a COMMAND restarted are nobody's children, so only the guard can stop them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,19 +24,26 @@ from pathlib import Path
 from rich.table import Table
 
 from lib import process
-from lib.local_stack import STATE_FILE, LocalStack, running_stacks
-from lib.report import SetupError, cli_main, console
+from lib.local_stack import STATE_FILE, LocalStack, recorded_stacks
+from lib.report import SetupError, cli_main, console, err_console
 from lib.topology import TOPOLOGY_FILES, load_topology
 from lib.util import free_ports
 
 STATE_ENV = "VHC_STACK_STATE"
 FREE_PORTS_ENV = "VHC_FREE_PORTS"  # =1: up/run use free ports by default (how the README tests run `make demo`)
+GUARD_COMMAND = "_guard"  # stack.py _guard STATE_DIR: started by run, not for people
+GUARD_STAND_DOWN = b"stopped\n"  # what run writes to the guard once it has stopped its stack itself
+COMMAND_GRACE = 5.0  # seconds a COMMAND interrupted by Ctrl-C gets to finish its own cleanup
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, but the COMMAND of `run` did not get the signal too."""
 
 
 def _raise_on_sigterm() -> None:
     """Make SIGTERM unwind like Ctrl-C, so `finally: down()` runs."""
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Terminated(f"signal {signum}")
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGHUP, handler)
 
@@ -48,22 +59,35 @@ def _new_stack(args, *, tie_to_parent: bool) -> LocalStack:
     return LocalStack(topology, state_dir, port_map, tie_to_parent=tie_to_parent)
 
 
-def _known_stacks(state_dir: str | None = None) -> list[LocalStack]:
-    """--state-dir, else $VHC_STACK_STATE (set inside `stack.py run`), plus every stack under .stack/."""
-    stacks = running_stacks()
+def _known_stacks(state_dir: str | None = None) -> tuple[list[LocalStack], list[str]]:
+    """--state-dir, else $VHC_STACK_STATE (set inside `stack.py run`), plus every stack under .stack/.
+
+    Also returns one line per state file that could not be read, for the caller to report.
+    """
     chosen = state_dir or os.environ.get(STATE_ENV)
+    first: list[LocalStack] = []
+    unreadable: list[str] = []
     if chosen and (Path(chosen) / STATE_FILE).exists():
-        stacks.insert(0, LocalStack.load(Path(chosen)))
-        if state_dir:
-            return stacks[:1]
-    return stacks
+        try:
+            first.append(LocalStack.load(Path(chosen)))
+        except SetupError as exc:
+            unreadable.append(str(exc))
+    if state_dir:
+        return first, unreadable
+    chosen_dir = Path(chosen).absolute() if chosen else None
+    stacks, more_unreadable = recorded_stacks()
+    return first + [s for s in stacks if s.state_dir != chosen_dir], unreadable + more_unreadable
 
 
 def _find_stack(service: str) -> LocalStack:
-    for stack in _known_stacks():
+    stacks, unreadable = _known_stacks()
+    for stack in stacks:
         if service in stack.services:
+            for problem in unreadable:
+                err_console.print(f"[yellow]warning:[/] {problem}", soft_wrap=True)
             return stack
-    raise SetupError(f"no running local stack has a service {service!r}: python app/stack.py status")
+    raise SetupError(f"no running local stack has a service {service!r}: python app/stack.py status"
+                     + "".join(f"; {problem}" for problem in unreadable))
 
 
 def cmd_up(args) -> int:
@@ -71,7 +95,8 @@ def cmd_up(args) -> int:
     console.print(f"starting the {args.topology} stack from {stack.topology.compose_file.name} ...")
     stack.up(timeout=args.timeout)
     console.print(status_table([stack]))
-    console.print(f"ready. State in {stack.state_dir}; stop it with: python app/stack.py down {args.topology}")
+    where = f"--state-dir {stack.state_dir}" if args.state_dir else args.topology
+    console.print(f"ready. State in {stack.state_dir}; stop it with: python app/stack.py down {where}")
     return 0
 
 
@@ -81,22 +106,87 @@ def cmd_run(args) -> int:
         raise SetupError("run needs a command: python app/stack.py run ha -- python app/ha_test.py")
     stack = _new_stack(args, tie_to_parent=True)
     console.print(f"starting the {args.topology} stack from {stack.topology.compose_file.name} ...")
-    with stack:
-        stack.up(timeout=args.timeout)
+    stack.up(timeout=args.timeout)  # a refused up started nothing, so there is nothing of ours to stop
+    guard: int | None = None
+    try:
+        guard = _start_guard(stack.state_dir)
         console.print(status_table([stack]))
-        env = dict(os.environ, **{STATE_ENV: str(stack.state_dir)})
-        code = subprocess.call(command, env=env)
+        code = _run_command(command, dict(os.environ, **{STATE_ENV: str(stack.state_dir)}))
         console.print(f"{' '.join(command)} exited with {code}; stopping the {args.topology} stack")
+    finally:
+        stack.down()
+        if guard is not None:  # not reached if a second Ctrl-C cut down() short: the guard finishes it
+            _stand_down(guard)
     return code
 
 
-def cmd_status(args) -> int:
-    stacks = [s for s in _known_stacks(args.state_dir) if args.topology in (None, s.topology.name)]
-    if not stacks:
-        console.print("no local stack is recorded (python app/stack.py up ha|cluster|compat)")
+def _run_command(command: list[str], env: dict[str, str]) -> int:
+    """COMMAND's exit code; interrupted, it is stopped before the interruption goes on."""
+    try:
+        child = process.start_command(command, env=env)
+    except OSError as exc:
+        raise SetupError(f"cannot run {command[0]}: {exc.strerror}: check the command after --") from None
+    try:
+        return child.wait()
+    except KeyboardInterrupt as interrupt:
+        if not isinstance(interrupt, Terminated):  # a terminal's Ctrl-C reached it too: let it clean up
+            process.wait_dead(child.pid, COMMAND_GRACE)
+        process.stop(child.pid)
+        raise
+
+
+def _start_guard(state_dir: Path) -> int:
+    """Start `stack.py _guard STATE_DIR` in its own session; return the pipe end that keeps it waiting.
+
+    Only this process holds the write end (pipes are not inherited), so the guard sees end of file
+    exactly when run exits, however it exits.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        subprocess.Popen([sys.executable, str(Path(__file__).resolve()), GUARD_COMMAND, str(state_dir)],
+                         stdin=read_end, stdout=subprocess.DEVNULL, start_new_session=True)
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return write_end
+
+
+def _stand_down(guard: int) -> None:
+    with contextlib.suppress(BrokenPipeError), os.fdopen(guard, "wb") as pipe:
+        pipe.write(GUARD_STAND_DOWN)
+
+
+def run_guard(state_dir: Path) -> int:
+    """Wait until the `run` that started us exits; if it did not stop its stack, stop it from disk."""
+    told = sys.stdin.buffer.read()
+    if told == GUARD_STAND_DOWN or not (state_dir / STATE_FILE).exists():
         return 0
-    console.print(status_table(stacks))
+    stack = LocalStack.load(state_dir)
+    stack.down()
+    err_console.print(f"stack.py run ended without stopping its {stack.topology.name} stack: stopped it ({state_dir})",
+                      soft_wrap=True)
     return 0
+
+
+def cmd_status(args) -> int:
+    stacks, unreadable = _known_stacks(args.state_dir)
+    stacks = [s for s in stacks if args.topology in (None, s.topology.name)]
+    if stacks:
+        console.print(status_table(stacks))
+    elif not unreadable:
+        console.print("no local stack is recorded (python app/stack.py up ha|cluster|compat)")
+    _report_unreadable(unreadable)
+    return 0
+
+
+def _report_unreadable(unreadable: list[str]) -> None:
+    """State files that could not be read are errors (exit 2), reported after what could be done."""
+    for problem in unreadable[:-1]:
+        err_console.print(f"[bold red]error:[/] {problem}", soft_wrap=True)
+    if unreadable:
+        raise SetupError(unreadable[-1])
 
 
 def cmd_kill(args) -> int:
@@ -114,12 +204,14 @@ def cmd_start(args) -> int:
 
 
 def cmd_down(args) -> int:
-    stacks = [s for s in _known_stacks(args.state_dir) if args.topology in (None, s.topology.name)]
+    stacks, unreadable = _known_stacks(args.state_dir)
+    stacks = [s for s in stacks if args.topology in (None, s.topology.name)]
     for stack in stacks:
         stack.down()
         console.print(f"stopped the {stack.topology.name} stack ({stack.state_dir})")
-    if not stacks:
+    if not stacks and not unreadable:
         console.print("nothing to stop")
+    _report_unreadable(unreadable)
     return 0
 
 
@@ -169,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     argv = sys.argv[1:]
+    if argv[:1] == [GUARD_COMMAND] and len(argv) == 2:
+        _raise_on_sigterm()
+        return run_guard(Path(argv[1]))
     command: list[str] = []
     if "--" in argv:  # run ha [options] -- COMMAND...: everything after -- is the command, verbatim
         argv, command = argv[:argv.index("--")], argv[argv.index("--") + 1:]

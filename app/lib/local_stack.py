@@ -1,7 +1,9 @@
 """The local launcher: runs a compose topology as plain processes on this machine.
 
 State (pids, ports, data dirs) is kept in <state_dir>/state.json, so `stack.py status`, `kill`,
-`start` and `down` work from any later command, and test scripts find the endpoints.
+`start` and `down` work from any later command, and test scripts find the endpoints. The state dir
+may be one a user named (--state-dir): a marker file records what the launcher made there, and only
+that is ever deleted.
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lib import process
-from lib.report import SetupError
+from lib.errors import SetupError
 from lib.topology import LocalPlan, Topology, load_topology, local_plan, server_binaries
 from lib.util import REPO_ROOT, port_is_free, tail
 
 DEFAULT_STATE_ROOT = REPO_ROOT / ".stack"
 STATE_ROOT_ENV = "VHC_STACK_ROOT"  # moves .stack/ elsewhere: the README tests run beside a user's own stacks
 STATE_FILE = "state.json"
+MARKER_FILE = ".vhc-stack"  # "this directory is a stack state dir", and which entries the launcher made in it
+LAUNCHER_ENTRIES = ("logs", "rendered", STATE_FILE, STATE_FILE + ".tmp")  # besides one data dir per service
 
 
 def state_root() -> Path:
@@ -47,10 +52,11 @@ class LocalStack:
     def __init__(self, topology: Topology, state_dir: Path, port_map: dict[int, int] | None = None,
                  *, tie_to_parent: bool = True):
         self.topology = topology
-        self.state_dir = Path(state_dir)
+        self.state_dir = Path(state_dir).absolute()  # servers run in their data dirs: relative paths would break
         self.port_map = dict(port_map or {})
         self.tie_to_parent = tie_to_parent
         self.services: dict[str, ServiceState] = {}
+        self._owns_state = False  # down() touches the state dir only for a stack this object started or loaded
 
     # ---- construction and state -------------------------------------------------------------
     @classmethod
@@ -59,10 +65,20 @@ class LocalStack:
         path = Path(state_dir) / STATE_FILE
         if not path.exists():
             raise SetupError(f"no local stack recorded in {state_dir}: start one with python app/stack.py up")
-        saved = json.loads(path.read_text())
-        stack = cls(load_topology(saved["topology"], Path(saved["compose_file"])), Path(state_dir),
-                    {int(k): v for k, v in saved["port_map"].items()}, tie_to_parent=False)
-        stack.services = {name: ServiceState(**svc) for name, svc in saved["services"].items()}
+        try:
+            saved = json.loads(path.read_text())
+            topology = load_topology(saved["topology"], Path(saved["compose_file"]))
+            port_map = {int(k): v for k, v in saved["port_map"].items()}
+            services = {name: ServiceState(**svc) for name, svc in saved["services"].items()}
+        except json.JSONDecodeError as exc:
+            raise SetupError(_unreadable(path, f"is not valid JSON ({exc})")) from None
+        except KeyError as exc:
+            raise SetupError(_unreadable(path, f"has no {exc} entry")) from None
+        except (OSError, TypeError, ValueError, AttributeError) as exc:
+            raise SetupError(_unreadable(path, f"is not a stack record ({type(exc).__name__}: {exc})")) from None
+        stack = cls(topology, Path(state_dir), port_map, tie_to_parent=False)
+        stack.services = services
+        stack._owns_state = True
         return stack
 
     @staticmethod
@@ -89,15 +105,12 @@ class LocalStack:
         """
         from lib.readiness import wait_ready
 
-        if (self.state_dir / STATE_FILE).exists():
-            previous = LocalStack.load(self.state_dir)
-            if alive := previous.running():
-                raise SetupError(f"the {self.topology.name} stack in {self.state_dir} is already running "
-                                 f"({', '.join(alive)}): python app/stack.py down {self.topology.name}")
+        self._refuse_running()
+        check_state_dir(self.state_dir)
         self._refuse_busy_ports()
-        if self.state_dir.exists():
-            shutil.rmtree(self.state_dir)
         binaries = server_binaries()
+        claim_state_dir(self.state_dir, [*self.topology.services, *LAUNCHER_ENTRIES])
+        self._owns_state = True
         try:
             for service in self.topology.start_order():
                 plan = local_plan(self.topology, service, stack_dir=self.state_dir,
@@ -112,6 +125,18 @@ class LocalStack:
             self.down()
             raise
         return self
+
+    def _refuse_running(self) -> None:
+        """A stack recorded here that still runs is someone's: refuse before touching anything."""
+        if (self.state_dir / STATE_FILE).exists():
+            previous = LocalStack.load(self.state_dir)
+            if alive := previous.running():
+                raise SetupError(f"the {previous.topology.name} stack in {self.state_dir} is already running "
+                                 f"({', '.join(alive)}): python app/stack.py down --state-dir {self.state_dir}")
+        if strays := _working_in_data_dirs(self.state_dir):
+            raise SetupError(f"processes {', '.join(map(str, strays))} still run in the data dirs of "
+                             f"{self.state_dir} (an old stack?): python app/stack.py down --state-dir "
+                             f"{self.state_dir}, or kill {' '.join(map(str, strays))}")
 
     def _state_for(self, plan: LocalPlan, kind: str) -> ServiceState:
         copy = [str(p) for p in plan.writable_copy] if plan.writable_copy else None
@@ -144,16 +169,23 @@ class LocalStack:
         """Stop every process of the stack (SIGTERM, grace, SIGKILL) and forget it.
 
         Another process may have restarted a service meanwhile (python app/stack.py start, or a
-        test script's fault restore), so the pids recorded on disk are stopped too; a pid is only
-        signalled while it still runs the service's own binary (pids get reused).
+        test script's fault restore), so the pids recorded on disk are stopped too, and so is any
+        process working in a service's data dir (a restart whose pid never reached the disk); a pid
+        is only signalled while it still runs the service's own binary (pids get reused).
+        A stack whose `up` was refused never started anything, so its down() touches nothing.
         """
+        if not self._owns_state:
+            return
         on_disk = {}
         if (self.state_dir / STATE_FILE).exists():
-            with contextlib.suppress(SetupError, ValueError, KeyError):
+            with contextlib.suppress(SetupError):  # unreadable: the working dirs below still find the strays
                 on_disk = LocalStack.load(self.state_dir).services
+        working = process.working_under(self.state_dir)
         for name, svc in reversed(list(self.services.items())):
+            data_dir = Path(svc.data_dir).resolve()
             pids = {svc.pid, on_disk[name].pid if name in on_disk else None} - {None, 0}
-            for pid in pids:
+            pids |= {pid for pid, cwd in working.items() if cwd == data_dir}
+            for pid in sorted(pids):
                 if _runs(pid, svc.argv):
                     process.stop(pid)
         state = self.state_dir / STATE_FILE
@@ -210,11 +242,97 @@ class LocalStack:
 
 
 def running_stacks(root: Path | None = None) -> list[LocalStack]:
-    """Every stack recorded under root (default: state_root()), running or half-dead, for status and down."""
+    """Every stack recorded under root (default: state_root()), running or half-dead.
+
+    A state file that cannot be read is not skipped in silence: that is a one-line SetupError
+    (use recorded_stacks() to get the readable stacks as well).
+    """
+    stacks, unreadable = recorded_stacks(root)
+    if unreadable:
+        raise SetupError("; ".join(unreadable))
+    return stacks
+
+
+def recorded_stacks(root: Path | None = None) -> tuple[list[LocalStack], list[str]]:
+    """The stacks recorded under root, and one line for each state file that could not be read.
+
+    status and down show and stop the readable stacks, then report the others.
+    """
     root = state_root() if root is None else root
-    if not root.exists():
-        return []
-    return [LocalStack.load(p.parent) for p in sorted(root.glob(f"*/{STATE_FILE}"))]
+    stacks: list[LocalStack] = []
+    unreadable: list[str] = []
+    for path in sorted(root.glob(f"*/{STATE_FILE}")) if root.exists() else []:
+        try:
+            stacks.append(LocalStack.load(path.parent))
+        except SetupError as exc:
+            unreadable.append(str(exc))
+    return stacks, unreadable
+
+
+def _unreadable(path: Path, why: str) -> str:
+    """One line: which state file, what is wrong, and how to get rid of it safely."""
+    strays = _working_in_data_dirs(path.parent)
+    stop = (f"stop what still runs there (kill {' '.join(map(str, strays))}), then " if strays
+            else "nothing runs in its directory: ")
+    return f"state file {path} {why}: {stop}remove it (rm {path})"
+
+
+# ---- the state directory --------------------------------------------------------------------
+
+def check_state_dir(state_dir: Path) -> None:
+    """Refuse a state dir the launcher must not write into (it would later delete what it made there)."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise SetupError(f"state dir {state_dir} is a file: give a new or empty directory with --state-dir")
+    if (state_dir / MARKER_FILE).exists():
+        _marked_entries(state_dir)
+        return
+    if state_dir.exists() and (held := sorted(p.name for p in state_dir.iterdir())):
+        shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        raise SetupError(f"{state_dir} is not empty ({shown}) and is not a stack state directory (no {MARKER_FILE}): "
+                         f"give a new or empty directory (e.g. --state-dir {state_dir / 'stack'}), or empty it "
+                         "yourself if it only holds an old stack's files (the launcher deletes only what it made)")
+
+
+def claim_state_dir(state_dir: Path, entries: Iterable[str]) -> None:
+    """Make state_dir ready for a new stack: create it, or adopt it empty, or clear what we made before.
+
+    Only the entries named in the marker (what an earlier `up` made) are removed, never the
+    directory itself nor anything else in it: --state-dir may name a directory of the user's.
+    """
+    check_state_dir(state_dir)
+    if (state_dir / MARKER_FILE).exists():
+        for name in _marked_entries(state_dir):
+            _remove(state_dir / name)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    body = {"made_by": "python app/stack.py (valkey-ha-and-cluster local launcher)",
+            "entries": sorted(set(entries))}
+    (state_dir / MARKER_FILE).write_text(json.dumps(body, indent=2) + "\n")
+
+
+def _marked_entries(state_dir: Path) -> list[str]:
+    marker = state_dir / MARKER_FILE
+    try:
+        entries = json.loads(marker.read_text())["entries"]
+        if not all(isinstance(e, str) and e and Path(e).name == e and e not in (".", "..") for e in entries):
+            raise ValueError("an entry is not a plain name")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SetupError(f"marker {marker} is unreadable ({exc}): check what {state_dir} holds, "
+                         "then remove the directory yourself or give another --state-dir") from None
+    return entries
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a directory tree; a symlink is removed itself, never followed."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def _working_in_data_dirs(state_dir: Path) -> list[int]:
+    """Pids working in a direct subdirectory of state_dir: where the launcher runs each service."""
+    root = Path(state_dir).resolve()
+    return sorted(pid for pid, cwd in process.working_under(root).items() if cwd.parent == root)
 
 
 def _runs(pid: int, argv: list[str]) -> bool:

