@@ -4,8 +4,12 @@
     python app/ha_test.py --fault manual       # you run: docker kill valkey-master
     python app/ha_test.py --sentinel sentinel.example:26379 --master-name mymaster --fault graceful --json out.json
 
-Checks: crud, master_kill, new_master, reconnect, consistency, replica_sync.
-Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr).
+Checks: crud, master_kill, new_master, reconnect, consistency, replica_sync (and roles_restored after
+--fault graceful on servers the harness did not start).
+Faults and failovers run only on servers the harness started (lib/ownership.py), unless
+--allow-destructive; then the harness puts the original master back afterwards.
+Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr),
+130 interrupted (Ctrl-C or SIGTERM: the killed master is started again and the keys deleted first).
 """
 
 from __future__ import annotations
@@ -13,20 +17,41 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from rich.live import Live
 from rich.table import Table
 
 from lib.checker import error_counts, lost_writes, outage_around
-from lib.cli import add_failover_options, parse_host_map
-from lib.fault import STATE_ENV, Fault, LocalKill, ManualKill, choose_kill, local_stack_for
+from lib.cli import add_failover_options, parse_host_map, require_writable_output
+from lib.errors import SetupError
+from lib.fault import (
+    STATE_ENV,
+    Fault,
+    LocalKill,
+    ManualKill,
+    WaitNotice,
+    choose_kill,
+    local_stack_for,
+    restore_fault,
+)
 from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient, answers
-from lib.ha_failover import FailoverRun, SentinelFailover, faster_rejoin, run_failover, wait_replicas_synced
+from lib.ha_failover import (
+    FailoverRun,
+    SentinelFailover,
+    faster_rejoin,
+    put_back_master,
+    run_failover,
+    wait_replicas_synced,
+)
 from lib.keyspace import delete_prefix
 from lib.local_stack import STATE_FILE, LocalStack
+from lib.ownership import require_owned
 from lib.plot import plot_timeline, require_matplotlib
 from lib.report import (
     FAIL,
@@ -60,6 +85,18 @@ class Target:
     stack: LocalStack | None = None
 
 
+@dataclass
+class Session:
+    """What this run changed and must undo however it ends (Ctrl-C too): keys, a fault, swapped roles."""
+
+    namespace: str
+    wrote: bool = False  # False: nothing to clean up (an unreachable target must cost one line, not a block)
+    fault: Fault | None = None
+    owned: bool = True  # the harness started the target (else the roles are put back after a failover)
+    original_master: Address | None = None  # as the sentinels announced it before the run
+    roles_put_back: bool = False
+
+
 def resolve_target(args) -> Target:
     """Sentinel endpoints: --sentinel flags, then $VHC_SENTINELS, then a local stack's record, then defaults."""
     if args.sentinel:
@@ -74,7 +111,9 @@ def resolve_target(args) -> Target:
     return Target(list(DEFAULT_SENTINELS), "defaults (the compose ports)")
 
 
-def build_fault(args, ha: HAClient, announced: Address, reachable: Address, history_view) -> Fault | None:
+def build_fault(args, ha: HAClient, announced: Address, reachable: Address, history_view,
+                notify=None) -> Fault | None:
+    """The fault --fault asks for, checked (a SetupError if it cannot be done here); nothing is touched yet."""
     if args.fault == "none":
         return None
     if args.fault == "graceful":
@@ -90,8 +129,21 @@ def build_fault(args, ha: HAClient, announced: Address, reachable: Address, hist
             return answers(reachable, ha.password, timeout=0.3)
 
         return ManualKill(format_endpoint(*announced), hint, lambda: not master_answers(), master_answers, history_view,
-                          timeout=args.manual_timeout, restart_hint=restart)
+                          timeout=args.manual_timeout, restart_hint=restart, notify=notify)
     return choose_kill(args.fault, "ha", announced, reachable)
+
+
+def require_ownership(args, ha: HAClient, fault: Fault | None, reachable: Address) -> bool:
+    """Refuse a fault on servers the harness did not start unless --allow-destructive; True if they are ours.
+
+    A fault done by hand is the person's action, and --fault none changes nothing but our own keys.
+    Checked before any write, so a refusal leaves the target exactly as it was.
+    """
+    if fault is None or fault.by_hand:
+        return True
+    found = require_owned([reachable, *ha.sentinel_addresses], allowed=args.allow_destructive,
+                          action=f"run {fault.description} against {format_endpoint(*reachable)}")
+    return all(o.owned for o in found)
 
 
 # ---- checks ------------------------------------------------------------------------------------
@@ -252,13 +304,15 @@ def check_replica_sync(ha: HAClient, run: FailoverRun | None, fault: Fault | Non
     node = ha.node(master_address)
     try:
         target = node.info("replication").get("master_repl_offset", 0)
-        wait_until(lambda: _replicas_caught_up(node, target), timeout=30,
-                   what=f"replica offsets to reach the master's offset {target}")
-    except WaitTimeout as exc:
-        status = FAIL
-        notes.append(str(exc))
-    info = node.info("replication")
-    node.close()
+        try:
+            wait_until(lambda: _replicas_caught_up(node, target), timeout=30,
+                       what=f"replica offsets to reach the master's offset {target}")
+        except WaitTimeout as exc:
+            status = FAIL
+            notes.append(str(exc))
+        info = node.info("replication")
+    finally:
+        node.close()
     replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
     metrics.update({"master": format_endpoint(*master_address), "connected_replicas": info.get("connected_slaves"),
                     "master_repl_offset": info.get("master_repl_offset"),
@@ -275,7 +329,7 @@ def check_replica_sync(ha: HAClient, run: FailoverRun | None, fault: Fault | Non
 def _restore_and_rejoin(ha: HAClient, fault: Fault, old: Address, restore_timeout: float, metrics: dict,
                         notes: list[str]) -> None:
     """Start the old master again (if the fault can) and wait until it replicates from the new one."""
-    restored = fault.restore(restore_timeout) if (fault.can_restore or fault.by_hand) else True
+    restored = restore_fault(fault, restore_timeout) if (fault.can_restore or fault.by_hand) else True
     metrics["old_master_restarted"] = restored
     if not restored:
         notes.append(f"{format_endpoint(*old)} was not started again within {restore_timeout:.0f}s")
@@ -287,6 +341,34 @@ def _restore_and_rejoin(ha: HAClient, fault: Fault, old: Address, restore_timeou
     except WaitTimeout as exc:
         metrics["old_master_rejoined"] = False
         notes.append(f"old master did not rejoin: {exc}")
+
+
+def check_roles_restored(ha: HAClient, session: Session) -> ScenarioResult:
+    """After a failover on servers the harness did not start: the original master is master again."""
+    original = session.original_master
+    assert original is not None
+    put_back = put_back_master(ha, original)
+    session.roles_put_back = put_back.done
+    return ScenarioResult("roles_restored", OK if put_back.done else FAIL, put_back.detail,
+                          {"original_master": format_endpoint(*original), "steps": put_back.steps})
+
+
+def roles_note(ha: HAClient, session: Session) -> str | None:
+    """One line on the roles a failover left behind on the harness's own stack, or None if unchanged."""
+    original = session.original_master
+    if original is None or session.roles_put_back:
+        return None
+    try:
+        now = ha.announced_master()
+    except redis.RedisError as exc:
+        return f"roles: could not ask the sentinels who is master now ({type(exc).__name__})"
+    if now == original:
+        return None
+    swapped = f"roles left swapped: {format_endpoint(*now)} is the master now, {format_endpoint(*original)} a replica"
+    if session.owned:
+        return f"{swapped} (the harness's own stack, so they are not put back; python app/stack.py status shows them)"
+    return (f"{swapped} (the fault was done by hand; to put them back: SENTINEL FAILOVER once "
+            f"{format_endpoint(*original)} replicates with its link up)")
 
 
 def _replicas_caught_up(node: redis.Redis, target: int) -> tuple[bool, str]:
@@ -345,17 +427,110 @@ def live_view(ha: HAClient, history: History):
     return render
 
 
-def cleanup(ha: HAClient, ns: str) -> int:
-    """SCAN + DEL of this run's keys only, on whichever node is master now."""
+class ManualPrompt:
+    """Shows what a fault done by hand asks for: the instruction, a live view until the kill is seen,
+    then the request to start the node again."""
+
+    def __init__(self) -> None:
+        self._live: Live | None = None
+
+    def __call__(self, notice: WaitNotice) -> None:
+        if notice.phase == "kill":
+            if self._live is None:
+                console.print(notice.message)
+                self._live = Live(notice.view, console=console, refresh_per_second=4, transient=True)
+                self._live.start()
+            else:
+                self._live.update(notice.view)  # type: ignore[arg-type]
+        elif notice.phase == "killed":
+            self.close()
+        else:
+            console.print(notice.message)
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def cleanup(ha: HAClient, ns: str) -> str | None:
+    """SCAN + DEL of this run's keys only, on whichever node is master now; a failure is one line."""
     try:
         master = ha.node(ha.master_address())
         try:
-            return delete_prefix(master, ns)
+            delete_prefix(master, ns)
         finally:
             master.close()
     except redis.RedisError as exc:
-        console.print(f"[yellow]could not clean up keys {ns}*: {exc}[/]")
-        return 0
+        return f"could not clean up keys {ns}*: {one_line(exc)}"
+    return None
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def undo_interrupted(ha: HAClient, session: Session, timeout: float = 60.0) -> list[str]:
+    """After Ctrl-C / SIGTERM: start a killed master again, put back roles we swapped on someone
+    else's servers, then delete our keys once a master is stable. Returns one line per step."""
+    notes = []
+    fault = session.fault
+    if fault is not None and fault.pending_restore:
+        if fault.by_hand:
+            notes.append(f"the master was killed by hand: start it again yourself "
+                         f"({getattr(fault, 'restart_hint', '') or 'as you stopped it'})")
+        else:
+            try:
+                back = restore_fault(fault, timeout)
+                notes.append(f"undone: {fault.description} (started again)" if back else
+                             f"could not undo {fault.description}: not back within {timeout:.0f}s")
+            except (SetupError, WaitTimeout, redis.RedisError, OSError) as exc:
+                notes.append(f"could not undo {fault.description}: {one_line(exc)}")
+    if (isinstance(fault, SentinelFailover) and not session.owned and session.original_master is not None
+            and not session.roles_put_back):
+        put_back = put_back_master(ha, session.original_master)
+        notes.append(put_back.detail)
+    if session.wrote:
+        with faster_rejoin(ha) if isinstance(fault, LocalKill) else contextlib.nullcontext():
+            notes.append(_cleanup_when_stable(ha, session, timeout))
+    return notes
+
+
+def _cleanup_when_stable(ha: HAClient, session: Session, timeout: float) -> str:
+    """Delete our keys on the master once the sentinels agree on it and the node we may have restarted
+    replicates from it: deleted on a node that is then demoted and resynced, they would come back."""
+    restarted = session.original_master
+
+    def stable() -> tuple[bool, str]:
+        views = ha.sentinel_views()
+        if len(set(views.values())) != 1 or next(iter(views.values())).startswith(("error", "unknown")):
+            return False, f"sentinels say {views}"
+        master = ha.remap(parse_endpoint(next(iter(views.values()))))
+        nodes = {master}
+        if restarted and answers(ha.remap(restarted), ha.password):  # one killed by hand may still be down
+            nodes.add(ha.remap(restarted))
+        roles = {}
+        for address in nodes:
+            node = ha.node(address)
+            try:
+                info = node.info("replication")
+            except redis.RedisError as exc:
+                return False, f"{format_endpoint(*address)}: {one_line(exc)}"
+            finally:
+                node.close()
+            roles[address] = (info.get("role"), info.get("master_port"), info.get("master_link_status"))
+        ok = roles[master][0] == "master" and all(
+            role == "master" and address == master or role == "slave" and int(port or 0) == master[1]
+            and link == "up" for address, (role, port, link) in roles.items())
+        return ok, f"sentinels agree on {format_endpoint(*master)}; roles {roles}"
+
+    try:
+        wait_until(stable, timeout=timeout, what="a stable master to delete this run's keys on")
+    except WaitTimeout as exc:
+        return f"could not clean up keys {session.namespace}*: {one_line(exc)}"
+    session.wrote = False  # the finally of main need not do it again
+    return cleanup(ha, session.namespace) or f"deleted this run's keys {session.namespace}*"
 
 
 # ---- main --------------------------------------------------------------------------------------
@@ -370,30 +545,61 @@ def build_parser() -> argparse.ArgumentParser:
     add_failover_options(parser, fault_help=("auto: local launcher kill, else docker kill; manual: you kill it; "
                              "graceful: SENTINEL FAILOVER; none: no failover"),
                          host_map_fallback="the sentinel's host")
+    if not any("--allow-destructive" in action.option_strings for action in parser._actions):
+        # Until lib/cli.py's add_failover_options has it (its owner is adding it for every suite).
+        parser.add_argument("--allow-destructive", action="store_true",
+                            help="fail over servers the harness did not start (it puts the original master back)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    require_writable_output(args.json)  # before any server is touched: a run's results must not be lost
     if args.plot:
         require_matplotlib()
+        require_writable_output(args.plot, "--plot")
     host_map = parse_host_map(args.host_map, "valkey-master=10.0.0.5")
     target = resolve_target(args)
     ha = HAClient(target.sentinels, args.master_name, password=args.password,
                   sentinel_password=args.sentinel_password, host_map=host_map)
-    ns = key_namespace("ha")
+    session = Session(key_namespace("ha"))
+    prompt = ManualPrompt()
     try:
-        return run_suite(args, ha, target, ns)
+        with sigterm_as_interrupt():
+            try:
+                return run_suite(args, ha, target, session, prompt)
+            except KeyboardInterrupt:
+                prompt.close()
+                console.print("interrupted: putting back what this run changed")
+                for note in undo_interrupted(ha, session):
+                    console.print(note, soft_wrap=True)
+                raise
     finally:
-        cleanup(ha, ns)
+        prompt.close()
+        if session.wrote and (problem := cleanup(ha, session.namespace)):
+            console.print(f"[yellow]{problem}[/]", soft_wrap=True)
         ha.close()
 
 
-def run_suite(args, ha: HAClient, target: Target, ns: str) -> int:
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a CI timeout) undoes the run like Ctrl-C instead of leaving a master dead."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_suite(args, ha: HAClient, target: Target, session: Session, prompt: ManualPrompt) -> int:
     reachable = ha.check_reachable()
     announced = ha.announced_master()
-    master_info = ha.node(reachable).info("server")
+    master_info = server_info(ha, reachable)
     version = master_info.get("valkey_version") or master_info.get("redis_version")
+    history = History()
+    fault = build_fault(args, ha, announced, reachable, live_view(ha, history), prompt)
+    session.owned = require_ownership(args, ha, fault, reachable)  # refuses before anything is written
+    session.fault, session.original_master = fault, announced
     console.print(key_value_table("Target", [
         ("sentinels", ", ".join(format_endpoint(*s) for s in target.sentinels) + f"  (from {target.source})"),
         ("master name", args.master_name), ("master", f"{format_endpoint(*announced)}"
@@ -401,12 +607,11 @@ def run_suite(args, ha: HAClient, target: Target, ns: str) -> int:
                                                if reachable != announced else "")),
         ("server", f"{master_info.get('server_name', 'redis')} {version}"),
     ]))
-    history = History()
-    fault = build_fault(args, ha, announced, reachable, live_view(ha, history))
     report = SuiteReport("ha", {"sentinels": [format_endpoint(*s) for s in target.sentinels],
                                 "master_name": args.master_name, "master": format_endpoint(*announced),
-                                "server_version": version, "fault": args.fault})
-    report.add(run_scenario("crud", lambda: check_crud(ha, ns)))
+                                "server_version": version, "fault": args.fault, "harness_started": session.owned})
+    session.wrote = True  # from here on, keys under the namespace may exist
+    report.add(run_scenario("crud", lambda: check_crud(ha, session.namespace)))
     run, skipped = None, None
     if fault is None:
         skipped = "--fault none"
@@ -416,7 +621,8 @@ def run_suite(args, ha: HAClient, target: Target, ns: str) -> int:
         replicas = wait_replicas_synced(ha, timeout=60)
         console.print(f"{len(replicas)} replica(s) in sync; starting the writer, the 5 ms probe and the "
                       f"sentinel event recorder")
-        run = run_failover(ha, fault, ns, recovery_timeout=args.recovery_timeout, history=history)
+        run = run_failover(ha, fault, session.namespace, recovery_timeout=args.recovery_timeout, history=history,
+                           progress=console.print)
         timeline = failover_timeline(run)
         console.print(timeline_table(timeline))
         if args.plot:
@@ -428,7 +634,19 @@ def run_suite(args, ha: HAClient, target: Target, ns: str) -> int:
     report.add(run_scenario("consistency", lambda: check_consistency(ha, run, skipped)))
     report.add(run_scenario("replica_sync", lambda: check_replica_sync(ha, run, fault, args.manual_timeout
                                                                         if fault and fault.by_hand else 30)))
+    if run is not None and not session.owned and isinstance(fault, SentinelFailover):
+        report.add(run_scenario("roles_restored", lambda: check_roles_restored(ha, session)))
+    elif run is not None and (note := roles_note(ha, session)):
+        console.print(note, soft_wrap=True)
     return finish(report, args.json)
+
+
+def server_info(ha: HAClient, address: Address) -> dict:
+    node = ha.node(address)
+    try:
+        return node.info("server")
+    finally:
+        node.close()
 
 
 if __name__ == "__main__":
