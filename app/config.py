@@ -12,7 +12,6 @@ port: destructive scenarios (CONFIG SET, eviction) run only there unless --allow
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -74,13 +73,14 @@ def parse_target(spec: str, source: str) -> Target:
     if "://" not in where:
         host, port = parse_endpoint(where)
         return Target(name, host, port, source=source)
-    url = urlsplit(where)
+    try:
+        url = urlsplit(where)
+        port = url.port or 6379
+    except ValueError as exc:  # "Invalid IPv6 URL" for redis://[::1, "Port out of range", a port not a number
+        raise SetupError(f"bad target {spec!r} ({source}): {exc}; expected e.g. valkey=redis://127.0.0.1:6380/0 "
+                         "or v6=redis://[::1]:6380") from None
     if url.scheme != "redis":
         raise SetupError(f"bad target {spec!r} ({source}): only redis:// URLs are supported")
-    try:
-        port = url.port or 6379
-    except ValueError:
-        raise SetupError(f"bad target {spec!r} ({source}): the port is not a number") from None
     db_text = url.path.strip("/") or "0"
     if not db_text.isdigit():
         raise SetupError(f"bad target {spec!r} ({source}): database {db_text!r} is not a number")
@@ -106,10 +106,12 @@ def compat_stack(env: dict[str, str] | None = None) -> LocalStack | None:
     for state_dir in [*dirs, LocalStack.default_state_dir(COMPAT_TOPOLOGY)]:
         if not (state_dir / STATE_FILE).exists():
             continue
-        with contextlib.suppress(SetupError, ValueError, KeyError, OSError):
-            stack = LocalStack.load(state_dir)
-            if stack.topology.name == COMPAT_TOPOLOGY and stack.running():
-                return stack
+        # Not suppressed: a state file that cannot be read is a one-line SetupError (it names the file
+        # and the fix). Ignoring it would test the default ports instead, and may run destructive
+        # scenarios on servers that only look unclaimed.
+        stack = LocalStack.load(state_dir)
+        if stack.topology.name == COMPAT_TOPOLOGY and stack.running():
+            return stack
     return None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -154,6 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def require_writable_dir(path: str, flag: str = "--json-dir") -> None:
+    """Refuse, before any server is touched, a results directory that could not be written at the end."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise SetupError(f"{flag} {path}: is a file, not a directory; e.g. {flag} results")
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise SetupError(f"{flag} {path}: {existing} is not a directory; e.g. {flag} results")
+    try:  # only a real write tells (root passes os.access everywhere; /proc, read-only mounts)
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".vhc-write-check-"):
+            pass
+    except OSError as exc:
+        raise SetupError(f"{flag} {path}: cannot write in {existing} ({exc.strerror}); choose a directory you "
+                         f"can write, e.g. {flag} results") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     scenarios = select(discover(args.scenarios_dir), args.scenario)
@@ -161,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in scenarios:
             console.print(f"{scenario.name}{'  (destructive)' if scenario.destructive else ''}")
         return EXIT_OK
+    require_writable_dir(args.json_dir)
     targets = resolve_targets(args.target)
     clients = {t.name: connect(t) for t in targets}  # all reachable before anything runs
     info = {t.name: {**t.describe(), "server": clients[t.name][1]} for t in targets}

@@ -3,7 +3,8 @@
 DESTRUCTIVE: it changes maxmemory and the eviction policy, and under allkeys-lru the server may
 evict *any* key, not only ours. So it runs only on targets the harness started (or with
 --allow-destructive), and the original maxmemory and policy are put back in a finally block,
-whatever happened, and read back with CONFIG GET to prove it.
+whatever happened, and read back with CONFIG GET to prove it. Keys of others that were evicted
+cannot be put back: they are counted and the result says so (WARN with the count).
 """
 
 from __future__ import annotations
@@ -27,32 +28,49 @@ SETTINGS = ("maxmemory", "maxmemory-policy")
 
 def run(client, ctx) -> dict:
     original = {name: client.config_get(name)[name] for name in SETTINGS}
-    metrics: dict[str, Any] = {"original": original}
+    written: list[int] = []
+    metrics: dict[str, Any] = {"original": original, "keys_in_all_dbs_before": keys_in_all_dbs(client)}
+    evicted_at_start = client.info("stats")["evicted_keys"]
+    ours_left = 0
     try:
-        _fill_until_eviction(client, ctx, metrics)
+        _fill_until_eviction(client, ctx, metrics, written)
     finally:
         try:
-            ctx.cleanup(client)
+            ours_left = ctx.cleanup(client)
         finally:
             for name in SETTINGS:
                 client.config_set(name, original[name])
             after = {name: client.config_get(name)[name] for name in SETTINGS}
             metrics["restored"] = after == original
             metrics["after_restore"] = after
+            # Every eviction the server made while our limit was set, minus our own keys that were
+            # gone at cleanup (nobody else deletes keys under our prefix): the rest were someone else's.
+            evicted_in_window = client.info("stats")["evicted_keys"] - evicted_at_start
+            metrics["others_keys_evicted"] = max(0, evicted_in_window - (len(written) - ours_left))
     if not metrics["restored"]:
         return result(NAME, FAIL, f"config not restored: {metrics['after_restore']} instead of {original}", metrics)
-    written, evicted = metrics["keys_written"], metrics["evicted_count"]
-    summary = (f"maxmemory {metrics['maxmemory_bytes'] / 1e6:.1f} MB {POLICY}: wrote {written} x 1 MB, "
+    written_count, evicted = metrics["keys_written"], metrics["evicted_count"]
+    summary = (f"maxmemory {metrics['maxmemory_bytes'] / 1e6:.1f} MB {POLICY}: wrote {written_count} x 1 MB, "
                f"{evicted} evicted, {len(metrics['survivors'])} survived (last written "
                f"{'kept' if metrics['last_written_survived'] else 'EVICTED'}); config restored")
     if evicted == 0:
-        return result(NAME, WARN, f"no eviction after {written} writes: {summary}", metrics)
+        return result(NAME, WARN, f"no eviction after {written_count} writes: {summary}", metrics)
     if not metrics["last_written_survived"]:
         return result(NAME, FAIL, f"LRU evicted the key written last: {summary}", metrics)
+    if others := metrics["others_keys_evicted"]:
+        return result(NAME, WARN, f"{others} key(s) the harness did not create were evicted (of "
+                      f"{metrics['keys_in_all_dbs_before']} in all databases before; they cannot be put back): "
+                      f"{summary}", metrics)
     return result(NAME, OK, summary, metrics)
 
 
-def _fill_until_eviction(client, ctx, metrics: dict[str, Any]) -> None:
+def keys_in_all_dbs(client) -> int:
+    """Keys in every database (INFO keyspace): allkeys-lru evicts from all of them, not only ours."""
+    return sum(int(db.get("keys", 0)) for name, db in client.info("keyspace").items() if name.startswith("db"))
+
+
+def _fill_until_eviction(client, ctx, metrics: dict[str, Any], written: list[int]) -> None:
+    """Write bigkey:N until a few evictions; written gets each N as it is acknowledged."""
     used = client.info("memory")["used_memory"]
     limit = used + HEADROOM_VALUES * VALUE_BYTES
     client.config_set("maxmemory", limit)
@@ -61,7 +79,7 @@ def _fill_until_eviction(client, ctx, metrics: dict[str, Any]) -> None:
     metrics.update(maxmemory_bytes=limit, used_memory_at_start=used, keys_before=client.dbsize(),
                    mem_allocator=client.info("memory").get("mem_allocator"))
     payload = "x" * VALUE_BYTES
-    samples, oom_errors, written = [], [], []
+    samples, oom_errors = [], []
     for n in range(MAX_WRITES):
         try:
             client.set(ctx.key("bigkey", n), payload)
