@@ -1,0 +1,480 @@
+"""Issue 15, HA side: each defect with the test that shows it fixed (unit tests with fakes first, then
+integration tests on real local stacks on free ports)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import redis
+from redis.sentinel import Sentinel
+
+import ha_test
+from conftest import run_script
+from lib import fault as fault_module
+from lib.errors import SetupError
+from lib.fault import DockerKill, ManualKill, WaitNotice, container_for
+from lib.ha_failover import RemappedSentinel, plain_sentinel_client
+from lib.ownership import Ownership
+from lib.sentinel_events import SentinelEvents, _Subscription
+from lib.util import REPO_ROOT, free_ports
+from lib.waits import wait_until
+from lib.workload import History
+
+APP = REPO_ROOT / "app"
+
+
+# ---- 1. destructive actions only on the harness's own servers ----------------------------------
+
+class FakeDocker:
+    """lib.fault._docker: `ps --filter publish=PORT` lists one unrelated container publishing the port."""
+
+    def __init__(self, names: str = "someone-elses-redis"):
+        self.names, self.calls = names, []
+
+    def __call__(self, *args: str) -> str:
+        self.calls.append(args)
+        if "--filter" in args:
+            return self.names + "\n"
+        return f"{self.names} 0.0.0.0:6379->6379/tcp\n"  # the unfiltered `ps` of the old lookup
+
+
+def test_container_for_never_picks_a_container_for_a_remote_ip(monkeypatch):
+    docker = FakeDocker()
+    monkeypatch.setattr(fault_module, "_docker", docker)
+    monkeypatch.setattr(fault_module, "ownership", lambda host, port: Ownership(False, "not ours"))
+    assert container_for("10.0.0.5", 6379) is None, "a remote IP must never map to a local container"
+    assert docker.calls == [], f"docker was asked about a remote address: {docker.calls}"
+
+
+def test_container_for_skips_a_local_container_that_is_not_of_our_compose_files(monkeypatch):
+    monkeypatch.setattr(fault_module, "_docker", FakeDocker())
+    monkeypatch.setattr(fault_module, "ownership", lambda host, port: Ownership(False, "not ours"))
+    assert container_for("127.0.0.1", 6379) is None
+
+
+def test_container_for_returns_our_container_by_port_or_by_name(monkeypatch):
+    ours = {"valkey-master"}
+    monkeypatch.setattr(fault_module, "_docker", FakeDocker("valkey-master"))
+    monkeypatch.setattr(fault_module, "ownership", lambda host, port: Ownership(host in ours, host))
+    assert container_for("127.0.0.1", 6379) == "valkey-master"
+    assert container_for("valkey-master", 6379) == "valkey-master"
+    assert container_for("valkey-elsewhere", 6379) is None, "a name must be that container, and ours"
+
+
+class FakeNodeInfo:
+    def __init__(self, info: dict):
+        self._info = info
+        self.closed = False
+
+    def info(self, section: str = "") -> dict:
+        return self._info
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class WriteTrackingHA:
+    """HAClient's surface for run_suite up to the first write; any write path is recorded."""
+
+    def __init__(self):
+        self.sentinel_addresses = [("127.0.0.1", 26379)]
+        self.master_name, self.password, self.sentinel_password = "myvalkey", None, None
+        self.writes: list[str] = []
+        self.nodes: list[FakeNodeInfo] = []
+        self.switches_followed = 0
+
+    def check_reachable(self):
+        return ("127.0.0.1", 6379)
+
+    def announced_master(self):
+        return ("127.0.0.1", 6379)
+
+    def node(self, address, timeout: float = 1.0, *, sentinel: bool = False):
+        node = FakeNodeInfo({"server_name": "valkey", "valkey_version": "9.0.0"})
+        self.nodes.append(node)
+        return node
+
+    def master(self):
+        self.writes.append("master()")
+        raise AssertionError("a write was attempted before the ownership check")
+
+    def sentinel_views(self):
+        return {"127.0.0.1:26379": "127.0.0.1:6379"}
+
+
+@pytest.mark.parametrize("fault", ["graceful", "auto"])
+def test_a_refused_fault_is_refused_before_any_write(monkeypatch, fault):
+    asked = []
+
+    def refuse(addresses, *, allowed, action):
+        asked.append((addresses, allowed, action))
+        raise SetupError(f"refusing to {action}: not ours")
+
+    monkeypatch.setattr(ha_test, "require_owned", refuse)
+    monkeypatch.setattr(ha_test, "choose_kill", lambda *a: fault_module.DockerKill("valkey-master"))
+    ha = WriteTrackingHA()
+    args = ha_test.build_parser().parse_args(["--fault", fault])
+    session = ha_test.Session("vhc:ha:test:")
+    with pytest.raises(SetupError, match="refusing to run"):
+        ha_test.run_suite(args, ha, ha_test.Target(ha.sentinel_addresses, "test"), session, ha_test.ManualPrompt())
+    assert asked and asked[0][1] is False, "the ownership check must run, without --allow-destructive"
+    assert ha.writes == [] and session.wrote is False and session.fault is None
+    assert all(node.closed for node in ha.nodes), "every client run_suite opened must be closed"
+
+
+def test_allow_destructive_is_an_option_of_ha_test():
+    assert ha_test.build_parser().parse_args(["--allow-destructive"]).allow_destructive is True
+    assert ha_test.build_parser().parse_args([]).allow_destructive is False
+
+
+# ---- 3. one-line errors, before any server is touched ------------------------------------------
+
+@pytest.mark.parametrize("flag", ["--json", "--plot"])
+def test_unwritable_output_is_refused_before_any_server_is_asked(flag):
+    if flag == "--plot":
+        pytest.importorskip("matplotlib")
+    port = free_ports(1)[0]  # nothing listens: if the sentinels were asked first, that error would come
+    with pytest.raises(SetupError, match=f"^{flag} /proc/vhc/out"):
+        ha_test.main([flag, "/proc/vhc/out.x", "--sentinel", f"127.0.0.1:{port}", "--fault", "none"])
+
+
+def test_an_unreachable_sentinel_prints_no_cleanup_block(capsys):
+    port = free_ports(1)[0]
+    with pytest.raises(SetupError, match="no sentinel reachable"):
+        ha_test.main(["--sentinel", f"127.0.0.1:{port}", "--fault", "none"])
+    out = capsys.readouterr()
+    assert "clean up" not in out.out + out.err, f"a run that wrote nothing must clean up silently:\n{out.out}"
+
+
+def test_a_failed_cleanup_is_one_line():
+    class NoMaster:
+        def node(self, address):
+            raise AssertionError("no master was found: no node to connect to")
+
+        def master_address(self):
+            raise redis.sentinel.MasterNotFoundError("No master found for 'myvalkey' : "
+                                                     + "\n".join(f"Redis<sentinel {i}> - Error 111" for i in range(16)))
+
+    line = ha_test.cleanup(NoMaster(), "vhc:ha:x:")
+    assert line is not None and "\n" not in line and len(line) <= 200, line
+    assert line.startswith("could not clean up keys vhc:ha:x:*: MasterNotFoundError"), line
+
+
+# ---- 4. library code does not print; restore waits; the event recorder backs off ---------------
+
+LIBRARY_MODULES = ("lib/fault.py", "lib/ha_failover.py", "lib/ha_client.py", "lib/sentinel_events.py")
+
+
+@pytest.mark.parametrize("module", LIBRARY_MODULES)
+def test_library_modules_do_not_print(module):
+    tree = ast.parse((APP / module).read_text())
+    printing = [f"line {node.lineno}" for node in ast.walk(tree) if isinstance(node, ast.Call) and (
+        (isinstance(node.func, ast.Name) and node.func.id in ("print", "Live"))
+        or (isinstance(node.func, ast.Attribute) and node.func.attr == "print"))]
+    imports_console = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                       and any(alias.name in ("console", "Live") for alias in n.names)]
+    assert not printing and not imports_console, f"{module} prints at {printing}, imports console at {imports_console}"
+
+
+def test_manual_kill_reports_through_its_callback_and_prints_nothing(capsys):
+    answers = iter([True, True, False])
+    notices: list[WaitNotice] = []
+    kill = ManualKill("127.0.0.1:6379", "python app/stack.py kill valkey-master", lambda: not next(answers),
+                      lambda: True, lambda remaining: f"view {remaining:.0f}", timeout=5,
+                      restart_hint="python app/stack.py start valkey-master", notify=notices.append)
+    kill.inject()
+    assert kill.restore(5) is True
+    assert capsys.readouterr().out == ""
+    phases = [n.phase for n in notices]
+    assert phases[0] == "kill" and "killed" in phases and phases[-1] == "restart", phases
+    assert "Now kill the master 127.0.0.1:6379" in notices[0].message and notices[0].view == "view 5"
+    assert "python app/stack.py start valkey-master" in notices[-1].message
+
+
+def test_docker_restore_waits_until_the_server_answers_ping(monkeypatch):
+    docker_calls, pings = [], iter([False, False, True])
+    monkeypatch.setattr(fault_module, "_docker", lambda *args: docker_calls.append(args) or "")
+    monkeypatch.setattr(fault_module, "server_answers", lambda address: next(pings))
+    kill = DockerKill("valkey-master", ("127.0.0.1", 6379))
+    assert kill.restore(10) is True
+    assert docker_calls == [("start", "valkey-master")]
+    assert next(pings, "used up") == "used up", "restore returned before the server answered PING"
+
+
+def test_docker_restore_reports_a_server_that_never_answers(monkeypatch):
+    monkeypatch.setattr(fault_module, "_docker", lambda *args: "")
+    monkeypatch.setattr(fault_module, "server_answers", lambda address: False)
+    assert DockerKill("valkey-master", ("127.0.0.1", 6379)).restore(0.1) is False
+
+
+class DeadPubSub:
+    """A subscription whose sentinel is down: every read fails at once."""
+
+    def __init__(self):
+        self.reads = 0
+
+    def get_message(self, timeout: float = 0.0):
+        self.reads += 1
+        raise redis.ConnectionError("Error 111 connecting: Connection refused.")
+
+    def close(self) -> None:
+        pass
+
+
+def test_event_recorder_backs_off_while_the_sentinels_are_down():
+    now = [100.0]
+    events = SentinelEvents([], History(), clock=lambda: now[0])
+    dead = DeadPubSub()
+    events._subscriptions = [_Subscription(dead)]
+    pauses = [events.poll_once()]
+    assert dead.reads == 1 and pauses[0] > 0, "with every sentinel down the loop must pause, not spin"
+    assert events.poll_once() > 0 and dead.reads == 1, "a sentinel that just failed is not read again at once"
+    for _ in range(8):
+        now[0] += pauses[-1]
+        pauses.append(events.poll_once())
+    assert dead.reads == 9
+    assert pauses == sorted(pauses) and pauses[-1] > pauses[0] * 4, f"the pause must grow: {pauses}"
+    assert pauses[-1] <= 0.5, f"a sentinel that comes back is read again within 0.5 s: {pauses}"
+
+
+# ---- 5. the stock redis-py yardstick runs when addresses are remapped --------------------------
+
+class FakeSentinelNode:
+    """A sentinel as redis-py's Sentinel sees it: SENTINEL MASTERS announcing a compose service name."""
+
+    def sentinel_masters(self):
+        return {"myvalkey": {"ip": "valkey-master", "port": 6379, "is_master": True, "is_sdown": False,
+                             "is_odown": False, "num-other-sentinels": 2}}
+
+    def close(self) -> None:
+        pass
+
+
+def test_remapped_sentinel_resolves_through_the_remap_and_is_otherwise_stock():
+    remap = {"valkey-master": "127.0.0.1"}
+    sentinel = RemappedSentinel([("127.0.0.1", 1)], lambda a: (remap.get(a[0], a[0]), a[1]))
+    sentinel.sentinels = [FakeSentinelNode()]
+    assert sentinel.discover_master("myvalkey") == ("127.0.0.1", 6379)
+    master = sentinel.master_for("myvalkey")
+    assert type(master.connection_pool).__name__ == "SentinelConnectionPool", "the pool must be redis-py's own"
+    assert master.connection_pool.get_master_address() == ("127.0.0.1", 6379)
+    stock = Sentinel([("127.0.0.1", 1)]).master_for("myvalkey")
+    assert settings(master) == settings(stock), "connection settings (timeouts, retries) must be redis-py's defaults"
+
+
+def settings(client: redis.Redis) -> dict:
+    """The pool's connection settings: values, and the type of each object (a Retry, a handler)."""
+    return {key: value if isinstance(value, int | float | str | bool | None) else type(value).__name__
+            for key, value in client.connection_pool.connection_kwargs.items()}
+
+
+def test_plain_client_runs_when_the_announced_addresses_need_a_remap():
+    class ComposeHA:
+        sentinel_addresses = [("127.0.0.1", 1)]
+        master_name, password, sentinel_password = "myvalkey", None, None
+
+        @staticmethod
+        def remap(address):
+            return ("127.0.0.1", address[1])
+
+        @staticmethod
+        def announced_master():
+            return ("valkey-master", 6379)
+
+    probe = plain_sentinel_client(ComposeHA(), "vhc:ha:test:plain")
+    assert probe is not None, "the stock client must run on compose too (remapped addresses)"
+    probe.close()
+
+
+# ---- 6. a corrupt stack record is an error, not ignored ----------------------------------------
+
+def test_a_corrupt_state_file_is_a_one_line_error_for_ha_test_and_the_fault(tmp_path, monkeypatch):
+    (tmp_path / "state.json").write_text("{ not json")
+    monkeypatch.setenv("VHC_STACK_STATE", str(tmp_path))
+    monkeypatch.delenv("VHC_SENTINELS", raising=False)
+    with pytest.raises(SetupError, match="state.json") as raised:
+        ha_test.resolve_target(ha_test.build_parser().parse_args([]))
+    assert "\n" not in str(raised.value)
+    with pytest.raises(SetupError, match="state.json"):
+        fault_module.local_stack_for("ha", 6379)
+
+
+# ---- integration: real local stacks on free ports ----------------------------------------------
+
+def sentinel_args(stack) -> list[str]:
+    return [arg for address in stack.endpoints("sentinel") for arg in ("--sentinel", f"127.0.0.1:{address[1]}")]
+
+
+def foreign_env(tmp_path) -> dict[str, str]:
+    """The stack is not findable by the harness: no $VHC_STACK_STATE, an empty stack root."""
+    root = tmp_path / "no-stacks-here"
+    root.mkdir(exist_ok=True)
+    return {"VHC_STACK_ROOT": str(root), "VHC_STACK_STATE": ""}
+
+
+def announced_master(stack) -> int:
+    sentinel = redis.Redis(port=stack.endpoints("sentinel")[0][1], decode_responses=True)
+    try:
+        return int(sentinel.sentinel_get_master_addr_by_name("myvalkey")[1])
+    finally:
+        sentinel.close()
+
+
+def harness_keys(stack) -> dict[str, int]:
+    counts = {}
+    for name, svc in stack.services.items():
+        if svc.kind != "server":
+            continue
+        client = redis.Redis(port=svc.port, socket_timeout=2)
+        try:
+            counts[name] = sum(1 for _ in client.scan_iter(match="vhc:ha:*", count=500))
+        except redis.RedisError:
+            counts[name] = -1  # not answering
+        finally:
+            client.close()
+    return counts
+
+
+@pytest.mark.integration
+def test_a_fault_on_servers_the_harness_did_not_start_is_refused_before_anything_is_written(ha_stack, tmp_path):
+    master_port = announced_master(ha_stack)
+    proc = run_script("ha_test.py", *sentinel_args(ha_stack), "--fault", "graceful",
+                      env=foreign_env(tmp_path), timeout=60)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr
+    assert proc.stderr.startswith("error: refusing to run SENTINEL FAILOVER"), proc.stderr
+    assert "--allow-destructive" in proc.stderr and "Traceback" not in proc.stderr
+    assert harness_keys(ha_stack) == {name: 0 for name in harness_keys(ha_stack)}, "a refusal must write nothing"
+    assert announced_master(ha_stack) == master_port, "a refusal must not fail over"
+
+
+@pytest.mark.integration
+def test_graceful_failover_with_allow_destructive_puts_the_original_master_back(ha_stack, tmp_path):
+    master_port = announced_master(ha_stack)
+    replicas = [svc.port for svc in ha_stack.services.values() if svc.kind == "server" and svc.port != master_port]
+    out = tmp_path / "ha.json"
+    proc = run_script("ha_test.py", *sentinel_args(ha_stack), "--fault", "graceful", "--allow-destructive",
+                      "--json", str(out), env=foreign_env(tmp_path), timeout=240)
+    report = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
+    assert report["new_master"]["status"] == "OK", report["new_master"]
+    assert report["roles_restored"]["status"] == "OK", (report["roles_restored"], proc.stdout[-3000:])
+    assert announced_master(ha_stack) == master_port, "the original master must be master again"
+    for port in replicas:
+        client = redis.Redis(port=port, decode_responses=True)
+        try:
+            assert client.config_get("replica-priority")["replica-priority"] == "100", f"priority of {port}"
+            assert client.info("replication")["role"] == "slave"
+        finally:
+            client.close()
+    assert harness_keys(ha_stack) == {name: 0 for name in harness_keys(ha_stack)}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_after_the_kill_restarts_the_master_and_deletes_the_keys(ha_stack, signum):
+    master = ha_stack.service("valkey-master")
+    env = dict(os.environ, VHC_STACK_STATE=str(ha_stack.state_dir), COLUMNS="160")
+    proc = subprocess.Popen([sys.executable, "app/ha_test.py"], cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def killed() -> tuple[bool, str]:
+            if proc.poll() is not None:
+                raise AssertionError(f"ha_test.py ended (code {proc.returncode}) before killing the master")
+            client = redis.Redis(port=master.port, socket_connect_timeout=0.2, socket_timeout=0.2)
+            try:
+                client.ping()
+                return False, "the master still answers"
+            except redis.ConnectionError:
+                return True, "the master is down"
+            finally:
+                client.close()
+
+        wait_until(killed, timeout=90, what="ha_test.py to kill the master", transient=())
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, f"exit {proc.returncode}\n{stdout[-3000:]}\n{stderr[-2000:]}"
+    assert "undone: SIGKILL valkey-master" in stdout, stdout[-3000:]
+    assert "Traceback" not in stderr, stderr
+    back = redis.Redis(port=master.port, socket_timeout=2)
+    try:
+        assert back.ping(), "the killed master must be running again"
+    finally:
+        back.close()
+    def no_keys_left() -> tuple[bool, str]:
+        seen = harness_keys(ha_stack)
+        return all(n == 0 for n in seen.values()), f"vhc:ha:* keys per node: {seen}"
+
+    wait_until(no_keys_left, timeout=30, what="no vhc:ha:* key on any node")
+
+
+@pytest.mark.integration
+def test_a_sentinel_flag_pointing_at_a_data_node_is_a_one_line_error(ha_stack):
+    proc = run_script("ha_test.py", "--sentinel", f"127.0.0.1:{ha_stack.service('valkey-master').port}",
+                      "--fault", "none", timeout=60)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr
+    assert "is not a sentinel" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def in_process_run(tmp_path_factory):
+    """ha_test.main() in this process on its own stack, with every redis.Redis it creates tracked, and the
+    announced addresses remapped (--host-map 127.0.0.1=localhost) as on Docker Compose."""
+    from conftest import running_stack
+
+    created: list[redis.Redis] = []
+    original = redis.Redis
+
+    class Tracked(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.closed_by_us = False
+            created.append(self)
+
+        def close(self) -> None:
+            self.closed_by_us = True
+            super().close()
+
+    tmp = tmp_path_factory.mktemp("in-process")
+    with running_stack("ha", tmp / "ha") as stack:
+        out = tmp / "ha.json"
+        redis.Redis = Tracked  # type: ignore[misc]
+        previous = os.environ.get("VHC_STACK_STATE")
+        os.environ["VHC_STACK_STATE"] = str(stack.state_dir)
+        try:
+            code = ha_test.main(["--host-map", "127.0.0.1=localhost", "--json", str(out)])
+        finally:
+            redis.Redis = original  # type: ignore[misc]
+            if previous is None:
+                os.environ.pop("VHC_STACK_STATE", None)
+            else:
+                os.environ["VHC_STACK_STATE"] = previous
+        yield code, json.loads(out.read_text()), created
+
+
+@pytest.mark.integration
+def test_every_client_ha_test_creates_is_closed(in_process_run):
+    code, report, created = in_process_run
+    assert code in (0, 1), code
+    left_open = [f"{c.connection_pool.connection_kwargs.get('host')}:{c.connection_pool.connection_kwargs.get('port')}"
+                 for c in created if not c.closed_by_us]
+    assert created and not left_open, f"{len(left_open)} of {len(created)} clients never closed: {left_open[:10]}"
+
+
+@pytest.mark.integration
+def test_the_stock_redis_py_client_is_measured_when_addresses_are_remapped(in_process_run):
+    _, report, _ = in_process_run
+    scenarios = {s["scenario"]: s for s in report["scenarios"]}
+    reconnect = scenarios["reconnect"]["metrics"]
+    assert reconnect["plain_downtime_ms"] is not None, f"the plain redis-py client did not run: {reconnect}"
+    assert 1000 <= reconnect["plain_downtime_ms"] <= 15000, reconnect
+    assert scenarios["master_kill"]["status"] == "OK", scenarios["master_kill"]
