@@ -129,6 +129,26 @@ def test_claim_state_dir_removes_only_what_the_launcher_made(tmp_path):
         "logs", STATE_FILE, "valkey-master"]
 
 
+def test_a_stack_dir_from_before_the_marker_is_adopted_and_cleared(tmp_path):
+    """An older checkout's .stack/ha (state.json, data dirs, logs; no marker) is ours: make demo must not stop."""
+    state_dir = tmp_path / "ha"
+    for name in ("valkey-master", "valkey-sentinel1", "logs", "rendered"):
+        (state_dir / name).mkdir(parents=True)
+    (state_dir / STATE_FILE).write_text("{}")
+    local_stack.claim_state_dir(state_dir, ["logs", STATE_FILE])
+    assert sorted(p.name for p in state_dir.iterdir()) == [local_stack.MARKER_FILE], "old stack files left behind"
+
+
+def test_a_dir_with_a_state_file_and_a_users_file_is_still_refused(tmp_path):
+    state_dir = tmp_path / "mine"
+    state_dir.mkdir()
+    (state_dir / STATE_FILE).write_text("{}")
+    (state_dir / "thesis.tex").write_text("years of work")
+    with pytest.raises(SetupError, match="not a stack state directory"):
+        local_stack.claim_state_dir(state_dir, ["logs"])
+    assert (state_dir / "thesis.tex").exists()
+
+
 def test_a_marker_naming_paths_outside_the_directory_is_refused(tmp_path):
     state_dir = tmp_path / "stack"
     state_dir.mkdir()

@@ -286,6 +286,8 @@ def check_state_dir(state_dir: Path) -> None:
     if (state_dir / MARKER_FILE).exists():
         _marked_entries(state_dir)
         return
+    if _legacy_entries(state_dir):
+        return
     if state_dir.exists() and (held := sorted(p.name for p in state_dir.iterdir())):
         shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
         raise SetupError(f"{state_dir} is not empty ({shown}) and is not a stack state directory (no {MARKER_FILE}): "
@@ -300,13 +302,27 @@ def claim_state_dir(state_dir: Path, entries: Iterable[str]) -> None:
     directory itself nor anything else in it: --state-dir may name a directory of the user's.
     """
     check_state_dir(state_dir)
-    if (state_dir / MARKER_FILE).exists():
-        for name in _marked_entries(state_dir):
-            _remove(state_dir / name)
+    made_before = _marked_entries(state_dir) if (state_dir / MARKER_FILE).exists() else _legacy_entries(state_dir)
+    for name in made_before:
+        _remove(state_dir / name)
     state_dir.mkdir(parents=True, exist_ok=True)
     body = {"made_by": "python app/stack.py (valkey-ha-and-cluster local launcher)",
             "entries": sorted(set(entries))}
     (state_dir / MARKER_FILE).write_text(json.dumps(body, indent=2) + "\n")
+
+
+def _legacy_entries(state_dir: Path) -> list[str]:
+    """A stack dir made before the marker existed (an older checkout's .stack/ha): state.json and only
+    names the launcher makes (service data dirs, logs, rendered configs). Anything else: not ours."""
+    if not (state_dir / STATE_FILE).is_file():
+        return []
+    from lib.topology import TOPOLOGY_FILES
+
+    ours = {*LAUNCHER_ENTRIES, STATE_FILE + ".tmp"}
+    for name in TOPOLOGY_FILES:
+        ours |= set(load_topology(name).services)
+    held = [p.name for p in state_dir.iterdir()]
+    return held if set(held) <= ours else []
 
 
 def _marked_entries(state_dir: Path) -> list[str]:
