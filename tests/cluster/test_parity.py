@@ -1,10 +1,9 @@
-"""Compose and local must not drift for the cluster: same services, ports, commands and settings."""
+"""Compose and local must not drift for the cluster: commands written out by hand, healthchecks vs readiness."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import redis
@@ -12,16 +11,21 @@ import yaml
 
 from lib.topology import load_topology, local_plan
 from lib.util import REPO_ROOT
+from unit.readiness_recorder import CLUSTER_OK, JOB, PING, healthcheck_condition, readiness_waits
 
 COMPOSE_FILE = "docker-compose.cluster.yml"
 NODES = [f"node-{port}" for port in range(7000, 7006)]
 
 
-def plans(tmp_path, port_map=None):
+# Non-trivial on purpose: with an empty map a wrong port translation would go unnoticed.
+PORTS = {7000: 42000, 7001: 42011, 7002: 42022, 7003: 42033, 7004: 42044, 7005: 42055}
+FAKE_BINARIES = {"valkey-server": "VALKEY", "python": "PYTHON"}
+
+
+def plans(tmp_path) -> dict:
     topology = load_topology("cluster")
-    binaries = {"valkey-server": "VALKEY", "python": "PYTHON"}
-    return topology, {s.name: local_plan(topology, s, stack_dir=tmp_path, port_map=port_map or {}, binaries=binaries)
-                      for s in topology.services.values()}
+    return {s.name: local_plan(topology, s, stack_dir=tmp_path, port_map=PORTS, binaries=FAKE_BINARIES)
+            for s in topology.services.values()}
 
 
 def test_cluster_topology_has_six_nodes_and_an_init_job():
@@ -31,19 +35,46 @@ def test_cluster_topology_has_six_nodes_and_an_init_job():
     assert topology.start_order()[-1].name == "cluster-init", "init runs after every node"
 
 
-def test_free_ports_reach_the_init_job_and_the_nodes(tmp_path):
-    port_map = {7000 + i: 40000 + i for i in range(6)}
-    _, local = plans(tmp_path, port_map)
-    init = local["cluster-init"].argv
-    assert [t for t in init if t.startswith("127.0.0.1:")] == [f"127.0.0.1:{40000 + i}" for i in range(6)]
-    assert local["node-7003"].argv[local["node-7003"].argv.index("--port") + 1] == "40003"
+def test_local_commands_are_the_compose_commands_on_loopback_with_the_mapped_ports(tmp_path):
+    local = plans(tmp_path)
+    assert list(local["node-7003"].argv) == [
+        "VALKEY", f"{tmp_path}/rendered/node-7003/cluster.conf", "--port", "42033", "--dir", f"{tmp_path}/node-7003",
+        "--cluster-announce-hostname", "127.0.0.1", "--cluster-preferred-endpoint-type", "hostname"], "node-7003"
+    assert list(local["cluster-init"].argv) == [
+        "PYTHON", f"{REPO_ROOT}/cluster-init/init.py", "--primary", "127.0.0.1:42000", "--primary", "127.0.0.1:42011",
+        "--primary", "127.0.0.1:42022", "--replica", "127.0.0.1:42033", "--replica", "127.0.0.1:42044",
+        "--replica", "127.0.0.1:42055"], "the init job gets every node at its mapped port"
+    assert {name: plan.port for name, plan in local.items()} == {
+        "node-7000": 42000, "node-7001": 42011, "node-7002": 42022, "node-7003": 42033, "node-7004": 42044,
+        "node-7005": 42055, "cluster-init": None}, "each node on its mapped port; the job listens on none"
 
 
 def test_rendered_config_differs_only_in_the_bind_address(tmp_path):
-    _, local = plans(tmp_path)
-    rendered = next(t for t in local["node-7000"].argv if t.endswith("cluster.conf"))
+    local = plans(tmp_path)
+    rendered = tmp_path / "rendered" / "node-7000" / "cluster.conf"
+    assert str(rendered) in local["node-7000"].argv, "the node runs the rendered copy"
     source = (REPO_ROOT / "valkey" / "cluster.conf").read_text()
-    assert Path(rendered).read_text() == source.replace("bind 0.0.0.0", "bind 127.0.0.1")
+    assert "cluster-node-timeout 2000\n" in source and "bind 0.0.0.0\n" in source, "the compose settings"
+    assert rendered.read_text() == source.replace("bind 0.0.0.0", "bind 127.0.0.1"), "only the bind address differs"
+
+
+def test_compose_healthchecks_wait_for_what_the_local_launcher_waits_for(tmp_path, monkeypatch):
+    """Compose: every node answers PING, then cluster-init runs (depends_on service_healthy). The launcher
+    must wait for the same, in the same order, and then for cluster_state:ok (what init finishing means)."""
+    spec = yaml.safe_load((REPO_ROOT / COMPOSE_FILE).read_text())["services"]
+    assert spec["node-7004"]["healthcheck"]["test"] == ["CMD", "valkey-cli", "-p", "7004", "ping"]
+    assert spec["cluster-init"]["depends_on"] == {name: {"condition": "service_healthy"} for name in NODES}
+    assert "healthcheck" not in spec["cluster-init"], "a one-shot job: done when it exits"
+    recorder = readiness_waits("cluster", tmp_path, PORTS, monkeypatch)
+    waited = recorder.waited_for()
+    for name in NODES:
+        condition, port, _ = healthcheck_condition(spec[name]["healthcheck"]["test"])
+        assert (condition, port) == (PING, int(name.split("-")[1])), f"{name}'s healthcheck"
+        assert waited[name] == [PING, CLUSTER_OK], f"{name}: the launcher waited for {waited[name]}"
+    order = [(service, condition) for service, condition, ready in recorder.log if ready]
+    job = order.index(("cluster-init", JOB))
+    assert all(order.index((name, PING)) < job < order.index((name, CLUSTER_OK)) for name in NODES), \
+        f"PING on every node, then the init job, then cluster_state:ok: {order}"
 
 
 def test_compose_publishes_each_port_and_its_bus_port_on_loopback_only():

@@ -1,4 +1,4 @@
-"""docker-compose.yml and the local compat stack must not drift: same services, ports, commands, settings."""
+"""docker-compose.yml and the local compat stack must not drift: commands written out by hand, healthchecks."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import yaml
 from lib.report import SetupError
 from lib.topology import load_topology, local_plan
 from lib.util import REPO_ROOT
+from unit.readiness_recorder import PING, healthcheck_condition, readiness_waits
 
 from .conftest import client_for
 
@@ -26,29 +27,36 @@ def test_compat_services_ports_and_programs():
 
 def test_compose_images_are_pinned_and_ports_bind_loopback_only():
     spec = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
-    assert spec["redis"]["image"] == "redis:7.2.6"
+    assert spec["redis"]["image"] == "${REDIS_IMAGE:-redis:7.2.6}"
     assert spec["valkey"]["image"] == "${VALKEY_IMAGE:-valkey/valkey:9.0.0}"
     for name, body in spec.items():
         assert all(str(p).startswith("127.0.0.1:") for p in body["ports"]), (name, body["ports"])
         assert body.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
 
 
-def test_local_plan_is_the_compose_command(tmp_path):
+def test_local_commands_are_the_compose_commands_on_loopback_with_the_mapped_ports(tmp_path):
     topology = load_topology("compat")
-    for name, service in topology.services.items():
-        plan = local_plan(topology, service, stack_dir=tmp_path, port_map={}, binaries=FAKE_BINARIES)
-        expected = [FAKE_BINARIES[service.command[0]]]
-        for token in service.command[1:]:
-            expected.append({"0.0.0.0": "127.0.0.1", "/data": str(tmp_path / name)}.get(token, token))
-        assert list(plan.argv) == expected, name
-        assert plan.port == service.port
+    ports = {6379: 43001, 6380: 43002}  # non-trivial: an empty map would hide a wrong port translation
+    local = {name: local_plan(topology, service, stack_dir=tmp_path, port_map=ports, binaries=FAKE_BINARIES)
+             for name, service in topology.services.items()}
+    assert list(local["redis"].argv) == ["REDIS", "--port", "43001", "--bind", "127.0.0.1", "--protected-mode", "no",
+                                         "--save", "", "--appendonly", "no", "--dir", f"{tmp_path}/redis"], "redis"
+    assert list(local["valkey"].argv) == ["VALKEY", "--port", "43002", "--bind", "127.0.0.1", "--protected-mode",
+                                          "no", "--save", "", "--appendonly", "no", "--dir", f"{tmp_path}/valkey"], \
+        "valkey"
+    assert (local["redis"].port, local["valkey"].port) == (43001, 43002), "each server on its mapped port"
 
 
-def test_local_plan_with_free_ports_changes_only_the_port(tmp_path):
-    topology = load_topology("compat")
-    plan = local_plan(topology, topology.services["valkey"], stack_dir=tmp_path, port_map={6380: 41234},
-                      binaries=FAKE_BINARIES)
-    assert plan.argv[plan.argv.index("--port") + 1] == "41234" and plan.port == 41234
+def test_compose_healthchecks_wait_for_what_the_local_launcher_waits_for(tmp_path, monkeypatch):
+    spec = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    assert spec["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "-p", "6379", "ping"]
+    assert spec["valkey"]["healthcheck"]["test"] == ["CMD", "valkey-cli", "-p", "6380", "ping"]
+    waited = readiness_waits("compat", tmp_path, {6379: 43001, 6380: 43002}, monkeypatch).waited_for()
+    for name, service in load_topology("compat").services.items():
+        condition, port, _ = healthcheck_condition(spec[name]["healthcheck"]["test"])
+        assert port == service.port, f"{name}'s healthcheck asks port {port}, the service listens on {service.port}"
+        assert waited[name] == [condition] == [PING], f"{name}: compose waits for {condition}, the launcher for " \
+                                                      f"{waited[name]}"
 
 
 def test_missing_redis_server_says_how_to_install_it(tmp_path):
