@@ -25,7 +25,7 @@ from lib.http_requests import RequestLoop
 from lib.http_server import LocalWsgiServer, OriginApp
 from lib.report import SetupError, console
 from lib.waits import WaitTimeout, wait_until
-from lib.workload import History
+from lib.workload import History, stop_all
 
 PATHS_PER_SHARD = 20
 WARMUP_HITS = 50  # hits per shard before the fault: the cache is warm everywhere
@@ -81,7 +81,11 @@ def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: F
             _wait_per_shard(run, shards, WARMUP_HITS, after=0.0, cache="HIT", what="hits per shard before the fault")
             console.print(f"serving {server.url} with a warm cache ({len(run.history.snapshot())} requests so "
                           f"far); fault: {fault.description}")
-            run.fault_at = inject_recorded(fault, run.history, "a primary stopped answering")
+            try:
+                run.fault_at = inject_recorded(fault, run.history, "a primary stopped answering")
+            except WaitTimeout as exc:  # --fault manual: nobody killed a primary in time
+                run.timeout_reason = str(exc)
+                return run
             run.victim = victim()
             try:
                 run.promoted, promoted_at = wait_promoted(run.victim, run.history, client, recovery_timeout)
@@ -92,22 +96,10 @@ def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: F
             except WaitTimeout as exc:
                 run.timeout_reason = str(exc)
         finally:
-            _stop_all(loops)
+            stop_all(loops)
             run.origin_calls, run.middleware = origin.total_calls, cache.stats.to_dict()
     _record_recovery(run)
     return run
-
-
-def _stop_all(loops: list[RequestLoop]) -> None:
-    """Stop every loop before reporting the first that crashed (one crash must not leave the others running)."""
-    crashes = []
-    for loop in loops:
-        try:
-            loop.stop()
-        except RuntimeError as exc:
-            crashes.append(exc)
-    if crashes:
-        raise crashes[0]
 
 
 def _wait_per_shard(run: CacheFailoverRun, shards: list[Shard], count: int, *, after: float, what: str,

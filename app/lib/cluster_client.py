@@ -1,5 +1,8 @@
 """A cluster client: redis-py's RedisCluster with a capped retry policy and address remapping.
 
+Only public redis-py API: redirects are counted on the servers (INFO errorstats), CLUSTER NODES is
+read as raw text on a connection, and each retried attempt goes to the Retry's fail callback.
+
 redis.cluster.RedisCluster is the maintained continuation of redis-py-cluster (which pins redis<4).
 Nodes announce names (node-7000:7000) that resolve inside the compose network only; the remap
 from lib.ha_client turns them into addresses this machine reaches (127.0.0.1, same port).
@@ -19,10 +22,11 @@ from redis.cluster import RedisCluster
 from redis.exceptions import ClusterDownError, ConnectionError, SlotNotCoveredError, TimeoutError
 from redis.retry import Retry
 
-from lib.cluster_topology import Address, ClusterNode, Shard, parse_cluster_nodes, shards_of
+from lib.cluster_topology import Address, ClusterNode, Shard, read_cluster_nodes, shards_of
+from lib.errors import SetupError
 from lib.ha_client import AddressRemap
-from lib.report import SetupError
 from lib.util import format_endpoint
+from lib.workload import Attempts
 
 T = TypeVar("T")
 
@@ -45,24 +49,6 @@ def retry_policy() -> Retry:
                  supported_errors=RETRYABLE)
 
 
-class CountingRedisCluster(RedisCluster):
-    """RedisCluster that counts the redirects it follows (MOVED, ASK) for the report.
-
-    redis-py records every MOVED/ASK it handles through _record_error_metric (8.x); counting there
-    sees the real redirects without re-implementing the redirect loop.
-    """
-
-    def __init__(self, *args, **kwargs):
-        self.redirects: Counter[str] = Counter()
-        super().__init__(*args, **kwargs)
-
-    def _record_error_metric(self, error, *args, **kwargs):  # noqa: ANN001 - redis-py's signature
-        name = type(error).__name__
-        if name in ("MovedError", "AskError"):
-            self.redirects[name.removesuffix("Error").upper()] += 1
-        return super()._record_error_metric(error, *args, **kwargs)
-
-
 class ClusterClient:
     """The harness's view of a cluster: a RedisCluster for data, plain clients for inspection."""
 
@@ -75,35 +61,33 @@ class ClusterClient:
         self.socket_timeout = socket_timeout
         self.remap = AddressRemap(seeds[0][0], dict(host_map or {}))
         self.retry = retry_policy()
-        self._cluster: CountingRedisCluster | None = None
+        self._cluster: RedisCluster | None = None
 
     @property
-    def cluster(self) -> CountingRedisCluster:
+    def cluster(self) -> RedisCluster:
         """The RedisCluster (connects on first use, so a bad --node becomes a one-line error)."""
         if self._cluster is None:
             try:
-                self._cluster = CountingRedisCluster(
+                self._cluster = RedisCluster(
                     startup_nodes=[StartupNode(host, port) for host, port in self.seeds],
                     password=self.password, decode_responses=True, address_remap=self.remap,
                     retry=Retry(NoBackoff(), 0),  # the retries (and their backoff) are ours, in call()
                     socket_timeout=self.socket_timeout, socket_connect_timeout=self.socket_timeout)
-            except redis.RedisError as exc:
+            except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
                 raise SetupError(f"no cluster reachable at {', '.join(format_endpoint(*s) for s in self.seeds)}: "
                                  f"{exc} (start one: python app/stack.py up cluster, or docker-compose -f "
                                  "docker-compose.cluster.yml up -d; or pass --node HOST:PORT)") from None
         return self._cluster
 
-    @property
-    def redirects(self) -> Counter[str]:
-        return self.cluster.redirects
+    def call(self, operation: Callable[[RedisCluster], T], attempts: Attempts | None = None) -> T:
+        """Run operation(cluster) under the capped backoff policy; each failed attempt goes to attempts."""
+        return self.retry.call_with_retry(lambda: operation(self.cluster),
+                                          attempts.failed if attempts is not None else _ignore)
 
-    def call(self, operation: Callable[[RedisCluster], T]) -> T:
-        """Run operation(cluster) under the capped backoff policy."""
-        return self.retry.call_with_retry(lambda: operation(self.cluster), lambda error: None)
-
-    def node(self, address: Address, timeout: float = 1.0) -> redis.Redis:
-        """A plain client to one node (reachable address), no retries: to inspect or to show MOVED/ASK."""
-        return redis.Redis(host=address[0], port=address[1], password=self.password, decode_responses=True,
+    def node(self, address: Address, timeout: float = 1.0, *, decode: bool = True) -> redis.Redis:
+        """A plain client to one node (reachable address), no retries: to inspect or to show MOVED/ASK.
+        decode=False for binary replies (DUMP)."""
+        return redis.Redis(host=address[0], port=address[1], password=self.password, decode_responses=decode,
                            retry=Retry(NoBackoff(), 0), socket_timeout=timeout, socket_connect_timeout=timeout)
 
     def reachable(self, node: ClusterNode) -> Address:
@@ -113,20 +97,52 @@ class ClusterClient:
         """CLUSTER NODES from the first node that answers (seeds, or via)."""
         errors = []
         for address in via or self.seeds:
-            client = self.node(address)
-            try:
-                client.response_callbacks.pop("CLUSTER NODES", None)  # raw text, parsed by us
-                return parse_cluster_nodes(client.execute_command("CLUSTER NODES"))
-            except redis.RedisError as exc:
-                errors.append(f"{format_endpoint(*address)}: {exc}")
-            finally:
-                client.close()
+            with self.node(address) as client:
+                try:
+                    return read_cluster_nodes(client)
+                except redis.RedisError as exc:
+                    errors.append(f"{format_endpoint(*address)}: {exc}")
         raise SetupError(f"no cluster node answered CLUSTER NODES: {'; '.join(errors)} (start the cluster: "
                          "python app/stack.py up cluster, or pass --node HOST:PORT)")
 
     def shards(self, via: list[Address] | None = None) -> list[Shard]:
         return shards_of(self.nodes(via))
 
+    def redirects_sent(self, node: ClusterNode) -> Counter[str]:
+        """MOVED and ASK replies the node has sent since it started (INFO errorstats: Redis 6.2+, Valkey).
+
+        Counted on the server, so a check sees the redirects a client really got without hooking
+        into the client; compare before and after. A server without errorstats counts 0.
+        """
+        with self.node(self.reachable(node)) as plain:
+            stats = plain.info("errorstats")
+        return Counter({kind: int(stats.get(f"errorstat_{kind}", {}).get("count", 0)) for kind in ("MOVED", "ASK")})
+
+    def require_reachable(self, nodes: list[ClusterNode]) -> None:
+        """Every node answers PING where the remap sends us: else a one-line SetupError with the fix."""
+        for node in nodes:
+            address = self.reachable(node)
+            try:
+                with self.node(address) as plain:
+                    plain.ping()
+            except redis.RedisError as exc:
+                via = "" if address == node.announced else f" (reached at {format_endpoint(*address)})"
+                raise SetupError(f"cluster node {format_endpoint(*node.announced)}{via} does not answer: {exc}; "
+                                 "if the cluster announces addresses this machine cannot reach, map them with "
+                                 f"--host-map {node.announced[0]}=HOST") from None
+
     def close(self) -> None:
         if self._cluster is not None:
             self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self) -> ClusterClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _ignore(error: BaseException) -> None:
+    """A Retry fail callback for calls whose attempts nobody records."""
+

@@ -16,12 +16,14 @@ from redis.cluster import RedisCluster
 
 from lib.cluster_client import ClusterClient
 from lib.cluster_topology import ClusterNode, Shard, key_in_shard
+from lib.errors import SetupError
 from lib.fault import Fault, inject_recorded
+from lib.ha_client import AddressRemap
 from lib.probe import PlainClientProbe
-from lib.report import SetupError, console
+from lib.report import console
 from lib.util import format_endpoint
 from lib.waits import PollPolicy, WaitTimeout, wait_until
-from lib.workload import OK, ContinuousWriter, History
+from lib.workload import OK, Attempts, ContinuousWriter, History, stop_all
 
 WARMUP_OPS = 100  # acknowledged writes per shard before the fault, so there is something to lose
 SETTLE_OPS = 100  # acknowledged writes per shard after recovery: the client keeps working
@@ -93,28 +95,27 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
     """Write to every shard, inject the fault, wait for a promotion and for writes to the shard again.
 
     victim() names the shard that lost its primary; it is asked after the fault, because with a
-    manual fault a person chooses which primary to kill.
+    manual fault a person chooses which primary to kill. Every writer (and the plain client) is
+    stopped whatever happens, before the first crash among them is raised.
     """
     run = ClusterFailoverRun(fault.description, shards, history if history is not None else History())
-    writers = []
-    for shard in shards:
-        writer_client = ClusterClient(client.seeds, password=client.password, host_map=client.remap.host_map)
-        label = shard.label
-        writers.append((ContinuousWriter(lambda key, value, c=writer_client: c.call(lambda rc: rc.set(key, value))
-                                         and None,
-                                         lambda seq, s=shard: key_in_shard(s, f"{namespace}w:", seq), run.history,
-                                         group_for=lambda key, g=label: g), writer_client))
-    plain = None if fault.by_hand else plain_cluster_client(client, victim(), f"{namespace}plain:")
-    run.plain = plain.history if plain else None
-    if plain:
-        plain.start()
-    for writer, _ in writers:
-        writer.start()
+    loops: list = []
+    clients: list[ClusterClient] = []
     try:
+        writers = [_shard_writer(client, shard, namespace, run.history, clients) for shard in shards]
+        plain = None if fault.by_hand else plain_cluster_client(client, victim(), f"{namespace}plain:")
+        run.plain = plain.history if plain else None
+        for loop in ([plain] if plain else []) + writers:
+            loop.start()
+            loops.append(loop)
         _wait_ok_per_shard(run, shards, WARMUP_OPS, after=0.0, what="acknowledged writes on every shard before "
                            "the fault")
         console.print(f"writing to {len(shards)} shards ({len(run.ops())} writes so far); fault: {fault.description}")
-        run.fault_at = inject_recorded(fault, run.history, "a primary stopped answering")
+        try:
+            run.fault_at = inject_recorded(fault, run.history, "a primary stopped answering")
+        except WaitTimeout as exc:  # --fault manual: nobody killed a primary in time
+            run.timeout_reason = str(exc)
+            return run
         run.victim = victim()
         try:
             run.promoted, run.promoted_at = wait_promoted(run.victim, run.history, client, recovery_timeout)
@@ -127,21 +128,36 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
         except WaitTimeout as exc:
             run.timeout_reason = str(exc)
     finally:
-        for writer, writer_client in writers:
-            writer.stop()
-            writer_client.close()
-        if plain:
-            plain.stop()
+        try:
+            stop_all(loops)
+        finally:
+            for writer_client in clients:
+                writer_client.close()
     return run
 
 
-def plain_cluster_client(client: ClusterClient, shard: Shard, prefix: str) -> PlainClientProbe | None:
+def _shard_writer(client: ClusterClient, shard: Shard, namespace: str, history: History,
+                  clients: list[ClusterClient]) -> ContinuousWriter:
+    """A writer of keys in one shard, on its own cluster client (connected now: a bad seed is a setup error)."""
+    writer_client = ClusterClient(client.seeds, password=client.password, host_map=client.remap.host_map)
+    clients.append(writer_client)
+    writer_client.cluster  # noqa: B018 - connect here, in this thread, not in the writer's
+
+    def write(key: str, value: str, attempts: Attempts) -> None:
+        writer_client.call(lambda rc: rc.set(key, value), attempts)
+
+    label = shard.label
+    return ContinuousWriter(write, lambda seq: key_in_shard(shard, f"{namespace}w:", seq), history,
+                            group_for=lambda key: label, with_attempts=True)
+
+
+def plain_cluster_client(client: ClusterClient, shard: Shard, prefix: str) -> PlainClientProbe:
     """redis-py's RedisCluster with default settings, writing keys of the shard that will lose its primary:
-    the yardstick for our client's recovery. None when the announced addresses need remapping."""
+    the yardstick for our client's recovery. Given the same address_remap as ours (a user setting, public
+    API) when the nodes announce addresses this machine does not reach, e.g. compose service names."""
     seed = client.seeds[0]
-    if client.reachable(shard.primary) != shard.primary.announced:
-        return None
-    plain = RedisCluster(host=seed[0], port=seed[1], password=client.password)
+    remap = AddressRemap(client.remap.fallback_host, dict(client.remap.host_map))
+    plain = RedisCluster(host=seed[0], port=seed[1], password=client.password, address_remap=remap)
     keys = [key_in_shard(shard, prefix, i) for i in range(100)]
     return PlainClientProbe(lambda seq: plain.set(keys[seq % len(keys)], seq), plain.close,
                             key=prefix, group=shard.label)
@@ -202,6 +218,28 @@ def _wait_ok_per_shard(run: ClusterFailoverRun, shards: list[Shard], count: int,
         return all(c >= count for c in counts.values()), f"acknowledged per shard: {counts}"
 
     wait_until(enough, timeout=timeout, what=f"{count} {what}")
+
+
+def put_back_roles(client: ClusterClient, old_primary: ClusterNode, promoted: ClusterNode,
+                   timeout: float = 60.0) -> str:
+    """Make the old primary the primary of its shard again, as it was before the fault.
+
+    CLUSTER FAILOVER (no FORCE) on the old primary once it replicates the promoted node with its
+    link up: the promoted primary pauses its clients until the old one has its whole offset, so
+    no acknowledged write is lost by the swap back.
+    """
+    wait_rejoined(client, old_primary, promoted, timeout)
+    address = client.reachable(old_primary)
+    with client.node(address, timeout=5.0) as node:
+        node.execute_command("CLUSTER", "FAILOVER")
+
+    def primary_again() -> tuple[bool, str]:
+        me = next(n for n in client.nodes([address]) if "myself" in n.flags)
+        return me.is_primary and bool(me.slots), f"{'primary' if me.is_primary else 'replica'} slots={me.slots}"
+
+    wait_until(primary_again, timeout=timeout, what=f"{format_endpoint(*old_primary.announced)} to be the "
+               "primary of its shard again after CLUSTER FAILOVER")
+    return wait_rejoined(client, promoted, old_primary, timeout)
 
 
 def wait_rejoined(client: ClusterClient, old: ClusterNode, new_primary: ClusterNode, timeout: float) -> str:

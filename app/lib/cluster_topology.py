@@ -7,7 +7,9 @@ announced hostname (Valkey 7+/Redis 7+), so the harness reads any cluster, not j
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import redis
 from redis.crc import key_slot
 
 Address = tuple[str, int]
@@ -81,6 +83,58 @@ def parse_cluster_nodes(text: str) -> list[ClusterNode]:
         nodes.append(ClusterNode(parts[0], ip, int(port), hostname, frozenset(parts[2].split(",")), parts[3],
                                  parts[7], tuple(slots), tuple(migrating)))
     return nodes
+
+
+def read_cluster_nodes(client: redis.Redis) -> list[ClusterNode]:
+    """CLUSTER NODES of the node behind client, parsed by us."""
+    return parse_cluster_nodes(_decoded(raw_command(client, "CLUSTER", "NODES")))
+
+
+def raw_command(client: redis.Redis, *args: Any) -> Any:
+    """One command on a connection of client's pool, the reply as the server sent it.
+
+    redis-py parses some replies with a response callback (CLUSTER NODES becomes a dict keyed by
+    ip:port, without the announced hostname). The connection API (send_command, read_response)
+    applies no callback, so nothing has to be removed from the client's callback table.
+    """
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_command(*args)
+        reply = conn.read_response()
+    except BaseException:
+        conn.disconnect()  # a half-read reply must not reach the next caller
+        raise
+    finally:
+        pool.release(conn)
+    if isinstance(reply, redis.ResponseError):
+        raise reply
+    return reply
+
+
+def _decoded(reply: str | bytes) -> str:
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
+def own_view(nodes: list[ClusterNode]) -> ClusterNode:
+    """The line of the node that answered (flag myself): the only one that shows its open slots."""
+    return next(n for n in nodes if "myself" in n.flags)
+
+
+def open_slots(node: ClusterNode) -> dict[int, tuple[str, str]]:
+    """slot -> ("migrating" | "importing", other node id), from a myself line's [slot->-id] / [slot-<-id]."""
+    found = {}
+    for token in node.migrating:
+        body = token.strip("[]")
+        for arrow, state in (("->-", "migrating"), ("-<-", "importing")):
+            if arrow in body:
+                slot, _, other = body.partition(arrow)
+                found[int(slot)] = (state, other)
+    return found
+
+
+def owner_of(nodes: list[ClusterNode], slot: int) -> ClusterNode | None:
+    return next((n for n in nodes if any(low <= slot <= high for low, high in n.slots)), None)
 
 
 def shards_of(nodes: list[ClusterNode]) -> list[Shard]:
