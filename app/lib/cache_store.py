@@ -20,6 +20,7 @@ from redis.cluster import ClusterNode as StartupNode
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
+from lib.cluster_topology import read_cluster_nodes, shards_of
 from lib.keyspace import delete_prefix, keys_under
 
 MAX_KEY = 2**64 - 1
@@ -128,8 +129,9 @@ class RedisCacheStore(_KeyValueStore):
 class ClusterCacheStore(_KeyValueStore):
     """The store on a real cluster: RedisCluster routes each key to the primary that owns its slot."""
 
-    def __init__(self, cluster: RedisCluster, prefix: str):
+    def __init__(self, cluster: RedisCluster, prefix: str, *, address_remap: Callable | None = None):
         super().__init__(cluster, prefix)
+        self.address_remap = address_remap
 
     @classmethod
     def connect(cls, seeds: list[tuple[str, int]], prefix: str, *, password: str | None = None,
@@ -142,7 +144,7 @@ class ClusterCacheStore(_KeyValueStore):
         cluster = RedisCluster(startup_nodes=[StartupNode(host, port) for host, port in seeds], password=password,
                                address_remap=address_remap, retry=Retry(NoBackoff(), 1), socket_timeout=timeout,
                                socket_connect_timeout=timeout)
-        return cls(cluster, prefix)
+        return cls(cluster, prefix, address_remap=address_remap)
 
     def close(self) -> None:
         self.client.close()
@@ -150,19 +152,42 @@ class ClusterCacheStore(_KeyValueStore):
     def clear(self) -> int:
         """SCAN + UNLINK the prefix on every primary: keys of one prefix span all slots, so all shards.
 
-        The slot map is re-read first: after a failover the client may not have noticed yet, and a
-        stale map names a demoted primary (read-only) and misses the promoted one. A primary that
-        does not answer raises: a clear that silently skipped a shard would leave stale pages behind.
+        The primaries are read from the cluster now, not from the client's slot map: after a
+        failover the client may not have noticed yet, and a stale map names a demoted primary
+        (read-only) and misses the promoted one. A primary that does not answer raises: a clear
+        that silently skipped a shard would leave stale pages behind.
         """
         deleted = 0
         with _typed_errors(f"clear {self.prefix}*"):
-            self.client.nodes_manager.initialize()
-            for primary in self.client.get_primaries():
-                deleted += delete_prefix(self.client.get_redis_connection(primary), self.prefix, cluster_node=True)
+            for node in self._primaries_now():
+                with node:
+                    deleted += delete_prefix(node, self.prefix, cluster_node=True, asking=True)
         return deleted
 
     def shard_counts(self) -> dict[str, int]:
         """Keys under the prefix per primary (host:port): shows the entries spread over every shard."""
+        counts = {}
         with _typed_errors(f"count {self.prefix}*"):
-            return {primary.name: sum(1 for _ in keys_under(self.client.get_redis_connection(primary), self.prefix))
-                    for primary in self.client.get_primaries()}
+            for node in self._primaries_now():
+                with node:
+                    kwargs = node.get_connection_kwargs()
+                    counts[f"{kwargs['host']}:{kwargs['port']}"] = sum(1 for _ in keys_under(node, self.prefix))
+        return counts
+
+    def _primaries_now(self) -> list[redis.Redis]:
+        """A plain client to every primary that owns slots, per CLUSTER NODES of the first node that answers."""
+        errors = []
+        for known in self.client.get_nodes():
+            try:
+                view = read_cluster_nodes(self.client.get_redis_connection(known))
+                break
+            except redis.RedisError as exc:
+                errors.append(f"{known.name}: {type(exc).__name__}: {exc}")
+        else:
+            raise redis.ConnectionError(f"no cluster node answered CLUSTER NODES ({'; '.join(errors)})")
+        settings = self.client.get_connection_kwargs()
+        remap = self.address_remap or (lambda address: address)
+        return [redis.Redis(*remap(shard.primary.announced), password=settings.get("password"),
+                            username=settings.get("username"), socket_timeout=settings.get("socket_timeout"),
+                            socket_connect_timeout=settings.get("socket_connect_timeout"), retry=Retry(NoBackoff(), 0))
+                for shard in shards_of(view)]
