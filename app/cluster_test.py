@@ -2,11 +2,15 @@
 
     python app/cluster_test.py                       # the local stack (python app/stack.py up cluster), else :7000
     python app/cluster_test.py --fault manual        # you run e.g.: docker kill node-7000 (any primary)
-    python app/cluster_test.py --node redis.example:6379 --fault graceful --json out.json
+    python app/cluster_test.py --node redis.example:6379 --fault graceful --allow-destructive --json out.json
 
 Checks: connect, placement, moved, ask, distribution, primary_failure, rejoin.
 Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr).
 Reads the topology it is given: no assumption about ports or the number of shards.
+
+moved and ask migrate a slot, and the faults kill or fail over a primary: on servers the harness did
+not start (a local stack, this repo's compose containers) only with --allow-destructive. Slots are
+always put back; a graceful failover (and, with --allow-destructive, a kill) is undone afterwards.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -22,21 +26,34 @@ from redis.crc import key_slot
 from rich.table import Table
 
 from lib.checker import error_counts, longest_gap_ms, lost_writes, outage_around
-from lib.cli import add_failover_options, parse_host_map
+from lib.cli import add_failover_options, parse_host_map, require_writable_output
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
 from lib.cluster_failover import (
     ClusterFailoverRun,
     ClusterManualFailover,
+    put_back_roles,
     run_cluster_failover,
     wait_links_up,
     wait_rejoined,
 )
-from lib.cluster_migration import SlotMigration, wait_owner
-from lib.cluster_topology import SLOTS, Address, Shard, covered_slots, shard_for_slot, shards_of, tag_for_slot
-from lib.fault import STATE_ENV, Fault, ManualKill, choose_kill, local_stack_for
+from lib.cluster_migration import MigrationError, SlotMigration, slot_put_back_after
+from lib.cluster_topology import (
+    SLOTS,
+    Address,
+    ClusterNode,
+    Shard,
+    covered_slots,
+    open_slots,
+    own_view,
+    shard_for_slot,
+    shards_of,
+    tag_for_slot,
+)
+from lib.fault import STATE_ENV, DockerKill, Fault, LocalKill, ManualKill, choose_kill, local_stack_for
 from lib.ha_client import answers
 from lib.keyspace import delete_prefix
 from lib.local_stack import STATE_FILE, LocalStack
+from lib.ownership import require_owned
 from lib.plot import plot_timeline, require_matplotlib
 from lib.report import (
     FAIL,
@@ -47,6 +64,7 @@ from lib.report import (
     SuiteReport,
     cli_main,
     console,
+    err_console,
     finish,
     key_value_table,
     run_scenario,
@@ -88,23 +106,38 @@ def resolve_target(args) -> Target:
 # ---- checks ------------------------------------------------------------------------------------
 
 def check_connect(client: ClusterClient, shards: list[Shard]) -> ScenarioResult:
-    node = client.node(client.reachable(shards[0].primary))
-    try:
+    with client.node(client.reachable(shards[0].primary)) as node:
         state = node.cluster("INFO").get("cluster_state")
-    finally:
-        node.close()
     client.cluster.ping()
     covered = covered_slots(shards)
     lonely = [s.label for s in shards if not s.replicas]
-    metrics = {"cluster_state": state, "shards": len(shards), "slots_covered": covered,
+    left_open = open_migrations(client, shards)
+    metrics = {"cluster_state": state, "shards": len(shards), "slots_covered": covered, "open_slots": left_open,
                "layout": [{"slots": s.label, "primary": format_endpoint(*s.primary.announced),
                            "replicas": [format_endpoint(*r.announced) for r in s.replicas]} for s in shards]}
     detail = f"{len(shards)} shards, {covered} of {SLOTS} slots covered, cluster_state:{state}"
     if state != "ok" or covered != SLOTS:
         return ScenarioResult("connect", FAIL, detail, metrics)
+    if left_open:
+        return ScenarioResult("connect", FAIL, f"{detail}; {'; '.join(left_open)}: a slot migration was left open "
+                              "(its keys answer ASK or MOVED, and the next migration fails); close it with "
+                              f"valkey-cli --cluster fix {format_endpoint(*client.reachable(shards[0].primary))}",
+                              metrics)
     if lonely:
         return ScenarioResult("connect", WARN, f"{detail}; no replica for {', '.join(lonely)}", metrics)
-    return ScenarioResult("connect", OK, detail + "; every shard has a replica", metrics)
+    return ScenarioResult("connect", OK, detail + "; every shard has a replica, no slot migrating", metrics)
+
+
+def open_migrations(client: ClusterClient, shards: list[Shard]) -> list[str]:
+    """'slot 7 migrating on A to B' for every open slot (a node shows its own only, so each primary is asked)."""
+    names = {n.node_id: format_endpoint(*n.announced) for s in shards for n in (s.primary, *s.replicas)}
+    found = []
+    for shard in shards:
+        me = own_view(client.nodes([client.reachable(shard.primary)]))
+        for slot, (state, other) in sorted(open_slots(me).items()):
+            found.append(f"slot {slot} {state} on {format_endpoint(*me.announced)} "
+                         f"{'to' if state == 'migrating' else 'from'} {names.get(other, other[:8])}")
+    return found
 
 
 def check_placement(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
@@ -148,83 +181,83 @@ def check_placement(client: ClusterClient, shards: list[Shard], ns: str) -> Scen
 
 
 def check_moved(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
+    """A plain client at the wrong node gets MOVED; the cluster client, its slot map made stale by a real
+    migration done behind its back, follows MOVED to the new owner. The slot is put back afterwards."""
     if len(shards) < 2:
         return ScenarioResult("moved", WARN, "skipped: one shard only, no node to be wrong about")
     key = f"{ns}moved"
-    client.call(lambda rc: rc.set(key, "here"))
-    owner = shard_for_slot(shards, key_slot(key.encode()))
-    wrong = next(s for s in shards if s is not owner)
-    plain = client.node(client.reachable(wrong.primary))
-    try:
-        plain.get(key)
-        reply = None
-    except redis.exceptions.MovedError as exc:
-        reply = f"MOVED {exc.args[0]}"
-    finally:
-        plain.close()
-    # Make the cluster client's slot map stale for this slot, as it is right after a resharding.
     slot = key_slot(key.encode())
-    nodes_manager = client.cluster.nodes_manager
-    stale = nodes_manager.get_node(*client.reachable(wrong.primary))
-    before = client.redirects["MOVED"]
-    nodes_manager.slots_cache[slot] = [stale]
-    value = client.call(lambda rc: rc.get(key))
-    followed = client.redirects["MOVED"] - before
+    client.call(lambda rc: rc.set(key, "here"))  # the cluster client now has the slot map in which owner has it
+    owner = shard_for_slot(shards, slot)
+    wrong = next(s for s in shards if s is not owner)
+    with client.node(client.reachable(wrong.primary)) as plain:
+        try:
+            plain.get(key)
+            reply = None
+        except redis.exceptions.MovedError as exc:
+            reply = f"MOVED {exc.args[0]}"
+    primaries = [s.primary for s in shards]
+    # Resharding behind the cluster client's back, with plain clients: its map still names the old owner.
+    with slot_put_back_after(client, slot, owner.primary, wrong.primary, primaries) as restored:
+        migration = SlotMigration(client, slot, owner.primary, wrong.primary)
+        migration.begin()
+        migration.complete(primaries)
+        before = client.redirects_sent(owner.primary)
+        value = client.call(lambda rc: rc.get(key))
+        followed = (client.redirects_sent(owner.primary) - before)["MOVED"]
     metrics = {"key": key, "slot": slot, "asked": format_endpoint(*wrong.primary.announced),
-               "plain_client_reply": reply, "cluster_client_value": value, "cluster_client_redirects": followed}
+               "plain_client_reply": reply, "cluster_client_value": value, "cluster_client_redirects": followed,
+               "moved_to": format_endpoint(*wrong.primary.announced), "restored": restored[0]}
     if reply is None or not reply.startswith(f"MOVED {slot} "):
         return ScenarioResult("moved", FAIL, f"a plain client at the wrong node got {reply!r}, not MOVED", metrics)
     if value != "here" or followed < 1:
-        return ScenarioResult("moved", FAIL, f"cluster client read {value!r} after {followed} redirect(s)", metrics)
+        return ScenarioResult("moved", FAIL, f"cluster client read {value!r}; the old owner sent it {followed} MOVED "
+                              "(INFO errorstats)", metrics)
     return ScenarioResult("moved", OK, f"plain client at {format_endpoint(*wrong.primary.announced)}: {reply}; "
-                          f"cluster client with a stale slot map read the key after {followed} MOVED", metrics)
+                          f"slot {slot} migrated behind the cluster client's back, it read the key after {followed} "
+                          "MOVED (counted by the old owner); slot put back", metrics)
 
 
 def check_ask(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
-    """Live-migrate one slot between two primaries; read and write through ASK; restore the layout."""
+    """Live-migrate one slot between two primaries; read and write through ASK; the slot is put back
+    afterwards, whatever happened (an error, Ctrl-C)."""
     if len(shards) < 2:
         return ScenarioResult("ask", WARN, "skipped: one shard only, nowhere to migrate a slot")
     source, target = shards[0], shards[1]
     slot = source.slots[0][0] + 7  # any slot of the source
     tag = tag_for_slot(slot)
     keys = [f"{ns}{{{tag}}}:{i}" for i in range(ASK_KEYS)]
+    new_key = f"{ns}{{{tag}}}:new"
     client.call(lambda rc: rc.mset_nonatomic({k: f"v{i}" for i, k in enumerate(keys)}))
     primaries = [s.primary for s in shards]
     migration = SlotMigration(client, slot, source.primary, target.primary)
-    asks_before = client.redirects["ASK"]
     metrics: dict = {"slot": slot, "from": format_endpoint(*source.primary.announced),
                      "to": format_endpoint(*target.primary.announced), "keys": len(keys)}
-    migration.begin()
-    try:
-        moved = keys[: len(keys) // 2]
+    moved = keys[: len(keys) // 2]
+    with slot_put_back_after(client, slot, source.primary, target.primary, primaries) as restored:
+        migration.begin()
         migration.move_keys(moved)
-        plain = client.node(client.reachable(source.primary))
+        with client.node(client.reachable(source.primary)) as plain:
+            try:
+                plain.get(moved[0])
+                metrics["plain_client_reply"] = "a value (no ASK)"
+            except redis.exceptions.AskError as exc:
+                metrics["plain_client_reply"] = f"ASK {exc.args[0]}"
+        asks_before = client.redirects_sent(source.primary)["ASK"]
         try:
-            plain.get(moved[0])
-            metrics["plain_client_reply"] = "a value (no ASK)"
-        except redis.exceptions.AskError as exc:
-            metrics["plain_client_reply"] = f"ASK {exc.args[0]}"
-        finally:
-            plain.close()
-        values = [client.call(lambda rc, k=k: rc.get(k)) for k in keys]
-        new_key = f"{ns}{{{tag}}}:new"
-        client.call(lambda rc: rc.set(new_key, "during"))
-        client.call(lambda rc: rc.set(moved[0], "updated"))
-        keys.append(new_key)
-        read_back = {k: client.call(lambda rc, k=k: rc.get(k)) for k in (new_key, moved[0], keys[-2])}
-        metrics["ask_redirects_during"] = client.redirects["ASK"] - asks_before
+            values = [client.call(lambda rc, k=k: rc.get(k)) for k in keys]
+            client.call(lambda rc: rc.set(new_key, "during"))
+            client.call(lambda rc: rc.set(moved[0], "updated"))
+            read_back = {k: client.call(lambda rc, k=k: rc.get(k)) for k in (new_key, moved[0], keys[-1])}
+        except AttributeError as exc:
+            if client.reachable(target.primary) != target.primary.announced:
+                raise MigrationError(REMAPPED_ASK) from exc
+            raise
+        metrics["ask_redirects_during"] = client.redirects_sent(source.primary)["ASK"] - asks_before
         metrics["moved_keys"] = migration.complete(primaries) + len(moved)
-    except Exception:
-        migration.cancel(primaries)
-        raise
-    # Put the slot back where it was: a second, complete migration.
-    back = SlotMigration(client, slot, target.primary, source.primary)
-    back.begin()
-    back.complete(primaries)
-    wait_owner(client, primaries, slot, source.primary, timeout=30)
+    keys.append(new_key)
     final = {k: client.call(lambda rc, k=k: rc.get(k)) for k in keys}
-    metrics.update({"redirects_total": dict(client.redirects), "restored_owner": format_endpoint(
-        *source.primary.announced)})
+    metrics.update({"restored": restored[0], "restored_owner": format_endpoint(*source.primary.announced)})
     expected = [f"v{i}" for i in range(ASK_KEYS)]
     problems = []
     if not str(metrics.get("plain_client_reply", "")).startswith("ASK"):
@@ -234,13 +267,22 @@ def check_ask(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioRe
     if read_back != {new_key: "during", moved[0]: "updated", keys[-2]: expected[-1]}:
         problems.append(f"writes during the migration read back as {read_back}")
     if metrics["ask_redirects_during"] < 1:
-        problems.append("the cluster client followed no ASK")
+        problems.append("the source sent the cluster client no ASK (INFO errorstats)")
     if final.get(new_key) != "during" or final.get(moved[0]) != "updated" or None in final.values():
         problems.append("keys changed or vanished when the slot was moved back")
     detail = (f"slot {slot} migrated {metrics['from']} -> {metrics['to']} with half of its {ASK_KEYS} keys moved: "
               f"plain client got {metrics.get('plain_client_reply')}; cluster client read all {ASK_KEYS} and wrote "
-              f"2 through {metrics['ask_redirects_during']} ASK redirect(s); slot moved back, cluster ok")
+              f"2 through {metrics['ask_redirects_during']} ASK redirect(s) (counted by the source); "
+              "slot moved back, nothing left migrating")
     return ScenarioResult("ask", FAIL if problems else OK, "; ".join(problems) or detail, metrics)
+
+
+# redis-py 8.1.0 follows ASK by looking the announced "host:port" up among the nodes it knows, which it
+# knows by their remapped addresses: behind address translation (compose names) it finds none.
+REMAPPED_ASK = ("the cluster client could not follow ASK: redis-py's RedisCluster (8.1.0) does not pass ASK "
+                "targets through address_remap (it looks the announced host:port up among the nodes it knows by "
+                "their remapped addresses, finds none, and fails with AttributeError); a client that reaches the "
+                "nodes through address translation cannot read a key that is being migrated")
 
 
 def check_distribution(client: ClusterClient, shards: list[Shard], ns: str) -> tuple[ScenarioResult, Table]:
@@ -329,22 +371,39 @@ def recovery_metrics(run: ClusterFailoverRun, ours) -> dict:
 
 
 def check_rejoin(client: ClusterClient, run: ClusterFailoverRun | None, fault: Fault | None,
-                 restore_timeout: float) -> ScenarioResult:
+                 restore_timeout: float, *, put_back: bool = False) -> ScenarioResult:
+    """The old primary runs again and replicates the promoted one; with put_back, it is then made the
+    primary again (CLUSTER FAILOVER on it), so the cluster ends with the roles it started with."""
     if run is None or run.promoted is None or fault is None:
         return ScenarioResult("rejoin", WARN, "skipped: no failover happened")
     old = run.victim.primary
-    restored = fault.restore(restore_timeout) if (fault.can_restore or fault.by_hand) else True
+    try:
+        restored = fault.restore(restore_timeout) if (fault.can_restore or fault.by_hand) else True
+        why = f"was not started again within {restore_timeout:.0f}s"
+    except (WaitTimeout, SetupError) as exc:
+        restored, why = False, f"was not started again: {exc}"
     if not restored:
-        return ScenarioResult("rejoin", WARN, f"{format_endpoint(*old.announced)} was not started again within "
-                              f"{restore_timeout:.0f}s", {"old_primary_restarted": False})
+        return ScenarioResult("rejoin", WARN, f"{format_endpoint(*old.announced)} {why}",
+                              {"old_primary_restarted": False})
     try:
         seen = wait_rejoined(client, old, run.promoted, timeout=60)
         wait_until(lambda: _cluster_ok(client), timeout=30, what="cluster_state:ok on every node")
     except WaitTimeout as exc:
         return ScenarioResult("rejoin", FAIL, f"did not rejoin: {exc}", {"old_primary_rejoined": False})
-    return ScenarioResult("rejoin", OK, f"{format_endpoint(*old.announced)} is back as a replica of "
-                          f"{format_endpoint(*run.promoted.announced)} ({seen}); cluster ok",
-                          {"old_primary_rejoined": True, "new_primary": format_endpoint(*run.promoted.announced)})
+    metrics = {"old_primary_rejoined": True, "new_primary": format_endpoint(*run.promoted.announced)}
+    detail = (f"{format_endpoint(*old.announced)} is back as a replica of {format_endpoint(*run.promoted.announced)} "
+              f"({seen}); cluster ok")
+    if not put_back:
+        return ScenarioResult("rejoin", OK, detail, metrics)
+    try:
+        put_back_roles(client, old, run.promoted, timeout=60)
+        wait_until(lambda: _cluster_ok(client), timeout=30, what="cluster_state:ok on every node")
+    except (WaitTimeout, redis.RedisError) as exc:
+        metrics["roles_put_back"] = False
+        return ScenarioResult("rejoin", FAIL, f"{detail}; the roles were NOT put back: {exc}", metrics)
+    metrics.update({"roles_put_back": True, "new_primary": format_endpoint(*old.announced)})
+    return ScenarioResult("rejoin", OK, f"{detail}; roles put back: {format_endpoint(*old.announced)} is the primary "
+                          f"again (CLUSTER FAILOVER), {format_endpoint(*run.promoted.announced)} its replica", metrics)
 
 
 def _cluster_ok(client: ClusterClient) -> tuple[bool, str]:
@@ -352,18 +411,19 @@ def _cluster_ok(client: ClusterClient) -> tuple[bool, str]:
     for node in client.nodes():
         if node.failed:
             return False, f"{format_endpoint(*node.announced)} flagged {','.join(sorted(node.flags))}"
-        plain = client.node(client.reachable(node))
-        try:
+        with client.node(client.reachable(node)) as plain:
             states[format_endpoint(*node.announced)] = plain.cluster("INFO").get("cluster_state")
-        finally:
-            plain.close()
     return all(s == "ok" for s in states.values()), str(states)
 
 
 # ---- faults ------------------------------------------------------------------------------------
 
 def build_fault(args, client: ClusterClient, shards: list[Shard], history: History) -> tuple[Fault | None, object]:
-    """The fault, and a callable naming the shard it hits (asked after the fault)."""
+    """The fault, and a callable naming the shard it hits (asked after the fault).
+
+    Built before any server is touched: a fault that cannot be done (no docker, no replica) is a
+    setup error that costs nothing.
+    """
     victim = shards[0]  # the primary of slot 0 (node-7000 in our stack)
     if args.fault == "none":
         return None, None
@@ -385,6 +445,22 @@ def build_fault(args, client: ClusterClient, shards: list[Shard], history: Histo
         return fault, lambda: down_shard() or victim
     kill = choose_kill(args.fault, "cluster", victim.primary.announced, client.reachable(victim.primary))
     return kill, lambda: victim
+
+
+def changed_by(fault: Fault | None, shards: list[Shard]) -> list[ClusterNode]:
+    """The nodes whose process or role the fault changes (a manual fault is the user's own act: none)."""
+    victim = shards[0]
+    if isinstance(fault, ClusterManualFailover):
+        return [victim.primary, fault.replica]
+    if isinstance(fault, LocalKill | DockerKill):
+        return [victim.primary]
+    return []
+
+
+def puts_back_roles(args, fault: Fault | None) -> bool:
+    """A graceful failover is undone always; a kill on servers the harness does not own, too."""
+    return isinstance(fault, ClusterManualFailover) or (args.allow_destructive and fault is not None
+                                                          and not fault.by_hand)
 
 
 def live_view(shards: list[Shard], history: History):
@@ -430,19 +506,23 @@ def failover_timeline(run: ClusterFailoverRun) -> Timeline:
     return build_timeline(run.history, run.fault_at, ops=victim_ops, who=who, extra_events=extra)
 
 
-def cleanup(client: ClusterClient, ns: str) -> int:
-    """SCAN + DEL of this run's keys on every primary (one key per DEL: keys span slots)."""
-    deleted = 0
+def cleanup(client: ClusterClient, ns: str) -> str | None:
+    """SCAN + UNLINK of this run's keys on every primary; None when done, else one line saying why not.
+
+    ASKING before each UNLINK: a primary importing a slot holds keys of it that it does not own.
+    """
     try:
         for shard in client.shards():
-            node = client.node(client.reachable(shard.primary), timeout=5.0)
-            try:
-                deleted += delete_prefix(node, ns, cluster_node=True)
-            finally:
-                node.close()
-    except (redis.RedisError, SetupError) as exc:
-        console.print(f"[yellow]could not clean up keys {ns}*: {exc}[/]")
-    return deleted
+            with client.node(client.reachable(shard.primary), timeout=5.0) as node:
+                delete_prefix(node, ns, cluster_node=True, asking=True)
+    except (redis.RedisError, redis.exceptions.RedisClusterException, SetupError) as exc:
+        return f"could not clean up keys {ns}*: {type(exc).__name__}: {first_line(str(exc))}"
+    return None
+
+
+def first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "..."
 
 
 # ---- main --------------------------------------------------------------------------------------
@@ -457,39 +537,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def check_outputs(args) -> None:
+    """--json and --plot are checked before any server is touched: a run whose results are lost is wasted."""
+    require_writable_output(args.json)
     if args.plot:
         require_matplotlib()
-    host_map = parse_host_map(args.host_map, "node-7000=10.0.0.5")
-    target = resolve_target(args)
-    client = ClusterClient(target.seeds, password=args.password, host_map=host_map)
-    ns = key_namespace("cluster")
-    try:
-        nodes = client.nodes()  # a SetupError here: nothing was written, nothing to clean up
-    except SetupError:
-        client.close()
-        raise
-    try:
-        return run_suite(args, client, target, nodes, ns)
-    finally:
-        cleanup(client, ns)
-        client.close()
+        require_writable_output(args.plot, "--plot")
 
 
-def run_suite(args, client: ClusterClient, target: Target, nodes: list, ns: str) -> int:
+@dataclass
+class Plan:
+    """What the run will do, all of it validated before the first write."""
+
+    nodes: list[ClusterNode]
+    shards: list[Shard]
+    version: str
+    fault: Fault | None
+    victim: object
+    history: History = field(default_factory=History)
+
+
+def prepare(args, client: ClusterClient, target: Target, *, migrates: bool) -> Plan:
+    """Read the cluster, check that every node is reachable, build the fault, and refuse what the harness
+    may not do; nothing is written. migrates: the suite moves slots (cluster_test's moved and ask checks)."""
+    nodes = client.nodes()
     shards = shards_of(nodes)
     if not shards:
         raise SetupError(f"{format_endpoint(*target.seeds[0])} is in cluster mode but no node owns slots: "
                          "the cluster is not formed (run cluster-init)")
-    server = client.node(client.reachable(shards[0].primary)).info("server")
-    version = f"{server.get('server_name', 'redis')} {server.get('valkey_version') or server.get('redis_version')}"
+    client.require_reachable([n for n in nodes if not n.failed])
+    version = server_version(client, shards[0].primary)
+    history = History()
+    fault, victim = build_fault(args, client, shards, history)
+    if migrates and len(shards) > 1:
+        require_owned([client.reachable(s.primary) for s in shards], allowed=args.allow_destructive,
+                      action="migrate slots between the primaries (checks moved and ask)")
+    if changed := changed_by(fault, shards):
+        require_owned([client.reachable(n) for n in changed], allowed=args.allow_destructive,
+                      action=fault.description)
+    return Plan(nodes, shards, version, fault, victim, history)
+
+
+def server_version(client: ClusterClient, node: ClusterNode) -> str:
+    try:
+        with client.node(client.reachable(node)) as plain:
+            server = plain.info("server")
+    except redis.RedisError as exc:
+        raise SetupError(f"{format_endpoint(*node.announced)} does not answer INFO: {exc}") from None
+    return f"{server.get('server_name', 'redis')} {server.get('valkey_version') or server.get('redis_version')}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    check_outputs(args)
+    host_map = parse_host_map(args.host_map, "node-7000=10.0.0.5")
+    target = resolve_target(args)
+    ns = key_namespace("cluster")
+    with ClusterClient(target.seeds, password=args.password, host_map=host_map) as client:
+        plan = prepare(args, client, target, migrates=True)  # a SetupError here: nothing written, nothing to clean
+        try:
+            return run_suite(args, client, target, plan, ns)
+        finally:
+            if problem := cleanup(client, ns):
+                err_console.print(f"[yellow]{problem}[/]", soft_wrap=True)
+
+
+def run_suite(args, client: ClusterClient, target: Target, plan: Plan, ns: str) -> int:
+    shards = plan.shards
     console.print(key_value_table("Target", [
         ("seed nodes", ", ".join(format_endpoint(*s) for s in target.seeds) + f"  (from {target.source})"),
-        ("server", version), ("nodes", len(nodes)), ("shards", len(shards))]))
+        ("server", plan.version), ("nodes", len(plan.nodes)), ("shards", len(shards))]))
     console.print(topology_table(client, shards))
-    report = SuiteReport("cluster", {"nodes": [format_endpoint(*s) for s in target.seeds], "server_version": version,
-                                     "shards": len(shards), "fault": args.fault})
+    report = SuiteReport("cluster", {"nodes": [format_endpoint(*s) for s in target.seeds],
+                                     "server_version": plan.version, "shards": len(shards), "fault": args.fault})
     report.add(run_scenario("connect", lambda: check_connect(client, shards)))
     report.add(run_scenario("placement", lambda: check_placement(client, shards, ns)))
     report.add(run_scenario("moved", lambda: check_moved(client, shards, ns)))
@@ -500,24 +620,35 @@ def run_suite(args, client: ClusterClient, target: Target, nodes: list, ns: str)
         console.print(table)
     report.add(distribution)
 
-    history = History()
-    fault, victim = build_fault(args, client, shards, history)
-    run, skipped = None, "--fault none" if fault is None else None
+    fault = plan.fault
+    run, failed = None, None
     if fault is not None:
-        wait_links_up(client, shards, timeout=60)
-        run = run_cluster_failover(client, fault, shards, victim, ns, recovery_timeout=args.recovery_timeout,
-                                   history=history)
-        timeline = failover_timeline(run)
-        console.print(timeline_table(timeline))
-        if args.plot:
-            written = plot_timeline(timeline, args.plot, f"Cluster failover: {run.fault}")
-            console.print(f"timeline plot written to {written}")
+        try:
+            run = failover(args, client, plan, ns)
+        except (WaitTimeout, redis.RedisError, redis.exceptions.RedisClusterException, RuntimeError) as exc:
+            failed = ScenarioResult("primary_failure", FAIL, f"the failover run stopped: {type(exc).__name__}: "
+                                    f"{exc}", {"fault": fault.description})
     elif args.plot:
         console.print("[yellow]--plot: no failover ran (--fault none), nothing to plot[/]")
-    report.add(run_scenario("primary_failure", lambda: check_primary_failure(client, run, skipped)))
-    report.add(run_scenario("rejoin", lambda: check_rejoin(client, run, fault, args.manual_timeout
-                                                           if fault and fault.by_hand else 30)))
+    report.add(failed or run_scenario("primary_failure", lambda: check_primary_failure(
+        client, run, "--fault none" if fault is None else None)))
+    report.add(run_scenario("rejoin", lambda: check_rejoin(
+        client, run, fault, args.manual_timeout if fault and fault.by_hand else 30,
+        put_back=puts_back_roles(args, fault))))
     return finish(report, args.json)
+
+
+def failover(args, client: ClusterClient, plan: Plan, ns: str) -> ClusterFailoverRun:
+    """The measured failover, its timeline printed (and plotted with --plot)."""
+    wait_links_up(client, plan.shards, timeout=60)
+    run = run_cluster_failover(client, plan.fault, plan.shards, plan.victim, ns,
+                               recovery_timeout=args.recovery_timeout, history=plan.history)
+    timeline = failover_timeline(run)
+    console.print(timeline_table(timeline))
+    if args.plot:
+        written = plot_timeline(timeline, args.plot, f"Cluster failover: {run.fault}")
+        console.print(f"timeline plot written to {written}")
+    return run
 
 
 if __name__ == "__main__":

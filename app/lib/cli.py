@@ -21,6 +21,10 @@ def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, ho
     parser.add_argument("--recovery-timeout", type=float, default=60.0, metavar="S")
     parser.add_argument("--manual-timeout", type=float, default=300.0, metavar="S",
                         help="how long --fault manual waits for the kill (and for the restart)")
+    parser.add_argument("--allow-destructive", action="store_true",
+                        help="allow faults, failovers, slot migrations and CONFIG SET on servers the harness did "
+                             "not start (its local stacks, this repo's compose containers); the roles, slots and "
+                             "config it changes are still put back")
 
 
 def parse_host_map(entries: list[str], example: str) -> dict[str, str]:
