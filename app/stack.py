@@ -6,6 +6,10 @@
   python app/stack.py start SERVICE                          start it again, with its data dir
   python app/stack.py down [TOPOLOGY]                        stop everything (default: all stacks)
   python app/stack.py run TOPOLOGY -- COMMAND...             up, run COMMAND, down (always)
+  python app/stack.py wait TOPOLOGY --docker                 wait until the compose stack is ready
+
+--docker runs the same topology from its compose file with docker-compose instead (up, run, down,
+wait): ready means every compose healthcheck passes and the init job exited 0, as `up --wait` does.
 
 `run` also starts a small guard in its own session that stops the stack if `run` itself is killed
 (SIGKILL, OOM): the servers a COMMAND restarted are nobody's children, so only the guard can stop them.
@@ -24,6 +28,7 @@ from pathlib import Path
 from rich.table import Table
 
 from lib import process
+from lib.compose_stack import ComposeStack
 from lib.local_stack import STATE_FILE, LocalStack, recorded_stacks
 from lib.report import SetupError, cli_main, console, err_console
 from lib.topology import TOPOLOGY_FILES, load_topology
@@ -90,7 +95,19 @@ def _find_stack(service: str) -> LocalStack:
                      + "".join(f"; {problem}" for problem in unreadable))
 
 
+def _refuse_local_options(args) -> None:
+    if args.state_dir:
+        raise SetupError("--state-dir is for local stacks: a compose stack keeps its state in its containers")
+
+
 def cmd_up(args) -> int:
+    if args.docker:
+        _refuse_local_options(args)
+        stack = ComposeStack(args.topology)
+        console.print(f"docker-compose -f {stack.file.name} up -d, then waiting until it is ready ...")
+        console.print(f"ready: {stack.up(timeout=args.timeout)}")
+        console.print(f"stop it with: python app/stack.py down {args.topology} --docker")
+        return 0
     stack = _new_stack(args, tie_to_parent=False)
     console.print(f"starting the {args.topology} stack from {stack.topology.compose_file.name} ...")
     stack.up(timeout=args.timeout)
@@ -104,6 +121,9 @@ def cmd_run(args) -> int:
     command = args.command
     if not command:
         raise SetupError("run needs a command: python app/stack.py run ha -- python app/ha_test.py")
+    if args.docker:
+        _refuse_local_options(args)
+        return _run_on_compose(args.topology, command, args.timeout)
     stack = _new_stack(args, tie_to_parent=True)
     console.print(f"starting the {args.topology} stack from {stack.topology.compose_file.name} ...")
     stack.up(timeout=args.timeout)  # a refused up started nothing, so there is nothing of ours to stop
@@ -118,6 +138,25 @@ def cmd_run(args) -> int:
         if guard is not None:  # not reached if a second Ctrl-C cut down() short: the guard finishes it
             _stand_down(guard)
     return code
+
+
+def _run_on_compose(topology: str, command: list[str], timeout: float) -> int:
+    """up (compose), COMMAND, down -v: always, Ctrl-C and SIGTERM included."""
+    stack = ComposeStack(topology)
+    console.print(f"docker-compose -f {stack.file.name} up -d, then waiting until it is ready ...")
+    with stack:
+        console.print(f"ready: {stack.up(timeout=timeout)}")
+        code = _run_command(command, dict(os.environ))
+        console.print(f"{' '.join(command)} exited with {code}; docker-compose -f {stack.file.name} down -v")
+    return code
+
+
+def cmd_wait(args) -> int:
+    if not args.docker:
+        raise SetupError("wait is for compose stacks (python app/stack.py wait TOPOLOGY --docker): "
+                         "python app/stack.py up already waits until a local stack is ready")
+    console.print(f"ready: {ComposeStack(args.topology).wait_ready(args.timeout)}")
+    return 0
 
 
 def _run_command(command: list[str], env: dict[str, str]) -> int:
@@ -204,6 +243,12 @@ def cmd_start(args) -> int:
 
 
 def cmd_down(args) -> int:
+    if getattr(args, "docker", False):
+        for topology in [args.topology] if args.topology else sorted(TOPOLOGY_FILES):
+            stack = ComposeStack(topology, started=True)
+            stack.down()
+            console.print(f"docker-compose -f {stack.file.name} down -v: done")
+        return 0
     stacks, unreadable = _known_stacks(args.state_dir)
     stacks = [s for s in stacks if args.topology in (None, s.topology.name)]
     for stack in stacks:
@@ -244,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--state-dir",
                        help="where data, logs and state go (default $VHC_STACK_ROOT/TOPOLOGY, else .stack/TOPOLOGY)")
         p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for ready (default 60)")
+        p.add_argument("--docker", action="store_true", help="run the compose file with docker-compose instead")
         if name == "run":
             p.epilog = "run TOPOLOGY [options] -- COMMAND...: the command runs once the stack is ready"
         p.set_defaults(func=func)
@@ -251,7 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name)
         p.add_argument("topology", nargs="?", choices=sorted(TOPOLOGY_FILES))
         p.add_argument("--state-dir", help="a stack started with up --state-dir (default: every stack under .stack/)")
+        if name == "down":
+            p.add_argument("--docker", action="store_true", help="docker-compose down -v the compose file(s)")
         p.set_defaults(func=func)
+    p = sub.add_parser("wait")
+    p.add_argument("topology", choices=sorted(TOPOLOGY_FILES))
+    p.add_argument("--docker", action="store_true", help="a stack started with docker-compose up -d")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
+    p.set_defaults(func=cmd_wait)
     for name, func in (("kill", cmd_kill), ("start", cmd_start)):
         p = sub.add_parser(name)
         p.add_argument("service")
