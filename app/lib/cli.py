@@ -45,9 +45,10 @@ def require_writable_output(path: str | None, flag: str = "--json") -> None:
     """
     if not path:
         return
+    example = f"{flag} results/run{Path(path).suffix or '.json'}"
     out = Path(path)
     if out.is_dir():
-        raise SetupError(f"{flag} {path}: is a directory; give a file path, e.g. {flag} results/run.json")
+        raise SetupError(f"{flag} {path}: is a directory; give a file path, e.g. {example}")
     parent = out.parent if str(out.parent) else Path(".")
     existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
     if not existing.is_dir():
@@ -57,6 +58,6 @@ def require_writable_output(path: str | None, flag: str = "--json") -> None:
             pass
     except OSError as exc:
         raise SetupError(f"{flag} {path}: cannot write in {existing} ({exc.strerror}); choose a path you can "
-                         f"write, e.g. {flag} results/run.json") from None
+                         f"write, e.g. {example}") from None
     if out.exists() and not os.access(out, os.W_OK):
         raise SetupError(f"{flag} {path}: the file is not writable; choose another path")

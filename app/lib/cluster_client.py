@@ -5,7 +5,11 @@ read as raw text on a connection, and each retried attempt goes to the Retry's f
 
 redis.cluster.RedisCluster is the maintained continuation of redis-py-cluster (which pins redis<4).
 Nodes announce names (node-7000:7000) that resolve inside the compose network only; the remap
-from lib.ha_client turns them into addresses this machine reaches (127.0.0.1, same port).
+from lib.ha_client turns them into addresses this machine reaches (127.0.0.1, same port). The remap
+is applied where a socket is opened (a Connection class), not to the names RedisCluster keeps:
+redis-py 8.1.0 does not pass the node named in an ASK reply through address_remap, so a client that
+renamed its nodes cannot find the ASK target (AttributeError on 'NoneType'); with the announced
+names kept, MOVED and ASK name nodes the client knows, and only the TCP destination changes.
 """
 
 from __future__ import annotations
@@ -68,9 +72,13 @@ class ClusterClient:
         """The RedisCluster (connects on first use, so a bad --node becomes a one-line error)."""
         if self._cluster is None:
             try:
+                # url= (a seed) makes RedisCluster build each node's pool from these keyword arguments,
+                # connection_class included; without it, connection_class is not passed on (8.1.0).
                 self._cluster = RedisCluster(
-                    startup_nodes=[StartupNode(host, port) for host, port in self.seeds],
-                    password=self.password, decode_responses=True, address_remap=self.remap,
+                    url=f"redis://{format_endpoint(*self.seeds[0])}",
+                    startup_nodes=[StartupNode(host, port) for host, port in self.seeds[1:]],
+                    password=self.password, decode_responses=True,
+                    connection_class=remapping_connection(self.remap),
                     retry=Retry(NoBackoff(), 0),  # the retries (and their backoff) are ours, in call()
                     socket_timeout=self.socket_timeout, socket_connect_timeout=self.socket_timeout)
             except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
@@ -141,6 +149,17 @@ class ClusterClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def remapping_connection(remap: Callable[[Address], Address]) -> type[redis.Connection]:
+    """A redis.Connection class that dials remap((host, port)) for the address it is given."""
+
+    class RemappedConnection(redis.Connection):
+        def __init__(self, host: str = "localhost", port: int = 6379, **kwargs):
+            host, port = remap((host, int(port)))
+            super().__init__(host=host, port=port, **kwargs)
+
+    return RemappedConnection
 
 
 def _ignore(error: BaseException) -> None:
