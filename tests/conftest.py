@@ -60,6 +60,30 @@ def ha_stack(tmp_path):
         yield stack
 
 
+def saved_op_end(op: dict) -> float:
+    """When an op of a saved history (lib.timeline.history_to_dict) finished, in seconds from the fault."""
+    return op["t_s"] + op["ms"] / 1000
+
+
+def outage_in_saved_ops(ops: list[dict]) -> tuple[float, float]:
+    """(last ok end, first ok end) around the first failures after the fault, read from a saved history by
+    the tests themselves, so that lib.checker and lib.timeline are checked against a second computation."""
+    ops = sorted(ops, key=lambda op: op["t_s"])
+    first_failed = next(i for i, op in enumerate(ops) if op["outcome"] != "ok" and saved_op_end(op) >= 0
+                        and any(o["outcome"] == "ok" for o in ops[:i]))
+    last_ok = max(saved_op_end(op) for op in ops[:first_failed] if op["outcome"] == "ok")
+    first_ok = next(saved_op_end(op) for op in ops[first_failed:] if op["outcome"] == "ok")
+    return last_ok, first_ok
+
+
+def first_events(history: dict) -> dict[str, float]:
+    """event name -> when it was first seen (each sentinel announces the same event), from a saved history."""
+    seen: dict[str, float] = {}
+    for event in sorted(history["events"], key=lambda e: e["t_s"]):
+        seen.setdefault(event["event"], event["t_s"])
+    return seen
+
+
 def run_script(script: str, *args: str, state_dir: Path | None = None, timeout: float = 240,
                env: dict | None = None) -> subprocess.CompletedProcess:
     """python app/SCRIPT ARGS from the repo root, as a user runs it (stdin closed, no tty)."""

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import run_script, running_stack
+from conftest import outage_in_saved_ops, run_script, running_stack, saved_op_end
 from lib.ha_failover import SETTLE_OPS, WARMUP_OPS
 
 pytestmark = pytest.mark.integration
@@ -16,22 +16,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def metrics_of(path, scenario: str) -> dict:
     return {s["scenario"]: s for s in json.loads(path.read_text())["scenarios"]}[scenario]["metrics"]
-
-
-def end_s(op: dict) -> float:
-    """When a saved op finished, in seconds from the fault (the JSON keeps its start and its duration)."""
-    return op["t_s"] + op["ms"] / 1000
-
-
-def outage_from_raw_ops(ops: list[dict]) -> tuple[float, float]:
-    """(last ok end, first ok end) around the first failures after the fault, read from the saved ops by
-    this test itself, so that lib.checker/lib.timeline are checked against a second computation."""
-    ops = sorted(ops, key=lambda op: op["t_s"])
-    first_failed = next(i for i, op in enumerate(ops) if op["outcome"] != "ok" and end_s(op) >= 0
-                        and any(o["outcome"] == "ok" for o in ops[:i]))
-    last_ok = max(end_s(op) for op in ops[:first_failed] if op["outcome"] == "ok")
-    first_ok = next(end_s(op) for op in ops[first_failed:] if op["outcome"] == "ok")
-    return last_ok, first_ok
 
 
 def test_ha_plot_and_json_history_hold_the_sentinel_events(ha_stack, tmp_path):
@@ -46,15 +30,15 @@ def test_ha_plot_and_json_history_hold_the_sentinel_events(ha_stack, tmp_path):
     assert 1.5 <= events["+sdown"] <= events["+switch-master"] <= 15, events  # down-after-milliseconds 2000
     assert "client: recovered" in events and "5 ms probe: recovered" in events, events
     history = kill["history"]
-    last_ok, first_ok = outage_from_raw_ops(history["ops"])
+    last_ok, first_ok = outage_in_saved_ops(history["ops"])
     assert kill["timeline"]["downtime_window_s"] == pytest.approx([last_ok, first_ok], abs=0.002), \
         f"the saved ops say {last_ok:+.3f} s to {first_ok:+.3f} s"
     assert kill["downtime_ms"] == pytest.approx((first_ok - last_ok) * 1000, abs=2), kill["downtime_ms"]
     assert last_ok <= 0.1 and events["+sdown"] < first_ok, "writes stop at the kill, resume after the sentinels saw it"
-    inside = [op for op in history["ops"] if last_ok < end_s(op) < first_ok]
+    inside = [op for op in history["ops"] if last_ok < saved_op_end(op) < first_ok]
     assert inside and all(op["outcome"] != "ok" for op in inside), "every op that ended inside the window failed"
     assert abs(first_ok - events["5 ms probe: recovered"]) <= 0.3, "the independent probe saw the same recovery"
-    ok_before = sum(1 for op in history["ops"] if op["outcome"] == "ok" and end_s(op) < 0)
+    ok_before = sum(1 for op in history["ops"] if op["outcome"] == "ok" and saved_op_end(op) < 0)
     ok_after = sum(1 for op in history["ops"] if op["outcome"] == "ok" and op["t_s"] > first_ok)
     assert ok_before >= WARMUP_OPS and ok_after >= SETTLE_OPS, f"{ok_before} acked before the kill, {ok_after} after"
     assert {"+sdown", "+switch-master"} <= {e["event"] for e in history["events"]}, history["events"]
@@ -75,7 +59,7 @@ def test_cluster_timeline_records_fail_flags_and_promotion(tmp_path):
     assert events["fault"] == 0.0
     assert 0 < events["node flagged pfail"] <= events["promoted"] <= 15, events  # cluster-node-timeout 2000
     victim_ops = [op for op in failure["history"]["ops"] if op.get("group") == failure["shard"]]
-    last_ok, first_ok = outage_from_raw_ops(victim_ops)
+    last_ok, first_ok = outage_in_saved_ops(victim_ops)
     assert last_ok <= events["node flagged pfail"], "the shard stopped taking writes before anyone flagged it"
     # No write reaches the shard before a replica owns its slots; the promotion is seen by a 10-20 ms poll.
     assert first_ok >= events["promoted"] - 0.1, f"the shard wrote again at {first_ok:+.3f} s, promoted " \
