@@ -1,9 +1,10 @@
 """A cluster in memory, behind the surface of lib.cluster_client.ClusterClient that the cluster verdicts use.
 
-It keeps slot owners, keys per node and one slot migration, and answers the way a cluster node does:
+It keeps slot owners, keys per node and open slot migrations, and answers the way a cluster node does:
 a plain client at the wrong node gets MOVED, at the source of a migrating slot ASK (for a key it no
-longer has), and the cluster client follows both (counting them). CLUSTER SETSLOT / MIGRATE /
-GETKEYSINSLOT / KEYSLOT are understood, so lib.cluster_migration runs unchanged against it.
+longer has); the cluster client keeps its own slot map and follows both. Each node counts the
+redirects it sent (INFO errorstats), as the real servers do. CLUSTER SETSLOT / MIGRATE / ASKING /
+GETKEYSINSLOT / KEYSLOT / NODES are understood, so lib.cluster_migration runs unchanged against it.
 The knobs (`plain_redirects`, `follows_moved`, `keyslot`, `write_to`, `dropped`, `migrate_loses`,
 `fails_reads_while_migrating`) each break one behaviour.
 """
@@ -13,11 +14,11 @@ from __future__ import annotations
 import fnmatch
 from collections import Counter
 from collections.abc import Callable
-from types import SimpleNamespace
 
 from redis.crc import key_slot
 from redis.exceptions import AskError, ConnectionError, MovedError
 
+from lib.cluster_client import ClusterClient
 from lib.cluster_topology import SLOTS, ClusterNode, Shard, parse_cluster_nodes, shards_of
 
 Address = tuple[str, int]
@@ -48,9 +49,9 @@ class FakeCluster:
         self.cluster_state: dict[str, str] = {n.node_id: state for n in self.nodes}
         self.replication: dict[str, dict] = {}
         self.canned_nodes: dict[str, str] = {}  # node id -> CLUSTER NODES text it answers (overrides the model)
-        self.redirects: Counter[str] = Counter()
+        self.sent: dict[str, Counter[str]] = {n.node_id: Counter() for n in self.nodes}  # MOVED/ASK per node
         self.plain_redirects = True  # False: a node serves keys of slots it does not own (no MOVED/ASK)
-        self.follows_moved = True  # False: the cluster client reads a stale node and stops there
+        self.follows_moved = True  # False: the cluster client gives up on MOVED instead of following it
         self.keyslot: Callable[[str], int] = lambda key: key_slot(key.encode())  # CLUSTER KEYSLOT's answer
         self.write_to: dict[str, str] = {}  # owner id -> id of the node a write really lands on
         self.dropped: set[str] = set()  # node ids that acknowledge writes and keep nothing
@@ -79,13 +80,18 @@ class FakeCluster:
         state, other = self.open.get((node_id, slot), ("", ""))
         return other if state == "migrating" else None
 
-    def route(self, key: str) -> str:
-        """The node a cluster client ends up on for key, following ASK during a migration."""
+    def route(self, key: str, asked: str | None = None) -> str | None:
+        """The node a cluster client ends up on for key, asking `asked` first (its slot map) and following
+        MOVED and ASK; None when it does not follow MOVED (follows_moved False)."""
         slot = self.slot_of(key)
         owner = self.owner[slot]
+        if asked is not None and asked != owner:
+            self.sent[asked]["MOVED"] += 1
+            if not self.follows_moved:
+                return None
         target = self.migrating_to(owner, slot)
         if target is not None and key not in self.data[owner]:
-            self.redirects["ASK"] += 1
+            self.sent[owner]["ASK"] += 1
             return target
         return owner
 
@@ -117,18 +123,25 @@ def _ranges(slots: list[int]) -> tuple[tuple[int, int], ...]:
 
 
 class FakeRedisCluster:
-    """redis.cluster.RedisCluster: follows redirects, keeps a slot cache that check_moved makes stale."""
+    """redis.cluster.RedisCluster: a slot map read once at connect (so a migration behind its back makes it
+    stale), MOVED followed and remembered, ASK followed for one command."""
 
     def __init__(self, world: FakeCluster):
         self.world = world
-        self.nodes_manager = SimpleNamespace(slots_cache={}, get_node=lambda host, port: SimpleNamespace(
-            host=host, port=port))
+        self.slot_map = list(world.owner)
 
     def ping(self) -> bool:
         return True
 
+    def _node_for(self, key: str) -> str | None:
+        slot = self.world.slot_of(key)
+        node = self.world.route(key, asked=self.slot_map[slot])
+        if node is not None and self.world.owner[slot] is not None:
+            self.slot_map[slot] = self.world.owner[slot]  # MOVED updates the map; ASK does not change the owner
+        return node
+
     def _write(self, key: str, value: str) -> bool:
-        node = self.world.route(key)
+        node = self._node_for(key)
         lands = self.world.write_to.get(node, node)
         self.world.misrouted += lands != node
         self.world.store(lands, key, value)
@@ -138,23 +151,16 @@ class FakeRedisCluster:
         return self._write(key, value)
 
     def get(self, key: str) -> str | None:
-        slot = self.world.slot_of(key)
         if self.world.fails_reads_while_migrating and self.world.open:
             raise ConnectionError("Connection reset by peer")
-        cached = self.nodes_manager.slots_cache.get(slot)
-        owner = self.world.by_id[self.world.owner[slot]]
-        if cached and (cached[0].host, cached[0].port) != owner.announced:
-            if not self.world.follows_moved:
-                return None
-            self.world.redirects["MOVED"] += 1
-            self.nodes_manager.slots_cache[slot] = [SimpleNamespace(host=owner.hostname, port=owner.port)]
-        return self.world.data[self.world.route(key)].get(key)
+        node = self._node_for(key)
+        return None if node is None else self.world.data[node].get(key)
 
     def mset_nonatomic(self, mapping: dict[str, str]) -> list[bool]:
         return [self._write(k, v) for k, v in mapping.items()]
 
     def mget_nonatomic(self, keys: list[str]) -> list[str | None]:
-        return [self.world.data[self.world.route(k)].get(k) for k in keys]
+        return [self.get(k) for k in keys]
 
     def pipeline(self) -> FakeClusterPipeline:
         return FakeClusterPipeline(self)
@@ -182,6 +188,8 @@ class FakeNodeClient:
         return {"cluster_state": self.world.cluster_state[self.me.node_id]}
 
     def info(self, section: str = "") -> dict:
+        if section == "errorstats":
+            return {f"errorstat_{kind}": {"count": count} for kind, count in self.world.sent[self.me.node_id].items()}
         return self.world.replication.get(self.me.node_id, {"role": "master"})
 
     def get(self, key: str) -> str | None:
@@ -189,10 +197,12 @@ class FakeNodeClient:
         mine = world.data[self.me.node_id]
         if world.plain_redirects and world.owner[slot] != self.me.node_id:
             owner = world.by_id[world.owner[slot]]
+            world.sent[self.me.node_id]["MOVED"] += 1
             raise MovedError(f"{slot} {owner.hostname}:{owner.port}")
         target_id = world.migrating_to(self.me.node_id, slot)
         if world.plain_redirects and target_id is not None and key not in mine:
             target = world.by_id[target_id]
+            world.sent[self.me.node_id]["ASK"] += 1
             raise AskError(f"{slot} {target.hostname}:{target.port}")
         return mine.get(key)
 
@@ -274,20 +284,17 @@ class FakeClusterClient:
     """lib.cluster_client.ClusterClient over a FakeCluster (announced addresses are reachable as they are)."""
 
     password = None
+    redirects_sent = ClusterClient.redirects_sent  # the real one: INFO errorstats of the node
 
     def __init__(self, world: FakeCluster):
         self.world = world
         self.cluster = FakeRedisCluster(world)
         self.seeds = [world.shards[0].primary.announced]
 
-    @property
-    def redirects(self) -> Counter[str]:
-        return self.world.redirects
-
     def call(self, operation):
         return operation(self.cluster)
 
-    def node(self, address: Address, timeout: float = 1.0) -> FakeNodeClient:
+    def node(self, address: Address, timeout: float = 1.0, *, decode: bool = True) -> FakeNodeClient:
         return FakeNodeClient(self.world, address)
 
     def reachable(self, node: ClusterNode) -> Address:

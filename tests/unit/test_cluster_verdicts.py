@@ -38,7 +38,8 @@ def test_connect_is_ok_with_every_slot_covered_and_a_replica_per_shard():
     client, _, shards = cluster()
     result = cluster_test.check_connect(client, shards)
     assert result.status == OK, result.detail
-    assert result.detail == "3 shards, 16384 of 16384 slots covered, cluster_state:ok; every shard has a replica"
+    assert result.detail == ("3 shards, 16384 of 16384 slots covered, cluster_state:ok; every shard has a replica, "
+                             "no slot migrating"), f"{result.detail!r}"
     assert result.metrics["layout"][0] == {"slots": "0-5460", "primary": "node-7000:7000",
                                            "replicas": ["node-7003:7003"]}, f"{result.metrics['layout']}"
 
@@ -48,6 +49,17 @@ def test_connect_warns_about_a_shard_without_a_replica():
     result = cluster_test.check_connect(client, shards)
     assert result.status == WARN, result.detail
     assert result.detail.endswith("; no replica for 10923-16383"), f"{result.detail!r}"
+
+
+def test_connect_fails_on_a_slot_migration_left_open():
+    client, fake, shards = cluster()
+    fake.open[("a0", 7)] = ("migrating", "b1")
+    fake.open[("b1", 7)] = ("importing", "a0")
+    result = cluster_test.check_connect(client, shards)
+    assert result.status == FAIL, result.detail
+    assert result.metrics["open_slots"] == ["slot 7 migrating on node-7000:7000 to node-7001:7001",
+                                            "slot 7 importing on node-7001:7001 from node-7000:7000"], result.metrics
+    assert "a slot migration was left open" in result.detail, result.detail
 
 
 def test_connect_fails_on_a_cluster_state_other_than_ok():
@@ -97,13 +109,16 @@ def test_placement_fails_when_keys_land_on_a_node_that_does_not_own_their_slot()
 # ---- moved -----------------------------------------------------------------------------------------
 
 def test_moved_sees_the_redirect_a_plain_client_gets_and_the_cluster_client_follows():
-    client, _, shards = cluster()
+    client, fake, shards = cluster()
     result = cluster_test.check_moved(client, shards, SOMEKEY_NS)
     assert result.status == OK, result.detail
     metrics = result.metrics
     assert (metrics["key"], metrics["slot"], metrics["asked"]) == ("{somekey}:moved", 11058, "node-7000:7000")
     assert metrics["plain_client_reply"] == "MOVED 11058 node-7002:7002", f"{metrics['plain_client_reply']!r}"
     assert (metrics["cluster_client_value"], metrics["cluster_client_redirects"]) == ("here", 1), f"{metrics}"
+    assert fake.sent["c2"]["MOVED"] == 1, "the old owner (node-7002) sent the cluster client one MOVED"
+    assert fake.owner[11058] == "c2" and fake.open == {}, "slot 11058 is back on node-7002, nothing open"
+    assert fake.data["c2"] == {"{somekey}:moved": "here"}, "and so is its key"
 
 
 def test_moved_fails_when_the_wrong_node_answers_instead_of_redirecting():
@@ -119,7 +134,8 @@ def test_moved_fails_when_the_cluster_client_does_not_follow_the_redirect():
     fake.follows_moved = False
     result = cluster_test.check_moved(client, shards, SOMEKEY_NS)
     assert result.status == FAIL, result.detail
-    assert result.detail == "cluster client read None after 0 redirect(s)", f"{result.detail!r}"
+    assert result.detail == "cluster client read None; the old owner sent it 1 MOVED (INFO errorstats)", \
+        f"{result.detail!r}"
 
 
 def test_moved_and_ask_need_two_shards():
@@ -143,6 +159,7 @@ def test_ask_migrates_slot_7_reads_and_writes_through_ask_and_puts_it_back():
     assert metrics["moved_keys"] == 20, "10 moved first, the other 10 when the migration completed"
     assert fake.owner[7] == "a0" and fake.open == {}, "slot 7 back on node-7000"
     assert len([k for k in fake.data["a0"] if k.startswith(NS)]) == 21, "20 keys + the one written during it"
+    assert result.detail.endswith("(counted by the source); slot moved back, nothing left migrating"), result.detail
 
 
 def test_ask_fails_when_the_source_serves_instead_of_answering_ask():
@@ -165,9 +182,11 @@ def test_ask_fails_when_a_key_is_lost_while_the_slot_moves():
 def test_ask_puts_the_slot_back_when_the_cluster_client_fails_mid_migration():
     client, fake, shards = cluster()
     fake.fails_reads_while_migrating = True
-    with pytest.raises(redis.ConnectionError):
+    with pytest.raises(redis.ConnectionError) as raised:
         cluster_test.check_ask(client, shards, NS)
     assert fake.owner[7] == "a0" and fake.open == {}, "migration cancelled"
+    assert "open migration of slot 7 cancelled: 10 key(s) moved back" in " ".join(raised.value.__notes__), \
+        "the error says the slot was put back"
     assert len([k for k in fake.data["a0"] if k.startswith(NS)]) == 20, "the moved keys came back to the source"
 
 
