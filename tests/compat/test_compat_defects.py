@@ -3,6 +3,8 @@ directories are one-line errors before any server is touched, a corrupt stack re
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import config
@@ -12,6 +14,8 @@ from lib.local_stack import STATE_FILE
 from lib.scenario import ScenarioContext
 from lib.util import free_ports
 from scenarios import memory_eviction
+
+from .conftest import client_for, run_runner
 
 # ---- 1. eviction of keys the harness did not create ----------------------------------------------
 
@@ -89,6 +93,26 @@ def test_eviction_on_a_server_holding_only_our_keys_is_ok_with_zero_others_evict
     assert outcome["status"] == "OK", outcome
     assert outcome["metrics"]["others_keys_evicted"] == 0, outcome["metrics"]
     assert server.sizes == {}, "the scenario's own keys must be deleted"
+
+
+@pytest.mark.integration
+def test_allow_destructive_eviction_on_a_server_with_user_keys_says_how_many_it_evicted(compat_stack, tmp_path):
+    client = client_for(compat_stack, "valkey")
+    user_keys = {f"user:{n}": "u" * 100_000 for n in range(75)}  # written first: least recently used
+    client.mset(user_keys)
+    try:
+        proc = run_runner("--target", f"elsewhere=127.0.0.1:{compat_stack.service('valkey').port}",
+                          "--scenario", "memory_eviction", "--allow-destructive", "--json-dir", str(tmp_path))
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+        (item,) = json.loads((tmp_path / "compat-elsewhere.json").read_text())["scenarios"]
+        evicted = len(user_keys) - sum(1 for _ in client.scan_iter(match="user:*"))
+        assert evicted > 0, f"the run should have evicted user keys: {item['detail']}"
+        assert item["metrics"]["others_keys_evicted"] == evicted, (evicted, item["metrics"])
+        assert item["status"] == "WARN", item
+        assert item["detail"].startswith(f"{evicted} key(s) the harness did not create were evicted"), item["detail"]
+    finally:
+        client.delete(*user_keys)
+        client.close()
 
 
 # ---- 3. one-line errors before any server is touched --------------------------------------------
