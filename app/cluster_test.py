@@ -180,6 +180,17 @@ def check_placement(client: ClusterClient, shards: list[Shard], ns: str) -> Scen
     return ScenarioResult("placement", FAIL if failed else OK, detail, metrics)
 
 
+def already_open(client: ClusterClient, slot: int, nodes: list[ClusterNode]) -> str | None:
+    """Why a check must not migrate slot: it is migrating or importing already (e.g. left by another run)."""
+    for node in nodes:
+        state = open_slots(own_view(client.nodes([client.reachable(node)]))).get(slot)
+        if state is not None:
+            return (f"slot {slot} is {state[0]} on {format_endpoint(*node.announced)} already (another migration, or "
+                    "one left open): nothing was changed; close it with valkey-cli --cluster fix "
+                    f"{format_endpoint(*client.reachable(node))}")
+    return None
+
+
 def check_moved(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
     """A plain client at the wrong node gets MOVED; the cluster client, its slot map made stale by a real
     migration done behind its back, follows MOVED to the new owner. The slot is put back afterwards."""
@@ -190,6 +201,8 @@ def check_moved(client: ClusterClient, shards: list[Shard], ns: str) -> Scenario
     client.call(lambda rc: rc.set(key, "here"))  # the cluster client now has the slot map in which owner has it
     owner = shard_for_slot(shards, slot)
     wrong = next(s for s in shards if s is not owner)
+    if busy := already_open(client, slot, [owner.primary, wrong.primary]):
+        return ScenarioResult("moved", FAIL, busy, {"slot": slot})
     with client.node(client.reachable(wrong.primary)) as plain:
         try:
             plain.get(key)
@@ -228,6 +241,8 @@ def check_ask(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioRe
     tag = tag_for_slot(slot)
     keys = [f"{ns}{{{tag}}}:{i}" for i in range(ASK_KEYS)]
     new_key = f"{ns}{{{tag}}}:new"
+    if busy := already_open(client, slot, [source.primary, target.primary]):
+        return ScenarioResult("ask", FAIL, busy, {"slot": slot})
     client.call(lambda rc: rc.mset_nonatomic({k: f"v{i}" for i, k in enumerate(keys)}))
     primaries = [s.primary for s in shards]
     migration = SlotMigration(client, slot, source.primary, target.primary)

@@ -515,3 +515,24 @@ def test_behind_address_translation_ask_is_followed_and_the_plain_client_yardsti
     with cluster_client(cluster_stack) as client:
         assert {s.label: s.primary.node_id for s in client.shards()} == before
     assert_left_as_found(cluster_stack)
+
+
+@pytest.mark.integration
+def test_ask_leaves_alone_a_slot_that_is_already_migrating(cluster_stack):
+    import cluster_test
+    from lib.cluster_migration import SlotMigration, put_slot_back
+
+    with cluster_client(cluster_stack) as client:
+        shards = client.shards()
+        primaries = [s.primary for s in shards]
+        slot = shards[0].slots[0][0] + 7  # check_ask's slot, opened by "someone else"
+        other = SlotMigration(client, slot, shards[0].primary, shards[2].primary)
+        try:
+            other.begin()
+            result = cluster_test.check_ask(client, shards, key_namespace("cluster"))
+            still_open = open_slots(own_view(client.nodes([client.reachable(shards[2].primary)])))
+        finally:
+            put_slot_back(client, slot, shards[0].primary, shards[2].primary, primaries)
+    assert result.status == FAIL_STATUS and "already" in result.detail and "nothing was changed" in result.detail
+    assert still_open == {slot: ("importing", shards[0].primary.node_id)}, "the other migration was not touched"
+    assert_left_as_found(cluster_stack)
