@@ -27,6 +27,7 @@ from cluster_test import (
     prepare,
     puts_back_roles,
     resolve_target,
+    restart_after_broken_run,
 )
 from lib.cache_checks import check_basics, check_clear, check_ring_vs_cluster, check_spread, check_ttl
 from lib.cache_failover import CacheFailoverRun, run_cache_failover
@@ -106,8 +107,8 @@ def run_suite(args, client: ClusterClient, store: ClusterCacheStore, target: Tar
         try:
             run = failover(args, client, store, plan)
         except (WaitTimeout, redis.RedisError, redis.exceptions.RedisClusterException, RuntimeError) as exc:
-            failed = ScenarioResult("http_failover", FAIL, f"the failover run stopped: {type(exc).__name__}: {exc}",
-                                    {"fault": fault.description})
+            failed = ScenarioResult("http_failover", FAIL, f"the failover run stopped: {type(exc).__name__}: {exc}"
+                                    f"{restart_after_broken_run(fault, plan.history)}", {"fault": fault.description})
     elif args.plot:
         console.print("[yellow]--plot: no failover ran (--fault none), nothing to plot[/]")
     report.add(failed or run_scenario("http_failover", lambda: check_http_failover(

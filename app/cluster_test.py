@@ -629,7 +629,8 @@ def run_suite(args, client: ClusterClient, target: Target, plan: Plan, ns: str) 
             run = failover(args, client, plan, ns)
         except (WaitTimeout, redis.RedisError, redis.exceptions.RedisClusterException, RuntimeError) as exc:
             failed = ScenarioResult("primary_failure", FAIL, f"the failover run stopped: {type(exc).__name__}: "
-                                    f"{exc}", {"fault": fault.description})
+                                    f"{exc}{restart_after_broken_run(fault, plan.history)}",
+                                    {"fault": fault.description})
     elif args.plot:
         console.print("[yellow]--plot: no failover ran (--fault none), nothing to plot[/]")
     report.add(failed or run_scenario("primary_failure", lambda: check_primary_failure(
@@ -638,6 +639,17 @@ def run_suite(args, client: ClusterClient, target: Target, plan: Plan, ns: str) 
         client, run, fault, args.manual_timeout if fault and fault.by_hand else 30,
         put_back=puts_back_roles(args, fault))))
     return finish(report, args.json)
+
+
+def restart_after_broken_run(fault: Fault, history: History, timeout: float = 30.0) -> str:
+    """A run that broke after its kill still starts the node again: a fault must not outlive the run."""
+    if history.first_event("fault") is None or not fault.can_restore:
+        return ""
+    try:
+        fault.restore(timeout)
+    except (SetupError, WaitTimeout) as exc:
+        return f"; the killed node was NOT started again: {exc}"
+    return "; the killed node was started again"
 
 
 def failover(args, client: ClusterClient, plan: Plan, ns: str) -> ClusterFailoverRun:
