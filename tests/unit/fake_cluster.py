@@ -58,6 +58,7 @@ class FakeCluster:
         self.migrate_loses: set[str] = set()  # keys MIGRATE acknowledges and drops
         self.fails_reads_while_migrating = False  # the cluster client's GET raises while a slot is open
         self.misrouted = 0  # writes that landed elsewhere than their slot's owner (write_to)
+        self.on_cluster_failover: Callable[[str], None] | None = None  # CLUSTER FAILOVER on a node id
         self.commands: list[tuple] = []
 
     # ---- lookups ------------------------------------------------------------------------------------
@@ -215,6 +216,9 @@ class FakeNodeClient:
         world.commands.append((self.me.hostname, *args))
         words = [str(a).upper() for a in args[:3]]
         if words[0] == "ASKING":
+            return "OK"
+        if words[:2] == ["CLUSTER", "FAILOVER"] and world.on_cluster_failover is not None:
+            world.on_cluster_failover(me)
             return "OK"
         if words[:2] == ["CLUSTER", "KEYSLOT"]:
             return world.keyslot(args[2])

@@ -371,6 +371,49 @@ def test_rejoin_fails_when_the_old_primary_is_not_a_linked_replica_or_the_cluste
     assert result.metrics == {"old_primary_rejoined": False}, f"{result.metrics}"
 
 
+SWAPPED_BACK = AFTER_FAILOVER.replace("d3 10.0.0.13:7003@17003,node-7003 master - 0 0 4 connected 0-5460",
+                                      "d3 10.0.0.13:7003@17003,node-7003 {new_flags} a0 0 0 5 connected")
+
+
+def test_rejoin_can_put_the_roles_back_with_cluster_failover_on_the_old_primary():
+    client, run = rejoin_cluster()
+    fake = client.world
+
+    def swap_back(node_id: str) -> None:
+        assert node_id == "a0", f"CLUSTER FAILOVER goes to the old primary, not {node_id}"
+        fake.canned_nodes["a0"] = SWAPPED_BACK.format(old_flags="myself,master", old_master="-", new_flags="slave") \
+            .replace("a0 10.0.0.10:7000@17000,node-7000 myself,master - 0 0 4 connected",
+                     "a0 10.0.0.10:7000@17000,node-7000 myself,master - 0 0 5 connected 0-5460")
+        fake.canned_nodes["d3"] = SWAPPED_BACK.format(old_flags="master", old_master="-", new_flags="myself,slave")
+        fake.replication["d3"] = {"role": "slave", "master_link_status": "up"}
+
+    fake.on_cluster_failover = swap_back
+    result = cluster_test.check_rejoin(client, run, Restart(), 30, put_back=True)
+    assert result.status == OK, result.detail
+    assert result.metrics == {"old_primary_rejoined": True, "roles_put_back": True, "new_primary": "node-7000:7000"}
+    assert "roles put back: node-7000:7000 is the primary again (CLUSTER FAILOVER), node-7003:7003 its replica" in \
+        result.detail, result.detail
+
+
+def test_rejoin_fails_when_the_roles_cannot_be_put_back():
+    client, run = rejoin_cluster()
+    client.world.on_cluster_failover = lambda node_id: None  # accepted, but the old primary never takes over
+    result = cluster_test.check_rejoin(client, run, Restart(), 30, put_back=True)
+    assert result.status == FAIL and "the roles were NOT put back" in result.detail, result.detail
+    assert result.metrics["roles_put_back"] is False, f"{result.metrics}"
+
+
+def test_rejoin_warns_when_restarting_the_old_primary_raised():
+    class Unstartable(Restart):
+        def restore(self, timeout: float) -> bool:
+            raise cluster_test.WaitTimeout("timed out after 30s waiting for node-7000 to answer PING")
+
+    client, run = rejoin_cluster()
+    result = cluster_test.check_rejoin(client, run, Unstartable(), 30)
+    assert result.status == WARN, result.detail
+    assert result.detail.startswith("node-7000:7000 was not started again: timed out"), f"{result.detail!r}"
+
+
 def test_rejoin_warns_when_the_old_primary_was_not_started_again():
     client, run = rejoin_cluster()
     result = cluster_test.check_rejoin(client, run, Restart(comes_back=False), 45)

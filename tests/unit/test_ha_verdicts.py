@@ -393,3 +393,23 @@ def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while
     assert log == [("SENTINEL", "DEBUG"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 1000, "PUBLISH-PERIOD", 500),
                    ("start", "valkey-master"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 10000, "PUBLISH-PERIOD", 2000)], \
         f"timers set, old master started, timers put back: {log}"
+
+
+# ---- roles_restored --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("done,status", [(True, OK), (False, FAIL)])
+def test_roles_restored_follows_whether_the_original_master_is_master_again(monkeypatch, done, status):
+    from lib.ha_failover import PutBack
+
+    asked = []
+
+    def put_back_master(ha, original):
+        asked.append(original)
+        return PutBack(done, "valkey-master:6379 is master again" if done else "sentinels picked another", ["s1"])
+
+    monkeypatch.setattr(ha_test, "put_back_master", put_back_master)  # the I/O; the verdict is what is tested
+    session = ha_test.Session("vhc:t:", original_master=("valkey-master", 6379))
+    result = ha_test.check_roles_restored(FakeHA(), session)
+    assert (result.status, session.roles_put_back) == (status, done), f"{result}"
+    assert result.metrics == {"original_master": "valkey-master:6379", "steps": ["s1"]}, f"{result.metrics}"
+    assert asked == [("valkey-master", 6379)], "the master the sentinels announced before the run"
