@@ -497,33 +497,43 @@ def undo_interrupted(ha: HAClient, session: Session, timeout: float = 60.0) -> l
     return notes
 
 
+def failover_flags(ha: HAClient) -> dict[str, str]:
+    """The sentinels that see the master down or a failover under way, with their flags for it."""
+    busy = {}
+    for address in ha.sentinel_addresses:
+        client = ha.node(address, sentinel=True)
+        try:
+            flags = str(client.sentinel_master(ha.master_name).get("flags", ""))
+        except redis.RedisError as exc:
+            flags = f"error: {type(exc).__name__}"
+        finally:
+            client.close()
+        if any(flag in flags for flag in ("s_down", "o_down", "failover_in_progress", "error")):
+            busy[format_endpoint(*address)] = flags
+    return busy
+
+
 def _cleanup_when_stable(ha: HAClient, session: Session, timeout: float) -> str:
-    """Delete our keys on the master once the sentinels agree on it and the node we may have restarted
-    replicates from it: deleted on a node that is then demoted and resynced, they would come back."""
+    """Delete our keys on the master once the sentinels agree on it, no failover is under way, and every
+    node that answers (the one we may have restarted too) replicates from it, synced: deleted on a node
+    that is then demoted and resynced, or before a replica's full sync, they would come back."""
     restarted = session.original_master
 
     def stable() -> tuple[bool, str]:
         views = ha.sentinel_views()
         if len(set(views.values())) != 1 or next(iter(views.values())).startswith(("error", "unknown")):
             return False, f"sentinels say {views}"
+        if busy := failover_flags(ha):
+            return False, f"sentinels report {busy}"
         master = ha.remap(parse_endpoint(next(iter(views.values()))))
-        nodes = {master}
-        if restarted and answers(ha.remap(restarted), ha.password):  # one killed by hand may still be down
-            nodes.add(ha.remap(restarted))
-        roles = {}
-        for address in nodes:
-            node = ha.node(address)
-            try:
-                info = node.info("replication")
-            except redis.RedisError as exc:
-                return False, f"{format_endpoint(*address)}: {one_line(exc)}"
-            finally:
-                node.close()
-            roles[address] = (info.get("role"), info.get("master_port"), info.get("master_link_status"))
-        ok = roles[master][0] == "master" and all(
-            role == "master" and address == master or role == "slave" and int(port or 0) == master[1]
-            and link == "up" for address, (role, port, link) in roles.items())
-        return ok, f"sentinels agree on {format_endpoint(*master)}; roles {roles}"
+        replicas = set(ha.sentinel.discover_slaves(ha.master_name)) - {master}
+        if restarted and ha.remap(restarted) != master and answers(ha.remap(restarted), ha.password):
+            replicas.add(ha.remap(restarted))  # one killed by hand may still be down
+        roles = {address: _replication(ha, address) for address in (master, *replicas)}
+        synced = roles[master][0] == "master" and all(
+            role == "slave" and port == master[1] and link == "up" and not syncing
+            for address, (role, port, link, syncing) in roles.items() if address != master)
+        return synced, f"sentinels agree on {format_endpoint(*master)}; (role, master port, link, syncing): {roles}"
 
     try:
         wait_until(stable, timeout=timeout, what="a stable master to delete this run's keys on")
@@ -531,6 +541,16 @@ def _cleanup_when_stable(ha: HAClient, session: Session, timeout: float) -> str:
         return f"could not clean up keys {session.namespace}*: {one_line(exc)}"
     session.wrote = False  # the finally of main need not do it again
     return cleanup(ha, session.namespace) or f"deleted this run's keys {session.namespace}*"
+
+
+def _replication(ha: HAClient, address: Address) -> tuple[str, int, str, bool]:
+    node = ha.node(address)
+    try:
+        info = node.info("replication")
+    finally:
+        node.close()
+    return (info.get("role", "?"), int(info.get("master_port", 0)), info.get("master_link_status", "-"),
+            bool(int(info.get("master_sync_in_progress", 0))))
 
 
 # ---- main --------------------------------------------------------------------------------------

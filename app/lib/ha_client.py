@@ -1,4 +1,4 @@
-"""A Sentinel client that follows failovers, with a capped retry policy and address remapping.
+"""A Sentinel client that follows failovers, with a capped retry policy (call()) and address remapping.
 
 Services announce names (valkey-replica1:6380) that resolve inside the compose network but not on
 the host; the remap turns an announced address into one this machine can reach.
@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -20,8 +21,10 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 
 from lib.report import SetupError
 from lib.util import format_endpoint
+from lib.workload import Attempts
 
 Address = tuple[str, int]
+T = TypeVar("T")
 
 # Backoff between reconnect attempts is capped at 50 ms: after the new master is announced the client
 # is writing again within one cap (plus a round trip), so the downtime it reports stays within
@@ -125,8 +128,11 @@ class HAClient:
         self.remap = AddressRemap(sentinels[0][0], dict(host_map or {}))
         timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
         sentinel_kwargs = dict(timeouts, password=sentinel_password, retry=Retry(NoBackoff(), 0))
+        # One attempt per command inside redis-py: the retries (and their backoff) are ours, in call(),
+        # so that each failed attempt is seen (an op with one attempt that may have been applied is unknown).
         self.sentinel = RemappingSentinel(sentinels, self.remap, sentinel_kwargs=sentinel_kwargs, password=password,
-                                          retry=retry_policy(), **timeouts)
+                                          retry=Retry(NoBackoff(), 0), **timeouts)
+        self.retry = retry_policy()
         self._master: redis.Redis | None = None
         self._listeners: list = []
         self._listener_clients: list[redis.Redis] = []
@@ -134,7 +140,8 @@ class HAClient:
         self.switches_followed = 0
 
     def master(self) -> redis.Redis:
-        """A client bound to whichever node is master now. Call it for each unit of work.
+        """A client bound to whichever node is master now (one attempt per command; retries: call()).
+        Call it for each unit of work.
 
         redis-py re-asks the sentinels only after an error. After SENTINEL FAILOVER the old master
         keeps answering (as a master) until a sentinel demotes it, up to ~10 s later, and every write
@@ -150,6 +157,15 @@ class HAClient:
             self.switches_followed += 1
             self._master.connection_pool.disconnect()
         return self._master
+
+    def call(self, operation: Callable[[redis.Redis], T], attempts: Attempts | None = None) -> T:
+        """operation(master) under the capped backoff policy; each failed attempt goes to attempts.
+
+        Each attempt asks master() again, so a retry after a failover reaches the new master (the
+        failed connection was dropped by redis-py, and the next one asks the sentinels).
+        """
+        return self.retry.call_with_retry(lambda: operation(self.master()),
+                                          attempts.failed if attempts is not None else _ignore)
 
     def _follow_switches(self) -> None:
         def on_switch(message: dict) -> None:
@@ -258,6 +274,10 @@ def answers(address: Address, password: str | None, timeout: float = 1.0) -> boo
         return False
     finally:
         client.close()
+
+
+def _ignore(error: BaseException) -> None:
+    """A Retry fail callback for calls whose attempts nobody records."""
 
 
 def _text(value: str | bytes) -> str:

@@ -21,7 +21,7 @@ from lib.probe import PlainClientProbe, SentinelProbe
 from lib.sentinel_events import SentinelEvents
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
-from lib.workload import OK, ContinuousWriter, History
+from lib.workload import OK, Attempts, ContinuousWriter, History
 
 WAIT_REPLICAS = 1  # WAIT 1: a write is "confirmed" once one replica has it
 # WAIT's timeout ends an op that reached no replica. Right after a promotion the new master has no
@@ -114,17 +114,20 @@ def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout
     run = FailoverRun(fault.description, ha.announced_master(), history if history is not None else History())
     ha.master()  # connect, and start following +switch-master
 
-    def write(key: str, value: str) -> bool:
-        pipe = ha.master().pipeline(transaction=False)
-        pipe.set(key, value)
-        pipe.execute_command("WAIT", WAIT_REPLICAS, WAIT_TIMEOUT_MS)
-        _, acked_by = pipe.execute()
-        return int(acked_by) >= WAIT_REPLICAS
+    def write(key: str, value: str, attempts: Attempts) -> bool:
+        def set_and_wait(master: redis.Redis) -> bool:
+            pipe = master.pipeline(transaction=False)
+            pipe.set(key, value)
+            pipe.execute_command("WAIT", WAIT_REPLICAS, WAIT_TIMEOUT_MS)
+            _, acked_by = pipe.execute()
+            return int(acked_by) >= WAIT_REPLICAS
+
+        return ha.call(set_and_wait, attempts)
 
     events = SentinelEvents(ha.sentinel_addresses, run.history, ha.sentinel_password)
     probe = SentinelProbe(ha.sentinel_addresses, ha.master_name, ha.remap, f"{namespace}probe",
                           password=ha.password, sentinel_password=ha.sentinel_password)
-    writer = ContinuousWriter(write, lambda seq: f"{namespace}w:{seq}", run.history)
+    writer = ContinuousWriter(write, lambda seq: f"{namespace}w:{seq}", run.history, with_attempts=True)
     plain = plain_sentinel_client(ha, f"{namespace}plain")
     run.probe = probe.history
     run.plain = plain.history
