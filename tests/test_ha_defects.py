@@ -12,6 +12,8 @@ import sys
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 import ha_test
@@ -19,12 +21,13 @@ from conftest import run_script
 from lib import fault as fault_module
 from lib.errors import SetupError
 from lib.fault import DockerKill, ManualKill, WaitNotice, container_for
+from lib.ha_client import HAClient
 from lib.ha_failover import RemappedSentinel, plain_sentinel_client
 from lib.ownership import Ownership
 from lib.sentinel_events import SentinelEvents, _Subscription
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
-from lib.workload import History
+from lib.workload import UNKNOWN, Attempts, ContinuousWriter, History
 
 APP = REPO_ROOT / "app"
 
@@ -292,6 +295,28 @@ def test_plain_client_runs_when_the_announced_addresses_need_a_remap():
     probe.close()
 
 
+# ---- the writer judges an op by all its attempts (lib.workload.Attempts) ---------------------------
+
+def test_a_write_whose_first_attempt_timed_out_and_retry_was_refused_is_unknown():
+    ha = HAClient([("127.0.0.1", free_ports(1)[0])], "myvalkey")  # nothing listens: no switch listener
+    errors = [redis.TimeoutError("Timeout reading from socket"),
+              redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
+              redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")]
+
+    def next_error(master: redis.Redis) -> bool:
+        raise errors.pop(0)
+
+    def write(key: str, value: str, attempts: Attempts) -> bool:
+        return ha.call(next_error, attempts)
+
+    try:
+        op = ContinuousWriter(write, lambda seq: f"k{seq}", History(), with_attempts=True).attempt(0)
+    finally:
+        ha.close()
+    assert errors == [], "call() must make 1 + RETRIES_PER_CALL attempts"
+    assert op.outcome == UNKNOWN, f"the timed-out attempt may have been applied: {op.outcome} ({op.error})"
+
+
 # ---- 6. a corrupt stack record is an error, not ignored ----------------------------------------
 
 def test_a_corrupt_state_file_is_a_one_line_error_for_ha_test_and_the_fault(tmp_path, monkeypatch):
@@ -318,8 +343,14 @@ def foreign_env(tmp_path) -> dict[str, str]:
     return {"VHC_STACK_ROOT": str(root), "VHC_STACK_STATE": ""}
 
 
+def node_client(port: int, timeout: float = 2.0) -> redis.Redis:
+    """One attempt per command: redis-py 8's default retries would hide a dead node for ~4 s."""
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout,
+                       retry=Retry(NoBackoff(), 0), decode_responses=True)
+
+
 def announced_master(stack) -> int:
-    sentinel = redis.Redis(port=stack.endpoints("sentinel")[0][1], decode_responses=True)
+    sentinel = node_client(stack.endpoints("sentinel")[0][1])
     try:
         return int(sentinel.sentinel_get_master_addr_by_name("myvalkey")[1])
     finally:
@@ -331,7 +362,7 @@ def harness_keys(stack) -> dict[str, int]:
     for name, svc in stack.services.items():
         if svc.kind != "server":
             continue
-        client = redis.Redis(port=svc.port, socket_timeout=2)
+        client = node_client(svc.port)
         try:
             counts[name] = sum(1 for _ in client.scan_iter(match="vhc:ha:*", count=500))
         except redis.RedisError:
@@ -373,7 +404,7 @@ def test_graceful_failover_with_allow_destructive_puts_the_original_master_back(
     assert report["roles_restored"]["status"] == "OK", (report["roles_restored"], proc.stdout[-3000:])
     assert announced_master(ha_stack) == master_port, "the original master must be master again"
     for port in replicas:
-        client = redis.Redis(port=port, decode_responses=True)
+        client = node_client(port)
         try:
             assert client.config_get("replica-priority")["replica-priority"] == "100", f"priority of {port}"
             assert client.info("replication")["role"] == "slave"
@@ -392,8 +423,10 @@ def test_interrupt_after_the_kill_restarts_the_master_and_deletes_the_keys(ha_st
     try:
         def killed() -> tuple[bool, str]:
             if proc.poll() is not None:
-                raise AssertionError(f"ha_test.py ended (code {proc.returncode}) before killing the master")
-            client = redis.Redis(port=master.port, socket_connect_timeout=0.2, socket_timeout=0.2)
+                out, err = proc.communicate()
+                raise AssertionError(f"ha_test.py ended (code {proc.returncode}) before the master was seen "
+                                     f"dead:\n{out[-3000:]}\n{err[-2000:]}")
+            client = node_client(master.port, timeout=0.2)
             try:
                 client.ping()
                 return False, "the master still answers"
@@ -412,7 +445,7 @@ def test_interrupt_after_the_kill_restarts_the_master_and_deletes_the_keys(ha_st
     assert proc.returncode == 130, f"exit {proc.returncode}\n{stdout[-3000:]}\n{stderr[-2000:]}"
     assert "undone: SIGKILL valkey-master" in stdout, stdout[-3000:]
     assert "Traceback" not in stderr, stderr
-    back = redis.Redis(port=master.port, socket_timeout=2)
+    back = node_client(master.port)
     try:
         assert back.ping(), "the killed master must be running again"
     finally:
