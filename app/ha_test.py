@@ -565,10 +565,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_failover_options(parser, fault_help=("auto: local launcher kill, else docker kill; manual: you kill it; "
                              "graceful: SENTINEL FAILOVER; none: no failover"),
                          host_map_fallback="the sentinel's host")
-    if not any("--allow-destructive" in action.option_strings for action in parser._actions):
-        # Until lib/cli.py's add_failover_options has it (its owner is adding it for every suite).
-        parser.add_argument("--allow-destructive", action="store_true",
-                            help="fail over servers the harness did not start (it puts the original master back)")
     return parser
 
 
