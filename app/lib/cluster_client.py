@@ -61,6 +61,7 @@ class ClusterClient:
         if not seeds:
             raise SetupError("no cluster node given: use --node HOST:PORT")
         self.seeds = seeds
+        self._seen: list[Address] = []  # reachable addresses of the nodes the last CLUSTER NODES named
         self.password = password
         self.socket_timeout = socket_timeout
         self.remap = AddressRemap(seeds[0][0], dict(host_map or {}))
@@ -102,14 +103,22 @@ class ClusterClient:
         return self.remap(node.announced)
 
     def nodes(self, via: list[Address] | None = None) -> list[ClusterNode]:
-        """CLUSTER NODES from the first node that answers (seeds, or via)."""
+        """CLUSTER NODES from the first node that answers: via, else the seeds, then every node seen before.
+
+        The nodes seen before matter once a seed is the node a fault killed (--node 127.0.0.1:7000
+        and docker kill node-7000): cleanup and the rejoin check still reach the cluster.
+        """
         errors = []
-        for address in via or self.seeds:
+        candidates = via or list(dict.fromkeys([*self.seeds, *self._seen]))
+        for address in candidates:
             with self.node(address) as client:
                 try:
-                    return read_cluster_nodes(client)
+                    found = read_cluster_nodes(client)
                 except redis.RedisError as exc:
                     errors.append(f"{format_endpoint(*address)}: {exc}")
+                    continue
+            self._seen = [self.reachable(n) for n in found if not n.failed] or self._seen
+            return found
         raise SetupError(f"no cluster node answered CLUSTER NODES: {'; '.join(errors)} (start the cluster: "
                          "python app/stack.py up cluster, or pass --node HOST:PORT)")
 

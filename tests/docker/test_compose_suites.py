@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -79,12 +81,18 @@ class Person:
         return next(line for line in self.lines if text in line)
 
     def finish(self, timeout: float = 180) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """Whatever happened: the suite is not left running (SIGINT first, so it cleans up)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
                 self.proc.kill()
-            self.reader.join(timeout=5)
+                self.proc.wait(timeout=10)
+        self.reader.join(timeout=5)
 
     def output(self) -> str:
         return "".join(self.lines)
@@ -122,7 +130,7 @@ def test_ha_suite_with_a_person_running_docker_kill(ha_compose, tmp_path):
         docker("start", "valkey-master")
         code = person.finish()
     finally:
-        person.finish(timeout=30)
+        person.stop()
     assert code == 0, person.output()[-4000:]
     result = scenarios(out)
     assert result["master_kill"]["status"] == "OK", statuses(result)
@@ -152,13 +160,13 @@ def test_cluster_suite_with_a_person_running_docker_kill(cluster_compose, tmp_pa
     person = Person("cluster_test.py", "--json", str(out), env=user_env(tmp_path))
     try:
         hint = person.wait_for("docker kill node-")
-        container = hint.split("docker kill ", 1)[1].split()[0].strip(",")
+        container = re.search(r"docker kill (node-\d+)", hint).group(1)
         docker("kill", container)
         person.wait_for("now start")
         docker("start", container)
         code = person.finish()
     finally:
-        person.finish(timeout=30)
+        person.stop()
     assert code == 0, person.output()[-4000:]
     result = scenarios(out)
     assert result["primary_failure"]["status"] == "OK", statuses(result)
