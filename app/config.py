@@ -6,15 +6,16 @@ Where targets come from, first match wins (any number of targets, not only two):
   3. a running local compat stack: $VHC_STACK_STATE (set by `stack.py run`), else .stack/compat/
   4. the compose ports: redis=127.0.0.1:6379, valkey=127.0.0.1:6380
 
-A target is `harness_started` when a running local stack recorded by the harness listens on its
-port: destructive scenarios (CONFIG SET, eviction) run only there unless --allow-destructive.
+A target is `harness_started` when the harness started the server (lib/ownership.py: a running local
+stack recorded by the launcher listens on its port, or it is a container of this repo's compose files):
+destructive scenarios (CONFIG SET, eviction) run only there unless --allow-destructive.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -24,6 +25,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from lib.local_stack import STATE_FILE, LocalStack
+from lib.ownership import LOOPBACK_HOSTS, ownership
 from lib.report import SetupError
 from lib.util import format_endpoint, parse_endpoint
 
@@ -31,7 +33,6 @@ TARGETS_ENV = "VHC_TARGETS"
 STATE_ENV = "VHC_STACK_STATE"
 COMPAT_TOPOLOGY = "compat"
 DEFAULT_TARGETS = (("redis", "127.0.0.1", 6379), ("valkey", "127.0.0.1", 6380))
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # names become file names: results/compat-NAME.json
 
 
@@ -131,11 +132,16 @@ def resolve_targets(cli_specs: list[str] | None = None, env: dict[str, str] | No
 
 
 def _mark_harness_started(target: Target, stack: LocalStack | None) -> Target:
-    """A target given by address is still harness-started if our running local stack listens there."""
-    if stack is None or target.host not in LOOPBACK_HOSTS:
+    """A target given by address is still harness-started if our running local compat stack listens
+    there, or lib.ownership finds it among the harness's servers (another local stack, a compose container)."""
+    how = None
+    if stack is not None and target.host in LOOPBACK_HOSTS:
+        service = stack.service_at(target.port)
+        if service is not None and service in stack.running():
+            how = f"served by local stack {stack.state_dir}"
+    if how is None:
+        found = ownership(target.host, target.port)
+        how = found.how if found.owned else None
+    if how is None:
         return target
-    service = stack.service_at(target.port)
-    if service is None or service not in stack.running():
-        return target
-    return Target(target.name, target.host, target.port, target.password, target.username, target.db,
-                  harness_started=True, source=f"{target.source}, served by local stack {stack.state_dir}")
+    return replace(target, harness_started=True, source=f"{target.source}, {how}")

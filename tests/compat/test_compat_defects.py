@@ -11,6 +11,7 @@ import config
 import test_runner
 from lib.errors import SetupError
 from lib.local_stack import STATE_FILE
+from lib.ownership import Ownership
 from lib.scenario import ScenarioContext
 from lib.util import free_ports
 from scenarios import memory_eviction
@@ -113,6 +114,16 @@ def test_allow_destructive_eviction_on_a_server_with_user_keys_says_how_many_it_
     finally:
         client.delete(*user_keys)
         client.close()
+
+
+def test_a_target_in_a_compose_container_of_this_repo_is_harness_started(monkeypatch, tmp_path):
+    monkeypatch.setattr(config.LocalStack, "default_state_dir", staticmethod(lambda name: tmp_path / "none"))
+    ours = ("127.0.0.1", 6380)
+    monkeypatch.setattr(config, "ownership", lambda host, port: Ownership(
+        (host, port) == ours, "container valkey of docker-compose.yml" if (host, port) == ours else "not ours"))
+    targets = config.resolve_targets(["ours=127.0.0.1:6380", "theirs=10.0.0.5:6380", "other=127.0.0.1:6399"], env={})
+    assert [(t.name, t.harness_started) for t in targets] == [("ours", True), ("theirs", False), ("other", False)]
+    assert targets[0].source.endswith("container valkey of docker-compose.yml"), targets[0].source
 
 
 # ---- 3. one-line errors before any server is touched --------------------------------------------
