@@ -39,6 +39,7 @@ from lib.cluster_failover import wait_links_up
 from lib.plot import plot_timeline
 from lib.report import (
     FAIL,
+    ManualPrompt,
     ScenarioResult,
     SetupError,
     SuiteReport,
@@ -70,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     host_map = parse_host_map(args.host_map, "node-7000=10.0.0.5")
     target = resolve_target(args)
     ns = key_namespace("cache")
+    prompt = ManualPrompt()
     with ClusterClient(target.seeds, password=args.password, host_map=host_map) as client:
-        plan = prepare(args, client, target, migrates=False)  # a SetupError here: nothing written
+        plan = prepare(args, client, target, migrates=False, notify=prompt)  # a SetupError here: nothing written
         try:
             store = ClusterCacheStore.connect(target.seeds, f"{ns}c:", password=args.password,
                                               address_remap=client.remap)
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return run_suite(args, client, store, target, plan, ns)
         finally:
+            prompt.close()
             store.close()
             if problem := cleanup(client, ns):
                 err_console.print(f"[yellow]{problem}[/]", soft_wrap=True)

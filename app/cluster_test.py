@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,7 @@ from lib.cluster_topology import (
     shards_of,
     tag_for_slot,
 )
-from lib.fault import STATE_ENV, DockerKill, Fault, LocalKill, ManualKill, choose_kill, local_stack_for
+from lib.fault import STATE_ENV, DockerKill, Fault, LocalKill, ManualKill, WaitNotice, choose_kill, local_stack_for
 from lib.ha_client import answers
 from lib.keyspace import delete_prefix
 from lib.local_stack import STATE_FILE, LocalStack
@@ -59,6 +60,7 @@ from lib.report import (
     FAIL,
     OK,
     WARN,
+    ManualPrompt,
     ScenarioResult,
     SetupError,
     SuiteReport,
@@ -420,7 +422,8 @@ def _cluster_ok(client: ClusterClient) -> tuple[bool, str]:
 
 # ---- faults ------------------------------------------------------------------------------------
 
-def build_fault(args, client: ClusterClient, shards: list[Shard], history: History) -> tuple[Fault | None, object]:
+def build_fault(args, client: ClusterClient, shards: list[Shard], history: History,
+                notify: Callable[[WaitNotice], None] | None = None) -> tuple[Fault | None, object]:
     """The fault, and a callable naming the shard it hits (asked after the fault).
 
     Built before any server is touched: a fault that cannot be done (no docker, no replica) is a
@@ -443,7 +446,7 @@ def build_fault(args, client: ClusterClient, shards: list[Shard], history: Histo
                          else (f"docker kill {name}", "docker start CONTAINER"))
         fault = ManualKill("any primary", hint, lambda: down_shard() is not None,
                            lambda: down_shard() is None, live_view(shards, history), timeout=args.manual_timeout,
-                           restart_hint=restart)
+                           restart_hint=restart, notify=notify, role="")
         return fault, lambda: down_shard() or victim
     kill = choose_kill(args.fault, "cluster", victim.primary.announced, client.reachable(victim.primary))
     return kill, lambda: victim
@@ -559,7 +562,8 @@ class Plan:
     history: History = field(default_factory=History)
 
 
-def prepare(args, client: ClusterClient, target: Target, *, migrates: bool) -> Plan:
+def prepare(args, client: ClusterClient, target: Target, *, migrates: bool,
+            notify: Callable[[WaitNotice], None] | None = None) -> Plan:
     """Read the cluster, check that every node is reachable, build the fault, and refuse what the harness
     may not do; nothing is written. migrates: the suite moves slots (cluster_test's moved and ask checks)."""
     nodes = client.nodes()
@@ -570,7 +574,7 @@ def prepare(args, client: ClusterClient, target: Target, *, migrates: bool) -> P
     client.require_reachable([n for n in nodes if not n.failed])
     version = server_version(client, shards[0].primary)
     history = History()
-    fault, victim = build_fault(args, client, shards, history)
+    fault, victim = build_fault(args, client, shards, history, notify)
     if migrates and len(shards) > 1:
         require_owned([client.reachable(s.primary) for s in shards], allowed=args.allow_destructive,
                       action="migrate slots between the primaries (checks moved and ask)")
@@ -595,11 +599,13 @@ def main(argv: list[str] | None = None) -> int:
     host_map = parse_host_map(args.host_map, "node-7000=10.0.0.5")
     target = resolve_target(args)
     ns = key_namespace("cluster")
+    prompt = ManualPrompt()
     with ClusterClient(target.seeds, password=args.password, host_map=host_map) as client:
-        plan = prepare(args, client, target, migrates=True)  # a SetupError here: nothing written, nothing to clean
+        plan = prepare(args, client, target, migrates=True, notify=prompt)  # a SetupError: nothing written
         try:
             return run_suite(args, client, target, plan, ns)
         finally:
+            prompt.close()
             if problem := cleanup(client, ns):
                 err_console.print(f"[yellow]{problem}[/]", soft_wrap=True)
 

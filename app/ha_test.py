@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from rich.live import Live
 from rich.table import Table
 
 from lib.checker import error_counts, lost_writes, outage_around
@@ -35,7 +34,6 @@ from lib.fault import (
     Fault,
     LocalKill,
     ManualKill,
-    WaitNotice,
     choose_kill,
     local_stack_for,
     restore_fault,
@@ -57,6 +55,7 @@ from lib.report import (
     FAIL,
     OK,
     WARN,
+    ManualPrompt,
     ScenarioResult,
     SuiteReport,
     cli_main,
@@ -425,32 +424,6 @@ def live_view(ha: HAClient, history: History):
                       str(sum(1 for op in recent if op.outcome != OP_OK)), ", ".join(sorted(views)))
         return table
     return render
-
-
-class ManualPrompt:
-    """Shows what a fault done by hand asks for: the instruction, a live view until the kill is seen,
-    then the request to start the node again."""
-
-    def __init__(self) -> None:
-        self._live: Live | None = None
-
-    def __call__(self, notice: WaitNotice) -> None:
-        if notice.phase == "kill":
-            if self._live is None:
-                console.print(notice.message)
-                self._live = Live(notice.view, console=console, refresh_per_second=4, transient=True)
-                self._live.start()
-            else:
-                self._live.update(notice.view)  # type: ignore[arg-type]
-        elif notice.phase == "killed":
-            self.close()
-        else:
-            console.print(notice.message)
-
-    def close(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
 
 
 def cleanup(ha: HAClient, ns: str) -> str | None:

@@ -121,6 +121,7 @@ class ManualKill(Fault):
     timeout: float = 300.0
     restart_hint: str = ""
     notify: Callable[[WaitNotice], None] | None = None  # None: nobody is shown anything
+    role: str = "the master"  # how the instruction names the node: "Now kill the master valkey-master:6379"
     by_hand = True
 
     @property
@@ -129,7 +130,8 @@ class ManualKill(Fault):
 
     def inject(self) -> None:
         deadline = time.monotonic() + self.timeout
-        message = f"[bold]Now kill the master {self.target}[/], e.g. {self.hint}  (waiting up to {self.timeout:.0f}s)"
+        message = (f"[bold]Now kill {f'{self.role} ' if self.role else ''}{self.target}[/], e.g. {self.hint}  "
+                   f"(waiting up to {self.timeout:.0f}s)")
 
         def down() -> tuple[bool, str]:
             self._notify(WaitNotice("kill", message, max(0.0, deadline - time.monotonic()),

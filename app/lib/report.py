@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from lib.errors import SetupError  # noqa: F401 - re-exported: callers import it from here too
@@ -144,3 +145,30 @@ def cli_main(main: Callable[[], int]) -> None:
         err_console.print("interrupted")
         code = 130
     sys.exit(code)
+
+
+class ManualPrompt:
+    """Shows what a fault done by hand asks for (lib.fault.WaitNotice): the instruction, a live view
+    until the kill is seen, then the request to start the node again. Entry points own it, so
+    library code never prints."""
+
+    def __init__(self) -> None:
+        self._live: Live | None = None
+
+    def __call__(self, notice) -> None:  # noqa: ANN001 - lib.fault.WaitNotice (fault imports report's errors)
+        if notice.phase == "kill":
+            if self._live is None:
+                console.print(notice.message)
+                self._live = Live(notice.view, console=console, refresh_per_second=4, transient=True)
+                self._live.start()
+            else:
+                self._live.update(notice.view)
+        elif notice.phase == "killed":
+            self.close()
+        else:
+            console.print(notice.message)
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
