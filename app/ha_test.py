@@ -46,6 +46,7 @@ from lib.ha_failover import (
     put_back_master,
     run_failover,
     wait_replicas_synced,
+    wait_synced_replica,
 )
 from lib.keyspace import delete_prefix
 from lib.local_stack import STATE_FILE, LocalStack
@@ -334,7 +335,7 @@ def _restore_and_rejoin(ha: HAClient, fault: Fault, old: Address, restore_timeou
         notes.append(f"{format_endpoint(*old)} was not started again within {restore_timeout:.0f}s")
         return
     try:
-        seen = _wait_rejoined(ha, old, ha.announced_master(), timeout=60)
+        seen = wait_synced_replica(ha, old, ha.announced_master(), timeout=60)
         notes.append(f"old master {format_endpoint(*old)} rejoined as a replica ({seen})")
         metrics["old_master_rejoined"] = True
     except WaitTimeout as exc:
@@ -377,22 +378,6 @@ def _replicas_caught_up(node: redis.Redis, target: int) -> tuple[bool, str]:
     offsets = [v.get("offset") for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
     return bool(offsets) and all(o >= target for o in offsets), (
         f"replica offsets {offsets}, master {info.get('master_repl_offset')} (waiting for {target})")
-
-
-def _wait_rejoined(ha: HAClient, old: Address, new: Address, timeout: float) -> str:
-    def rejoined() -> tuple[bool, str]:
-        node = ha.node(ha.remap(old))
-        try:
-            info = node.info("replication")
-        finally:
-            node.close()
-        seen = (f"role={info.get('role')} master={info.get('master_host')}:{info.get('master_port')} "
-                f"link={info.get('master_link_status')}")
-        return (info.get("role") == "slave" and int(info.get("master_port", 0)) == new[1]
-                and info.get("master_link_status") == "up"), seen
-
-    return wait_until(rejoined, timeout=timeout, what=f"{format_endpoint(*old)} to replicate from "
-                      f"{format_endpoint(*new)} with its link up")
 
 
 def _ms(outage) -> float | None:

@@ -7,10 +7,11 @@ announced hostname (Valkey 7+/Redis 7+), so the harness reads any cluster, not j
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 from redis.crc import key_slot
+
+from lib.keyspace import raw_command
 
 Address = tuple[str, int]
 SLOTS = 16384
@@ -87,29 +88,9 @@ def parse_cluster_nodes(text: str) -> list[ClusterNode]:
 
 def read_cluster_nodes(client: redis.Redis) -> list[ClusterNode]:
     """CLUSTER NODES of the node behind client, parsed by us."""
+    # raw: redis-py's CLUSTER NODES callback turns the reply into a dict keyed by ip:port, without
+    # the announced hostname that the harness needs.
     return parse_cluster_nodes(_decoded(raw_command(client, "CLUSTER", "NODES")))
-
-
-def raw_command(client: redis.Redis, *args: Any) -> Any:
-    """One command on a connection of client's pool, the reply as the server sent it.
-
-    redis-py parses some replies with a response callback (CLUSTER NODES becomes a dict keyed by
-    ip:port, without the announced hostname). The connection API (send_command, read_response)
-    applies no callback, so nothing has to be removed from the client's callback table.
-    """
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_command(*args)
-        reply = conn.read_response()
-    except BaseException:
-        conn.disconnect()  # a half-read reply must not reach the next caller
-        raise
-    finally:
-        pool.release(conn)
-    if isinstance(reply, redis.ResponseError):
-        raise reply
-    return reply
 
 
 def _decoded(reply: str | bytes) -> str:

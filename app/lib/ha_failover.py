@@ -287,7 +287,7 @@ def put_back_master(ha: HAClient, original: Address, timeout: float = 90.0) -> P
     saved: dict[Address, str] = {}
     not_restored: list[str] = []
     try:
-        steps.append(_wait_synced_replica(ha, original, current, left()))
+        steps.append(wait_synced_replica(ha, original, current, left()))
         sentinel = ha.sentinel_addresses[0]
         others = [a for a in _sentinel_replicas(ha, sentinel) if a != original]
         try:
@@ -323,7 +323,8 @@ def _priority_note(saved: dict[Address, str], not_restored: list[str]) -> str:
             "and is back")
 
 
-def _wait_synced_replica(ha: HAClient, replica: Address, master: Address, timeout: float) -> str:
+def wait_synced_replica(ha: HAClient, replica: Address, master: Address, timeout: float) -> str:
+    """replica replicates from master with its link up and no sync under way; returns what was seen."""
     def synced() -> tuple[bool, str]:
         node = ha.node(ha.remap(replica))
         try:

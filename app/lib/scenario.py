@@ -16,7 +16,10 @@ from typing import Any
 
 import redis
 
-from lib.keyspace import delete_prefix
+from lib.keyspace import (
+    delete_prefix,
+    raw_command,  # noqa: F401 - the scenarios import it from here
+)
 from lib.report import FAIL, OK, WARN
 
 STATUSES = (OK, WARN, FAIL)
@@ -70,24 +73,7 @@ def contract_problem(value: Any) -> str | None:
     return None
 
 
-def raw_command(client: redis.Redis, *args: object) -> Any:
-    """Send a command and return the server's reply unparsed by redis-py's response callbacks.
 
-    redis-py parses every reply of COMMAND with its COMMAND callback, which crashes on COMMAND
-    DOCS (redis 8.1.0: ValueError in parse_command); the surface scenario wants the raw reply anyway.
-    """
-    conn = client.connection_pool.get_connection()
-    try:
-        conn.send_command(*args)
-        reply = conn.read_response()
-    except BaseException:
-        conn.disconnect()  # a half-read reply must not reach the next caller
-        raise
-    finally:
-        client.connection_pool.release(conn)
-    if isinstance(reply, redis.ResponseError):
-        raise reply
-    return reply
 
 
 def error_reply(call: Callable[[], Any]) -> str:

@@ -308,7 +308,8 @@ class NeverDown(Fault):
         raise AssertionError("a fault that cannot restore is not asked to")
 
 
-REJOINED = replication_info("slave", master_host="valkey-replica1", master_port=6380, master_link_status="up")
+REJOINED = replication_info("slave", master_host="valkey-replica1", master_port=6380, master_link_status="up",
+                            master_sync_in_progress=0)
 
 
 def test_replica_sync_waits_until_the_replicas_reach_the_offset_the_master_had_when_asked():
@@ -346,7 +347,7 @@ def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new
     assert fault.timeouts == [30], f"restored with the given timeout: {fault.timeouts}"
     assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
     assert ("old master valkey-master:6379 rejoined as a replica (role=slave master=valkey-replica1:6380 "
-            "link=up)") in result.detail, result.detail
+            "link=up sync_in_progress=0)") in result.detail, result.detail
 
 
 def test_replica_sync_warns_when_the_old_master_was_not_started_again():
