@@ -223,20 +223,38 @@ class Cluster:
         self.nodes = nodes
         self.clients = {}
         for node in nodes:
-            client = redis.Redis(host=node.host, port=node.port, password=password, socket_timeout=2.0,
-                                 socket_connect_timeout=2.0, decode_responses=True, retry=Retry(NoBackoff(), 0))
-            for command in ("CLUSTER NODES", "CLUSTER INFO"):
-                client.response_callbacks.pop(command, None)
-            self.clients[node] = client
+            self.clients[node] = redis.Redis(host=node.host, port=node.port, password=password, socket_timeout=2.0,
+                                             socket_connect_timeout=2.0, decode_responses=True,
+                                             retry=Retry(NoBackoff(), 0))
+
+    def raw(self, node: Node, *args: str) -> str:
+        """The reply as the server sent it: redis-py's CLUSTER NODES/INFO callbacks drop what we parse.
+
+        The connection API applies no response callback, so no client's callback table is changed
+        (the harness does the same in app/lib/keyspace.py; this script runs alone in its container).
+        """
+        pool = self.clients[node].connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command(*args)
+            reply = conn.read_response()
+        except BaseException:
+            conn.disconnect()  # a half-read reply must not reach the next caller
+            raise
+        finally:
+            pool.release(conn)
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        return reply
 
     def view(self, node: Node) -> list[Entry]:
-        return parse_nodes(self.clients[node].execute_command("CLUSTER NODES"))
+        return parse_nodes(self.raw(node, "CLUSTER", "NODES"))
 
     def views(self) -> dict[Node, list[Entry]]:
         return {node: self.view(node) for node in self.nodes}
 
     def info(self, node: Node) -> dict[str, str]:
-        return parse_info(self.clients[node].execute_command("CLUSTER INFO"))
+        return parse_info(self.raw(node, "CLUSTER", "INFO"))
 
     def close(self) -> None:
         for client in self.clients.values():
