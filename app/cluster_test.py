@@ -27,7 +27,7 @@ from redis.crc import key_slot
 from rich.table import Table
 
 from lib.checker import error_counts, longest_gap_ms, lost_writes, outage_around
-from lib.cli import add_failover_options, parse_host_map, require_writable_output
+from lib.cli import add_failover_options, parse_host_map, require_writable_output, sigterm_as_interrupt
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
 from lib.cluster_failover import (
     ClusterFailoverRun,
@@ -50,7 +50,18 @@ from lib.cluster_topology import (
     shards_of,
     tag_for_slot,
 )
-from lib.fault import STATE_ENV, DockerKill, Fault, LocalKill, ManualKill, WaitNotice, choose_kill, local_stack_for
+from lib.fault import (
+    STATE_ENV,
+    DockerKill,
+    Fault,
+    LocalKill,
+    ManualKill,
+    WaitNotice,
+    choose_kill,
+    local_stack_for,
+    restore_fault,
+    undo_interrupted_fault,
+)
 from lib.ha_client import answers
 from lib.keyspace import delete_prefix
 from lib.local_stack import STATE_FILE, LocalStack
@@ -382,7 +393,7 @@ def check_rejoin(client: ClusterClient, run: ClusterFailoverRun | None, fault: F
         return ScenarioResult("rejoin", WARN, "skipped: no failover happened")
     old = run.victim.primary
     try:
-        restored = fault.restore(restore_timeout) if (fault.can_restore or fault.by_hand) else True
+        restored = restore_fault(fault, restore_timeout) if (fault.can_restore or fault.by_hand) else True
         why = f"was not started again within {restore_timeout:.0f}s"
     except (WaitTimeout, SetupError) as exc:
         restored, why = False, f"was not started again: {exc}"
@@ -603,7 +614,15 @@ def main(argv: list[str] | None = None) -> int:
     with ClusterClient(target.seeds, password=args.password, host_map=host_map) as client:
         plan = prepare(args, client, target, migrates=True, notify=prompt)  # a SetupError: nothing written
         try:
-            return run_suite(args, client, target, plan, ns)
+            with sigterm_as_interrupt():
+                try:
+                    return run_suite(args, client, target, plan, ns)
+                except KeyboardInterrupt:
+                    prompt.close()
+                    console.print("interrupted: putting back what this run changed")
+                    if note := undo_interrupted_fault(plan.fault):
+                        console.print(note, soft_wrap=True)
+                    raise
         finally:
             prompt.close()
             if problem := cleanup(client, ns):
@@ -652,7 +671,7 @@ def restart_after_broken_run(fault: Fault, history: History, timeout: float = 30
     if history.first_event("fault") is None or not fault.can_restore:
         return ""
     try:
-        fault.restore(timeout)
+        restore_fault(fault, timeout)
     except (SetupError, WaitTimeout) as exc:
         return f"; the killed node was NOT started again: {exc}"
     return "; the killed node was started again"

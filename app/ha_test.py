@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +25,7 @@ import redis
 from rich.table import Table
 
 from lib.checker import error_counts, lost_writes, outage_around
-from lib.cli import add_failover_options, parse_host_map, require_writable_output
-from lib.errors import SetupError
+from lib.cli import add_failover_options, parse_host_map, require_writable_output, sigterm_as_interrupt
 from lib.fault import (
     STATE_ENV,
     Fault,
@@ -37,6 +34,7 @@ from lib.fault import (
     choose_kill,
     local_stack_for,
     restore_fault,
+    undo_interrupted_fault,
 )
 from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient, answers
 from lib.ha_failover import (
@@ -434,17 +432,8 @@ def undo_interrupted(ha: HAClient, session: Session, timeout: float = 60.0) -> l
     else's servers, then delete our keys once a master is stable. Returns one line per step."""
     notes = []
     fault = session.fault
-    if fault is not None and fault.pending_restore:
-        if fault.by_hand:
-            notes.append(f"the master was killed by hand: start it again yourself "
-                         f"({getattr(fault, 'restart_hint', '') or 'as you stopped it'})")
-        else:
-            try:
-                back = restore_fault(fault, timeout)
-                notes.append(f"undone: {fault.description} (started again)" if back else
-                             f"could not undo {fault.description}: not back within {timeout:.0f}s")
-            except (SetupError, WaitTimeout, redis.RedisError, OSError) as exc:
-                notes.append(f"could not undo {fault.description}: {one_line(exc)}")
+    if note := undo_interrupted_fault(fault, timeout):
+        notes.append(note)
     if (isinstance(fault, SentinelFailover) and not session.owned and session.original_master is not None
             and not session.roles_put_back):
         put_back = put_back_master(ha, session.original_master)
@@ -553,16 +542,6 @@ def main(argv: list[str] | None = None) -> int:
         if session.wrote and (problem := cleanup(ha, session.namespace)):
             console.print(f"[yellow]{problem}[/]", soft_wrap=True)
         ha.close()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (kill, a CI timeout) undoes the run like Ctrl-C instead of leaving a master dead."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_suite(args, ha: HAClient, target: Target, session: Session, prompt: ManualPrompt) -> int:

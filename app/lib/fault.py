@@ -183,6 +183,24 @@ def restore_fault(fault: Fault, timeout: float) -> bool:
     return restored
 
 
+def undo_interrupted_fault(fault: Fault | None, timeout: float = 60.0) -> str | None:
+    """After Ctrl-C / SIGTERM: bring back a node the run's fault took down; one line saying what happened.
+
+    A fault must not outlive the run that caused it. A node killed by hand is the person's to start.
+    """
+    if fault is None or not fault.pending_restore:
+        return None
+    if fault.by_hand:
+        return (f"the node was killed by hand: start it again yourself "
+                f"({getattr(fault, 'restart_hint', '') or 'as you stopped it'})")
+    try:
+        back = restore_fault(fault, timeout)
+    except (SetupError, WaitTimeout, redis.RedisError, OSError) as exc:
+        return f"could not undo {fault.description}: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    return (f"undone: {fault.description} (started again)" if back else
+            f"could not undo {fault.description}: not back within {timeout:.0f}s")
+
+
 def server_answers(address: tuple[str, int], timeout: float = 1.0) -> bool:
     """One PING, no retries; an auth error counts as an answer (the server is up, it wants a password)."""
     client = redis.Redis(host=address[0], port=address[1], socket_timeout=timeout, socket_connect_timeout=timeout,

@@ -404,6 +404,50 @@ def test_ctrl_c_during_the_ask_migration_puts_the_slot_back_and_deletes_the_keys
 
 
 @pytest.mark.integration
+def test_ctrl_c_after_the_kill_starts_the_primary_again_and_deletes_the_keys(cluster_stack):
+    """A fault must not outlive the run: Ctrl-C while a primary is down restarts it (then cleanup)."""
+    with cluster_client(cluster_stack) as client:
+        victim = client.reachable(client.shards()[0].primary)  # the suite kills the primary of slot 0
+    proc = subprocess.Popen([sys.executable, "app/cluster_test.py"], cwd=REPO_ROOT,
+                            env=dict(os.environ, VHC_STACK_STATE=str(cluster_stack.state_dir), COLUMNS="160"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+    def answers() -> bool:
+        with redis.Redis(host=victim[0], port=victim[1], socket_timeout=0.2, socket_connect_timeout=0.2,
+                         retry=Retry(NoBackoff(), 0)) as node:
+            try:
+                return bool(node.ping())
+            except redis.ConnectionError:
+                return False
+
+    try:
+        wait_until(lambda: (not answers(), "the primary of slot 0 still answers"), timeout=120,
+                   what="cluster_test.py to kill the primary of slot 0", transient=(),
+                   abort=lambda: f"exited with {proc.returncode}" if proc.poll() is not None else None)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, f"exit {proc.returncode}\n{out[-3000:]}\n{err[-2000:]}"
+    assert "undone: SIGKILL" in out, out[-3000:]
+    assert "Traceback" not in err, err
+    assert answers(), f"{format_endpoint(*victim)} must be running again"
+    wait_until(lambda: (_no_run_keys(cluster_stack), "keys of the run still on a primary"), timeout=30,
+               what="the interrupted run's keys to be deleted")
+
+
+def _no_run_keys(stack) -> bool:
+    with cluster_client(stack) as client:
+        for shard in client.shards():
+            with client.node(client.reachable(shard.primary)) as node:
+                if next(node.scan_iter(match="vhc:cluster:*", count=1000), None) is not None:
+                    return False
+    return True
+
+
+@pytest.mark.integration
 def test_connect_fails_while_a_slot_is_left_migrating(cluster_stack):
     import cluster_test
     from lib.cluster_migration import SlotMigration, put_slot_back
