@@ -141,7 +141,7 @@ def failover(args, client: ClusterClient, store: ClusterCacheStore, plan: Plan) 
     """The HTTP cache through the fault, its timeline printed (and plotted with --plot)."""
     wait_links_up(client, plan.shards, timeout=60)
     run = run_cache_failover(client, store, plan.fault, plan.shards, plan.victim,
-                             recovery_timeout=args.recovery_timeout, history=plan.history)
+                             recovery_timeout=args.recovery_timeout, history=plan.history, progress=console.print)
     timeline = cache_timeline(run)
     console.print(timeline_table(timeline, "Cache failover timeline (seconds from the fault)"))
     if args.plot:

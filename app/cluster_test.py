@@ -681,7 +681,7 @@ def failover(args, client: ClusterClient, plan: Plan, ns: str) -> ClusterFailove
     """The measured failover, its timeline printed (and plotted with --plot)."""
     wait_links_up(client, plan.shards, timeout=60)
     run = run_cluster_failover(client, plan.fault, plan.shards, plan.victim, ns,
-                               recovery_timeout=args.recovery_timeout, history=plan.history)
+                               recovery_timeout=args.recovery_timeout, history=plan.history, progress=console.print)
     timeline = failover_timeline(run)
     console.print(timeline_table(timeline))
     if args.plot:

@@ -19,11 +19,11 @@ from lib.cache_store import ClusterCacheStore, storage_key
 from lib.cluster_client import ClusterClient
 from lib.cluster_failover import ClusterManualFailover, wait_promoted
 from lib.cluster_topology import ClusterNode, Shard
+from lib.errors import SetupError
 from lib.fault import Fault, inject_recorded
 from lib.http_cache import HTTPCache, request_key
 from lib.http_requests import RequestLoop
 from lib.http_server import LocalWsgiServer, OriginApp
-from lib.report import SetupError, console
 from lib.waits import WaitTimeout, wait_until
 from lib.workload import History, stop_all
 
@@ -66,8 +66,12 @@ def paths_by_shard(base_url: str, prefix: str, shards: list[Shard]) -> dict[str,
 
 def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: Fault, shards: list[Shard],
                        victim: Callable[[], Shard], *, recovery_timeout: float = 60.0,
-                       history: History | None = None) -> CacheFailoverRun:
-    """Serve cached pages, inject the fault, wait for promotion and for hits on the shard again."""
+                       history: History | None = None,
+                       progress: Callable[[str], None] | None = None) -> CacheFailoverRun:
+    """Serve cached pages, inject the fault, wait for promotion and for hits on the shard again.
+
+    progress is told (one line) when the fault is about to be injected: library code does not print.
+    """
     run = CacheFailoverRun(fault.description, shards, history if history is not None else History(),
                            graceful=isinstance(fault, ClusterManualFailover))
     origin = OriginApp()
@@ -79,8 +83,9 @@ def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: F
                 loops.append(RequestLoop(server.url, paths, label, run.history))
                 loops[-1].start()
             _wait_per_shard(run, shards, WARMUP_HITS, after=0.0, cache="HIT", what="hits per shard before the fault")
-            console.print(f"serving {server.url} with a warm cache ({len(run.history.snapshot())} requests so "
-                          f"far); fault: {fault.description}")
+            if progress is not None:
+                progress(f"serving {server.url} with a warm cache ({len(run.history.snapshot())} requests so "
+                         f"far); fault: {fault.description}")
             try:
                 run.fault_at = inject_recorded(fault, run.history, "a primary stopped answering")
             except WaitTimeout as exc:  # --fault manual: nobody killed a primary in time

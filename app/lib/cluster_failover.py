@@ -20,7 +20,6 @@ from lib.errors import SetupError
 from lib.fault import Fault, inject_recorded
 from lib.ha_client import AddressRemap
 from lib.probe import PlainClientProbe
-from lib.report import console
 from lib.util import format_endpoint
 from lib.waits import PollPolicy, WaitTimeout, wait_until
 from lib.workload import OK, Attempts, ContinuousWriter, History, stop_all
@@ -91,8 +90,11 @@ def wait_links_up(client: ClusterClient, shards: list[Shard], timeout: float) ->
 
 def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard],
                          victim: Callable[[], Shard], namespace: str, *, recovery_timeout: float = 60.0,
-                         history: History | None = None) -> ClusterFailoverRun:
+                         history: History | None = None,
+                         progress: Callable[[str], None] | None = None) -> ClusterFailoverRun:
     """Write to every shard, inject the fault, wait for a promotion and for writes to the shard again.
+
+    progress is told (one line) when the fault is about to be injected: library code does not print.
 
     victim() names the shard that lost its primary; it is asked after the fault, because with a
     manual fault a person chooses which primary to kill. Every writer (and the plain client) is
@@ -110,7 +112,8 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
             loops.append(loop)
         _wait_ok_per_shard(run, shards, WARMUP_OPS, after=0.0, what="acknowledged writes on every shard before "
                            "the fault")
-        console.print(f"writing to {len(shards)} shards ({len(run.ops())} writes so far); fault: {fault.description}")
+        if progress is not None:
+            progress(f"writing to {len(shards)} shards ({len(run.ops())} writes so far); fault: {fault.description}")
         try:
             run.fault_at = inject_recorded(fault, run.history, "a primary stopped answering")
         except WaitTimeout as exc:  # --fault manual: nobody killed a primary in time
