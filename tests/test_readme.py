@@ -121,7 +121,7 @@ def test_two_commands(tmp_path):
     (_, commands), = marked_blocks(README.read_text(), "two-commands")
     assert commands == ["make demo", "make test"], f"the README's two commands changed: {commands}"
     ci = (REPO_ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test$", ci, re.M), ".ci/run must run the README's test command, make test, as a line of its own"
+    assert re.search(r"^make test$", ci, re.M), ".ci/run must run the README's test command (make test) on a line"
     result = run_and_clean("make demo", tmp_path / "stacks")
     assert result.returncode == 0, (f"make demo failed ({result.returncode}):\n"
                                     f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
