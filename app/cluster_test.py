@@ -451,7 +451,7 @@ def build_fault(args, client: ClusterClient, shards: list[Shard], history: Histo
         def down_shard() -> Shard | None:
             return next((s for s in shards if not answers(client.reachable(s.primary), client.password, 0.3)), None)
 
-        local = local_stack_for("cluster", client.reachable(victim.primary)[1])
+        local = local_stack_for("cluster", client.reachable(victim.primary))
         name = victim.primary.announced[0]
         hint, restart = ((f"python app/stack.py kill {local[1]}", "python app/stack.py start SERVICE") if local
                          else (f"docker kill {name}", "docker start CONTAINER"))

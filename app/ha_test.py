@@ -117,7 +117,7 @@ def build_fault(args, ha: HAClient, announced: Address, reachable: Address, hist
     if args.fault == "graceful":
         return SentinelFailover(ha)
     if args.fault == "manual":
-        local = local_stack_for("ha", reachable[1])
+        local = local_stack_for("ha", reachable)
         by_name = not announced[0][0].isdigit()
         hint, restart = ((f"python app/stack.py kill {local[1]}", f"python app/stack.py start {local[1]}") if local
                          else (f"docker kill {announced[0]}", f"docker start {announced[0]}") if by_name

@@ -328,7 +328,24 @@ def test_a_corrupt_state_file_is_a_one_line_error_for_ha_test_and_the_fault(tmp_
         ha_test.resolve_target(ha_test.build_parser().parse_args([]))
     assert "\n" not in str(raised.value)
     with pytest.raises(SetupError, match="state.json"):
-        fault_module.local_stack_for("ha", 6379)
+        fault_module.local_stack_for("ha", ("127.0.0.1", 6379))
+
+
+def test_a_node_on_another_address_is_never_a_local_stack_service_whatever_its_port(tmp_path, monkeypatch):
+    """--node 127.0.0.2:PORT once got the local stack's node on 127.0.0.1:PORT SIGKILLed."""
+    class Recorded:
+        topology = type("T", (), {"name": "cluster"})()
+
+        @staticmethod
+        def service_at(port: int) -> str | None:
+            return "node-7000" if port == 21610 else None
+
+    (tmp_path / "state.json").write_text("{}")
+    monkeypatch.setenv("VHC_STACK_STATE", str(tmp_path))
+    monkeypatch.setattr(fault_module.LocalStack, "load", staticmethod(lambda state_dir: Recorded()))
+    assert fault_module.local_stack_for("cluster", ("127.0.0.1", 21610))[1] == "node-7000"
+    for elsewhere in ("127.0.0.2", "10.0.0.5", "node-7000"):
+        assert fault_module.local_stack_for("cluster", (elsewhere, 21610)) is None, f"{elsewhere} matched by port"
 
 
 # ---- integration: real local stacks on free ports ----------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rich.console import RenderableType
 
+from lib.compose_stack import engine_answers
 from lib.errors import SetupError
 from lib.local_stack import STATE_FILE, LocalStack
 from lib.ownership import LOOPBACK_HOSTS, ownership
@@ -219,9 +219,8 @@ def server_answers(address: tuple[str, int], timeout: float = 1.0) -> bool:
 
 
 def docker_usable() -> bool:
-    if not shutil.which("docker"):
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    """A Docker engine answers (the client alone is not enough)."""
+    return engine_answers()
 
 
 def _docker(*args: str) -> str:
@@ -256,8 +255,16 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def local_stack_for(topology: str, port: int) -> tuple[LocalStack, str] | None:
-    """The recorded local stack (env VHC_STACK_STATE, else .stack/TOPOLOGY) with a service on port."""
+def local_stack_for(topology: str, address: tuple[str, int]) -> tuple[LocalStack, str] | None:
+    """The recorded local stack (env VHC_STACK_STATE, else .stack/TOPOLOGY) serving address.
+
+    Local stacks listen on 127.0.0.1 only, so an address on another host (127.0.0.2 included) is
+    never one of their services, whatever its port: matching the port alone once SIGKILLed a node of
+    the user's local stack while another cluster was under test.
+    """
+    host, port = address
+    if host not in LOOPBACK_HOSTS:
+        return None
     candidates = [Path(p) for p in (os.environ.get(STATE_ENV),) if p]
     candidates.append(LocalStack.default_state_dir(topology))
     for state_dir in candidates:
@@ -271,12 +278,12 @@ def local_stack_for(topology: str, port: int) -> tuple[LocalStack, str] | None:
 def choose_kill(mode: str, topology: str, announced: tuple[str, int], reachable: tuple[str, int]) -> Fault:
     """The kill fault for a node: local launcher, docker, or a SetupError that says what to use."""
     if mode in ("auto", "local"):
-        found = local_stack_for(topology, reachable[1])
+        found = local_stack_for(topology, reachable)
         if found:
             return LocalKill(*found)
         if mode == "local":
-            raise SetupError(f"--fault local: no local {topology} stack records a node on port {reachable[1]} "
-                             f"(start one with python app/stack.py up {topology})")
+            raise SetupError(f"--fault local: no local {topology} stack records a node at "
+                             f"{reachable[0]}:{reachable[1]} (start one with python app/stack.py up {topology})")
     if mode in ("auto", "docker"):
         if docker_usable():
             container = container_for(*announced)
@@ -289,5 +296,7 @@ def choose_kill(mode: str, topology: str, announced: tuple[str, int], reachable:
         elif mode == "docker":
             raise SetupError("--fault docker: docker is not usable here (no docker command or no engine); "
                              "use --fault manual, graceful or none")
-    raise SetupError(f"--fault auto: the node {reachable[0]}:{reachable[1]} belongs to no local stack and docker "
-                     "is not usable; choose --fault manual (you kill it), graceful or none")
+    docker = ("is no container of this repo's compose files" if docker_usable()
+              else "docker is not usable here (no docker command or no engine)")
+    raise SetupError(f"--fault auto: the node {reachable[0]}:{reachable[1]} belongs to no local stack and {docker}: "
+                     "choose --fault manual (you kill it), or --fault graceful --allow-destructive, or --fault none")

@@ -60,7 +60,8 @@ def require_owned(addresses: list[tuple[str, int]], *, allowed: bool, action: st
         if foreign:
             raise SetupError(f"refusing to {action}: {foreign[0]}; pass --allow-destructive to do it anyway "
                              "(the harness puts back the roles, slots and config it changes), or run it against "
-                             "a stack it started (python app/stack.py up ..., or this repo's compose files)")
+                             "a stack it started (python app/stack.py up ..., or this repo's compose files; a "
+                             "stack started with --state-dir DIR is found with VHC_STACK_STATE=DIR)")
     return found
 
 
