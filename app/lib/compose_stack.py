@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class ComposeStack:
                               capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise SetupError(f"{' '.join(compose_command())} -f {self.file.name} {' '.join(args)} failed: "
-                             f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+                             f"{compose_failure(proc.stderr or proc.stdout)}")
         return proc
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -102,6 +103,9 @@ class ComposeStack:
 
     def wait_ready(self, timeout: float) -> str:
         """Every healthcheck healthy, every job exited 0; a job that failed ends the wait at once."""
+        if all(_container_state(name) is None for name in self.containers.values()):
+            raise SetupError(f"no container of {self.file.name} exists: start the stack first with "
+                             f"docker-compose -f {self.file.name} up -d")
         jobs = [n for n, s in self.spec.services.items() if s.kind == "job"]
 
         def ready() -> tuple[bool, str]:
@@ -155,6 +159,19 @@ class ComposeStack:
 
     def __exit__(self, *exc) -> None:
         self.down()
+
+
+def compose_failure(output: str) -> str:
+    """The lines of a failed docker-compose run that say why, and the fix when we know it."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    why = [line for line in lines if "ERROR" in line or "Error" in line or "error" in line] or lines[-2:]
+    text = " | ".join(why[-3:])[:400]
+    if match := re.search(r"(?:0\.0\.0\.0|127\.0\.0\.1):(\d+).*(?:port is already allocated|address already in use)",
+                          output, re.I | re.S):
+        port = match.group(1)
+        text += (f" — port {port} is busy: stop what listens there (ss -ltnp 'sport = :{port}'; a local stack: "
+                 "python app/stack.py down)")
+    return text
 
 
 def _compose_project() -> str:
