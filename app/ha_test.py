@@ -364,7 +364,7 @@ def roles_note(ha: HAClient, session: Session) -> str | None:
         return None
     swapped = f"roles left swapped: {format_endpoint(*now)} is the master now, {format_endpoint(*original)} a replica"
     if session.owned:
-        return f"{swapped} (the harness's own stack, so they are not put back; python app/stack.py status shows them)"
+        return f"{swapped} (the harness's own stack, so they are not put back)"
     return (f"{swapped} (the fault was done by hand; to put them back: SENTINEL FAILOVER once "
             f"{format_endpoint(*original)} replicates with its link up)")
 
