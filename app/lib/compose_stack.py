@@ -23,6 +23,7 @@ from lib.util import REPO_ROOT
 from lib.waits import wait_until
 
 IMAGES_ENV_FILE = REPO_ROOT / "docker" / "images.env"  # written by docker/build-offline-images.sh
+REGISTRY_IMAGES_ENV = "VHC_DOCKER_REGISTRY_IMAGES"  # =1: the compose files' registry images, images.env ignored
 
 
 def compose_command() -> list[str]:
@@ -47,7 +48,7 @@ def engine_answers(timeout: float = 20.0) -> bool:
 
 def image_settings(path: Path = IMAGES_ENV_FILE) -> dict[str, str]:
     """VALKEY_IMAGE=... lines of docker/images.env (empty when the registry images are used)."""
-    if not path.exists():
+    if os.environ.get(REGISTRY_IMAGES_ENV) == "1" or not path.exists():
         return {}
     settings = {}
     for line in path.read_text().splitlines():

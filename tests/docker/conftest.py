@@ -14,11 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from lib.compose_stack import IMAGES_ENV_FILE, ComposeStack, engine_answers
+from lib.compose_stack import IMAGES_ENV_FILE, REGISTRY_IMAGES_ENV, ComposeStack, engine_answers
 from lib.util import REPO_ROOT
 
 IN_CI = os.environ.get("CI") == "true"
-REGISTRY_IMAGES_ENV = "VHC_DOCKER_REGISTRY_IMAGES"  # =1: use valkey/valkey:9.0.0 etc. as the compose files say
 
 
 def pytest_collection_modifyitems(config, items):
