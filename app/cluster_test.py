@@ -106,7 +106,7 @@ class Target:
 def resolve_target(args) -> Target:
     """--node flags, then the local stack ($VHC_STACK_STATE, .stack/cluster), else 127.0.0.1:7000."""
     if args.node:
-        return Target([parse_endpoint(n) for n in args.node], "--node")
+        return Target([parse_endpoint(n, example="127.0.0.1:7000") for n in args.node], "--node")
     for state_dir in [Path(p) for p in (os.environ.get(STATE_ENV),) if p] + [LocalStack.default_state_dir("cluster")]:
         if (state_dir / STATE_FILE).exists():
             stack = LocalStack.load(state_dir)

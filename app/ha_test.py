@@ -98,9 +98,10 @@ class Session:
 def resolve_target(args) -> Target:
     """Sentinel endpoints: --sentinel flags, then $VHC_SENTINELS, then a local stack's record, then defaults."""
     if args.sentinel:
-        return Target([parse_endpoint(s) for s in args.sentinel], "--sentinel")
+        return Target([parse_endpoint(s, example="127.0.0.1:26379") for s in args.sentinel], "--sentinel")
     if env := os.environ.get(SENTINELS_ENV):
-        return Target([parse_endpoint(s) for s in env.split(",") if s.strip()], f"${SENTINELS_ENV}")
+        sentinels = [parse_endpoint(s, example="127.0.0.1:26379") for s in env.split(",") if s.strip()]
+        return Target(sentinels, f"${SENTINELS_ENV}")
     for state_dir in [Path(p) for p in (os.environ.get(STATE_ENV),) if p] + [LocalStack.default_state_dir("ha")]:
         if (state_dir / STATE_FILE).exists():
             stack = LocalStack.load(state_dir)

@@ -60,7 +60,7 @@ def require_writable_output(path: str | None, flag: str = "--json") -> None:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".vhc-write-check-"):
             pass
     except OSError as exc:
-        raise SetupError(f"{flag} {path}: cannot write in {existing} ({exc.strerror}); choose a path you can "
+        raise SetupError(f"{flag} {path}: cannot create a file in {existing} ({exc.strerror}); choose a path you can "
                          f"write, e.g. {example}") from None
     if out.exists() and not os.access(out, os.W_OK):
         raise SetupError(f"{flag} {path}: the file is not writable; choose another path")

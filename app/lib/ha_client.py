@@ -200,8 +200,9 @@ class HAClient:
         reachable = [a for a in self.sentinel_addresses if answers(a, self.sentinel_password)]
         if not reachable:
             listed = ", ".join(format_endpoint(*a) for a in self.sentinel_addresses)
-            raise SetupError(f"no sentinel reachable at {listed}: start the stack (python app/stack.py up ha, "
-                             f"or docker-compose -f docker-compose.ha.yml up -d) or pass --sentinel HOST:PORT")
+            raise SetupError(f"no sentinel reachable at {listed}: check the address and that the sentinels run "
+                             f"(our stack: python app/stack.py up ha, or docker-compose -f docker-compose.ha.yml "
+                             f"up -d; another: --sentinel HOST:PORT, once per sentinel)")
         for address in reachable:
             mode = self.server_mode(address)
             if mode != "sentinel":

@@ -13,11 +13,11 @@ from lib.report import SetupError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def parse_endpoint(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+def parse_endpoint(text: str, default_host: str = "127.0.0.1", example: str = "127.0.0.1:6379") -> tuple[str, int]:
     """'host:port' (or ':port', or '[v6]:port') -> (host, port); a bad value is a SetupError."""
     host, sep, port_text = text.strip().rpartition(":")
     if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise SetupError(f"bad endpoint {text!r}: expected HOST:PORT, e.g. 127.0.0.1:26379")
+        raise SetupError(f"bad endpoint {text!r}: expected HOST:PORT, e.g. {example}")
     return (host.strip("[]") or default_host), int(port_text)
 
 
