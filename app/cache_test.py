@@ -33,7 +33,7 @@ from lib.cache_checks import check_basics, check_clear, check_ring_vs_cluster, c
 from lib.cache_failover import CacheFailoverRun, run_cache_failover
 from lib.cache_report import cache_timeline, check_http_failover
 from lib.cache_store import ClusterCacheStore
-from lib.cli import add_failover_options, parse_host_map, sigterm_as_interrupt
+from lib.cli import add_failover_options, parse_host_map
 from lib.cluster_client import ClusterClient
 from lib.cluster_failover import wait_links_up
 from lib.fault import undo_interrupted_fault
@@ -50,6 +50,7 @@ from lib.report import (
     finish,
     key_value_table,
     run_scenario,
+    run_undoing_interrupts,
 )
 from lib.timeline import timeline_table
 from lib.util import format_endpoint, key_namespace
@@ -82,15 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SetupError(f"no cluster reachable at {format_endpoint(*target.seeds[0])}: {exc} (start one: "
                              "python app/stack.py up cluster; or pass --node HOST:PORT)") from None
         try:
-            with sigterm_as_interrupt():
-                try:
-                    return run_suite(args, client, store, target, plan, ns)
-                except KeyboardInterrupt:
-                    prompt.close()
-                    console.print("interrupted: putting back what this run changed")
-                    if note := undo_interrupted_fault(plan.fault):
-                        console.print(note, soft_wrap=True)
-                    raise
+            return run_undoing_interrupts(lambda: run_suite(args, client, store, target, plan, ns),
+                                          lambda: [n for n in [undo_interrupted_fault(plan.fault)] if n], prompt)
         finally:
             prompt.close()
             store.close()

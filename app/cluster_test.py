@@ -27,7 +27,7 @@ from redis.crc import key_slot
 from rich.table import Table
 
 from lib.checker import error_counts, longest_gap_ms, lost_writes, outage_around
-from lib.cli import add_failover_options, parse_host_map, require_writable_output, sigterm_as_interrupt
+from lib.cli import add_failover_options, parse_host_map, require_writable_output
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
 from lib.cluster_failover import (
     ClusterFailoverRun,
@@ -81,6 +81,7 @@ from lib.report import (
     finish,
     key_value_table,
     run_scenario,
+    run_undoing_interrupts,
 )
 from lib.timeline import Timeline, build_timeline, client_rows, history_to_dict, timeline_table
 from lib.util import format_endpoint, key_namespace, parse_endpoint
@@ -614,15 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     with ClusterClient(target.seeds, password=args.password, host_map=host_map) as client:
         plan = prepare(args, client, target, migrates=True, notify=prompt)  # a SetupError: nothing written
         try:
-            with sigterm_as_interrupt():
-                try:
-                    return run_suite(args, client, target, plan, ns)
-                except KeyboardInterrupt:
-                    prompt.close()
-                    console.print("interrupted: putting back what this run changed")
-                    if note := undo_interrupted_fault(plan.fault):
-                        console.print(note, soft_wrap=True)
-                    raise
+            return run_undoing_interrupts(lambda: run_suite(args, client, target, plan, ns),
+                                          lambda: [n for n in [undo_interrupted_fault(plan.fault)] if n], prompt)
         finally:
             prompt.close()
             if problem := cleanup(client, ns):

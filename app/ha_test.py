@@ -25,7 +25,7 @@ import redis
 from rich.table import Table
 
 from lib.checker import error_counts, lost_writes, outage_around
-from lib.cli import add_failover_options, parse_host_map, require_writable_output, sigterm_as_interrupt
+from lib.cli import add_failover_options, parse_host_map, require_writable_output
 from lib.fault import (
     STATE_ENV,
     Fault,
@@ -62,6 +62,7 @@ from lib.report import (
     finish,
     key_value_table,
     run_scenario,
+    run_undoing_interrupts,
 )
 from lib.timeline import Timeline, build_timeline, client_rows, history_to_dict, timeline_table
 from lib.util import format_endpoint, key_namespace, parse_endpoint
@@ -529,15 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(key_namespace("ha"))
     prompt = ManualPrompt()
     try:
-        with sigterm_as_interrupt():
-            try:
-                return run_suite(args, ha, target, session, prompt)
-            except KeyboardInterrupt:
-                prompt.close()
-                console.print("interrupted: putting back what this run changed")
-                for note in undo_interrupted(ha, session):
-                    console.print(note, soft_wrap=True)
-                raise
+        return run_undoing_interrupts(lambda: run_suite(args, ha, target, session, prompt),
+                                      lambda: undo_interrupted(ha, session), prompt)
     finally:
         prompt.close()
         if session.wrote and (problem := cleanup(ha, session.namespace)):

@@ -172,3 +172,21 @@ class ManualPrompt:
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+
+def run_undoing_interrupts(body: Callable[[], int], undo: Callable[[], list[str]], prompt: ManualPrompt) -> int:
+    """body(); on Ctrl-C or SIGTERM, say so, print what undo() put back (a line each), then re-raise.
+
+    Every failover suite wraps its run in this, so a fault never outlives the run that caused it.
+    """
+    from lib.cli import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():
+        try:
+            return body()
+        except KeyboardInterrupt:
+            prompt.close()
+            console.print("interrupted: putting back what this run changed")
+            for note in undo():
+                console.print(note, soft_wrap=True)
+            raise
