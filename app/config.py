@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from lib.local_stack import STATE_FILE, LocalStack
-from lib.ownership import LOOPBACK_HOSTS, ownership
+from lib.ownership import is_local_stack_host, ownership
 from lib.report import SetupError
 from lib.util import format_endpoint, parse_endpoint
 
@@ -135,7 +135,7 @@ def _mark_harness_started(target: Target, stack: LocalStack | None) -> Target:
     """A target given by address is still harness-started if our running local compat stack listens
     there, or lib.ownership finds it among the harness's servers (another local stack, a compose container)."""
     how = None
-    if stack is not None and target.host in LOOPBACK_HOSTS:
+    if stack is not None and is_local_stack_host(target.host):
         service = stack.service_at(target.port)
         if service is not None and service in stack.running():
             how = f"served by local stack {stack.state_dir}"

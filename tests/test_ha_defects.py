@@ -343,7 +343,8 @@ def test_a_node_on_another_address_is_never_a_local_stack_service_whatever_its_p
     (tmp_path / "state.json").write_text("{}")
     monkeypatch.setenv("VHC_STACK_STATE", str(tmp_path))
     monkeypatch.setattr(fault_module.LocalStack, "load", staticmethod(lambda state_dir: Recorded()))
-    assert fault_module.local_stack_for("cluster", ("127.0.0.1", 21610))[1] == "node-7000"
+    for here in ("127.0.0.1", "127.1", "localhost"):
+        assert fault_module.local_stack_for("cluster", (here, 21610))[1] == "node-7000", f"{here} is 127.0.0.1"
     for elsewhere in ("127.0.0.2", "10.0.0.5", "node-7000"):
         assert fault_module.local_stack_for("cluster", (elsewhere, 21610)) is None, f"{elsewhere} matched by port"
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from lib.fault import FAULT_MODES
@@ -64,13 +61,3 @@ def require_writable_output(path: str | None, flag: str = "--json") -> None:
                          f"write, e.g. {example}") from None
     if out.exists() and not os.access(out, os.W_OK):
         raise SetupError(f"{flag} {path}: the file is not writable; choose another path")
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (kill, a CI timeout) undoes a run like Ctrl-C instead of leaving a node dead."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

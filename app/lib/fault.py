@@ -23,7 +23,7 @@ from rich.console import RenderableType
 from lib.compose_stack import engine_answers
 from lib.errors import SetupError
 from lib.local_stack import STATE_FILE, LocalStack
-from lib.ownership import LOOPBACK_HOSTS, ownership
+from lib.ownership import is_local_stack_host, ownership
 from lib.topology import TOPOLOGY_FILES
 from lib.waits import WaitTimeout, wait_until
 from lib.workload import History
@@ -238,7 +238,7 @@ def container_for(host: str, port: int) -> str | None:
     address means the container publishing port; any other IP is never a local container (a
     container publishing the same port on this machine is someone else's server).
     """
-    if host in LOOPBACK_HOSTS:
+    if is_local_stack_host(host):
         names = _docker("ps", "--filter", f"publish={port}", "--format", "{{.Names}}").split()
     elif _is_ip(host):
         return None
@@ -263,7 +263,7 @@ def local_stack_for(topology: str, address: tuple[str, int]) -> tuple[LocalStack
     the user's local stack while another cluster was under test.
     """
     host, port = address
-    if host not in LOOPBACK_HOSTS:
+    if not is_local_stack_host(host):
         return None
     candidates = [Path(p) for p in (os.environ.get(STATE_ENV),) if p]
     candidates.append(LocalStack.default_state_dir(topology))

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,19 @@ from lib.topology import TOPOLOGY_FILES
 from lib.util import REPO_ROOT
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def is_local_stack_host(host: str) -> bool:
+    """host is where local stacks listen (127.0.0.1, however it is spelt: 127.1 too), or localhost / ::1.
+
+    Not the rest of 127.0.0.0/8: a server on 127.0.0.2 is another server, whatever its port.
+    """
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return socket.inet_aton(host) == socket.inet_aton("127.0.0.1")
+    except OSError:
+        return False
 STATE_ENV = "VHC_STACK_STATE"  # set by stack.py run
 COMPOSE_FILES_LABEL = "com.docker.compose.project.config_files"
 COMPOSE_WORKDIR_LABEL = "com.docker.compose.project.working_dir"
@@ -41,7 +55,7 @@ class Ownership:
 
 def ownership(host: str, port: int, stacks_root: Path | None = None) -> Ownership:
     """Look for the server at host:port among the launcher's stacks, then among our compose containers."""
-    if host in LOOPBACK_HOSTS:
+    if is_local_stack_host(host):
         for stack in _stacks(stacks_root):
             service = stack.service_at(port)
             if service is not None and service in stack.running():
@@ -80,7 +94,7 @@ def _our_container(host: str, port: int) -> str | None:
     """The compose container of this repo that is host (by name) or publishes port on loopback."""
     if not shutil.which("docker"):
         return None
-    if host in LOOPBACK_HOSTS:
+    if is_local_stack_host(host):
         query = ["docker", "ps", "--filter", f"publish={port}", "--format", "{{.Names}}"]
     elif re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", host) and not re.fullmatch(r"[\d.]+", host):
         query = ["docker", "ps", "--filter", f"name=^{host}$", "--format", "{{.Names}}"]

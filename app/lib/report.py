@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from lib import interrupts
 from lib.errors import SetupError  # noqa: F401 - re-exported: callers import it from here too
 from lib.waits import WaitTimeout
 
@@ -177,14 +178,16 @@ class ManualPrompt:
 def run_undoing_interrupts(body: Callable[[], int], undo: Callable[[], list[str]], prompt: ManualPrompt) -> int:
     """body(); on Ctrl-C or SIGTERM, say so, print what undo() put back (a line each), then re-raise.
 
-    Every failover suite wraps its run in this, so a fault never outlives the run that caused it.
+    Every failover suite wraps its run in this, so a fault never outlives the run that caused it. An
+    interrupt swallowed somewhere inside body (lib/interrupts.py says where) is raised at the end.
     """
-    from lib.cli import sigterm_as_interrupt
-
-    with sigterm_as_interrupt():
+    with interrupts.interrupts_raise():
         try:
-            return body()
+            code = body()
+            interrupts.raise_if_pending()
+            return code
         except KeyboardInterrupt:
+            interrupts.handled()
             prompt.close()
             console.print("interrupted: putting back what this run changed")
             for note in undo():

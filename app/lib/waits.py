@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import redis
 
 from lib.errors import SetupError
+from lib.interrupts import raise_if_pending
 
 Check = Callable[[], tuple[bool, str]]
 
@@ -64,6 +65,7 @@ def wait_until(check: Check, *, timeout: float, what: str, policy: PollPolicy = 
     deadline = time.monotonic() + timeout
     observed = "nothing yet"
     for interval in policy.intervals():
+        raise_if_pending()  # a Ctrl-C swallowed somewhere (a __del__) still stops the run here
         try:
             done, observed = check()
         except transient as exc:

@@ -436,6 +436,11 @@ def test_ctrl_c_after_the_kill_starts_the_primary_again_and_deletes_the_keys(clu
     assert answers(), f"{format_endpoint(*victim)} must be running again"
     wait_until(lambda: (_no_run_keys(cluster_stack), "keys of the run still on a primary"), timeout=30,
                what="the interrupted run's keys to be deleted")
+    # The module shares this cluster: the restarted node must have rejoined before the next test.
+    import cluster_test
+
+    with cluster_client(cluster_stack) as client:
+        wait_until(lambda: cluster_test._cluster_ok(client), timeout=90, what="cluster_state:ok on every node again")
 
 
 def _no_run_keys(stack) -> bool:
