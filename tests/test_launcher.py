@@ -23,6 +23,8 @@ def test_busy_port_is_refused_with_a_clear_message(tmp_path):
     topology = load_topology("ha")
     ports = free_ports(6)
     with socket.socket() as busy:
+        # SO_REUSEADDR as servers bind: a free port may still have TIME_WAIT pairs from an earlier test
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         busy.bind(("127.0.0.1", ports[0]))
         busy.listen()
         stack = LocalStack(topology, tmp_path / "s", dict(zip([6379, 6380, 6381, 26379, 26380, 26381], ports,
