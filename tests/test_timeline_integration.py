@@ -57,10 +57,14 @@ def test_cluster_timeline_records_fail_flags_and_promotion(tmp_path):
     failure = metrics_of(out, "primary_failure")
     events = {e["event"]: e["t_s"] for e in failure["timeline"]["events"]}
     assert events["fault"] == 0.0
-    assert 0 < events["node flagged pfail"] <= events["promoted"] <= 15, events  # cluster-node-timeout 2000
+    # The first failure flag our 10-20 ms poll of the replicas sees: usually fail? (PFAIL), but in a CI
+    # rehearsal the poll saw only fail (the replica learnt FAIL from the primaries, or PFAIL was brief).
+    flagged = events.get("node flagged pfail", events.get("node flagged fail"))
+    assert flagged is not None, f"no failure flag of the killed primary was recorded: {events}"
+    assert 0 < flagged <= events["promoted"] <= 15, events  # cluster-node-timeout 2000
     victim_ops = [op for op in failure["history"]["ops"] if op.get("group") == failure["shard"]]
     last_ok, first_ok = outage_in_saved_ops(victim_ops)
-    assert last_ok <= events["node flagged pfail"], "the shard stopped taking writes before anyone flagged it"
+    assert last_ok <= flagged, "the shard stopped taking writes before anyone flagged it"
     # No write reaches the shard before a replica owns its slots; the promotion is seen by a 10-20 ms poll.
     assert first_ok >= events["promoted"] - 0.1, f"the shard wrote again at {first_ok:+.3f} s, promoted " \
                                                  f"{events['promoted']:+.3f} s"
