@@ -29,16 +29,12 @@ from cluster_test import (
     resolve_target,
     restart_after_broken_run,
 )
-from lib.cache_checks import check_basics, check_clear, check_ring_vs_cluster, check_spread, check_ttl
-from lib.cache_failover import CacheFailoverRun, run_cache_failover
-from lib.cache_report import cache_timeline, check_http_failover
-from lib.cache_store import ClusterCacheStore
-from lib.cli import add_failover_options, parse_host_map
+from lib.checks.cache_checks import check_basics, check_clear, check_ring_vs_cluster, check_spread, check_ttl
 from lib.cluster_client import ClusterClient
-from lib.cluster_failover import wait_links_up
-from lib.fault import undo_interrupted_fault
-from lib.plot import plot_timeline
-from lib.report import (
+from lib.faults.fault import undo_interrupted_fault
+from lib.report.cache_report import cache_timeline, check_http_failover
+from lib.report.plot import plot_timeline
+from lib.report.report import (
     FAIL,
     ManualPrompt,
     ScenarioResult,
@@ -52,9 +48,13 @@ from lib.report import (
     run_scenario,
     run_undoing_interrupts,
 )
-from lib.timeline import timeline_table
+from lib.report.timeline import timeline_table
+from lib.runs.cache_failover import CacheFailoverRun, run_cache_failover
+from lib.runs.cluster_failover import wait_links_up
+from lib.suites.cli import add_failover_options, parse_host_map
 from lib.util import format_endpoint, key_namespace
 from lib.waits import WaitTimeout
+from lib.workload.cache_store import ClusterCacheStore
 
 
 def build_parser() -> argparse.ArgumentParser:

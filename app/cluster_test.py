@@ -26,31 +26,10 @@ import redis
 from redis.crc import key_slot
 from rich.table import Table
 
-from lib.checker import error_counts, longest_gap_ms, lost_writes, outage_around
-from lib.cli import add_failover_options, parse_host_map, require_writable_output
+from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
+from lib.clients.keyspace import delete_prefix
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
-from lib.cluster_failover import (
-    ClusterFailoverRun,
-    ClusterManualFailover,
-    put_back_roles,
-    run_cluster_failover,
-    wait_links_up,
-    wait_rejoined,
-)
-from lib.cluster_migration import SlotMigration, slot_put_back_after
-from lib.cluster_topology import (
-    SLOTS,
-    Address,
-    ClusterNode,
-    Shard,
-    covered_slots,
-    open_slots,
-    own_view,
-    shard_for_slot,
-    shards_of,
-    tag_for_slot,
-)
-from lib.fault import (
+from lib.faults.fault import (
     STATE_ENV,
     DockerKill,
     Fault,
@@ -63,11 +42,10 @@ from lib.fault import (
     undo_interrupted_fault,
 )
 from lib.ha_client import answers
-from lib.keyspace import delete_prefix
-from lib.local_stack import STATE_FILE, LocalStack
-from lib.ownership import require_owned
-from lib.plot import plot_timeline, require_matplotlib
-from lib.report import (
+from lib.launcher.local_stack import STATE_FILE, LocalStack
+from lib.launcher.ownership import require_owned
+from lib.report.plot import plot_timeline, require_matplotlib
+from lib.report.report import (
     FAIL,
     OK,
     WARN,
@@ -83,11 +61,33 @@ from lib.report import (
     run_scenario,
     run_undoing_interrupts,
 )
-from lib.timeline import Timeline, build_timeline, client_rows, history_to_dict, timeline_table
+from lib.report.timeline import Timeline, build_timeline, client_rows, history_to_dict, timeline_table
+from lib.runs.cluster_failover import (
+    ClusterFailoverRun,
+    ClusterManualFailover,
+    put_back_roles,
+    run_cluster_failover,
+    wait_links_up,
+    wait_rejoined,
+)
+from lib.runs.cluster_migration import SlotMigration, slot_put_back_after
+from lib.suites.cli import add_failover_options, parse_host_map, require_writable_output
+from lib.topology.cluster_topology import (
+    SLOTS,
+    Address,
+    ClusterNode,
+    Shard,
+    covered_slots,
+    open_slots,
+    own_view,
+    shard_for_slot,
+    shards_of,
+    tag_for_slot,
+)
 from lib.util import format_endpoint, key_namespace, parse_endpoint
 from lib.waits import WaitTimeout, wait_until
-from lib.workload import OK as OP_OK
-from lib.workload import History
+from lib.workload.workload import OK as OP_OK
+from lib.workload.workload import History
 
 DEFAULT_NODE = ("127.0.0.1", 7000)
 PLACEMENT_KEYS = 300

@@ -6,7 +6,7 @@ Where targets come from, first match wins (any number of targets, not only two):
   3. a running local compat stack: $VHC_STACK_STATE (set by `stack.py run`), else .stack/compat/
   4. the compose ports: redis=127.0.0.1:6379, valkey=127.0.0.1:6380
 
-A target is `harness_started` when the harness started the server (lib/ownership.py: a running local
+A target is `harness_started` when the harness started the server (lib/launcher/ownership.py: a running local
 stack recorded by the launcher listens on its port, or it is a container of this repo's compose files):
 destructive scenarios (CONFIG SET, eviction) run only there unless --allow-destructive.
 """
@@ -24,9 +24,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from lib.local_stack import STATE_FILE, LocalStack
-from lib.ownership import is_local_stack_host, ownership
-from lib.report import SetupError
+from lib.launcher.local_stack import STATE_FILE, LocalStack
+from lib.launcher.ownership import is_local_stack_host, ownership
+from lib.report.report import SetupError
 from lib.util import format_endpoint, parse_endpoint
 
 TARGETS_ENV = "VHC_TARGETS"
@@ -133,7 +133,7 @@ def resolve_targets(cli_specs: list[str] | None = None, env: dict[str, str] | No
 
 def _mark_harness_started(target: Target, stack: LocalStack | None) -> Target:
     """A target given by address is still harness-started if our running local compat stack listens
-    there, or lib.ownership finds it among the harness's servers (another local stack, a compose container)."""
+    there, or lib.launcher.ownership finds it among the harness's servers (another local stack, a compose container)."""
     how = None
     if stack is not None and is_local_stack_host(target.host):
         service = stack.service_at(target.port)

@@ -6,7 +6,7 @@
 
 Checks: crud, master_kill, new_master, reconnect, consistency, replica_sync (and roles_restored after
 --fault graceful on servers the harness did not start).
-Faults and failovers run only on servers the harness started (lib/ownership.py), unless
+Faults and failovers run only on servers the harness started (lib/launcher/ownership.py), unless
 --allow-destructive; then the harness puts the original master back afterwards.
 Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr),
 130 interrupted (Ctrl-C or SIGTERM: the killed master is started again and the keys deleted first).
@@ -24,9 +24,9 @@ from pathlib import Path
 import redis
 from rich.table import Table
 
-from lib.checker import error_counts, lost_writes, outage_around
-from lib.cli import add_failover_options, parse_host_map, require_writable_output
-from lib.fault import (
+from lib.checks.checker import error_counts, lost_writes, outage_around
+from lib.clients.keyspace import delete_prefix
+from lib.faults.fault import (
     STATE_ENV,
     Fault,
     LocalKill,
@@ -37,20 +37,10 @@ from lib.fault import (
     undo_interrupted_fault,
 )
 from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient, answers
-from lib.ha_failover import (
-    FailoverRun,
-    SentinelFailover,
-    faster_rejoin,
-    put_back_master,
-    run_failover,
-    wait_replicas_synced,
-    wait_synced_replica,
-)
-from lib.keyspace import delete_prefix
-from lib.local_stack import STATE_FILE, LocalStack
-from lib.ownership import require_owned
-from lib.plot import plot_timeline, require_matplotlib
-from lib.report import (
+from lib.launcher.local_stack import STATE_FILE, LocalStack
+from lib.launcher.ownership import require_owned
+from lib.report.plot import plot_timeline, require_matplotlib
+from lib.report.report import (
     FAIL,
     OK,
     WARN,
@@ -64,11 +54,21 @@ from lib.report import (
     run_scenario,
     run_undoing_interrupts,
 )
-from lib.timeline import Timeline, build_timeline, client_rows, history_to_dict, timeline_table
+from lib.report.timeline import Timeline, build_timeline, client_rows, history_to_dict, timeline_table
+from lib.runs.ha_failover import (
+    FailoverRun,
+    SentinelFailover,
+    faster_rejoin,
+    put_back_master,
+    run_failover,
+    wait_replicas_synced,
+    wait_synced_replica,
+)
+from lib.suites.cli import add_failover_options, parse_host_map, require_writable_output
 from lib.util import format_endpoint, key_namespace, parse_endpoint
 from lib.waits import WaitTimeout, wait_until
-from lib.workload import OK as OP_OK
-from lib.workload import History
+from lib.workload.workload import OK as OP_OK
+from lib.workload.workload import History
 
 SENTINELS_ENV = "VHC_SENTINELS"
 DEFAULT_SENTINELS = [("127.0.0.1", 26379), ("127.0.0.1", 26380), ("127.0.0.1", 26381)]

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from rich.table import Table
 
-from lib import process
-from lib.compose_stack import ComposeStack
-from lib.local_stack import STATE_FILE, LocalStack, recorded_stacks
-from lib.report import SetupError, cli_main, console, err_console
-from lib.topology import TOPOLOGY_FILES, load_topology
+from lib.launcher import process
+from lib.launcher.compose_stack import ComposeStack
+from lib.launcher.local_stack import STATE_FILE, LocalStack, recorded_stacks
+from lib.report.report import SetupError, cli_main, console, err_console
+from lib.topology.topology import TOPOLOGY_FILES, load_topology
 from lib.util import free_ports
 
 STATE_ENV = "VHC_STACK_STATE"
@@ -261,7 +261,7 @@ def cmd_down(args) -> int:
 
 
 def status_table(stacks: list[LocalStack]) -> Table:
-    from lib.readiness import describe_role
+    from lib.launcher.readiness import describe_role
 
     table = Table(title="local stacks")
     for column in ("stack", "service", "kind", "port", "pid", "state", "role"):

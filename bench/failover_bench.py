@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO_ROOT / "app"))
 from rich.console import Console  # noqa: E402 - after the path is set, as app/ scripts expect
 from rich.table import Table  # noqa: E402
 
-from lib.local_stack import LocalStack  # noqa: E402
-from lib.topology import load_topology  # noqa: E402
+from lib.launcher.local_stack import LocalStack  # noqa: E402
+from lib.topology.topology import load_topology  # noqa: E402
 from lib.util import free_ports  # noqa: E402
 
 console = Console(highlight=False)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lib import process
-from lib.local_stack import STATE_FILE, LocalStack
-from lib.topology import load_topology
+from lib.launcher import process
+from lib.launcher.local_stack import STATE_FILE, LocalStack
+from lib.topology.topology import load_topology
 from lib.util import REPO_ROOT, free_ports
 
 
@@ -61,13 +61,14 @@ def ha_stack(tmp_path):
 
 
 def saved_op_end(op: dict) -> float:
-    """When an op of a saved history (lib.timeline.history_to_dict) finished, in seconds from the fault."""
+    """When an op of a saved history (lib.report.timeline.history_to_dict) finished, in seconds from the fault."""
     return op["t_s"] + op["ms"] / 1000
 
 
 def outage_in_saved_ops(ops: list[dict]) -> tuple[float, float]:
     """(last ok end, first ok end) around the first failures after the fault, read from a saved history by
-    the tests themselves, so that lib.checker and lib.timeline are checked against a second computation."""
+    the tests themselves, so that lib.checks.checker and lib.report.timeline are checked against a second
+    computation."""
     ops = sorted(ops, key=lambda op: op["t_s"])
     first_failed = next(i for i, op in enumerate(ops) if op["outcome"] != "ok" and saved_op_end(op) >= 0
                         and any(o["outcome"] == "ok" for o in ops[:i]))

@@ -18,16 +18,16 @@ from redis.sentinel import Sentinel
 
 import ha_test
 from conftest import run_script
-from lib import fault as fault_module
+from lib.clients.sentinel_events import SentinelEvents, _Subscription
 from lib.errors import SetupError
-from lib.fault import DockerKill, ManualKill, WaitNotice, container_for
+from lib.faults import fault as fault_module
+from lib.faults.fault import DockerKill, ManualKill, WaitNotice, container_for
 from lib.ha_client import HAClient
-from lib.ha_failover import RemappedSentinel, plain_sentinel_client
-from lib.ownership import Ownership
-from lib.sentinel_events import SentinelEvents, _Subscription
+from lib.launcher.ownership import Ownership
+from lib.runs.ha_failover import RemappedSentinel, plain_sentinel_client
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
-from lib.workload import UNKNOWN, Attempts, ContinuousWriter, History
+from lib.workload.workload import UNKNOWN, Attempts, ContinuousWriter, History
 
 APP = REPO_ROOT / "app"
 
@@ -35,7 +35,7 @@ APP = REPO_ROOT / "app"
 # ---- 1. destructive actions only on the harness's own servers ----------------------------------
 
 class FakeDocker:
-    """lib.fault._docker: `ps --filter publish=PORT` lists one unrelated container publishing the port."""
+    """lib.faults.fault._docker: `ps --filter publish=PORT` lists one unrelated container publishing the port."""
 
     def __init__(self, names: str = "someone-elses-redis"):
         self.names, self.calls = names, []
@@ -171,8 +171,9 @@ def test_a_failed_cleanup_is_one_line():
 
 # ---- 4. library code does not print; restore waits; the event recorder backs off ---------------
 
-# Every library module; report.py is the presentation layer the entry points render with.
-LIBRARY_MODULES = sorted(str(p.relative_to(APP)) for p in (APP / "lib").glob("*.py") if p.name != "report.py")
+# Every library module; lib/report/ is the presentation layer the entry points render with.
+LIBRARY_MODULES = sorted(str(p.relative_to(APP)) for p in (APP / "lib").rglob("*.py")
+                         if p.parent.name != "report")
 
 
 @pytest.mark.parametrize("module", LIBRARY_MODULES)
@@ -296,7 +297,7 @@ def test_plain_client_runs_when_the_announced_addresses_need_a_remap():
     probe.close()
 
 
-# ---- the writer judges an op by all its attempts (lib.workload.Attempts) ---------------------------
+# ---- the writer judges an op by all its attempts (lib.workload.workload.Attempts) ---------------------------
 
 def test_a_write_whose_first_attempt_timed_out_and_retry_was_refused_is_unknown():
     ha = HAClient([("127.0.0.1", free_ports(1)[0])], "myvalkey")  # nothing listens: no switch listener
@@ -521,7 +522,7 @@ def in_process_run(tmp_path_factory):
 def test_every_client_ha_test_creates_is_closed(in_process_run):
     code, report, created = in_process_run
     assert code in (0, 1), code
-    # A client that never connected holds no socket (lib/probe.py builds one per probe write and drops it
+    # A client that never connected holds no socket (lib/clients/probe.py builds one per probe write and drops it
     # unused: setdefault evaluates its default): only clients that opened a connection must be closed.
     connected = [c for c in created if c.connection_pool._created_connections]  # redis-py 8 ConnectionPool
     left_open = [f"{c.connection_pool.connection_kwargs.get('host')}:{c.connection_pool.connection_kwargs.get('port')}"

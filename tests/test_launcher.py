@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from conftest import assert_all_stopped, recorded_pids
-from lib.local_stack import LocalStack
-from lib.report import SetupError
-from lib.topology import load_topology
+from lib.launcher.local_stack import LocalStack
+from lib.report.report import SetupError
+from lib.topology.topology import load_topology
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
 
@@ -72,6 +72,6 @@ def test_stopping_the_launcher_stops_the_stack(tmp_path, how):
 
 
 def _alive(pid: int) -> bool:
-    from lib import process
+    from lib.launcher import process
 
     return process.is_alive(pid)

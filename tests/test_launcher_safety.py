@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-import lib.local_stack as local_stack
+import lib.launcher.local_stack as local_stack
 from conftest import running_stack
-from lib import process, topology
-from lib.local_stack import STATE_FILE, LocalStack
-from lib.report import SetupError
-from lib.topology import load_topology
+from lib.launcher import process
+from lib.launcher.local_stack import STATE_FILE, LocalStack
+from lib.report.report import SetupError
+from lib.topology import topology
+from lib.topology.topology import load_topology
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
 
@@ -267,7 +268,7 @@ if how == "cli":
         subprocess.run([sys.executable, "app/stack.py", verb, "valkey-replica1"], check=True)
 else:
     sys.path.insert(0, "app")
-    from lib.local_stack import LocalStack
+    from lib.launcher.local_stack import LocalStack
     stack = LocalStack.load(pathlib.Path(os.environ["VHC_STACK_STATE"]))
     stack.kill("valkey-replica1")
     stack.start("valkey-replica1")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lib import process
+from lib.launcher import process
 from lib.util import REPO_ROOT
 from lib.waits import wait_until
 

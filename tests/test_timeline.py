@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from lib import plot
-from lib.report import SetupError
-from lib.timeline import bucket_ops, build_timeline, history_to_dict, timeline_table
-from lib.workload import FAIL, OK, UNKNOWN, History, Op
+from lib.report import plot
+from lib.report.report import SetupError
+from lib.report.timeline import bucket_ops, build_timeline, history_to_dict, timeline_table
+from lib.workload.workload import FAIL, OK, UNKNOWN, History, Op
 
 FAULT_AT = 100.0
 

@@ -16,7 +16,7 @@ import pytest
 import redis
 import yaml
 
-from lib.topology import load_topology, local_plan
+from lib.topology.topology import load_topology, local_plan
 from lib.util import REPO_ROOT
 from unit.readiness_recorder import LINK_UP, SENTINEL_MASTERS, healthcheck_condition, readiness_waits
 

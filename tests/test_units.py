@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import redis
 
-from lib.checker import longest_gap_ms, lost_writes, outage_around
+from lib.checks.checker import longest_gap_ms, lost_writes, outage_around
 from lib.ha_client import AddressRemap
-from lib.report import SetupError
-from lib.topology import Translator
+from lib.report.report import SetupError
+from lib.topology.topology import Translator
 from lib.util import key_namespace, parse_endpoint
-from lib.workload import FAIL, OK, UNKNOWN, Op, classify
+from lib.workload.workload import FAIL, OK, UNKNOWN, Op, classify
 
 
 @pytest.mark.parametrize("text,expected", [("127.0.0.1:26379", ("127.0.0.1", 26379)), (":7000", ("127.0.0.1", 7000)),
@@ -89,7 +89,7 @@ def test_key_namespaces_are_unique_per_run():
 
 def _run_with_recoveries(ours_s: float, probe_s: float):
     """A FailoverRun whose writer and probe fail from the fault (t=100) until they recover."""
-    from lib.ha_failover import FailoverRun
+    from lib.runs.ha_failover import FailoverRun
 
     run = FailoverRun("test", ("127.0.0.1", 1), fault_at=100.0, recovered_at=100.0 + max(ours_s, probe_s))
     for history, back in ((run.history, ours_s), (run.probe, probe_s)):

@@ -8,9 +8,9 @@ import time
 import pytest
 import redis
 
-from lib import readiness
 from lib.errors import SetupError
-from lib.report import EXIT_SETUP_ERROR, FAIL, OK, ScenarioResult, cli_main, run_scenario
+from lib.launcher import readiness
+from lib.report.report import EXIT_SETUP_ERROR, FAIL, OK, ScenarioResult, cli_main, run_scenario
 from lib.util import free_ports
 from lib.waits import PollPolicy, WaitTimeout, wait_until
 

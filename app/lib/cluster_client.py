@@ -26,11 +26,11 @@ from redis.cluster import RedisCluster
 from redis.exceptions import ClusterDownError, ConnectionError, SlotNotCoveredError, TimeoutError
 from redis.retry import Retry
 
-from lib.cluster_topology import Address, ClusterNode, Shard, read_cluster_nodes, shards_of
 from lib.errors import SetupError
 from lib.ha_client import AddressRemap
+from lib.topology.cluster_topology import Address, ClusterNode, Shard, read_cluster_nodes, shards_of
 from lib.util import format_endpoint
-from lib.workload import Attempts
+from lib.workload.workload import Attempts
 
 T = TypeVar("T")
 

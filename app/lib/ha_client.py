@@ -19,9 +19,9 @@ from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, Time
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from lib.report import SetupError
+from lib.report.report import SetupError
 from lib.util import format_endpoint
-from lib.workload import Attempts
+from lib.workload.workload import Attempts
 
 Address = tuple[str, int]
 T = TypeVar("T")

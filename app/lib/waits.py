@@ -5,7 +5,7 @@ failed wait explains itself instead of just saying "timed out".
 
 A timeout is not a setup error: a wait inside a check that never converges (a migration, a
 rejoin) is that check's FAIL. Waits that are setup (a stack that never became ready) are turned
-into SetupError where they are called (lib/readiness.py).
+into SetupError where they are called (lib/launcher/readiness.py).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lib.report import FAIL, OK
-from lib.scenario import error_reply, result
+from lib.report.report import FAIL, OK
+from lib.suites.scenario import error_reply, result
 from lib.waits import wait_until
 
 NAME = "basic_crud"

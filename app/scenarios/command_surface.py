@@ -12,8 +12,8 @@ from typing import Any
 
 import redis
 
-from lib.report import OK, WARN
-from lib.scenario import raw_command, result
+from lib.report.report import OK, WARN
+from lib.suites.scenario import raw_command, result
 
 NAME = "command_surface"
 DESTRUCTIVE = False

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.report import FAIL, OK
-from lib.scenario import result
+from lib.report.report import FAIL, OK
+from lib.suites.scenario import result
 
 NAME = "data_structures"
 DESTRUCTIVE = False

@@ -10,8 +10,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from lib.report import FAIL, OK
-from lib.scenario import median_ms, result, stopwatch
+from lib.report.report import FAIL, OK
+from lib.suites.scenario import median_ms, result, stopwatch
 
 NAME = "large_payloads"
 DESTRUCTIVE = False

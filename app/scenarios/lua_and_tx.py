@@ -16,8 +16,8 @@ from typing import Any
 
 import redis
 
-from lib.report import FAIL, OK
-from lib.scenario import error_reply, result
+from lib.report.report import FAIL, OK
+from lib.suites.scenario import error_reply, result
 
 NAME = "lua_and_tx"
 DESTRUCTIVE = False

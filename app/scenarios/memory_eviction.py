@@ -13,8 +13,8 @@ from typing import Any
 
 import redis
 
-from lib.report import FAIL, OK, WARN
-from lib.scenario import result
+from lib.report.report import FAIL, OK, WARN
+from lib.suites.scenario import result
 
 NAME = "memory_eviction"
 DESTRUCTIVE = True

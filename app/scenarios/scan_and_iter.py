@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.report import FAIL, OK
-from lib.scenario import raw_command, result
+from lib.report.report import FAIL, OK
+from lib.suites.scenario import raw_command, result
 
 NAME = "scan_and_iter"
 DESTRUCTIVE = False

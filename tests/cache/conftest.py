@@ -8,10 +8,10 @@ import pytest
 import redis
 
 from conftest import running_stack  # tests/conftest.py
-from lib.cache_store import ClusterCacheStore, RedisCacheStore
 from lib.ha_client import AddressRemap, RemappingSentinel
-from lib.local_stack import LocalStack
+from lib.launcher.local_stack import LocalStack
 from lib.util import key_namespace
+from lib.workload.cache_store import ClusterCacheStore, RedisCacheStore
 
 BUS_PORT_OFFSET = 10000
 MASTER_NAME = "myvalkey"  # sentinel/sentinel.conf

@@ -12,10 +12,10 @@ import redis
 from redis.crc import key_slot
 
 from conftest import run_script  # tests/conftest.py
-from lib.cache_store import storage_key
 from lib.cluster_client import ClusterClient
-from lib.cluster_migration import SlotMigration, put_slot_back
-from lib.cluster_topology import shards_of
+from lib.runs.cluster_migration import SlotMigration, put_slot_back
+from lib.topology.cluster_topology import shards_of
+from lib.workload.cache_store import storage_key
 
 pytestmark = pytest.mark.integration
 

@@ -11,13 +11,13 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 import redis
 
-from lib.cache_outage import request_totals, shard_recovery
-from lib.cache_ring import RingStore
-from lib.cache_store import MAX_KEY, CacheError, CacheUnavailable, RedisCacheStore, storage_key, ttl_ms
-from lib.http_cache import HIT, MISS, HTTPCache, decode_response, encode_response, request_key
-from lib.http_requests import CACHE_ERROR, CacheOp
-from lib.http_server import OriginApp
+from lib.clients.http_requests import CACHE_ERROR, CacheOp
+from lib.runs.cache_outage import request_totals, shard_recovery
 from lib.util import REPO_ROOT
+from lib.workload.cache_ring import RingStore
+from lib.workload.cache_store import MAX_KEY, CacheError, CacheUnavailable, RedisCacheStore, storage_key, ttl_ms
+from lib.workload.http_cache import HIT, MISS, HTTPCache, decode_response, encode_response, request_key
+from lib.workload.http_server import OriginApp
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -51,7 +51,7 @@ KNOWN_KEYS = {"http://example.com/a?b=1": 0xD5124812BABF1573, "http://h/item/0":
 @pytest.mark.parametrize("hash_seed", ["1", "2"])
 def test_request_keys_are_the_same_in_a_process_with_another_hash_seed(hash_seed):
     """Two cache clients in different processes must find each other's entries: no str hash() inside."""
-    code = ("from lib.http_cache import request_key; "
+    code = ("from lib.workload.http_cache import request_key; "
             f"print(*[request_key('GET', url) for url in {list(KNOWN_KEYS)!r}])")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(REPO_ROOT / "app")))

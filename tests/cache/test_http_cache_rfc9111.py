@@ -13,9 +13,9 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from lib.cache_store import CacheUnavailable, RedisCacheStore, storage_key
-from lib.http_cache import HIT, MISS, HTTPCache, parse_cache_control, request_key, variant_key
-from lib.http_server import LocalWsgiServer
+from lib.workload.cache_store import CacheUnavailable, RedisCacheStore, storage_key
+from lib.workload.http_cache import HIT, MISS, HTTPCache, parse_cache_control, request_key, variant_key
+from lib.workload.http_server import LocalWsgiServer
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CAP = timedelta(minutes=5)
@@ -205,7 +205,7 @@ def test_vary_stores_an_index_under_the_url_key_and_the_page_under_the_variant_k
 
 
 def test_a_response_without_vary_stays_under_the_url_key():
-    """lib/cache_failover.py picks each shard's paths by request_key: it must keep naming the entry."""
+    """lib/runs/cache_failover.py picks each shard's paths by request_key: it must keep naming the entry."""
     cache = cache_for(PerUserOrigin())
     call(cache, "/p")
     assert set(cache.store.entries) == {request_key("GET", "http://127.0.0.1/p")}

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from conftest import running_stack  # tests/conftest.py
-from lib.local_stack import LocalStack
-from lib.topology import load_topology, local_plan, server_binaries
+from lib.launcher.local_stack import LocalStack
+from lib.topology.topology import load_topology, local_plan, server_binaries
 from lib.util import REPO_ROOT
 
 BUS_PORT_OFFSET = 10000

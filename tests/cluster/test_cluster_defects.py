@@ -17,15 +17,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from conftest import run_script  # tests/conftest.py
-from lib import cluster_failover
 from lib.cluster_client import RETRIES_PER_CALL, ClusterClient
-from lib.cluster_topology import open_slots, own_view, parse_cluster_nodes, shards_of, tag_for_slot
 from lib.errors import SetupError
-from lib.fault import Fault
-from lib.report import FAIL as FAIL_STATUS
+from lib.faults.fault import Fault
+from lib.report.report import FAIL as FAIL_STATUS
+from lib.runs import cluster_failover
+from lib.topology.cluster_topology import open_slots, own_view, parse_cluster_nodes, shards_of, tag_for_slot
 from lib.util import REPO_ROOT, format_endpoint, free_ports, key_namespace
 from lib.waits import PollPolicy, wait_until
-from lib.workload import FAIL, OK, UNKNOWN, Attempts, ContinuousWriter, History
+from lib.workload.workload import FAIL, OK, UNKNOWN, Attempts, ContinuousWriter, History
 
 NODES = """\
 a1 172.18.0.2:7000@17000,node-7000 myself,master - 0 0 1 connected 0-5460
@@ -232,7 +232,7 @@ class MigrationCluster:
 
 
 def test_migrate_names_the_target_as_the_source_knows_it_not_the_hosts_port_mapping():
-    from lib.cluster_migration import SlotMigration
+    from lib.runs.cluster_migration import SlotMigration
 
     client = MigrationCluster()
     shards = shards_of(parse_cluster_nodes(NODES))
@@ -288,7 +288,7 @@ class OpenSlotCluster(MigrationCluster):
 
 
 def test_putting_a_slot_back_ends_stable_on_both_nodes_even_when_every_migrate_fails():
-    from lib.cluster_migration import MigrationError, put_slot_back
+    from lib.runs.cluster_migration import MigrationError, put_slot_back
 
     client = OpenSlotCluster()
     shards = shards_of(parse_cluster_nodes(NODES))
@@ -304,7 +304,7 @@ def test_putting_a_slot_back_ends_stable_on_both_nodes_even_when_every_migrate_f
 # ---- 7. clients are closed; cleanup says one line or nothing --------------------------------------
 
 def test_readiness_closes_its_clients(monkeypatch):
-    from lib import readiness
+    from lib.launcher import readiness
 
     made = []
 
@@ -455,7 +455,7 @@ def _no_run_keys(stack) -> bool:
 @pytest.mark.integration
 def test_connect_fails_while_a_slot_is_left_migrating(cluster_stack):
     import cluster_test
-    from lib.cluster_migration import SlotMigration, put_slot_back
+    from lib.runs.cluster_migration import SlotMigration, put_slot_back
 
     with cluster_client(cluster_stack) as client:
         shards = client.shards()
@@ -475,7 +475,7 @@ def test_connect_fails_while_a_slot_is_left_migrating(cluster_stack):
 @pytest.mark.integration
 def test_cleanup_deletes_keys_on_a_primary_that_is_importing_their_slot(cluster_stack):
     import cluster_test
-    from lib.cluster_migration import SlotMigration, put_slot_back
+    from lib.runs.cluster_migration import SlotMigration, put_slot_back
 
     with cluster_client(cluster_stack) as client:
         shards = client.shards()
@@ -569,7 +569,7 @@ def test_behind_address_translation_ask_is_followed_and_the_plain_client_yardsti
 @pytest.mark.integration
 def test_ask_leaves_alone_a_slot_that_is_already_migrating(cluster_stack):
     import cluster_test
-    from lib.cluster_migration import SlotMigration, put_slot_back
+    from lib.runs.cluster_migration import SlotMigration, put_slot_back
 
     with cluster_client(cluster_stack) as client:
         shards = client.shards()

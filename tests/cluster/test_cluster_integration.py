@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from conftest import run_script
-from lib import process
 from lib.cluster_client import ClusterClient
-from lib.cluster_topology import shards_of
+from lib.launcher import process
+from lib.topology.cluster_topology import shards_of
 
 from .conftest import run_init
 

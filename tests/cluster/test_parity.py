@@ -9,7 +9,7 @@ import pytest
 import redis
 import yaml
 
-from lib.topology import load_topology, local_plan
+from lib.topology.topology import load_topology, local_plan
 from lib.util import REPO_ROOT
 from unit.readiness_recorder import CLUSTER_OK, JOB, PING, healthcheck_condition, readiness_waits
 

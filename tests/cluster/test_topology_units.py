@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lib.cluster_topology import Shard, covered_slots, key_in_shard, parse_cluster_nodes, shards_of, tag_for_slot
+from lib.topology.cluster_topology import (
+    Shard,
+    covered_slots,
+    key_in_shard,
+    parse_cluster_nodes,
+    shards_of,
+    tag_for_slot,
+)
 
 NODES = """\
 a1 172.18.0.2:7000@17000,node-7000 myself,master - 0 0 1 connected 0-5460

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from conftest import running_stack  # tests/conftest.py
-from lib.local_stack import LocalStack
-from lib.topology import REDIS_SERVER_HINT, find_redis_server
+from lib.launcher.local_stack import LocalStack
+from lib.topology.topology import REDIS_SERVER_HINT, find_redis_server
 from lib.util import REPO_ROOT
 
 # Variables that would point the runner at some other stack than the one a test started.

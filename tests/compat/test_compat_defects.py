@@ -10,9 +10,9 @@ import pytest
 import config
 import test_runner
 from lib.errors import SetupError
-from lib.local_stack import STATE_FILE
-from lib.ownership import Ownership
-from lib.scenario import ScenarioContext
+from lib.launcher.local_stack import STATE_FILE
+from lib.launcher.ownership import Ownership
+from lib.suites.scenario import ScenarioContext
 from lib.util import free_ports
 from scenarios import memory_eviction
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lib.scenario import CONTRACT_KEYS
+from lib.suites.scenario import CONTRACT_KEYS
 
 from .conftest import client_for, run_runner
 
@@ -100,7 +100,7 @@ def test_a_scenario_that_raises_becomes_a_fail_dict(compat_stack, tmp_path):
         "    client.set(ctx.key('left-behind'), 1)\n"
         "    raise RuntimeError('boom on purpose')\n")
     (scenarios / "fine.py").write_text(
-        "from lib.scenario import result\nNAME = 'fine'\nDESTRUCTIVE = False\n"
+        "from lib.suites.scenario import result\nNAME = 'fine'\nDESTRUCTIVE = False\n"
         "def run(client, ctx):\n    return result(NAME, 'OK', 'ran', {'pong': client.ping()})\n")
     proc = run_runner("--scenarios-dir", str(scenarios), "--json-dir", str(tmp_path), state_dir=compat_stack.state_dir)
     assert proc.returncode == 1, f"a FAIL must exit 1, got {proc.returncode}\n{proc.stdout[-2000:]}{proc.stderr}"

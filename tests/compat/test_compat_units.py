@@ -7,16 +7,16 @@ import pytest
 import config
 import test_runner
 from config import Target, parse_target, parse_targets, resolve_targets
-from lib.compat_diff import MISSING, compare_metric, diff_results, diff_scenario, flatten
-from lib.ownership import Ownership
-from lib.report import SetupError
-from lib.scenario import contract_problem, result
+from lib.checks.compat_diff import MISSING, compare_metric, diff_results, diff_scenario, flatten
+from lib.launcher.ownership import Ownership
+from lib.report.report import SetupError
+from lib.suites.scenario import contract_problem, result
 
 
 @pytest.fixture(autouse=True)
 def no_local_compat_stack(monkeypatch, tmp_path):
     """Resolution must not see a compat stack someone happens to run in .stack/compat, nor the compose
-    containers someone runs on the default ports (lib.ownership would call them ours)."""
+    containers someone runs on the default ports (lib.launcher.ownership would call them ours)."""
     monkeypatch.setattr(config.LocalStack, "default_state_dir", staticmethod(lambda name: tmp_path / "none"))
     monkeypatch.setattr(config, "ownership", lambda host, port: Ownership(False, f"{host}:{port} is not ours"))
 

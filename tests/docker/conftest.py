@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lib.compose_stack import IMAGES_ENV_FILE, REGISTRY_IMAGES_ENV, ComposeStack, engine_answers
+from lib.launcher.compose_stack import IMAGES_ENV_FILE, REGISTRY_IMAGES_ENV, ComposeStack, engine_answers
 from lib.util import REPO_ROOT
 
 IN_CI = os.environ.get("CI") == "true"

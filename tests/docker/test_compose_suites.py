@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 
 from conftest import run_script  # tests/conftest.py
-from lib.compose_stack import image_settings
+from lib.launcher.compose_stack import image_settings
 from lib.util import REPO_ROOT
 from lib.waits import wait_until
 

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from lib.compose_stack import ComposeStack, image_settings
-from lib.topology import TOPOLOGY_FILES
+from lib.launcher.compose_stack import ComposeStack, image_settings
+from lib.topology.topology import TOPOLOGY_FILES
 from test_readme import README, marked_blocks, run_as_user
 
 DOCKER_BLOCKS = marked_blocks(README.read_text(), "docker")

@@ -17,7 +17,7 @@ def short_waits(monkeypatch):
 
     import cluster_test
     import ha_test
-    from lib import cluster_failover, ha_failover
+    from lib.runs import cluster_failover, ha_failover
 
     for module in (ha_test, cluster_test, cluster_failover, ha_failover):
         monkeypatch.setattr(module, "wait_until", wait_briefly)

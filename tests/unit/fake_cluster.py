@@ -4,7 +4,7 @@ It keeps slot owners, keys per node and open slot migrations, and answers the wa
 a plain client at the wrong node gets MOVED, at the source of a migrating slot ASK (for a key it no
 longer has); the cluster client keeps its own slot map and follows both. Each node counts the
 redirects it sent (INFO errorstats), as the real servers do. CLUSTER SETSLOT / MIGRATE / ASKING /
-GETKEYSINSLOT / KEYSLOT / NODES are understood, so lib.cluster_migration runs unchanged against it.
+GETKEYSINSLOT / KEYSLOT / NODES are understood, so lib.runs.cluster_migration runs unchanged against it.
 The knobs (`plain_redirects`, `follows_moved`, `keyslot`, `write_to`, `dropped`, `migrate_loses`,
 `fails_reads_while_migrating`) each break one behaviour.
 """
@@ -19,7 +19,7 @@ from redis.crc import key_slot
 from redis.exceptions import AskError, ConnectionError, MovedError
 
 from lib.cluster_client import ClusterClient
-from lib.cluster_topology import SLOTS, ClusterNode, Shard, parse_cluster_nodes, shards_of
+from lib.topology.cluster_topology import SLOTS, ClusterNode, Shard, parse_cluster_nodes, shards_of
 
 Address = tuple[str, int]
 

@@ -1,4 +1,4 @@
-"""What the local launcher's readiness check (lib/readiness.py) waits for, per service, without servers.
+"""What the local launcher's readiness check (lib/launcher/readiness.py) waits for, per service, without servers.
 
 The parity tests compare it with each compose service's healthcheck: `docker-compose up --wait` and
 `stack.py up` must call a stack ready on the same conditions. Every faked reply is "not yet" the
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import redis
 
-from lib import readiness
-from lib.local_stack import ServiceState
-from lib.topology import load_topology, local_plan
+from lib.launcher import readiness
+from lib.launcher.local_stack import ServiceState
+from lib.topology.topology import load_topology, local_plan
 
 PING, LINK_UP, SENTINEL_MASTERS, CLUSTER_OK, JOB = ("PING", "master_link_status:up", "SENTINEL MASTERS",
                                                      "cluster_state:ok", "job ran")
@@ -123,7 +123,7 @@ class PlannedStack:
 
 
 def readiness_waits(topology_name: str, stack_dir: Path, port_map: dict[int, int], monkeypatch) -> Recorder:
-    """Run lib.readiness.wait_ready on the planned stack with recording clients; jobs are recorded, not run."""
+    """Run lib.launcher.readiness.wait_ready on the planned stack with recording clients; jobs are recorded, not run."""
     stack = PlannedStack(topology_name, stack_dir, port_map)
     by_port = {svc.port: name for name, svc in stack.services.items() if svc.port}
     kinds = {name: (svc.kind, "--replicaof" in svc.argv) for name, svc in stack.services.items()}

@@ -1,12 +1,12 @@
-"""lib/cache_outage.py on hand-made request histories: per-shard recovery and the request totals."""
+"""lib/runs/cache_outage.py on hand-made request histories: per-shard recovery and the request totals."""
 
 from __future__ import annotations
 
 import pytest
 
-from lib.cache_outage import ok_count, request_totals, shard_recovery
-from lib.http_requests import CacheOp
-from lib.workload import FAIL, OK, UNKNOWN
+from lib.clients.http_requests import CacheOp
+from lib.runs.cache_outage import ok_count, request_totals, shard_recovery
+from lib.workload.workload import FAIL, OK, UNKNOWN
 
 HIT, MISS, ERROR = "HIT", "MISS", "ERROR"
 

@@ -1,11 +1,11 @@
-"""lib/checker.py on hand-made histories: outage windows, gaps, error counts and lost writes."""
+"""lib/checks/checker.py on hand-made histories: outage windows, gaps, error counts and lost writes."""
 
 from __future__ import annotations
 
 import pytest
 
-from lib.checker import error_counts, longest_gap_ms, lost_writes, outage_around
-from lib.workload import FAIL, OK, UNKNOWN, Op
+from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
+from lib.workload.workload import FAIL, OK, UNKNOWN, Op
 
 
 def op(seq: int, start: float, end: float, outcome: str = OK, error: str | None = None, key: str | None = None,

@@ -9,8 +9,8 @@ import redis
 
 import lib.cluster_client as cluster_client
 from lib.cluster_client import ClusterClient
-from lib.cluster_topology import parse_cluster_nodes
 from lib.errors import SetupError
+from lib.topology.cluster_topology import parse_cluster_nodes
 
 NODES = ("a1 10.0.0.1:7000@17000,node-7000 myself,master - 0 0 1 connected 0-8191\n"
          "b2 10.0.0.2:7001@17001,node-7001 master - 0 0 2 connected 8192-16383\n")

@@ -12,12 +12,12 @@ import pytest
 import redis
 
 import cluster_test
-from lib.cluster_failover import ClusterFailoverRun
-from lib.fault import Fault
-from lib.report import FAIL, OK, WARN
-from lib.workload import FAIL as OP_FAIL
-from lib.workload import OK as OP_OK
-from lib.workload import History, Op
+from lib.faults.fault import Fault
+from lib.report.report import FAIL, OK, WARN
+from lib.runs.cluster_failover import ClusterFailoverRun
+from lib.workload.workload import FAIL as OP_FAIL
+from lib.workload.workload import OK as OP_OK
+from lib.workload.workload import History, Op
 
 from .fake_cluster import NODES_TEXT, FakeCluster, FakeClusterClient, three_shards
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import lib.compose_stack as compose_stack
-from lib.compose_stack import ComposeStack, compose_failure, image_settings
+import lib.launcher.compose_stack as compose_stack
 from lib.errors import SetupError
+from lib.launcher.compose_stack import ComposeStack, compose_failure, image_settings
 from lib.waits import WaitTimeout
 
 BUSY_PORT = """Creating compat-redis ... error

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 import ha_test
-from lib.fault import Fault, LocalKill
-from lib.ha_failover import FailoverRun
-from lib.report import FAIL, OK, WARN
-from lib.workload import FAIL as OP_FAIL
-from lib.workload import OK as OP_OK
-from lib.workload import UNKNOWN, History, Op
+from lib.faults.fault import Fault, LocalKill
+from lib.report.report import FAIL, OK, WARN
+from lib.runs.ha_failover import FailoverRun
+from lib.workload.workload import FAIL as OP_FAIL
+from lib.workload.workload import OK as OP_OK
+from lib.workload.workload import UNKNOWN, History, Op
 
 from .fakes import FakeHA, FakeKV, FakeNode, replication_info
 
@@ -400,7 +400,7 @@ def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while
 
 @pytest.mark.parametrize("done,status", [(True, OK), (False, FAIL)])
 def test_roles_restored_follows_whether_the_original_master_is_master_again(monkeypatch, done, status):
-    from lib.ha_failover import PutBack
+    from lib.runs.ha_failover import PutBack
 
     asked = []
 

@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from lib.interrupts import interrupts_raise
-from lib.report import ManualPrompt, run_undoing_interrupts
+from lib.report.report import ManualPrompt, run_undoing_interrupts
 from lib.waits import wait_until
 
 

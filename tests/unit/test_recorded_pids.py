@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import recorded_pids  # tests/conftest.py
-from lib.local_stack import STATE_FILE, LocalStack, ServiceState
-from lib.report import SetupError
-from lib.topology import load_topology
+from lib.launcher.local_stack import STATE_FILE, LocalStack, ServiceState
+from lib.report.report import SetupError
+from lib.topology.topology import load_topology
 
 
 def stack_with_pid(state_dir, pid: int) -> LocalStack:

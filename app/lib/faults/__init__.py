@@ -1,0 +1,1 @@
+"""Faults (the nemesis): what breaks a server during a run, and how it is put back."""

@@ -1,0 +1,1 @@
+"""Report: the only place that renders (rich tables, timelines, plots, JSON)."""

@@ -1,0 +1,75 @@
+"""A failover as a picture: operations per interval (ok vs error), event marks, the downtime shaded.
+
+matplotlib is optional: only --plot needs it, so it is imported here, late, and its absence is a
+one-line SetupError that says how to install it, not a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lib.report.report import SetupError
+from lib.report.timeline import Timeline
+
+INSTALL_HINT = "--plot needs matplotlib: .venv/bin/python -m pip install matplotlib==3.11.2"
+# Events worth a vertical line; the rest (+slave, +reboot, ...) would only clutter the picture.
+MARKED = ("fault", "fault seen", "+sdown", "+odown", "+switch-master", "node flagged pfail",
+          "node flagged fail", "promoted", "recovered", "client recovered", "client: recovered",
+          "hits returned")
+
+
+def require_matplotlib() -> None:
+    """Fail before the run, not after it, when --plot cannot be honoured."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SetupError(INSTALL_HINT) from None
+
+
+def plot_timeline(timeline: Timeline, path: str | Path, title: str) -> Path:
+    """Write a PNG of the timeline to path and return it."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on CI machines and servers
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    width = timeline.interval_s
+    starts = [b.start_s for b in timeline.buckets]
+    per_s = 1.0 / width
+    fig, ax = plt.subplots(figsize=(11, 4.5), dpi=100)
+    try:
+        ax.bar(starts, [b.ok * per_s for b in timeline.buckets], width=width, align="edge", color="#2b8a3e",
+               label="ok")
+        ax.bar(starts, [b.error * per_s for b in timeline.buckets], width=width, align="edge", color="#c92a2a",
+               bottom=[b.ok * per_s for b in timeline.buckets], label="error / unknown")
+        if timeline.downtime is not None:
+            start, end = timeline.downtime
+            end = end if end is not None else (starts[-1] + width if starts else start)
+            label = (f"downtime {timeline.downtime_ms:,.0f} ms" if timeline.downtime_ms is not None
+                     else "downtime (no recovery)")
+            ax.axvspan(start, end, color="#868e96", alpha=0.25, label=label)
+        _mark_events(ax, timeline)
+        ax.set_xlabel("seconds from the fault")
+        ax.set_ylabel("operations per second")
+        ax.set_title(title)
+        ax.legend(loc="lower left", fontsize="small", framealpha=0.9)
+        fig.tight_layout()
+        fig.savefig(out, format="png")
+    finally:
+        plt.close(fig)
+    return out
+
+
+def _mark_events(ax, timeline: Timeline) -> None:
+    top = ax.get_ylim()[1]
+    seen: set[str] = set()
+    for event in timeline.events:
+        if event.name not in MARKED or event.name in seen:
+            continue  # one line per kind of event: its first sighting
+        seen.add(event.name)
+        ax.axvline(event.offset_s, color="#1864ab", linestyle="--", linewidth=0.8)
+        ax.text(event.offset_s, top * 0.98, f" {event.name} {event.offset_s:+.2f}s", rotation=90,
+                va="top", ha="left", fontsize=7, color="#1864ab")

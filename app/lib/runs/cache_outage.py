@@ -1,0 +1,81 @@
+"""The verdict on a cache run, read from its recorded requests afterwards (a checker, like lib/checks/checker.py).
+
+Per shard: when did the cache stop answering, when did the client reach it again, and when did
+hits return. Measured on the request sequence of one shard (one loop per shard, so its requests
+are ordered): the first HIT after the last store error, not the first HIT after the fault
+(a request in flight at the fault may still hit).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from lib.clients.http_requests import CACHE_ERROR, CacheOp
+from lib.workload.workload import OK
+
+
+@dataclass
+class ShardRecovery:
+    shard: str
+    requests: int
+    cache_errors: int  # after the fault
+    first_error_at: float | None
+    last_error_at: float | None
+    client_recovered_at: float | None  # first request after the last error whose store call worked
+    hits_returned_at: float | None  # first HIT after the last error (None: errors, and no HIT since)
+
+
+def shard_recovery(shard: str, ops: list[CacheOp], fault_at: float) -> ShardRecovery:
+    ops = sorted((op for op in ops if op.group == shard), key=lambda op: op.start)
+    errors = [op for op in ops if op.cache == CACHE_ERROR and op.end >= fault_at]
+    if not errors:
+        return ShardRecovery(shard, len(ops), 0, None, None, None, None)
+    last = errors[-1]
+    after = [op for op in ops if op.start > last.start]
+    recovered = next((op.end for op in after if op.cache in ("HIT", "MISS")), None)
+    hits = next((op.end for op in after if op.cache == "HIT"), None)
+    return ShardRecovery(shard, len(ops), len(errors), errors[0].end, last.end, recovered, hits)
+
+
+@dataclass
+class RequestTotals:
+    requests: int
+    hits: int
+    misses: int
+    cache_errors: int  # requests the store failed on (served by the app)
+    http_5xx: int
+    http_failed: int  # no response at all (refused, reset, timeout)
+    errors_by_type: dict[str, int]
+    slowest_ms: float  # the longest request: a failing store must not hang the page
+
+    @property
+    def hit_ratio(self) -> float:
+        return self.hits / self.requests if self.requests else 0.0
+
+    def to_dict(self) -> dict:
+        return {"requests": self.requests, "hits": self.hits, "misses": self.misses,
+                "hit_ratio": round(self.hit_ratio, 4), "cache_errors": self.cache_errors,
+                "http_5xx": self.http_5xx, "http_failed": self.http_failed, "errors_by_type": self.errors_by_type,
+                "slowest_request_ms": round(self.slowest_ms, 1)}
+
+
+def request_totals(ops: list[CacheOp]) -> RequestTotals:
+    by_cache = Counter(op.cache for op in ops)
+    return RequestTotals(
+        requests=len(ops), hits=by_cache["HIT"], misses=by_cache["MISS"], cache_errors=by_cache[CACHE_ERROR],
+        http_5xx=sum(1 for op in ops if op.status is not None and op.status >= 500),
+        http_failed=sum(1 for op in ops if op.status is None),
+        errors_by_type=dict(Counter(_error_kind(op.error) for op in ops if op.error)),
+        slowest_ms=max(((op.end - op.start) * 1000 for op in ops), default=0.0))
+
+
+def _error_kind(error: str) -> str:
+    """'cache: ConnectionError' as it is; 'HTTP ConnectionRefusedError: [Errno 111] ...' without the detail."""
+    return error if error.startswith("cache: ") else error.split(":")[0]
+
+
+def ok_count(ops: list[CacheOp], shard: str, after: float, cache: str | None = None) -> int:
+    """Requests of shard that started after `after` and got a response (optionally: with this cache result)."""
+    return sum(1 for op in ops if op.group == shard and op.start > after and op.outcome == OK
+               and (cache is None or op.cache == cache))

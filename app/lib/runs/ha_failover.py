@@ -1,0 +1,421 @@
+"""One measured Sentinel failover: writer, probe and event recorder running around one fault.
+
+The run only records; lib/checks/checker.py gives the verdicts afterwards from what was recorded, so the
+same history can be re-read, saved to JSON, or plotted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import redis
+from redis.sentinel import Sentinel
+
+from lib.clients.probe import PlainClientProbe, SentinelProbe
+from lib.clients.sentinel_events import SentinelEvents
+from lib.errors import SetupError
+from lib.faults.fault import Fault, inject_recorded
+from lib.ha_client import Address, HAClient
+from lib.util import format_endpoint
+from lib.waits import WaitTimeout, wait_until
+from lib.workload.workload import OK, Attempts, ContinuousWriter, History
+
+WAIT_REPLICAS = 1  # WAIT 1: a write is "confirmed" once one replica has it
+# WAIT's timeout ends an op that reached no replica. Right after a promotion the new master has no
+# replica yet, so the first writes waited the whole timeout and the recovery we reported came up to
+# 100 ms after the write was acknowledged (measured +74 ms vs the probe); 20 ms bounds that error.
+WAIT_TIMEOUT_MS = 20
+WARMUP_OPS = 200  # acknowledged writes before the fault, so there is something to lose
+SETTLE_OPS = 200  # acknowledged writes after recovery, so the client is shown to keep working
+
+
+class SentinelFailover(Fault):
+    """SENTINEL FAILOVER: a promotion without killing anything (works without shell access)."""
+
+    description = "SENTINEL FAILOVER (graceful: the old master is demoted, not killed)"
+
+    def __init__(self, ha: HAClient):
+        self.ha = ha
+
+    def inject(self) -> None:
+        errors = []
+        for address in self.ha.sentinel_addresses:
+            client = self.ha.node(address, sentinel=True)
+            try:
+                client.sentinel_failover(self.ha.master_name)
+                return
+            except redis.RedisError as exc:
+                errors.append(f"{format_endpoint(*address)}: {exc}")
+            finally:
+                client.close()
+        raise SetupError(f"no sentinel accepted SENTINEL FAILOVER {self.ha.master_name}: {'; '.join(errors)}")
+
+
+@dataclass
+class FailoverRun:
+    fault: str
+    old_master: Address  # as announced by the sentinels
+    history: History = field(default_factory=History)  # writer ops + sentinel events
+    probe: History = field(default_factory=History)
+    plain: History | None = None  # a redis-py Sentinel client with default settings (None: not run)
+    fault_at: float = 0.0
+    recovered_at: float | None = None
+    new_master: Address | None = None
+    timeout_reason: str | None = None
+    views_after: dict[str, str] = field(default_factory=dict)
+
+    def offset(self, at: float) -> float:
+        """Seconds from the fault (negative: before it)."""
+        return at - self.fault_at
+
+
+def wait_replicas_synced(ha: HAClient, timeout: float) -> list[Address]:
+    """Every replica of the master has master_link_status:up: one still in its first sync never
+    gets promoted (see docs/ha.md), so injecting a fault before this would measure nothing useful."""
+    def synced() -> tuple[bool, str]:
+        replicas = ha.sentinel.discover_slaves(ha.master_name)
+        if not replicas:
+            return False, "the sentinels know no healthy replica"
+        states = []
+        for address in replicas:
+            client = ha.node(address)
+            try:
+                link = client.info("replication").get("master_link_status")
+                states.append(f"{format_endpoint(*address)} link={link}")
+            finally:
+                client.close()
+        return all(s.endswith("link=up") for s in states), "; ".join(states)
+
+    wait_until(synced, timeout=timeout, what="every replica's master_link_status:up before the fault")
+    return ha.sentinel.discover_slaves(ha.master_name)
+
+
+def sentinels_agree_on_new_master(ha: HAClient, old: Address) -> tuple[bool, str]:
+    views = ha.sentinel_views()
+    values = set(views.values())
+    text = "; ".join(f"{k} says {v}" for k, v in views.items())
+    if len(values) != 1:
+        return False, text
+    (value,) = values
+    return not value.startswith(("error", "unknown")) and value != format_endpoint(*old), text
+
+
+def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout: float = 60.0,
+                 require_new_master: bool = True, history: History | None = None,
+                 progress: Callable[[str], None] | None = None) -> FailoverRun:
+    """Write continuously, inject the fault, wait for the client and the sentinels to recover.
+
+    Pass history to watch the run while it happens (the live view of a manual fault does), and
+    progress to be told (one line) when the fault is about to be injected.
+    """
+    run = FailoverRun(fault.description, ha.announced_master(), history if history is not None else History())
+    ha.master()  # connect, and start following +switch-master
+
+    def write(key: str, value: str, attempts: Attempts) -> bool:
+        def set_and_wait(master: redis.Redis) -> bool:
+            pipe = master.pipeline(transaction=False)
+            pipe.set(key, value)
+            pipe.execute_command("WAIT", WAIT_REPLICAS, WAIT_TIMEOUT_MS)
+            _, acked_by = pipe.execute()
+            return int(acked_by) >= WAIT_REPLICAS
+
+        return ha.call(set_and_wait, attempts)
+
+    events = SentinelEvents(ha.sentinel_addresses, run.history, ha.sentinel_password)
+    probe = SentinelProbe(ha.sentinel_addresses, ha.master_name, ha.remap, f"{namespace}probe",
+                          password=ha.password, sentinel_password=ha.sentinel_password)
+    writer = ContinuousWriter(write, lambda seq: f"{namespace}w:{seq}", run.history, with_attempts=True)
+    plain = plain_sentinel_client(ha, f"{namespace}plain")
+    run.probe = probe.history
+    run.plain = plain.history
+    try:
+        events.start()
+        probe.start()
+        plain.start()
+        writer.start()
+        wait_until(lambda: (_ok_count(run.history) >= WARMUP_OPS, f"{_ok_count(run.history)} acknowledged"),
+                   timeout=30, what=f"{WARMUP_OPS} acknowledged writes before the fault")
+        if progress is not None:
+            progress(f"writing ({_ok_count(run.history)} acknowledged so far); fault: {fault.description}")
+        run.fault_at = inject_recorded(fault, run.history, "the master stopped answering")
+        try:
+            _wait_recovered(run, ha, recovery_timeout, require_new_master)
+        except WaitTimeout as exc:
+            run.timeout_reason = str(exc)
+    finally:  # stop what started (Ctrl-C may come between two starts)
+        for worker in (writer, probe, plain):
+            if worker.ident is not None:
+                worker.stop()
+        events.stop()  # closes its sentinel connections, started or not
+    run.views_after = ha.sentinel_views()
+    return run
+
+
+class RemappedSentinel(Sentinel):
+    """redis-py's stock Sentinel client, except that the addresses it discovers go through a remap.
+
+    The yardstick must be what a user gets from redis-py, yet on Docker Compose the sentinels
+    announce names (valkey-master:6379) that only resolve inside the compose network. So the only
+    difference from stock: the result of the stock discover_master/discover_slaves is translated
+    (valkey-master:6379 -> 127.0.0.1:6379). Discovery itself (the first healthy SENTINEL MASTERS
+    answer), the connection pool, its reconnect after errors and READONLY, and the retries are
+    redis-py's defaults. (Stock force_master_ip maps every master to one IP and leaves replicas alone.)
+    """
+
+    def __init__(self, sentinels: list[Address], remap: Callable[[Address], Address], **kwargs):
+        super().__init__(sentinels, **kwargs)
+        self.remap = remap
+
+    def discover_master(self, service_name: str) -> Address:
+        return self.remap(super().discover_master(service_name))
+
+    def discover_slaves(self, service_name: str) -> list[Address]:
+        return [self.remap(address) for address in super().discover_slaves(service_name)]
+
+
+def plain_sentinel_client(ha: HAClient, key: str) -> PlainClientProbe:
+    """redis-py's own Sentinel client, default settings, as a user would write it (see RemappedSentinel)."""
+    sentinel_kwargs = {"password": ha.sentinel_password} if ha.sentinel_password else None
+    sentinel = RemappedSentinel(ha.sentinel_addresses, ha.remap, sentinel_kwargs=sentinel_kwargs,
+                                password=ha.password)
+    master = sentinel.master_for(ha.master_name)
+
+    def close() -> None:
+        master.close()
+        for client in sentinel.sentinels:
+            client.close()
+
+    return PlainClientProbe(lambda seq: master.set(key, seq), close, key=key)
+
+
+# A restarted old master becomes a replica only after Sentinel has polled its INFO (every 10 s
+# outside a failover) and seen it report role:master for 4 publish periods (4 x 2 s): 8-10 s of
+# every run was spent on those two timers. On our own local stacks, and only after the failover was
+# measured, the rejoin is watched with shorter timers (set at runtime, put back afterwards); set
+# before the fault, the 1 s INFO period would make +promoted-slave come up to 0.9 s earlier than
+# with the defaults (measured), so the failover figures would not be Sentinel's.
+REJOIN_SENTINEL_DEBUG = {"INFO-PERIOD": 1000, "PUBLISH-PERIOD": 500}
+
+
+@contextlib.contextmanager
+def faster_rejoin(ha: HAClient) -> Iterator[None]:
+    """SENTINEL DEBUG (Redis 7+/Valkey) on every sentinel for the duration, then the old values."""
+    saved: list[tuple[redis.Redis, list]] = []
+    for address in ha.sentinel_addresses:
+        client = ha.node(address, sentinel=True)
+        try:
+            current = client.execute_command("SENTINEL", "DEBUG")
+            old = {k: current[k] for k in REJOIN_SENTINEL_DEBUG if k in current}
+            client.execute_command("SENTINEL", "DEBUG", *_flat(REJOIN_SENTINEL_DEBUG))
+            saved.append((client, _flat(old)))
+        except redis.RedisError:
+            client.close()  # an older sentinel, or unreachable: the rejoin just takes longer
+    try:
+        yield
+    finally:
+        for client, old in saved:
+            with contextlib.suppress(redis.RedisError):
+                client.execute_command("SENTINEL", "DEBUG", *old)
+            client.close()
+
+
+def _flat(settings: dict) -> list:
+    return [item for pair in settings.items() for item in pair]
+
+
+def _wait_recovered(run: FailoverRun, ha: HAClient, timeout: float, require_new_master: bool) -> None:
+    def client_and_sentinels() -> tuple[bool, str]:
+        first_ok = next((op for op in run.history.snapshot() if op.outcome == OK and op.start > run.fault_at),
+                        None)
+        agreed, views = sentinels_agree_on_new_master(ha, run.old_master) if require_new_master else (True, "")
+        return first_ok is not None and agreed, f"client writing again: {first_ok is not None}; {views}"
+
+    wait_until(client_and_sentinels, timeout=timeout,
+               what="the client to write again and all sentinels to agree on a new master")
+    run.recovered_at = time.monotonic()
+    run.history.event("recovered", "client writing, sentinels agree")
+    run.new_master = ha.announced_master()
+    settle = _ok_count(run.history) + SETTLE_OPS
+    wait_until(lambda: (_ok_count(run.history) >= settle and _ok_after(run.probe, run.recovered_at),
+                        f"{_ok_count(run.history)} acknowledged"),
+               timeout=30, what=f"{SETTLE_OPS} more acknowledged writes after recovery")
+
+
+def _ok_count(history: History) -> int:
+    return sum(1 for op in history.snapshot() if op.outcome == OK)
+
+
+def _ok_after(history: History, at: float) -> bool:
+    return any(op.outcome == OK and op.start > at for op in history.snapshot())
+
+
+# ---- putting the roles back (servers the harness did not start) -------------------------------
+
+NEVER_PROMOTED = 0  # replica-priority 0: Sentinel never picks this replica
+
+
+@dataclass
+class PutBack:
+    """What put_back_master did: whether the original master is master again, and how."""
+
+    done: bool
+    detail: str
+    steps: list[str] = field(default_factory=list)
+
+
+def put_back_master(ha: HAClient, original: Address, timeout: float = 90.0) -> PutBack:
+    """Make `original` (an announced address) the master again with one more SENTINEL FAILOVER.
+
+    A graceful failover leaves the roles swapped; on a deployment the harness did not start they
+    must be as before. SENTINEL FAILOVER picks the replica by replica-priority, then offset, so the
+    other replicas get replica-priority 0 (never promoted) until the switch, then their old value.
+    Only once `original` is a synced replica (link up) whose new priority-0 peers the sentinel has
+    seen (it polls INFO every 10 s), else Sentinel would promote another one or none.
+    """
+    deadline = time.monotonic() + timeout
+    steps: list[str] = []
+
+    def left() -> float:
+        return max(1.0, deadline - time.monotonic())
+
+    current = ha.announced_master()
+    if current == original:
+        return PutBack(True, f"{format_endpoint(*original)} is the master already", steps)
+    saved: dict[Address, str] = {}
+    not_restored: list[str] = []
+    try:
+        steps.append(wait_synced_replica(ha, original, current, left()))
+        sentinel = ha.sentinel_addresses[0]
+        others = [a for a in _sentinel_replicas(ha, sentinel) if a != original]
+        try:
+            _set_priorities(ha, others, NEVER_PROMOTED, saved)
+            steps.append(wait_until(lambda: _sentinel_would_pick(ha, sentinel, original, others), timeout=left(),
+                                    what=f"sentinel {format_endpoint(*sentinel)} to see {format_endpoint(*original)} "
+                                         "as the only replica it may promote"))
+            _sentinel_failover(ha, sentinel)
+            steps.append(wait_until(lambda: _master_everywhere(ha, original), timeout=left(),
+                                    what=f"all sentinels to name {format_endpoint(*original)} master again"))
+        finally:
+            not_restored = _restore_priorities(ha, saved)
+        steps.append(wait_until(lambda: _replicas_back(ha, original, [current, *others]), timeout=left(),
+                                what=f"{format_endpoint(*original)}'s replicas to be online again"))
+    except (WaitTimeout, SetupError, redis.RedisError) as exc:
+        return PutBack(False, f"could not make {format_endpoint(*original)} master again: {exc}; "
+                       f"{_priority_note(saved, not_restored)}. By hand: once {format_endpoint(*original)} "
+                       f"replicates with its link up, SENTINEL FAILOVER {ha.master_name} (with the other replicas' "
+                       "replica-priority at 0 meanwhile)", steps)
+    if not_restored:
+        return PutBack(False, f"{format_endpoint(*original)} is the master again, but "
+                       f"{_priority_note(saved, not_restored)}", steps)
+    return PutBack(True, f"{format_endpoint(*original)} is the master again (SENTINEL FAILOVER once it had synced; "
+                   f"{_priority_note(saved, not_restored)})", steps)
+
+
+def _priority_note(saved: dict[Address, str], not_restored: list[str]) -> str:
+    if not saved:
+        return "no replica-priority was changed"
+    if not_restored:
+        return f"replica-priority is still 0 on {'; '.join(not_restored)}"
+    return (f"replica-priority of {', '.join(format_endpoint(*a) for a in saved)} was 0 meanwhile "
+            "and is back")
+
+
+def wait_synced_replica(ha: HAClient, replica: Address, master: Address, timeout: float) -> str:
+    """replica replicates from master with its link up and no sync under way; returns what was seen."""
+    def synced() -> tuple[bool, str]:
+        node = ha.node(ha.remap(replica))
+        try:
+            info = node.info("replication")
+        finally:
+            node.close()
+        seen = (f"role={info.get('role')} master={info.get('master_host')}:{info.get('master_port')} "
+                f"link={info.get('master_link_status')} sync_in_progress={info.get('master_sync_in_progress')}")
+        return (info.get("role") == "slave" and int(info.get("master_port", 0)) == master[1]
+                and info.get("master_link_status") == "up" and not int(info.get("master_sync_in_progress", 0))), seen
+
+    return wait_until(synced, timeout=timeout, what=f"{format_endpoint(*replica)} to be a synced replica of "
+                      f"{format_endpoint(*master)}")
+
+
+def _sentinel_replicas(ha: HAClient, sentinel: Address) -> list[Address]:
+    client = ha.node(sentinel, sentinel=True)
+    try:
+        return [(r["ip"], int(r["port"])) for r in client.sentinel_slaves(ha.master_name)]
+    finally:
+        client.close()
+
+
+def _set_priorities(ha: HAClient, replicas: list[Address], priority: int, saved: dict[Address, str]) -> None:
+    """CONFIG SET replica-priority on each replica, noting each old value in saved as soon as it is changed."""
+    for address in replicas:
+        node = ha.node(ha.remap(address))
+        try:
+            value = node.config_get("replica-priority")["replica-priority"]
+            node.config_set("replica-priority", priority)
+            saved[address] = value
+        finally:
+            node.close()
+
+
+def _restore_priorities(ha: HAClient, saved: dict[Address, str]) -> list[str]:
+    """Put the saved replica-priority values back; returns the replicas where that failed, and why."""
+    failed = []
+    for address, value in saved.items():
+        node = ha.node(ha.remap(address))
+        try:
+            node.config_set("replica-priority", value)
+        except redis.RedisError as exc:
+            failed.append(f"{format_endpoint(*address)} (set it back to {value}: {exc})")
+        finally:
+            node.close()
+    return failed
+
+
+def _sentinel_would_pick(ha: HAClient, sentinel: Address, original: Address,
+                         others: list[Address]) -> tuple[bool, str]:
+    client = ha.node(sentinel, sentinel=True)
+    try:
+        replicas = {(r["ip"], int(r["port"])): r for r in client.sentinel_slaves(ha.master_name)}
+    finally:
+        client.close()
+    candidate = replicas.get(original, {})
+    seen = "; ".join(f"{format_endpoint(*a)} priority={r.get('slave-priority')} link={r.get('master-link-status')} "
+                     f"flags={r.get('flags')}" for a, r in replicas.items())
+    ready = (bool(candidate) and candidate.get("master-link-status") == "ok" and not candidate.get("is_sdown")
+             and not candidate.get("is_disconnected") and int(candidate.get("slave-priority", 0)) > 0
+             and all(int(replicas.get(a, {}).get("slave-priority", NEVER_PROMOTED)) == NEVER_PROMOTED
+                     for a in others))
+    return ready, seen
+
+
+def _sentinel_failover(ha: HAClient, sentinel: Address) -> None:
+    client = ha.node(sentinel, sentinel=True)
+    try:
+        client.sentinel_failover(ha.master_name)
+    finally:
+        client.close()
+
+
+def _master_everywhere(ha: HAClient, original: Address) -> tuple[bool, str]:
+    views = ha.sentinel_views()
+    node = ha.node(ha.remap(original))
+    try:
+        role = node.info("replication").get("role")
+    finally:
+        node.close()
+    agreed = set(views.values()) == {format_endpoint(*original)}
+    return agreed and role == "master", f"sentinels say {views}; {format_endpoint(*original)} has role {role}"
+
+
+def _replicas_back(ha: HAClient, master: Address, replicas: list[Address]) -> tuple[bool, str]:
+    node = ha.node(ha.remap(master))
+    try:
+        info = node.info("replication")
+    finally:
+        node.close()
+    online = {int(v.get("port", 0)) for k, v in info.items()
+              if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"}
+    return all(port in online for _, port in replicas), f"online replica ports {sorted(online)}"

@@ -1,0 +1,63 @@
+"""Command-line options every failover suite shares (ha_test.py, cluster_test.py), parsed one way."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from lib.faults.fault import FAULT_MODES
+from lib.report.report import SetupError
+
+
+def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, host_map_fallback: str) -> None:
+    parser.add_argument("--fault", choices=FAULT_MODES, default="auto", help=fault_help)
+    parser.add_argument("--password", help="password of the data nodes (AUTH)")
+    parser.add_argument("--host-map", action="append", default=[], metavar="NAME=HOST",
+                        help=f"reach an announced host NAME at HOST (unresolvable names map to {host_map_fallback})")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON (with the failover's history)")
+    parser.add_argument("--plot", metavar="PATH", help="write the failover timeline as a PNG (needs matplotlib)")
+    parser.add_argument("--recovery-timeout", type=float, default=60.0, metavar="S")
+    parser.add_argument("--manual-timeout", type=float, default=300.0, metavar="S",
+                        help="how long --fault manual waits for the kill (and for the restart)")
+    parser.add_argument("--allow-destructive", action="store_true",
+                        help="allow faults, failovers, slot migrations and CONFIG SET on servers the harness did "
+                             "not start (its local stacks, this repo's compose containers); the roles, slots and "
+                             "config it changes are still put back")
+
+
+def parse_host_map(entries: list[str], example: str) -> dict[str, str]:
+    """['valkey-master=10.0.0.5'] -> {'valkey-master': '10.0.0.5'}; a bad entry is a one-line SetupError."""
+    host_map = {}
+    for entry in entries:
+        name, sep, host = entry.partition("=")
+        if not sep or not name or not host:
+            raise SetupError(f"--host-map {entry!r}: expected NAME=HOST, e.g. {example}")
+        host_map[name] = host
+    return host_map
+
+
+def require_writable_output(path: str | None, flag: str = "--json") -> None:
+    """Refuse, before any server is touched, an output path that could not be written after the run.
+
+    A destructive run whose results cannot be saved is lost work: check the directory now, not at the end.
+    """
+    if not path:
+        return
+    example = f"{flag} results/run{Path(path).suffix or '.json'}"
+    out = Path(path)
+    if out.is_dir():
+        raise SetupError(f"{flag} {path}: is a directory; give a file path, e.g. {example}")
+    parent = out.parent if str(out.parent) else Path(".")
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise SetupError(f"{flag} {path}: {existing} is not a directory")
+    try:  # root passes os.access everywhere: only a real write tells (e.g. /proc, a read-only mount)
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".vhc-write-check-"):
+            pass
+    except OSError as exc:
+        raise SetupError(f"{flag} {path}: cannot create a file in {existing} ({exc.strerror}); choose a path you can "
+                         f"write, e.g. {example}") from None
+    if out.exists() and not os.access(out, os.W_OK):
+        raise SetupError(f"{flag} {path}: the file is not writable; choose another path")
