@@ -16,11 +16,9 @@ always put back; a graceful failover (and, with --allow-destructive, a kill) is 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import redis
 from redis.crc import key_slot
@@ -30,19 +28,17 @@ from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage
 from lib.clients.keyspace import delete_prefix
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
 from lib.faults.fault import (
-    STATE_ENV,
     DockerKill,
     Fault,
     LocalKill,
     ManualKill,
     WaitNotice,
     choose_kill,
-    local_stack_for,
     restore_fault,
     undo_interrupted_fault,
 )
 from lib.ha_client import answers
-from lib.launcher.local_stack import STATE_FILE, LocalStack
+from lib.launcher.discovery import running_stack, stack_serving
 from lib.launcher.ownership import require_owned
 from lib.report.plot import plot_timeline, require_matplotlib
 from lib.report.report import (
@@ -108,12 +104,9 @@ def resolve_target(args) -> Target:
     """--node flags, then the local stack ($VHC_STACK_STATE, .stack/cluster), else 127.0.0.1:7000."""
     if args.node:
         return Target([parse_endpoint(n, example="127.0.0.1:7000") for n in args.node], "--node")
-    for state_dir in [Path(p) for p in (os.environ.get(STATE_ENV),) if p] + [LocalStack.default_state_dir("cluster")]:
-        if (state_dir / STATE_FILE).exists():
-            stack = LocalStack.load(state_dir)
-            if stack.topology.name == "cluster" and stack.running():
-                return Target([stack.endpoint(n) for n in stack.running()
-                               if stack.service(n).kind == "server"], f"local stack {state_dir}")
+    if stack := running_stack("cluster"):
+        return Target([stack.endpoint(n) for n in stack.running() if stack.service(n).kind == "server"],
+                      f"local stack {stack.state_dir}")
     return Target([DEFAULT_NODE], "default (the compose port of node-7000)")
 
 
@@ -452,7 +445,7 @@ def build_fault(args, client: ClusterClient, shards: list[Shard], history: Histo
         def down_shard() -> Shard | None:
             return next((s for s in shards if not answers(client.reachable(s.primary), client.password, 0.3)), None)
 
-        local = local_stack_for("cluster", client.reachable(victim.primary))
+        local = stack_serving("cluster", client.reachable(victim.primary))
         name = victim.primary.announced[0]
         hint, restart = ((f"python app/stack.py kill {local[1]}", "python app/stack.py start SERVICE") if local
                          else (f"docker kill {name}", "docker start CONTAINER"))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -24,13 +23,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from lib.launcher.local_stack import STATE_FILE, LocalStack
+from lib.errors import SetupError
+from lib.launcher.discovery import running_stack
+from lib.launcher.local_stack import LocalStack
 from lib.launcher.ownership import is_local_stack_host, ownership
-from lib.report.report import SetupError
 from lib.util import format_endpoint, parse_endpoint
 
 TARGETS_ENV = "VHC_TARGETS"
-STATE_ENV = "VHC_STACK_STATE"
 COMPAT_TOPOLOGY = "compat"
 DEFAULT_TARGETS = (("redis", "127.0.0.1", 6379), ("valkey", "127.0.0.1", 6380))
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # names become file names: results/compat-NAME.json
@@ -102,18 +101,7 @@ def parse_targets(specs: list[str], source: str) -> list[Target]:
 
 def compat_stack(env: dict[str, str] | None = None) -> LocalStack | None:
     """The running local compat stack: $VHC_STACK_STATE first, then .stack/compat/."""
-    env = os.environ if env is None else env
-    dirs = [Path(env[STATE_ENV])] if env.get(STATE_ENV) else []
-    for state_dir in [*dirs, LocalStack.default_state_dir(COMPAT_TOPOLOGY)]:
-        if not (state_dir / STATE_FILE).exists():
-            continue
-        # Not suppressed: a state file that cannot be read is a one-line SetupError (it names the file
-        # and the fix). Ignoring it would test the default ports instead, and may run destructive
-        # scenarios on servers that only look unclaimed.
-        stack = LocalStack.load(state_dir)
-        if stack.topology.name == COMPAT_TOPOLOGY and stack.running():
-            return stack
-    return None
+    return running_stack(COMPAT_TOPOLOGY, env)
 
 
 def resolve_targets(cli_specs: list[str] | None = None, env: dict[str, str] | None = None) -> list[Target]:

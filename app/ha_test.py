@@ -19,7 +19,6 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 from rich.table import Table
@@ -27,17 +26,16 @@ from rich.table import Table
 from lib.checks.checker import error_counts, lost_writes, outage_around
 from lib.clients.keyspace import delete_prefix
 from lib.faults.fault import (
-    STATE_ENV,
     Fault,
     LocalKill,
     ManualKill,
     choose_kill,
-    local_stack_for,
     restore_fault,
     undo_interrupted_fault,
 )
 from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient, answers
-from lib.launcher.local_stack import STATE_FILE, LocalStack
+from lib.launcher.discovery import running_stack, stack_serving
+from lib.launcher.local_stack import LocalStack
 from lib.launcher.ownership import require_owned
 from lib.report.plot import plot_timeline, require_matplotlib
 from lib.report.report import (
@@ -103,11 +101,8 @@ def resolve_target(args) -> Target:
     if env := os.environ.get(SENTINELS_ENV):
         sentinels = [parse_endpoint(s, example="127.0.0.1:26379") for s in env.split(",") if s.strip()]
         return Target(sentinels, f"${SENTINELS_ENV}")
-    for state_dir in [Path(p) for p in (os.environ.get(STATE_ENV),) if p] + [LocalStack.default_state_dir("ha")]:
-        if (state_dir / STATE_FILE).exists():
-            stack = LocalStack.load(state_dir)
-            if stack.topology.name == "ha" and stack.running():
-                return Target(stack.endpoints("sentinel"), f"local stack {state_dir}", stack)
+    if stack := running_stack("ha"):
+        return Target(stack.endpoints("sentinel"), f"local stack {stack.state_dir}", stack)
     return Target(list(DEFAULT_SENTINELS), "defaults (the compose ports)")
 
 
@@ -119,7 +114,7 @@ def build_fault(args, ha: HAClient, announced: Address, reachable: Address, hist
     if args.fault == "graceful":
         return SentinelFailover(ha)
     if args.fault == "manual":
-        local = local_stack_for("ha", reachable)
+        local = stack_serving("ha", reachable)
         by_name = not announced[0][0].isdigit()
         hint, restart = ((f"python app/stack.py kill {local[1]}", f"python app/stack.py start {local[1]}") if local
                          else (f"docker kill {announced[0]}", f"docker start {announced[0]}") if by_name

@@ -29,12 +29,12 @@ from rich.table import Table
 
 from lib.launcher import process
 from lib.launcher.compose_stack import ComposeStack
-from lib.launcher.local_stack import STATE_FILE, LocalStack, recorded_stacks
+from lib.launcher.discovery import STATE_ENV, known_stacks
+from lib.launcher.local_stack import STATE_FILE, LocalStack
 from lib.report.report import SetupError, cli_main, console, err_console
 from lib.topology.topology import TOPOLOGY_FILES, load_topology
 from lib.util import free_ports
 
-STATE_ENV = "VHC_STACK_STATE"
 FREE_PORTS_ENV = "VHC_FREE_PORTS"  # =1: up/run use free ports by default (how the README tests run `make demo`)
 GUARD_COMMAND = "_guard"  # stack.py _guard STATE_DIR: started by run, not for people
 GUARD_STAND_DOWN = b"stopped\n"  # what run writes to the guard once it has stopped its stack itself
@@ -64,28 +64,8 @@ def _new_stack(args, *, tie_to_parent: bool) -> LocalStack:
     return LocalStack(topology, state_dir, port_map, tie_to_parent=tie_to_parent)
 
 
-def _known_stacks(state_dir: str | None = None) -> tuple[list[LocalStack], list[str]]:
-    """--state-dir, else $VHC_STACK_STATE (set inside `stack.py run`), plus every stack under .stack/.
-
-    Also returns one line per state file that could not be read, for the caller to report.
-    """
-    chosen = state_dir or os.environ.get(STATE_ENV)
-    first: list[LocalStack] = []
-    unreadable: list[str] = []
-    if chosen and (Path(chosen) / STATE_FILE).exists():
-        try:
-            first.append(LocalStack.load(Path(chosen)))
-        except SetupError as exc:
-            unreadable.append(str(exc))
-    if state_dir:
-        return first, unreadable
-    chosen_dir = Path(chosen).absolute() if chosen else None
-    stacks, more_unreadable = recorded_stacks()
-    return first + [s for s in stacks if s.state_dir != chosen_dir], unreadable + more_unreadable
-
-
 def _find_stack(service: str) -> LocalStack:
-    stacks, unreadable = _known_stacks()
+    stacks, unreadable = known_stacks()
     for stack in stacks:
         if service in stack.services:
             for problem in unreadable:
@@ -210,7 +190,7 @@ def run_guard(state_dir: Path) -> int:
 
 
 def cmd_status(args) -> int:
-    stacks, unreadable = _known_stacks(args.state_dir)
+    stacks, unreadable = known_stacks(args.state_dir)
     stacks = [s for s in stacks if args.topology in (None, s.topology.name)]
     if stacks:
         console.print(status_table(stacks))
@@ -249,7 +229,7 @@ def cmd_down(args) -> int:
             stack.down()
             console.print(f"docker-compose -f {stack.file.name} down -v: done")
         return 0
-    stacks, unreadable = _known_stacks(args.state_dir)
+    stacks, unreadable = known_stacks(args.state_dir)
     stacks = [s for s in stacks if args.topology in (None, s.topology.name)]
     for stack in stacks:
         stack.down()

@@ -23,6 +23,7 @@ from lib.errors import SetupError
 from lib.faults import fault as fault_module
 from lib.faults.fault import DockerKill, ManualKill, WaitNotice, container_for
 from lib.ha_client import HAClient
+from lib.launcher import discovery
 from lib.launcher.ownership import Ownership
 from lib.runs.ha_failover import RemappedSentinel, plain_sentinel_client
 from lib.util import REPO_ROOT, free_ports
@@ -329,7 +330,7 @@ def test_a_corrupt_state_file_is_a_one_line_error_for_ha_test_and_the_fault(tmp_
         ha_test.resolve_target(ha_test.build_parser().parse_args([]))
     assert "\n" not in str(raised.value)
     with pytest.raises(SetupError, match="state.json"):
-        fault_module.local_stack_for("ha", ("127.0.0.1", 6379))
+        discovery.stack_serving("ha", ("127.0.0.1", 6379))
 
 
 def test_a_node_on_another_address_is_never_a_local_stack_service_whatever_its_port(tmp_path, monkeypatch):
@@ -345,9 +346,9 @@ def test_a_node_on_another_address_is_never_a_local_stack_service_whatever_its_p
     monkeypatch.setenv("VHC_STACK_STATE", str(tmp_path))
     monkeypatch.setattr(fault_module.LocalStack, "load", staticmethod(lambda state_dir: Recorded()))
     for here in ("127.0.0.1", "127.1", "localhost"):
-        assert fault_module.local_stack_for("cluster", (here, 21610))[1] == "node-7000", f"{here} is 127.0.0.1"
+        assert discovery.stack_serving("cluster", (here, 21610))[1] == "node-7000", f"{here} is 127.0.0.1"
     for elsewhere in ("127.0.0.2", "10.0.0.5", "node-7000"):
-        assert fault_module.local_stack_for("cluster", (elsewhere, 21610)) is None, f"{elsewhere} matched by port"
+        assert discovery.stack_serving("cluster", (elsewhere, 21610)) is None, f"{elsewhere} matched by port"
 
 
 # ---- integration: real local stacks on free ports ----------------------------------------------

@@ -8,12 +8,10 @@ point shows it.
 from __future__ import annotations
 
 import ipaddress
-import os
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 from redis.backoff import NoBackoff
@@ -22,13 +20,13 @@ from rich.console import RenderableType
 
 from lib.errors import SetupError
 from lib.launcher.compose_stack import engine_answers
-from lib.launcher.local_stack import STATE_FILE, LocalStack
+from lib.launcher.discovery import stack_serving
+from lib.launcher.local_stack import LocalStack
 from lib.launcher.ownership import is_local_stack_host, ownership
 from lib.topology.topology import TOPOLOGY_FILES
 from lib.waits import WaitTimeout, wait_until
 from lib.workload.workload import History
 
-STATE_ENV = "VHC_STACK_STATE"
 FAULT_MODES = ("auto", "local", "docker", "manual", "graceful", "none")
 
 
@@ -255,30 +253,10 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def local_stack_for(topology: str, address: tuple[str, int]) -> tuple[LocalStack, str] | None:
-    """The recorded local stack (env VHC_STACK_STATE, else .stack/TOPOLOGY) serving address.
-
-    Local stacks listen on 127.0.0.1 only, so an address on another host (127.0.0.2 included) is
-    never one of their services, whatever its port: matching the port alone once SIGKILLed a node of
-    the user's local stack while another cluster was under test.
-    """
-    host, port = address
-    if not is_local_stack_host(host):
-        return None
-    candidates = [Path(p) for p in (os.environ.get(STATE_ENV),) if p]
-    candidates.append(LocalStack.default_state_dir(topology))
-    for state_dir in candidates:
-        if (state_dir / STATE_FILE).exists():
-            stack = LocalStack.load(state_dir)
-            if stack.topology.name == topology and (service := stack.service_at(port)):
-                return stack, service
-    return None
-
-
 def choose_kill(mode: str, topology: str, announced: tuple[str, int], reachable: tuple[str, int]) -> Fault:
     """The kill fault for a node: local launcher, docker, or a SetupError that says what to use."""
     if mode in ("auto", "local"):
-        found = local_stack_for(topology, reachable)
+        found = stack_serving(topology, reachable)
         if found:
             return LocalKill(*found)
         if mode == "local":

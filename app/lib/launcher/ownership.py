@@ -13,7 +13,6 @@ nothing: no key written, no fault injected.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -40,7 +39,6 @@ def is_local_stack_host(host: str) -> bool:
         return socket.inet_aton(host) == socket.inet_aton("127.0.0.1")
     except OSError:
         return False
-STATE_ENV = "VHC_STACK_STATE"  # set by stack.py run
 COMPOSE_FILES_LABEL = "com.docker.compose.project.config_files"
 COMPOSE_WORKDIR_LABEL = "com.docker.compose.project.working_dir"
 
@@ -80,12 +78,13 @@ def require_owned(addresses: list[tuple[str, int]], *, allowed: bool, action: st
 
 
 def _stacks(root: Path | None) -> list:
+    from lib.launcher.discovery import chosen_state_dir  # discovery imports this module
     from lib.launcher.local_stack import STATE_FILE, LocalStack
 
     stacks = []
-    env_dir = os.environ.get(STATE_ENV)
-    if env_dir and (Path(env_dir) / STATE_FILE).exists():
-        stacks.append(LocalStack.load(Path(env_dir)))
+    chosen = chosen_state_dir()
+    if chosen and (chosen / STATE_FILE).exists():
+        stacks.append(LocalStack.load(chosen))
     stacks += running_stacks(root)
     return stacks
 
