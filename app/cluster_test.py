@@ -24,6 +24,7 @@ import redis
 from redis.crc import key_slot
 from rich.table import Table
 
+from lib import events
 from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
 from lib.clients.keyspace import delete_prefix
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
@@ -374,7 +375,8 @@ def recovery_metrics(run: ClusterFailoverRun, ours) -> dict:
             metrics["ours_after_promotion_ms"] = round((ours.first_ok_end - run.promoted_at) * 1000, 1)
         if plain and plain.first_ok_end:
             metrics["plain_after_promotion_ms"] = round((plain.first_ok_end - run.promoted_at) * 1000, 1)
-    flagged = {e.name: round(run.offset(e.at), 3) for e in run.history.events if e.name.startswith("node flagged")}
+    flagged = {e.name: round(run.offset(e.at), 3) for e in run.history.events
+               if e.name in (events.NODE_PFAIL, events.NODE_FAIL)}
     metrics.update({f"{name.replace(' ', '_')}_s": at for name, at in flagged.items()})
     return metrics
 
@@ -655,7 +657,7 @@ def run_suite(args, client: ClusterClient, target: Target, plan: Plan, ns: str) 
 
 def restart_after_broken_run(fault: Fault, history: History, timeout: float = 30.0) -> str:
     """A run that broke after its kill still starts the node again: a fault must not outlive the run."""
-    if history.first_event("fault") is None or not fault.can_restore:
+    if history.first_event(events.FAULT) is None or not fault.can_restore:
         return ""
     try:
         restore_fault(fault, timeout)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import redis
 from rich.table import Table
 
+from lib import events
 from lib.checks.checker import error_counts, lost_writes, outage_around
 from lib.clients.keyspace import delete_prefix
 from lib.faults.fault import (
@@ -211,7 +212,7 @@ def check_new_master(ha: HAClient, run: FailoverRun | None) -> ScenarioResult:
     metrics["old_master"] = format_endpoint(*run.old_master)
     if announced == metrics["old_master"]:
         return ScenarioResult("new_master", FAIL, f"the master is still the old one, {announced}", metrics)
-    switch = run.history.first_event("+switch-master")
+    switch = run.history.first_event(events.SWITCH_MASTER)
     if switch:
         metrics["switch_master_s"] = round(run.offset(switch.at), 3)
     return ScenarioResult("new_master", OK, f"all {len(views)} sentinels agree: {metrics['old_master']} -> "
@@ -225,7 +226,7 @@ def check_reconnect(run: FailoverRun | None, skipped: str | None, switches: int)
     ours = outage_around(run.history.snapshot(), run.fault_at)
     probe = outage_around(run.probe.snapshot(), run.fault_at)
     metrics = dict(cap, ours_downtime_ms=_ms(ours), probe_downtime_ms=_ms(probe))
-    switch = run.history.first_event("+switch-master")
+    switch = run.history.first_event(events.SWITCH_MASTER)
     if switch and ours and ours.first_ok_end:
         metrics["ours_after_switch_ms"] = round((ours.first_ok_end - switch.at) * 1000, 1)
     if switch and probe and probe.first_ok_end:
@@ -383,10 +384,11 @@ def _ms(outage) -> float | None:
 
 def failover_timeline(run: FailoverRun) -> Timeline:
     """The writer's history and the sentinels' events, plus when the probes recovered, as one timeline."""
-    extra = [row for row in client_rows(run.probe.snapshot(), run.fault_at, "5 ms probe") if "recovered" in row.name]
+    extra = [row for row in client_rows(run.probe.snapshot(), run.fault_at, "5 ms probe")
+             if row.name.endswith(events.RECOVERED)]
     if run.plain is not None:
         extra += [row for row in client_rows(run.plain.snapshot(), run.fault_at, "plain redis-py")
-                  if "recovered" in row.name]
+                  if row.name.endswith(events.RECOVERED)]
     return build_timeline(run.history, run.fault_at, who="client", extra_events=extra)
 
 

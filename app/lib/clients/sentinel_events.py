@@ -11,10 +11,10 @@ import redis
 from redis.backoff import AbstractBackoff, ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
+from lib import events
 from lib.workload.workload import History
 
-INTERESTING = ("+sdown", "-sdown", "+odown", "+try-failover", "+elected-leader", "+selected-slave",
-               "+promoted-slave", "+switch-master", "+convert-to-slave", "+slave", "+reboot")
+INTERESTING = events.SENTINEL_EVENTS
 READ_TIMEOUT_S = 0.01  # how long one read waits for a message on a reachable sentinel
 # A sentinel that is down fails every read at once; without a pause the loop would spin a core for
 # as long as it is down. Retry it on this schedule (20 ms doubling to 0.5 s): a sentinel that comes

@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rich.console import RenderableType
 
+from lib import events
 from lib.errors import SetupError
 from lib.launcher.compose_stack import engine_answers
 from lib.launcher.discovery import stack_serving
@@ -164,12 +165,12 @@ def inject_recorded(fault: Fault, history: History, seen: str) -> float:
     for it began: that moment is recorded as "fault seen" and returned instead.
     """
     fault_at = time.monotonic()
-    history.event("fault", fault.description, at=fault_at)
+    history.event(events.FAULT, fault.description, at=fault_at)
     fault.pending_restore = fault.can_restore or fault.by_hand
     fault.inject()
     if fault.by_hand:
         fault_at = time.monotonic()
-        history.event("fault seen", seen, at=fault_at)
+        history.event(events.FAULT_SEEN, seen, at=fault_at)
     return fault_at
 
 

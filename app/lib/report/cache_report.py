@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from lib import events
 from lib.clients.http_requests import CACHE_ERROR
 from lib.report.report import FAIL, OK, WARN, ScenarioResult
 from lib.report.timeline import Timeline, build_timeline, history_to_dict
 from lib.runs.cache_failover import CacheFailoverRun
 from lib.runs.cache_outage import request_totals, shard_recovery
-from lib.runs.cluster_failover import FAIL_EVENT, PROMOTED_EVENT
 from lib.util import format_endpoint
 from lib.workload.workload import FAIL as FAIL_OP
 from lib.workload.workload import History, Op
@@ -26,8 +26,8 @@ def check_http_failover(run: CacheFailoverRun | None, skipped: str | None) -> Sc
     if run.victim is None:
         return ScenarioResult("http_failover", FAIL, f"no shard lost its primary: {run.timeout_reason}", metrics)
     recovery = shard_recovery(run.victim.label, ops, run.fault_at)
-    promoted = run.history.first_event(PROMOTED_EVENT)
-    flagged = run.history.first_event(FAIL_EVENT)
+    promoted = run.history.first_event(events.PROMOTED)
+    flagged = run.history.first_event(events.NODE_FAIL)
     metrics.update({
         "shard": run.victim.label, "old_primary": format_endpoint(*run.victim.primary.announced),
         "promoted": format_endpoint(*run.promoted.announced) if run.promoted else None,

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lib import events
 from lib.report.report import SetupError
 from lib.report.timeline import Timeline
 
 INSTALL_HINT = "--plot needs matplotlib: .venv/bin/python -m pip install matplotlib==3.11.2"
-# Events worth a vertical line; the rest (+slave, +reboot, ...) would only clutter the picture.
-MARKED = ("fault", "fault seen", "+sdown", "+odown", "+switch-master", "node flagged pfail",
-          "node flagged fail", "promoted", "recovered", "client recovered", "client: recovered",
-          "hits returned")
 
 
 def require_matplotlib() -> None:
@@ -67,7 +64,7 @@ def _mark_events(ax, timeline: Timeline) -> None:
     top = ax.get_ylim()[1]
     seen: set[str] = set()
     for event in timeline.events:
-        if event.name not in MARKED or event.name in seen:
+        if event.name not in events.MARKED or event.name in seen:
             continue  # one line per kind of event: its first sighting
         seen.add(event.name)
         ax.axvline(event.offset_s, color="#1864ab", linestyle="--", linewidth=0.8)

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
+from lib import events
 from lib.checks.checker import outage_around
 from lib.workload.workload import OK, History, Op
 
@@ -99,13 +100,14 @@ def client_rows(ops: list[Op], fault_at: float, who: str = "client") -> list[Tim
     outage = outage_around(ops, fault_at)
     if outage is None:
         return []
-    rows = [TimelineEvent(outage.last_ok_end - fault_at, f"{who}: last ok")]
+    rows = [TimelineEvent(outage.last_ok_end - fault_at, events.client_row(who, events.CLIENT_LAST_OK))]
     first_fail = min((op for op in ops if op.outcome != OK and op.end >= fault_at), key=lambda op: op.end,
                      default=None)
     if first_fail is not None:
-        rows.append(TimelineEvent(first_fail.end - fault_at, f"{who}: first error", first_fail.error or ""))
+        rows.append(TimelineEvent(first_fail.end - fault_at, events.client_row(who, events.CLIENT_FIRST_ERROR),
+                                  first_fail.error or ""))
     if outage.first_ok_end is not None:
-        rows.append(TimelineEvent(outage.first_ok_end - fault_at, f"{who}: recovered",
+        rows.append(TimelineEvent(outage.first_ok_end - fault_at, events.client_row(who, events.CLIENT_ROW_RECOVERED),
                                   f"{outage.failed_ops} failed in between"))
     return rows
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from redis.crc import key_slot
 
+from lib import events
 from lib.clients.http_requests import RequestLoop
 from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
@@ -123,7 +124,7 @@ def _record_recovery(run: CacheFailoverRun) -> None:
     for shard in run.shards:
         recovery = shard_recovery(shard.label, ops, run.fault_at)
         if recovery.client_recovered_at is not None:
-            run.history.event("client recovered", f"{shard.label}: store answers again after "
+            run.history.event(events.CLIENT_RECOVERED, f"{shard.label}: store answers again after "
                               f"{recovery.cache_errors} cache errors", at=recovery.client_recovered_at)
         if recovery.hits_returned_at is not None:
-            run.history.event("hits returned", shard.label, at=recovery.hits_returned_at)
+            run.history.event(events.HITS_RETURNED, shard.label, at=recovery.hits_returned_at)

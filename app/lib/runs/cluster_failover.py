@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import redis
 from redis.cluster import RedisCluster
 
+from lib import events
 from lib.clients.probe import PlainClientProbe
 from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
@@ -125,7 +126,7 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
             _wait_ok_per_shard(run, [run.victim], 1, after=run.promoted_at or run.fault_at,
                                what=f"a write to {run.victim.label} after the promotion", timeout=recovery_timeout)
             run.recovered_at = time.monotonic()
-            run.history.event("recovered", f"writes to {run.victim.label} succeed again")
+            run.history.event(events.RECOVERED, f"writes to {run.victim.label} succeed again")
             _wait_ok_per_shard(run, shards, SETTLE_OPS, after=run.recovered_at,
                                what="acknowledged writes on every shard after recovery")
         except WaitTimeout as exc:
@@ -166,7 +167,6 @@ def plain_cluster_client(client: ClusterClient, shard: Shard, prefix: str) -> Pl
                             key=prefix, group=shard.label)
 
 
-PFAIL_EVENT, FAIL_EVENT, PROMOTED_EVENT = "node flagged pfail", "node flagged fail", "promoted"
 
 
 def wait_promoted(victim: Shard, history: History, client: ClusterClient, timeout: float) -> tuple[ClusterNode, float]:
@@ -199,7 +199,7 @@ def wait_promoted(victim: Shard, history: History, client: ClusterClient, timeou
     wait_until(promoted, timeout=timeout, policy=FAST_POLL,
                what=f"a replica of {format_endpoint(*old.announced)} to be promoted")
     promoted_at = time.monotonic()
-    history.event(PROMOTED_EVENT, f"{format_endpoint(*winner[0].announced)} now serves {victim.label}",
+    history.event(events.PROMOTED, f"{format_endpoint(*winner[0].announced)} now serves {victim.label}",
                   at=promoted_at)
     return winner[0], promoted_at
 
@@ -209,7 +209,7 @@ def _record_flags(history: History, view: list[ClusterNode], old: ClusterNode) -
     theirs = next((n for n in view if n.node_id == old.node_id), None)
     if theirs is None:
         return
-    for flag, name in (("fail?", PFAIL_EVENT), ("fail", FAIL_EVENT)):
+    for flag, name in (("fail?", events.NODE_PFAIL), ("fail", events.NODE_FAIL)):
         if flag in theirs.flags and not history.first_event(name):
             history.event(name, f"{format_endpoint(*old.announced)} flags {','.join(sorted(theirs.flags))}")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import redis
 from redis.sentinel import Sentinel
 
+from lib import events
 from lib.clients.probe import PlainClientProbe, SentinelProbe
 from lib.clients.sentinel_events import SentinelEvents
 from lib.errors import SetupError
@@ -236,7 +237,7 @@ def _wait_recovered(run: FailoverRun, ha: HAClient, timeout: float, require_new_
     wait_until(client_and_sentinels, timeout=timeout,
                what="the client to write again and all sentinels to agree on a new master")
     run.recovered_at = time.monotonic()
-    run.history.event("recovered", "client writing, sentinels agree")
+    run.history.event(events.RECOVERED, "client writing, sentinels agree")
     run.new_master = ha.announced_master()
     settle = _ok_count(run.history) + SETTLE_OPS
     wait_until(lambda: (_ok_count(run.history) >= settle and _ok_after(run.probe, run.recovered_at),
