@@ -30,22 +30,19 @@ from cluster_test import (
     restart_after_broken_run,
 )
 from lib.checks.cache_checks import check_basics, check_clear, check_ring_vs_cluster, check_spread, check_ttl
+from lib.checks.result import FAIL, ScenarioResult, SuiteReport, run_scenario
 from lib.cluster_client import ClusterClient
+from lib.errors import SetupError
 from lib.faults.fault import undo_interrupted_fault
 from lib.report.cache_report import cache_timeline, check_http_failover
 from lib.report.plot import plot_timeline
 from lib.report.report import (
-    FAIL,
     ManualPrompt,
-    ScenarioResult,
-    SetupError,
-    SuiteReport,
     cli_main,
     console,
     err_console,
     finish,
     key_value_table,
-    run_scenario,
     run_undoing_interrupts,
 )
 from lib.report.timeline import timeline_table

@@ -26,8 +26,10 @@ from rich.table import Table
 
 from lib import events
 from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
+from lib.checks.result import FAIL, OK, WARN, ScenarioResult, SuiteReport, run_scenario
 from lib.clients.keyspace import delete_prefix
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
+from lib.errors import SetupError
 from lib.faults.fault import (
     DockerKill,
     Fault,
@@ -43,19 +45,12 @@ from lib.launcher.discovery import running_stack, stack_serving
 from lib.launcher.ownership import require_owned
 from lib.report.plot import plot_timeline, require_matplotlib
 from lib.report.report import (
-    FAIL,
-    OK,
-    WARN,
     ManualPrompt,
-    ScenarioResult,
-    SetupError,
-    SuiteReport,
     cli_main,
     console,
     err_console,
     finish,
     key_value_table,
-    run_scenario,
     run_undoing_interrupts,
 )
 from lib.report.timeline import Timeline, build_timeline, client_rows, history_to_dict, timeline_table

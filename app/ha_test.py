@@ -25,6 +25,7 @@ from rich.table import Table
 
 from lib import events
 from lib.checks.checker import error_counts, lost_writes, outage_around
+from lib.checks.result import FAIL, OK, WARN, ScenarioResult, SuiteReport, run_scenario
 from lib.clients.keyspace import delete_prefix
 from lib.faults.fault import (
     Fault,
@@ -39,20 +40,7 @@ from lib.launcher.discovery import running_stack, stack_serving
 from lib.launcher.local_stack import LocalStack
 from lib.launcher.ownership import require_owned
 from lib.report.plot import plot_timeline, require_matplotlib
-from lib.report.report import (
-    FAIL,
-    OK,
-    WARN,
-    ManualPrompt,
-    ScenarioResult,
-    SuiteReport,
-    cli_main,
-    console,
-    finish,
-    key_value_table,
-    run_scenario,
-    run_undoing_interrupts,
-)
+from lib.report.report import ManualPrompt, cli_main, console, finish, key_value_table, run_undoing_interrupts
 from lib.report.timeline import Timeline, build_timeline, client_rows, history_to_dict, timeline_table
 from lib.runs.ha_failover import (
     FailoverRun,

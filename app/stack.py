@@ -27,11 +27,12 @@ from pathlib import Path
 
 from rich.table import Table
 
+from lib.errors import SetupError
 from lib.launcher import process
 from lib.launcher.compose_stack import ComposeStack
 from lib.launcher.discovery import STATE_ENV, known_stacks
 from lib.launcher.local_stack import STATE_FILE, LocalStack
-from lib.report.report import SetupError, cli_main, console, err_console
+from lib.report.report import cli_main, console, err_console
 from lib.topology.topology import TOPOLOGY_FILES, load_topology
 from lib.util import free_ports
 

@@ -25,16 +25,17 @@ import redis
 
 from config import TARGETS_ENV, Target, resolve_targets
 from lib.checks.compat_diff import DEFAULT_TIMING_FACTOR, diff_results
+from lib.checks.result import EXIT_CHECK_FAILED, EXIT_OK, FAIL, WARN, write_json
 from lib.clients.keyspace import delete_prefix
+from lib.errors import SetupError
 from lib.report.compat_report import (
     comparison_table,
     describe_server,
     diff_table,
     target_table,
     versions_table,
-    write_json,
 )
-from lib.report.report import EXIT_CHECK_FAILED, EXIT_OK, FAIL, WARN, SetupError, cli_main, console
+from lib.report.report import cli_main, console
 from lib.suites.scenario import ScenarioContext, contract_problem, result
 from lib.topology.topology import REDIS_SERVER_HINT, find_redis_server
 from lib.util import key_namespace

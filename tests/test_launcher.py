@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from conftest import assert_all_stopped, recorded_pids
+from lib.errors import SetupError
 from lib.launcher.local_stack import LocalStack
-from lib.report.report import SetupError
 from lib.topology.topology import load_topology
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until

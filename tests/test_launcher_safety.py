@@ -20,9 +20,9 @@ import pytest
 
 import lib.launcher.local_stack as local_stack
 from conftest import running_stack
+from lib.errors import SetupError
 from lib.launcher import process
 from lib.launcher.local_stack import STATE_FILE, LocalStack
-from lib.report.report import SetupError
 from lib.topology import topology
 from lib.topology.topology import load_topology
 from lib.util import REPO_ROOT, free_ports

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from lib.errors import SetupError
 from lib.report import plot
-from lib.report.report import SetupError
 from lib.report.timeline import bucket_ops, build_timeline, history_to_dict, timeline_table
 from lib.workload.workload import FAIL, OK, UNKNOWN, History, Op
 

@@ -6,8 +6,8 @@ import pytest
 import redis
 
 from lib.checks.checker import longest_gap_ms, lost_writes, outage_around
+from lib.errors import SetupError
 from lib.ha_client import AddressRemap
-from lib.report.report import SetupError
 from lib.topology.topology import Translator
 from lib.util import key_namespace, parse_endpoint
 from lib.workload.workload import FAIL, OK, UNKNOWN, Op, classify

@@ -8,9 +8,10 @@ import time
 import pytest
 import redis
 
+from lib.checks.result import EXIT_SETUP_ERROR, FAIL, OK, ScenarioResult, run_scenario
 from lib.errors import SetupError
 from lib.launcher import readiness
-from lib.report.report import EXIT_SETUP_ERROR, FAIL, OK, ScenarioResult, cli_main, run_scenario
+from lib.report.report import cli_main
 from lib.util import free_ports
 from lib.waits import PollPolicy, WaitTimeout, wait_until
 

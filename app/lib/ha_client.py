@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, Time
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from lib.report.report import SetupError
+from lib.errors import SetupError
 from lib.util import format_endpoint
 from lib.workload.workload import Attempts
 

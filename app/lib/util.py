@@ -8,7 +8,7 @@ import socket
 import uuid
 from pathlib import Path
 
-from lib.report.report import SetupError
+from lib.errors import SetupError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lib.report.report import FAIL, OK
+from lib.checks.result import FAIL, OK
 from lib.suites.scenario import error_reply, result
 from lib.waits import wait_until
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from lib.report.report import OK, WARN
+from lib.checks.result import OK, WARN
 from lib.suites.scenario import raw_command, result
 
 NAME = "command_surface"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from lib.report.report import FAIL, OK
+from lib.checks.result import FAIL, OK
 from lib.suites.scenario import median_ms, result, stopwatch
 
 NAME = "large_payloads"

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from lib.report.report import FAIL, OK
+from lib.checks.result import FAIL, OK
 from lib.suites.scenario import error_reply, result
 
 NAME = "lua_and_tx"

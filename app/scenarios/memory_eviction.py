@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from lib.report.report import FAIL, OK, WARN
+from lib.checks.result import FAIL, OK, WARN
 from lib.suites.scenario import result
 
 NAME = "memory_eviction"

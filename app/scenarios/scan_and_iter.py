@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.report.report import FAIL, OK
+from lib.checks.result import FAIL, OK
 from lib.suites.scenario import raw_command, result
 
 NAME = "scan_and_iter"

@@ -17,10 +17,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from conftest import run_script  # tests/conftest.py
+from lib.checks.result import FAIL as FAIL_STATUS
 from lib.cluster_client import RETRIES_PER_CALL, ClusterClient
 from lib.errors import SetupError
 from lib.faults.fault import Fault
-from lib.report.report import FAIL as FAIL_STATUS
 from lib.runs import cluster_failover
 from lib.topology.cluster_topology import open_slots, own_view, parse_cluster_nodes, shards_of, tag_for_slot
 from lib.util import REPO_ROOT, format_endpoint, free_ports, key_namespace

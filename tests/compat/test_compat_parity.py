@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from lib.report.report import SetupError
+from lib.errors import SetupError
 from lib.topology.topology import load_topology, local_plan
 from lib.util import REPO_ROOT
 from unit.readiness_recorder import PING, healthcheck_condition, readiness_waits

@@ -8,8 +8,8 @@ import config
 import test_runner
 from config import Target, parse_target, parse_targets, resolve_targets
 from lib.checks.compat_diff import MISSING, compare_metric, diff_results, diff_scenario, flatten
+from lib.errors import SetupError
 from lib.launcher.ownership import Ownership
-from lib.report.report import SetupError
 from lib.suites.scenario import contract_problem, result
 
 

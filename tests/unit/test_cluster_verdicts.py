@@ -12,8 +12,8 @@ import pytest
 import redis
 
 import cluster_test
+from lib.checks.result import FAIL, OK, WARN
 from lib.faults.fault import Fault
-from lib.report.report import FAIL, OK, WARN
 from lib.runs.cluster_failover import ClusterFailoverRun
 from lib.workload.workload import FAIL as OP_FAIL
 from lib.workload.workload import OK as OP_OK

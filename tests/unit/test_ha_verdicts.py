@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import ha_test
+from lib.checks.result import FAIL, OK, WARN
 from lib.faults.fault import Fault, LocalKill
-from lib.report.report import FAIL, OK, WARN
 from lib.runs.ha_failover import FailoverRun
 from lib.workload.workload import FAIL as OP_FAIL
 from lib.workload.workload import OK as OP_OK

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import recorded_pids  # tests/conftest.py
+from lib.errors import SetupError
 from lib.launcher.local_stack import STATE_FILE, LocalStack, ServiceState
-from lib.report.report import SetupError
 from lib.topology.topology import load_topology
 
 

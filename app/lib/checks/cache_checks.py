@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
+from lib.checks.result import FAIL, OK, ScenarioResult
 from lib.cluster_client import ClusterClient
-from lib.report.report import FAIL, OK, ScenarioResult
 from lib.topology.cluster_topology import Shard, key_in_shard
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until

@@ -16,8 +16,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from lib.errors import SetupError
 from lib.launcher import process
-from lib.report.report import SetupError
 from lib.waits import WaitTimeout, wait_until
 
 

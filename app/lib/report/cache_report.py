@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lib import events
+from lib.checks.result import FAIL, OK, WARN, ScenarioResult
 from lib.clients.http_requests import CACHE_ERROR
-from lib.report.report import FAIL, OK, WARN, ScenarioResult
 from lib.report.timeline import Timeline, build_timeline, history_to_dict
 from lib.runs.cache_failover import CacheFailoverRun
 from lib.runs.cache_outage import request_totals, shard_recovery

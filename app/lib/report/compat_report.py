@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -96,9 +95,3 @@ def _cell(value: Any) -> str:
         return "[dim](none)[/]"
     text = format_value(value) if not isinstance(value, dict) else json.dumps(value, default=str)
     return escape(text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS - 1] + "…")
-
-
-def write_json(path: Path, body: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(body, indent=2, default=str) + "\n")
-    return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lib import events
-from lib.report.report import SetupError
+from lib.errors import SetupError
 from lib.report.timeline import Timeline
 
 INSTALL_HINT = "--plot needs matplotlib: .venv/bin/python -m pip install matplotlib==3.11.2"

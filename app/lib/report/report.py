@@ -1,13 +1,12 @@
-"""The output contract every suite shares: scenario results, rich tables, JSON and exit codes."""
+"""How results look: rich tables, the summary, the exit line, the manual-fault prompt; the console lives here.
+
+The contract itself (ScenarioResult, SuiteReport, OK/WARN/FAIL) is lib/checks/result.py.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -15,76 +14,14 @@ from rich.live import Live
 from rich.table import Table
 
 from lib import interrupts
-from lib.errors import SetupError  # noqa: F401 - re-exported: callers import it from here too
+from lib.checks.result import EXIT_SETUP_ERROR, FAIL, OK, WARN, SuiteReport
+from lib.errors import SetupError
 from lib.waits import WaitTimeout
-
-OK, WARN, FAIL = "OK", "WARN", "FAIL"
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_SETUP_ERROR = 0, 1, 2
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 _STATUS_STYLE = {OK: "green", WARN: "yellow", FAIL: "bold red"}
-
-
-@dataclass
-class ScenarioResult:
-    scenario: str
-    status: str
-    detail: str
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class SuiteReport:
-    suite: str
-    target: dict[str, Any]
-    scenarios: list[ScenarioResult] = field(default_factory=list)
-
-    def add(self, result: ScenarioResult) -> ScenarioResult:
-        self.scenarios.append(result)
-        return result
-
-    def exit_code(self) -> int:
-        return EXIT_CHECK_FAILED if any(s.status == FAIL for s in self.scenarios) else EXIT_OK
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"suite": self.suite, "target": self.target,
-                "scenarios": [s.to_dict() for s in self.scenarios]}
-
-    def write_json(self, path: str | Path) -> Path:
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
-        return out
-
-
-def run_scenario(name: str, check: Callable[[], ScenarioResult]) -> ScenarioResult:
-    """Run one check; an unexpected exception becomes a FAIL result instead of ending the suite.
-
-    A wait that timed out inside the check (a migration that never converged) is that check's
-    FAIL, with what was last seen; the remaining checks still run. Only a SetupError ends the suite.
-    """
-    try:
-        return check()
-    except SetupError:
-        raise
-    except WaitTimeout as exc:
-        return ScenarioResult(name, FAIL, _with_notes(str(exc), exc),
-                              {"error_type": "WaitTimeout", "last_seen": exc.observed})
-    except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check, reported as such
-        tb = traceback.extract_tb(exc.__traceback__)
-        where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
-        return ScenarioResult(name, FAIL, _with_notes(f"{type(exc).__name__}: {exc}{where}", exc),
-                              {"error_type": type(exc).__name__})
-
-
-def _with_notes(detail: str, exc: BaseException) -> str:
-    """The detail plus the exception's notes (e.g. "and the slot was not put back: ...")."""
-    return "; ".join([detail, *getattr(exc, "__notes__", [])])
 
 
 def status_text(status: str) -> str:

@@ -7,8 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from lib.errors import SetupError
 from lib.faults.fault import FAULT_MODES
-from lib.report.report import SetupError
 
 
 def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, host_map_fallback: str) -> None:

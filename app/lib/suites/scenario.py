@@ -16,11 +16,11 @@ from typing import Any
 
 import redis
 
+from lib.checks.result import FAIL, OK, WARN
 from lib.clients.keyspace import (
     delete_prefix,
     raw_command,  # noqa: F401 - the scenarios import it from here
 )
-from lib.report.report import FAIL, OK, WARN
 
 STATUSES = (OK, WARN, FAIL)
 CONTRACT_KEYS = ("scenario", "status", "detail", "metrics")

@@ -1,0 +1,86 @@
+"""The result contract every suite shares: a check's verdict (OK, WARN, FAIL) with its detail and metrics,
+a suite's report of them, its exit code and its JSON.
+
+Checks return ScenarioResult; run_scenario turns a crashing check into a FAIL so one broken check never
+ends the suite. Rendering lives in lib/report/report.py; this module has no presentation in it.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lib.errors import SetupError
+from lib.waits import WaitTimeout
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_SETUP_ERROR = 0, 1, 2
+
+
+@dataclass
+class ScenarioResult:
+    scenario: str
+    status: str
+    detail: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SuiteReport:
+    suite: str
+    target: dict[str, Any]
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+
+    def add(self, result: ScenarioResult) -> ScenarioResult:
+        self.scenarios.append(result)
+        return result
+
+    def exit_code(self) -> int:
+        return EXIT_CHECK_FAILED if any(s.status == FAIL for s in self.scenarios) else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"suite": self.suite, "target": self.target,
+                "scenarios": [s.to_dict() for s in self.scenarios]}
+
+    def write_json(self, path: str | Path) -> Path:
+        return write_json(path, self.to_dict())
+
+
+def run_scenario(name: str, check: Callable[[], ScenarioResult]) -> ScenarioResult:
+    """Run one check; an unexpected exception becomes a FAIL result instead of ending the suite.
+
+    A wait that timed out inside the check (a migration that never converged) is that check's
+    FAIL, with what was last seen; the remaining checks still run. Only a SetupError ends the suite.
+    """
+    try:
+        return check()
+    except SetupError:
+        raise
+    except WaitTimeout as exc:
+        return ScenarioResult(name, FAIL, _with_notes(str(exc), exc),
+                              {"error_type": "WaitTimeout", "last_seen": exc.observed})
+    except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check, reported as such
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+        return ScenarioResult(name, FAIL, _with_notes(f"{type(exc).__name__}: {exc}{where}", exc),
+                              {"error_type": type(exc).__name__})
+
+
+def _with_notes(detail: str, exc: BaseException) -> str:
+    """The detail plus the exception's notes (e.g. "and the slot was not put back: ...")."""
+    return "; ".join([detail, *getattr(exc, "__notes__", [])])
+
+
+def write_json(path: str | Path, body: Any) -> Path:
+    """body as indented JSON at path (parents created); returns the path written."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(body, indent=2, default=str) + "\n")
+    return out
