@@ -130,3 +130,29 @@ def run_undoing_interrupts(body: Callable[[], int], undo: Callable[[], list[str]
             for note in undo():
                 console.print(note, soft_wrap=True)
             raise
+
+
+class ConsoleOutput:
+    """The entry points' Output (lib/suites/skeleton.py): tables and progress on stdout, warnings on stderr,
+    a manual fault's prompt as a live view."""
+
+    def __init__(self) -> None:
+        self.prompt = ManualPrompt()
+
+    def show(self, renderable: Any) -> None:
+        console.print(renderable, soft_wrap=isinstance(renderable, str))
+
+    def warn(self, line: str) -> None:
+        err_console.print(f"[yellow]{line}[/]", soft_wrap=True)
+
+    def notify(self, notice) -> None:  # noqa: ANN001 - lib.faults.fault.WaitNotice
+        self.prompt(notice)
+
+    def finish(self, report: SuiteReport, json_path: str | None) -> int:
+        return finish(report, json_path)
+
+    def run_undoing_interrupts(self, body: Callable[[], int], undo: Callable[[], list[str]]) -> int:
+        return run_undoing_interrupts(body, undo, self.prompt)
+
+    def close(self) -> None:
+        self.prompt.close()

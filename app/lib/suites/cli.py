@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lib.errors import SetupError
 from lib.faults.fault import FAULT_MODES
+from lib.report.plot import require_matplotlib
 
 
 def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, host_map_fallback: str) -> None:
@@ -61,3 +62,11 @@ def require_writable_output(path: str | None, flag: str = "--json") -> None:
                          f"write, e.g. {example}") from None
     if out.exists() and not os.access(out, os.W_OK):
         raise SetupError(f"{flag} {path}: the file is not writable; choose another path")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """--json and --plot, checked before any server is touched: a run whose results are lost is wasted."""
+    require_writable_output(args.json)
+    if getattr(args, "plot", None):
+        require_matplotlib()
+        require_writable_output(args.plot, "--plot")
