@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from lib import waits
@@ -11,13 +13,17 @@ SHORT_WAIT_S = 0.05
 
 @pytest.fixture(autouse=True)
 def short_waits(monkeypatch):
-    """The real wait_until (same polling, same WaitTimeout), with every deadline cut to 50 ms."""
+    """The real wait_until (same polling, same WaitTimeout), with every deadline cut to 50 ms.
+
+    Patched in every loaded module that imported it by name, so moving a check between modules
+    cannot silently give a unit test a 60 s wait.
+    """
     def wait_briefly(check, *, timeout: float, what: str, **kwargs):
         return waits.wait_until(check, timeout=min(timeout, SHORT_WAIT_S), what=what, **kwargs)
 
-    import cluster_test
-    import ha_test
-    from lib.runs import cluster_failover, ha_failover
+    import cluster_test  # noqa: F401 - load the suites, so that their modules are patched too
+    import ha_test  # noqa: F401
 
-    for module in (ha_test, cluster_test, cluster_failover, ha_failover):
-        monkeypatch.setattr(module, "wait_until", wait_briefly)
+    for module in list(sys.modules.values()):
+        if module is not waits and getattr(module, "wait_until", None) is waits.wait_until:
+            monkeypatch.setattr(module, "wait_until", wait_briefly)
