@@ -15,7 +15,6 @@ import importlib.util
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +24,7 @@ import redis
 
 from config import TARGETS_ENV, Target, resolve_targets
 from lib.checks.compat_diff import DEFAULT_TIMING_FACTOR, diff_results
-from lib.checks.result import EXIT_CHECK_FAILED, EXIT_OK, FAIL, WARN, write_json
+from lib.checks.result import EXIT_OK, FAIL, WARN, ScenarioResult, SuiteReport, run_scenario, write_json
 from lib.clients.keyspace import delete_prefix
 from lib.errors import SetupError
 from lib.report.compat_report import (
@@ -36,7 +35,7 @@ from lib.report.compat_report import (
     versions_table,
 )
 from lib.report.report import cli_main, console
-from lib.suites.scenario import ScenarioContext, contract_problem, result
+from lib.suites.scenario import ScenarioContext, result, to_result
 from lib.topology.topology import REDIS_SERVER_HINT, find_redis_server
 from lib.util import key_namespace
 
@@ -108,8 +107,8 @@ def connect(target: Target) -> tuple[redis.Redis, dict[str, Any]]:
     return client, identity
 
 
-def run_one(scenario: Scenario, client: redis.Redis, target: Target, allow_destructive: bool) -> dict[str, Any]:
-    """Run one scenario on one target; whatever happens, return a contract dict.
+def run_one(scenario: Scenario, client: redis.Redis, target: Target, allow_destructive: bool) -> ScenarioResult:
+    """Run one scenario on one target; whatever it returns or raises, return a ScenarioResult.
 
     The scenario gets a connection of its own, opened (PING) before it starts, so connection state it
     leaves behind cannot reach the next scenario and its first timing does not include the connect;
@@ -123,27 +122,29 @@ def run_one(scenario: Scenario, client: redis.Redis, target: Target, allow_destr
                                            "use --allow-destructive to run it anyway", {})
     ctx = ScenarioContext(target.name, key_namespace(f"compat:{scenario.name}"), target.client, allow_destructive)
     try:
-        own = ctx.new_client()
-        own.ping()
-        outcome = scenario.module.run(own, ctx)  # type: ignore[union-attr]
-        if problem := contract_problem(outcome):
-            outcome = result(scenario.name, FAIL, f"scenario {problem}", {"error_type": "ContractError"})
-    except Exception as exc:  # noqa: BLE001 - a crashing scenario is a failed scenario on this target
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-        outcome = result(scenario.name, FAIL, f"{type(exc).__name__}: {exc}{where}",
-                         {"error_type": type(exc).__name__})
+        outcome = run_scenario(scenario.name, lambda: _invoke(scenario, ctx))
     finally:
         ctx.close()
-    try:  # the safety net: a scenario that forgot (or never reached) its cleanup leaves nothing behind
-        if leftovers := delete_prefix(client, ctx.prefix):
-            outcome["metrics"]["leftover_keys_deleted"] = leftovers
-            if outcome["status"] != FAIL:
-                outcome["status"] = WARN
-                outcome["detail"] += f"; left {leftovers} keys under its prefix (deleted by the runner)"
-    except redis.RedisError as exc:
-        outcome["detail"] += f"; cleanup of {ctx.prefix}* failed: {type(exc).__name__}: {exc}"
+    _delete_leftovers(outcome, client, ctx.prefix)
     return outcome
+
+
+def _invoke(scenario: Scenario, ctx: ScenarioContext) -> ScenarioResult:
+    own = ctx.new_client()
+    own.ping()
+    return to_result(scenario.name, scenario.module.run(own, ctx))  # type: ignore[union-attr]
+
+
+def _delete_leftovers(outcome: ScenarioResult, client: redis.Redis, prefix: str) -> None:
+    """The safety net: a scenario that forgot (or never reached) its cleanup leaves nothing behind."""
+    try:
+        if leftovers := delete_prefix(client, prefix):
+            outcome.metrics["leftover_keys_deleted"] = leftovers
+            if outcome.status != FAIL:
+                outcome.status = WARN
+                outcome.detail += f"; left {leftovers} keys under its prefix (deleted by the runner)"
+    except redis.RedisError as exc:
+        outcome.detail += f"; cleanup of {prefix}* failed: {type(exc).__name__}: {exc}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,22 +192,23 @@ def main(argv: list[str] | None = None) -> int:
     clients = {t.name: connect(t) for t in targets}  # all reachable before anything runs
     info = {t.name: {**t.describe(), "server": clients[t.name][1]} for t in targets}
     console.print(versions_table(info))
-    results: dict[str, list[dict[str, Any]]] = {}
+    reports = {t.name: SuiteReport("compat", info[t.name]) for t in targets}
     elapsed: dict[str, dict[str, float]] = {}
     json_dir = Path(args.json_dir)
     for target in targets:
         client, identity = clients[target.name]
-        results[target.name], elapsed[target.name] = [], {}
+        report, elapsed[target.name] = reports[target.name], {}
         for scenario in scenarios:
             console.print(f"[dim]{target.name}: {scenario.name} ...[/]")
             start = time.perf_counter()
-            results[target.name].append(run_one(scenario, client, target, args.allow_destructive))
+            report.add(run_one(scenario, client, target, args.allow_destructive))
             elapsed[target.name][scenario.name] = round((time.perf_counter() - start) * 1000, 1)
         client.close()
-        console.print(target_table(target.name, info[target.name], results[target.name], elapsed[target.name]))
+        console.print(target_table(target.name, info[target.name], report.scenarios, elapsed[target.name]))
         write_json(json_dir / f"compat-{target.name}.json",
-                   {"suite": "compat", "target": info[target.name], "server": describe_server(identity),
-                    "elapsed_ms": elapsed[target.name], "scenarios": results[target.name]})
+                   {"suite": report.suite, "target": report.target, "server": describe_server(identity),
+                    "elapsed_ms": elapsed[target.name], "scenarios": [r.to_dict() for r in report.scenarios]})
+    results = {name: report.scenarios for name, report in reports.items()}
     diff = diff_results(results, args.timing_factor)
     diff["servers"] = {name: describe_server(i["server"]) for name, i in info.items()}
     if len(targets) > 1:
@@ -214,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(diff_table(diff))
     diff_path = write_json(json_dir / "compat-diff.json", diff)
     console.print(f"JSON written to {json_dir}/compat-{{{','.join(results)}}}.json and {diff_path}")
-    failed = sorted({f"{r['scenario']}@{t}" for t, rs in results.items() for r in rs if r["status"] == FAIL})
-    code = EXIT_CHECK_FAILED if failed else EXIT_OK
+    failed = sorted({f"{r.scenario}@{t}" for t, rs in results.items() for r in rs if r.status == FAIL})
+    code = max((report.exit_code() for report in reports.values()), default=EXIT_OK)
     console.print(f"exit code {code} ({'no scenario failed' if not failed else 'failed: ' + ', '.join(failed)}); "
                   f"{len(diff['differing'])} of {len(diff['scenarios'])} scenarios differ between targets")
     return code

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.checks.result import FAIL, OK
+from lib.checks.result import FAIL, OK, ScenarioResult
 from lib.suites.scenario import result
 
 NAME = "data_structures"
@@ -32,7 +32,7 @@ EXPECTED: dict[str, Any] = {
 }
 
 
-def run(client, ctx) -> dict:
+def run(client, ctx) -> ScenarioResult:
     replies: dict[str, Any] = {}
     encodings: dict[str, str] = {}
     try:

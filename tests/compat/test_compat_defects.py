@@ -9,6 +9,7 @@ import pytest
 
 import config
 import test_runner
+from lib.checks.result import ScenarioResult
 from lib.errors import SetupError
 from lib.launcher.local_stack import STATE_FILE
 from lib.launcher.ownership import Ownership
@@ -70,7 +71,7 @@ class EvictingServer:
         return sum(self.sizes.pop(k, None) is not None for k in keys)
 
 
-def run_eviction(server: EvictingServer) -> dict:
+def run_eviction(server: EvictingServer) -> ScenarioResult:
     ctx = ScenarioContext("t", "vhc:compat:memory_eviction:1-abc:", lambda: server, allow_destructive=True)
     return memory_eviction.run(server, ctx)
 
@@ -81,18 +82,18 @@ def test_eviction_of_keys_the_harness_did_not_create_is_counted_and_not_ok():
     outcome = run_eviction(server)
     lost = 75 - sum(1 for k in server.sizes if k.startswith("user:"))
     assert lost > 0, "the fake should have evicted some user keys"
-    assert outcome["metrics"]["others_keys_evicted"] == lost, outcome["metrics"]
-    assert outcome["status"] == "WARN", outcome
-    assert outcome["detail"].startswith(f"{lost} key(s) the harness did not create were evicted"), outcome["detail"]
-    assert outcome["metrics"]["keys_in_all_dbs_before"] == 75
+    assert outcome.metrics["others_keys_evicted"] == lost, outcome.metrics
+    assert outcome.status == "WARN", outcome
+    assert outcome.detail.startswith(f"{lost} key(s) the harness did not create were evicted"), outcome.detail
+    assert outcome.metrics["keys_in_all_dbs_before"] == 75
     assert server.config == {"maxmemory": "0", "maxmemory-policy": "noeviction"}, "config must be put back"
 
 
 def test_eviction_on_a_server_holding_only_our_keys_is_ok_with_zero_others_evicted():
     server = EvictingServer({})
     outcome = run_eviction(server)
-    assert outcome["status"] == "OK", outcome
-    assert outcome["metrics"]["others_keys_evicted"] == 0, outcome["metrics"]
+    assert outcome.status == "OK", outcome
+    assert outcome.metrics["others_keys_evicted"] == 0, outcome.metrics
     assert server.sizes == {}, "the scenario's own keys must be deleted"
 
 

@@ -8,9 +8,10 @@ import config
 import test_runner
 from config import Target, parse_target, parse_targets, resolve_targets
 from lib.checks.compat_diff import MISSING, compare_metric, diff_results, diff_scenario, flatten
+from lib.checks.result import ScenarioResult
 from lib.errors import SetupError
 from lib.launcher.ownership import Ownership
-from lib.suites.scenario import contract_problem, result
+from lib.suites.scenario import CONTRACT_KEYS, contract_problem, result, to_result
 
 
 @pytest.fixture(autouse=True)
@@ -122,6 +123,8 @@ def test_a_scenario_missing_on_one_target_is_a_status_difference():
 
 def test_contract_problems_are_named():
     assert contract_problem(result("s", "OK", "fine")) is None
+    assert "status 'PASS'" in contract_problem(ScenarioResult("s", "PASS", ""))
+    assert "metrics of type NoneType" in contract_problem(ScenarioResult("s", "OK", "", None))  # type: ignore[arg-type]
     assert "not the contract dict" in contract_problem(None)
     assert "without metrics" in contract_problem({"scenario": "s", "status": "OK", "detail": ""})
     assert "status 'PASS'" in contract_problem({"scenario": "s", "status": "PASS", "detail": "", "metrics": {}})
@@ -148,7 +151,7 @@ def test_discovery_turns_broken_files_into_failing_scenarios(tmp_path):
     assert "ModuleNotFoundError" in found["bad_import"].load_error
     outcome = test_runner.run_one(found["bad_import"], client=None, target=Target("t", "h", 1),
                                   allow_destructive=False)
-    assert outcome["status"] == "FAIL" and "could not load" in outcome["detail"]
+    assert outcome.status == "FAIL" and "could not load" in outcome.detail
 
 
 class _Untouchable:
@@ -159,9 +162,80 @@ class _Untouchable:
 def test_destructive_scenario_on_a_target_we_did_not_start_touches_nothing():
     scenario = test_runner.Scenario("evict", True, module=None)
     outcome = test_runner.run_one(scenario, _Untouchable(), Target("prod", "h", 1), allow_destructive=False)
-    assert outcome["status"] == "WARN" and outcome["detail"].startswith("skipped: destructive"), outcome
+    assert outcome.status == "WARN" and outcome.detail.startswith("skipped: destructive"), outcome
 
 
 def test_unknown_scenario_name_is_a_setup_error():
     with pytest.raises(SetupError, match="unknown scenario nope"):
         test_runner.select(test_runner.discover(), ["nope"])
+
+
+def test_result_is_the_one_contract_and_its_json_keys_are_unchanged():
+    outcome = result("s", "OK", "fine")
+    assert isinstance(outcome, ScenarioResult) and outcome.metrics == {}
+    assert tuple(outcome.to_dict()) == CONTRACT_KEYS == ("scenario", "status", "detail", "metrics")
+
+
+def test_a_legacy_contract_dict_becomes_a_scenario_result():
+    legacy = {"scenario": "mine", "status": "WARN", "detail": "old style", "metrics": {"n": 1}}
+    assert to_result("mine", legacy) == ScenarioResult("mine", "WARN", "old style", {"n": 1})
+
+
+@pytest.mark.parametrize(("returned", "problem"), [
+    (None, "scenario returned NoneType, not the contract dict"),
+    ({"scenario": "s", "status": "OK"}, "scenario returned a dict without detail, metrics"),
+    (ScenarioResult("s", "PASS", ""), "scenario returned status 'PASS', not one of OK, WARN, FAIL"),
+])
+def test_a_wrong_shape_is_a_fail_that_says_what_was_returned(returned, problem):
+    assert to_result("s", returned) == ScenarioResult("s", "FAIL", problem, {"error_type": "ContractError"})
+
+
+class _KeyStore:
+    """Just enough of a server for run_one: PING, SET, SCAN, DEL."""
+
+    def __init__(self):
+        self.keys: dict[str, str] = {}
+
+    def ping(self) -> bool:
+        return True
+
+    def set(self, key: str, value) -> bool:
+        self.keys[key] = str(value)
+        return True
+
+    def scan_iter(self, match: str, count: int):
+        prefix = match.rstrip("*").replace("\\", "")
+        return iter([k for k in list(self.keys) if k.startswith(prefix)])
+
+    def delete(self, *keys: str) -> int:
+        return sum(self.keys.pop(k, None) is not None for k in keys)
+
+    def close(self) -> None:
+        pass
+
+
+def _scenario(tmp_path, body: str) -> test_runner.Scenario:
+    (tmp_path / "probe.py").write_text(f"NAME = 'probe'\nDESTRUCTIVE = False\ndef run(client, ctx):\n{body}")
+    (scenario,) = test_runner.discover(tmp_path)
+    return scenario
+
+
+def test_a_crashing_scenario_is_a_fail_with_where_it_crashed_and_its_keys_deleted(tmp_path, monkeypatch):
+    store = _KeyStore()
+    monkeypatch.setattr(Target, "client", lambda self, timeout=30.0: store)
+    scenario = _scenario(tmp_path, "    client.set(ctx.key('left'), 1)\n    raise RuntimeError('boom')\n")
+    outcome = test_runner.run_one(scenario, store, Target("t", "h", 1), allow_destructive=False)
+    assert isinstance(outcome, ScenarioResult), outcome
+    assert (outcome.status, outcome.detail) == ("FAIL", "RuntimeError: boom at probe.py:5"), outcome
+    assert outcome.metrics == {"error_type": "RuntimeError", "leftover_keys_deleted": 1}, outcome.metrics
+    assert store.keys == {}, "the runner must delete what the scenario left"
+
+
+def test_a_legacy_dict_that_leaves_keys_is_a_warn_saying_so(tmp_path, monkeypatch):
+    store = _KeyStore()
+    monkeypatch.setattr(Target, "client", lambda self, timeout=30.0: store)
+    scenario = _scenario(tmp_path, "    client.set(ctx.key('left'), 1)\n"
+                                   "    return {'scenario': NAME, 'status': 'OK', 'detail': 'ran', 'metrics': {}}\n")
+    outcome = test_runner.run_one(scenario, store, Target("t", "h", 1), allow_destructive=False)
+    assert outcome == ScenarioResult("probe", "WARN", "ran; left 1 keys under its prefix (deleted by the runner)",
+                                     {"leftover_keys_deleted": 1}), outcome

@@ -14,6 +14,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from lib.checks.result import ScenarioResult
+
 MISSING = "<absent>"
 TIMING_SUFFIXES = ("_ms", "_us")
 DEFAULT_TIMING_FACTOR = 2.0
@@ -77,15 +79,15 @@ def compare_metric(path: str, values: dict[str, Any], timing_factor: float) -> d
     return {"metric": path, "kind": "value", "values": values}
 
 
-def diff_scenario(name: str, by_target: dict[str, dict[str, Any] | None],
+def diff_scenario(name: str, by_target: dict[str, ScenarioResult | None],
                   timing_factor: float = DEFAULT_TIMING_FACTOR) -> dict[str, Any]:
-    """Differences for one scenario; by_target maps target -> contract dict (None: not run there)."""
-    statuses = {t: (r["status"] if r else MISSING) for t, r in by_target.items()}
+    """Differences for one scenario; by_target maps target -> its result (None: not run there)."""
+    statuses = {t: (r.status if r else MISSING) for t, r in by_target.items()}
     differences: list[dict[str, Any]] = []
     if len(set(statuses.values())) > 1:
         differences.append({"metric": "status", "kind": "status", "values": statuses})
     # Only targets that measured something are compared: a skipped scenario has no metrics.
-    flat = {t: flatten(r["metrics"]) for t, r in by_target.items() if r and r.get("metrics")}
+    flat = {t: flatten(r.metrics) for t, r in by_target.items() if r and r.metrics}
     if len(flat) >= 2:
         for path in sorted(set().union(*flat.values())):
             entry = compare_metric(path, {t: m.get(path, MISSING) for t, m in flat.items()}, timing_factor)
@@ -95,13 +97,13 @@ def diff_scenario(name: str, by_target: dict[str, dict[str, Any] | None],
     return {"scenario": name, "statuses": statuses, "differences": differences}
 
 
-def diff_results(results: dict[str, list[dict[str, Any]]],
+def diff_results(results: dict[str, list[ScenarioResult]],
                  timing_factor: float = DEFAULT_TIMING_FACTOR) -> dict[str, Any]:
-    """The diff over every scenario any target ran; results maps target -> list of contract dicts."""
+    """The diff over every scenario any target ran; results maps target -> its results."""
     names: list[str] = []
     for scenario_list in results.values():
-        names += [r["scenario"] for r in scenario_list if r["scenario"] not in names]
-    by_name = {t: {r["scenario"]: r for r in rs} for t, rs in results.items()}
+        names += [r.scenario for r in scenario_list if r.scenario not in names]
+    by_name = {t: {r.scenario: r for r in rs} for t, rs in results.items()}
     scenarios = [diff_scenario(n, {t: by_name[t].get(n) for t in results}, timing_factor) for n in names]
     return {"targets": list(results), "timing_factor": timing_factor, "scenarios": scenarios,
             "differing": [s["scenario"] for s in scenarios if s["differences"]]}

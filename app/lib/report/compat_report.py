@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lib.checks.compat_diff import MISSING
+from lib.checks.result import ScenarioResult
 from lib.report.report import format_value, status_text
 
 MAX_DIFF_ROWS_PER_SCENARIO = 25
@@ -23,7 +24,7 @@ def describe_server(identity: dict[str, Any]) -> str:
     return f"{name} {version}{compat}"
 
 
-def target_table(name: str, info: dict[str, Any], results: list[dict[str, Any]],
+def target_table(name: str, info: dict[str, Any], results: list[ScenarioResult],
                  elapsed: dict[str, float]) -> Table:
     """One target's scenarios: status, detail and time."""
     table = Table(title=f"{name} — {describe_server(info['server'])} at {info['address']}")
@@ -32,8 +33,8 @@ def target_table(name: str, info: dict[str, Any], results: list[dict[str, Any]],
     table.add_column("ms", justify="right")
     table.add_column("detail", overflow="fold")
     for item in results:
-        table.add_row(item["scenario"], status_text(item["status"]), f"{elapsed.get(item['scenario'], 0):,.0f}",
-                      escape(str(item["detail"])))
+        table.add_row(item.scenario, status_text(item.status), f"{elapsed.get(item.scenario, 0):,.0f}",
+                      escape(str(item.detail)))
     return table
 
 
