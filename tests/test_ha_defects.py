@@ -26,9 +26,11 @@ from lib.ha_client import HAClient
 from lib.launcher import discovery
 from lib.launcher.ownership import Ownership
 from lib.runs.ha_failover import RemappedSentinel, plain_sentinel_client
+from lib.suites import ha as ha_suite
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
 from lib.workload.workload import UNKNOWN, Attempts, ContinuousWriter, History
+from unit.fakes import RecordingOutput
 
 APP = REPO_ROOT / "app"
 
@@ -84,7 +86,7 @@ class FakeNodeInfo:
 
 
 class WriteTrackingHA:
-    """HAClient's surface for run_suite up to the first write; any write path is recorded."""
+    """HAClient's surface for prepare_run (everything before the first write); any write path is recorded."""
 
     def __init__(self):
         self.sentinel_addresses = [("127.0.0.1", 26379)]
@@ -120,21 +122,21 @@ def test_a_refused_fault_is_refused_before_any_write(monkeypatch, fault):
         asked.append((addresses, allowed, action))
         raise SetupError(f"refusing to {action}: not ours")
 
-    monkeypatch.setattr(ha_test, "require_owned", refuse)
-    monkeypatch.setattr(ha_test, "choose_kill", lambda *a: fault_module.DockerKill("valkey-master"))
+    monkeypatch.setattr(ha_suite, "require_owned", refuse)
+    monkeypatch.setattr(ha_suite, "choose_kill", lambda *a: fault_module.DockerKill("valkey-master"))
     ha = WriteTrackingHA()
-    args = ha_test.build_parser().parse_args(["--fault", fault])
-    session = ha_test.Session("vhc:ha:test:")
+    args = ha_suite.HASuite().build_parser().parse_args(["--fault", fault])
+    session = ha_suite.Session("vhc:ha:test:")
     with pytest.raises(SetupError, match="refusing to run"):
-        ha_test.run_suite(args, ha, ha_test.Target(ha.sentinel_addresses, "test"), session, ha_test.ManualPrompt())
+        ha_suite.prepare_run(args, ha, ha_suite.Target(ha.sentinel_addresses, "test"), session, RecordingOutput())
     assert asked and asked[0][1] is False, "the ownership check must run, without --allow-destructive"
     assert ha.writes == [] and session.wrote is False and session.fault is None
-    assert all(node.closed for node in ha.nodes), "every client run_suite opened must be closed"
+    assert all(node.closed for node in ha.nodes), "every client prepare_run opened must be closed"
 
 
 def test_allow_destructive_is_an_option_of_ha_test():
-    assert ha_test.build_parser().parse_args(["--allow-destructive"]).allow_destructive is True
-    assert ha_test.build_parser().parse_args([]).allow_destructive is False
+    assert ha_suite.HASuite().build_parser().parse_args(["--allow-destructive"]).allow_destructive is True
+    assert ha_suite.HASuite().build_parser().parse_args([]).allow_destructive is False
 
 
 # ---- 3. one-line errors, before any server is touched ------------------------------------------
@@ -165,7 +167,7 @@ def test_a_failed_cleanup_is_one_line():
             raise redis.sentinel.MasterNotFoundError("No master found for 'myvalkey' : "
                                                      + "\n".join(f"Redis<sentinel {i}> - Error 111" for i in range(16)))
 
-    line = ha_test.cleanup(NoMaster(), "vhc:ha:x:")
+    line = ha_suite.cleanup(NoMaster(), "vhc:ha:x:")
     assert line is not None and "\n" not in line and len(line) <= 200, line
     assert line.startswith("could not clean up keys vhc:ha:x:*: MasterNotFoundError"), line
 
@@ -327,7 +329,7 @@ def test_a_corrupt_state_file_is_a_one_line_error_for_ha_test_and_the_fault(tmp_
     monkeypatch.setenv("VHC_STACK_STATE", str(tmp_path))
     monkeypatch.delenv("VHC_SENTINELS", raising=False)
     with pytest.raises(SetupError, match="state.json") as raised:
-        ha_test.resolve_target(ha_test.build_parser().parse_args([]))
+        ha_suite.resolve_target(ha_suite.HASuite().build_parser().parse_args([]))
     assert "\n" not in str(raised.value)
     with pytest.raises(SetupError, match="state.json"):
         discovery.stack_serving("ha", ("127.0.0.1", 6379))

@@ -103,7 +103,7 @@ def _run_with_recoveries(ours_s: float, probe_s: float):
 @pytest.mark.parametrize("ours_s,probe_s,status", [(3.30, 3.31, "OK"), (3.30, 3.50, "WARN"), (3.50, 3.30, "FAIL")])
 def test_reconnect_verdict_is_one_sided(ours_s, probe_s, status):
     """Later than the probe (+200 ms) is a failure of ours; earlier (the probe waits for +switch-master) a WARN."""
-    import ha_test
+    from lib.checks.ha_checks import check_reconnect
 
-    result = ha_test.check_reconnect(_run_with_recoveries(ours_s, probe_s), None, 1)
+    result = check_reconnect(_run_with_recoveries(ours_s, probe_s), None, 1)
     assert result.status == status, (result.status, result.detail)

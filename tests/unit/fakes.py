@@ -120,3 +120,30 @@ def replication_info(role: str = "master", offset: int = 1000, replicas: list[tu
     for i, (ip, port, state, replica_offset) in enumerate(replicas):
         info[f"slave{i}"] = {"ip": ip, "port": port, "state": state, "offset": replica_offset, "lag": 0}
     return info
+
+
+class RecordingOutput:
+    """lib.suites.skeleton.Output that keeps what a suite showed, warned and notified instead of rendering it."""
+
+    def __init__(self):
+        self.shown: list[Any] = []
+        self.warnings: list[str] = []
+        self.notices: list[Any] = []
+
+    def show(self, renderable: Any) -> None:
+        self.shown.append(renderable)
+
+    def warn(self, line: str) -> None:
+        self.warnings.append(line)
+
+    def notify(self, notice: Any) -> None:
+        self.notices.append(notice)
+
+    def finish(self, report, json_path: str | None) -> int:
+        return report.exit_code()
+
+    def run_undoing_interrupts(self, body: Callable[[], int], undo: Callable[[], list[str]]) -> int:
+        return body()
+
+    def close(self) -> None:
+        pass

@@ -1,13 +1,14 @@
-"""The HA suite's verdicts (app/ha_test.py check_*) on synthetic histories and faked replies: no server."""
+"""The HA suite's verdicts (lib/checks/ha_checks.py check_*) on synthetic histories and faked replies: no server."""
 
 from __future__ import annotations
 
 import pytest
 
-import ha_test
+from lib.checks import ha_checks
 from lib.checks.result import FAIL, OK, WARN
 from lib.faults.fault import Fault, LocalKill
 from lib.runs.ha_failover import FailoverRun
+from lib.suites import ha as ha_suite
 from lib.workload.workload import FAIL as OP_FAIL
 from lib.workload.workload import OK as OP_OK
 from lib.workload.workload import UNKNOWN, History, Op
@@ -45,7 +46,7 @@ def failover_run(writer: History, *, fault: str = KILL, probe: History | None = 
 
 def test_crud_passes_when_every_step_reads_back_what_it_wrote():
     store = FakeKV()
-    result = ha_test.check_crud(FakeHA(master=store, master_address=("10.0.0.1", 6379)), "vhc:t:")
+    result = ha_checks.check_crud(FakeHA(master=store, master_address=("10.0.0.1", 6379)), "vhc:t:")
     assert result.status == OK, result.detail
     assert result.metrics["steps"] == {"set": True, "get": True, "ttl": True, "update": True, "delete": True}
     assert (result.metrics["master"], result.metrics["ttl_s"]) == ("10.0.0.1:6379", 60), f"{result.metrics}"
@@ -54,7 +55,7 @@ def test_crud_passes_when_every_step_reads_back_what_it_wrote():
 
 @pytest.mark.parametrize("broken,failed_step", [({"keeps_ttl": False}, "ttl"), ({"deletes": False}, "delete")])
 def test_crud_names_the_step_that_failed(broken, failed_step):
-    result = ha_test.check_crud(FakeHA(master=FakeKV(**broken)), "vhc:t:")
+    result = ha_checks.check_crud(FakeHA(master=FakeKV(**broken)), "vhc:t:")
     assert result.status == FAIL, result.detail
     assert result.detail == f"failed steps: {failed_step}", f"got {result.detail!r}"
     assert result.metrics["steps"][failed_step] is False, f"{result.metrics['steps']}"
@@ -72,7 +73,7 @@ def kill_history() -> History:
 
 def test_master_kill_reports_the_ok_to_ok_downtime_and_the_errors_seen():
     probe = history(op(0, -0.01, -0.005), op(1, 0.1, 0.101, OP_FAIL, "ConnectionError"), op(2, 3.23, 3.231))
-    result = ha_test.check_master_kill(failover_run(kill_history(), probe=probe,
+    result = ha_checks.check_master_kill(failover_run(kill_history(), probe=probe,
                                                     new_master=("valkey-replica1", 6380)), None)
     metrics = result.metrics
     assert result.status == OK, result.detail
@@ -91,7 +92,7 @@ def test_master_kill_reports_the_ok_to_ok_downtime_and_the_errors_seen():
 
 def test_master_kill_without_an_error_is_ok_with_zero_downtime():
     quiet = history(op(0, -0.1, -0.09), op(1, 0.1, 0.11), op(2, 0.2, 0.21))
-    result = ha_test.check_master_kill(failover_run(quiet), None)
+    result = ha_checks.check_master_kill(failover_run(quiet), None)
     assert result.status == OK and result.detail == f"{KILL}; the client never saw an error", result.detail
     assert (result.metrics["downtime_ms"], result.metrics["failed_ops"]) == (0.0, 0), f"{result.metrics}"
 
@@ -99,14 +100,14 @@ def test_master_kill_without_an_error_is_ok_with_zero_downtime():
 def test_master_kill_without_recovery_fails_and_has_no_downtime_figure():
     stuck = history(op(0, -0.1, -0.09), op(1, 0.1, 0.11, OP_FAIL, REFUSED), op(2, 0.2, 0.21, OP_FAIL, REFUSED))
     run = failover_run(stuck, recovered=None, timeout_reason="timed out after 60s waiting for the client")
-    result = ha_test.check_master_kill(run, None)
+    result = ha_checks.check_master_kill(run, None)
     assert result.status == FAIL, result.detail
     assert result.detail == "no recovery: timed out after 60s waiting for the client", f"{result.detail!r}"
     assert (result.metrics["downtime_ms"], result.metrics["failed_ops"]) == (None, 2), f"{result.metrics}"
 
 
 def test_master_kill_is_skipped_with_a_warning_when_no_fault_ran():
-    result = ha_test.check_master_kill(None, "--fault none")
+    result = ha_checks.check_master_kill(None, "--fault none")
     assert (result.status, result.detail) == (WARN, "skipped: --fault none"), f"{result}"
 
 
@@ -127,7 +128,7 @@ def ha_with_node(role: str, views_now: dict[str, str] | None = None) -> FakeHA:
 
 def test_new_master_without_a_run_needs_all_sentinels_to_agree_on_a_master():
     ha = ha_with_node("master", views("valkey-replica1:6380", "valkey-replica1:6380", "valkey-replica1:6380"))
-    result = ha_test.check_new_master(ha, None)
+    result = ha_checks.check_new_master(ha, None)
     assert result.status == OK, result.detail
     assert result.detail == "no failover run; all 3 sentinels agree on valkey-replica1:6380", f"{result.detail!r}"
     assert (result.metrics["master"], result.metrics["role"]) == ("valkey-replica1:6380", "master")
@@ -138,20 +139,20 @@ def test_new_master_without_a_run_needs_all_sentinels_to_agree_on_a_master():
                                      ("error: ConnectionError",) * 3, ("unknown",) * 3])
 def test_new_master_fails_when_the_sentinels_disagree_or_cannot_say(answers):
     ha = ha_with_node("master", views(*answers))
-    result = ha_test.check_new_master(ha, None)
+    result = ha_checks.check_new_master(ha, None)
     assert result.status == FAIL and result.detail.startswith("the sentinels disagree"), result.detail
     assert ha.nodes_asked == [], "no node is asked when the sentinels do not agree"
 
 
 def test_new_master_fails_when_the_named_node_is_not_a_master():
-    result = ha_test.check_new_master(ha_with_node("slave", views(*["valkey-replica1:6380"] * 3)), None)
+    result = ha_checks.check_new_master(ha_with_node("slave", views(*["valkey-replica1:6380"] * 3)), None)
     assert result.status == FAIL, result.detail
     assert result.detail == "all sentinels say valkey-replica1:6380, but its role is slave", f"{result.detail!r}"
 
 
 def test_new_master_after_a_run_uses_the_views_recorded_then_and_names_the_switch():
     run = failover_run(history(events=(("+switch-master", 3.221),)), views_after=views(*["valkey-replica1:6380"] * 3))
-    result = ha_test.check_new_master(ha_with_node("master", views_now=None), run)  # no live sentinel question
+    result = ha_checks.check_new_master(ha_with_node("master", views_now=None), run)  # no live sentinel question
     assert result.status == OK, result.detail
     assert result.detail == ("all 3 sentinels agree: valkey-master:6379 -> valkey-replica1:6380 (role master)"), \
         f"{result.detail!r}"
@@ -161,7 +162,7 @@ def test_new_master_after_a_run_uses_the_views_recorded_then_and_names_the_switc
 def test_new_master_fails_when_the_old_master_is_still_the_master():
     run = failover_run(history(), views_after=views(*["valkey-master:6379"] * 3))
     ha = FakeHA(remap={"valkey-master": "127.0.0.1"}, nodes={("127.0.0.1", 6379): FakeNode(replication_info())})
-    result = ha_test.check_new_master(ha, run)
+    result = ha_checks.check_new_master(ha, run)
     assert result.status == FAIL, result.detail
     assert result.detail == "the master is still the old one, valkey-master:6379", f"{result.detail!r}"
 
@@ -178,7 +179,7 @@ def test_reconnect_measures_ours_the_probe_and_plain_redis_py_against_the_switch
     writer = recovering(3.301)
     writer.event("+switch-master", "", at=FAULT_AT + 3.25)
     run = failover_run(writer, probe=recovering(3.285, last_ok=-0.004), plain=recovering(13.01, last_ok=-0.01))
-    result = ha_test.check_reconnect(run, None, 1)
+    result = ha_checks.check_reconnect(run, None, 1)
     metrics = result.metrics
     assert result.status == OK, result.detail
     assert (metrics["ours_downtime_ms"], metrics["probe_downtime_ms"], metrics["plain_downtime_ms"]) == (
@@ -195,34 +196,34 @@ def test_reconnect_measures_ours_the_probe_and_plain_redis_py_against_the_switch
 def test_reconnect_limit_is_100_ms_later_than_the_probe_and_earlier_is_a_warning(ours_back, status):
     """The probe is back at +3.300 s (last ok at -0.005 s for both): later than +3.400 s fails, before +3.200 warns."""
     run = failover_run(recovering(ours_back), probe=recovering(3.300))
-    result = ha_test.check_reconnect(run, None, 0)
+    result = ha_checks.check_reconnect(run, None, 0)
     assert result.status == status, f"ours back at {ours_back}, probe at 3.300: {result.status} {result.detail}"
     assert result.metrics["difference_ms"] == pytest.approx((ours_back - 3.300) * 1000, abs=0.1)
 
 
 def test_reconnect_warning_says_whether_a_switch_was_seen():
     run = failover_run(recovering(3.0), probe=recovering(3.3))
-    result = ha_test.check_reconnect(run, None, 0)
+    result = ha_checks.check_reconnect(run, None, 0)
     assert result.status == WARN and "no +switch-master seen" in result.detail, result.detail
 
 
 def test_reconnect_fails_when_our_client_never_wrote_again():
     stuck = history(op(0, -0.01, -0.005), op(1, 0.01, 0.02, OP_FAIL, REFUSED))
-    result = ha_test.check_reconnect(failover_run(stuck, probe=recovering(3.3)), None, 0)
+    result = ha_checks.check_reconnect(failover_run(stuck, probe=recovering(3.3)), None, 0)
     assert (result.status, result.detail) == (FAIL, "no write succeeded after the fault"), f"{result}"
 
 
 def test_reconnect_without_errors_on_either_side_is_ok_with_zero_difference():
     quiet = history(op(0, -0.01, -0.005), op(1, 0.1, 0.11))
-    result = ha_test.check_reconnect(failover_run(quiet, probe=history(op(0, 0.2, 0.21))), None, 0)
+    result = ha_checks.check_reconnect(failover_run(quiet, probe=history(op(0, 0.2, 0.21))), None, 0)
     assert result.status == OK and result.metrics["difference_ms"] == 0.0, f"{result}"
     assert (result.metrics["ours_downtime_ms"], result.metrics["probe_downtime_ms"]) == (None, None)
 
 
 def test_reconnect_is_skipped_without_a_run_and_failed_without_a_recovery():
-    skipped = ha_test.check_reconnect(None, "--fault none", 0)
+    skipped = ha_checks.check_reconnect(None, "--fault none", 0)
     assert (skipped.status, skipped.detail) == (WARN, "skipped: --fault none"), f"{skipped}"
-    unrecovered = ha_test.check_reconnect(failover_run(recovering(3.3), recovered=None), None, 0)
+    unrecovered = ha_checks.check_reconnect(failover_run(recovering(3.3), recovered=None), None, 0)
     assert (unrecovered.status, unrecovered.detail) == (FAIL, "skipped: no recovery"), f"{unrecovered}"
 
 
@@ -241,7 +242,7 @@ def new_master_holding(*seqs: int) -> FakeHA:
 
 def test_consistency_is_ok_when_every_acknowledged_write_is_on_the_new_master():
     ha = new_master_holding(0, 1, 2, 3)
-    result = ha_test.check_consistency(ha, failover_run(acked_writes()), None)
+    result = ha_checks.check_consistency(ha, failover_run(acked_writes()), None)
     assert result.status == OK, result.detail
     assert result.detail == ("all 4 acknowledged writes found on the new master (2 confirmed by WAIT 1); 0 lost"), \
         f"{result.detail!r}"
@@ -250,7 +251,7 @@ def test_consistency_is_ok_when_every_acknowledged_write_is_on_the_new_master():
 
 
 def test_consistency_warns_when_only_unconfirmed_writes_were_lost():
-    result = ha_test.check_consistency(new_master_holding(0, 1, 3), failover_run(acked_writes()), None)
+    result = ha_checks.check_consistency(new_master_holding(0, 1, 3), failover_run(acked_writes()), None)
     assert result.status == WARN, result.detail
     assert result.detail == ("1 of 4 acknowledged writes were lost, none of the 2 confirmed by WAIT 1 (asynchronous "
                              "replication); lost writes were acknowledged between +0.40 s and +0.41 s after the fault")
@@ -259,22 +260,22 @@ def test_consistency_warns_when_only_unconfirmed_writes_were_lost():
 
 @pytest.mark.parametrize("fault,explained", [(GRACEFUL, True), (KILL, False)])
 def test_consistency_fails_when_a_wait_confirmed_write_was_lost(fault, explained):
-    result = ha_test.check_consistency(new_master_holding(0, 3), failover_run(acked_writes(), fault=fault), None)
+    result = ha_checks.check_consistency(new_master_holding(0, 3), failover_run(acked_writes(), fault=fault), None)
     assert result.status == FAIL, result.detail
     assert result.detail.startswith("1 writes confirmed by WAIT 1 were lost (of 2; 2 acknowledged writes lost in "
                                     "all); lost writes were acknowledged between +0.20 s and +0.41 s"), result.detail
-    assert result.detail.endswith(ha_test.GRACEFUL_LOSS) is explained, "only SENTINEL FAILOVER gets the explanation"
+    assert result.detail.endswith(ha_checks.GRACEFUL_LOSS) is explained, "only SENTINEL FAILOVER gets the explanation"
     assert (result.metrics["wait_confirmed"], result.metrics["wait_confirmed_lost"]) == (2, 1), f"{result.metrics}"
 
 
 def test_consistency_is_skipped_without_a_run_and_failed_without_a_recovery():
-    skipped = ha_test.check_consistency(FakeHA(), None, "--fault none")
+    skipped = ha_checks.check_consistency(FakeHA(), None, "--fault none")
     assert (skipped.status, skipped.detail) == (WARN, "skipped: --fault none"), f"{skipped}"
-    unrecovered = ha_test.check_consistency(FakeHA(), failover_run(acked_writes(), recovered=None), None)
+    unrecovered = ha_checks.check_consistency(FakeHA(), failover_run(acked_writes(), recovered=None), None)
     assert (unrecovered.status, unrecovered.detail) == (FAIL, "skipped: no recovery"), f"{unrecovered}"
 
 
-# ---- replica_sync ----------------------------------------------------------------------------------
+# ---- replica_sync (the check; the suite's replica_sync_scenario starts the old master again first) ---
 
 MASTER = ("127.0.0.1", 6380)  # valkey-replica1, promoted, as reached from here
 REPLICAS_CAUGHT_UP = replication_info(offset=1020, replicas=[("10.0.0.3", 6381, "online", 1020),
@@ -317,7 +318,7 @@ def test_replica_sync_waits_until_the_replicas_reach_the_offset_the_master_had_w
                                                      ("10.0.0.1", 6379, "online", 950)])
     moved_on = replication_info(offset=1020, replicas=[("10.0.0.3", 6381, "online", 1000),
                                                        ("10.0.0.1", 6379, "online", 1010)])
-    result = ha_test.check_replica_sync(synced_ha(behind, moved_on), None, None, 30)
+    result = ha_checks.check_replica_sync(synced_ha(behind, moved_on), None, None, 30)
     assert result.status == OK, result.detail
     assert result.detail == "2 replica(s) online on 127.0.0.1:6380, offsets [1000, 1010] vs master 1020", \
         f"both reached 1000, the offset when the wait began: {result.detail!r}"
@@ -328,21 +329,29 @@ def test_replica_sync_waits_until_the_replicas_reach_the_offset_the_master_had_w
 def test_replica_sync_fails_when_a_replica_stays_behind():
     behind = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "online", 1000),
                                                      ("10.0.0.1", 6379, "online", 999)])
-    result = ha_test.check_replica_sync(synced_ha(behind), None, None, 30)
+    result = ha_checks.check_replica_sync(synced_ha(behind), None, None, 30)
     assert result.status == FAIL, result.detail
     assert "replica offsets [1000, 999], master 1000 (waiting for 1000)" in result.detail, result.detail
 
 
 def test_replica_sync_fails_when_no_replica_is_online():
     syncing = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "wait_bgsave", 1000)])
-    result = ha_test.check_replica_sync(synced_ha(syncing), None, None, 30)
+    result = ha_checks.check_replica_sync(synced_ha(syncing), None, None, 30)
     assert result.status == FAIL and result.detail.startswith("0 replica(s) online"), result.detail
+
+
+def test_replica_sync_check_only_waits_for_the_rejoin_of_a_master_the_suite_restarted():
+    ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
+    result = ha_checks.check_replica_sync(ha, failover_run(kill_history()), True, 30)
+    assert result.status == OK, result.detail
+    assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
+    assert ha.nodes_asked == [("127.0.0.1", 6379), MASTER], f"the old master, then the new one: {ha.nodes_asked}"
 
 
 def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new_one():
     fault = RestartableFault()
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
-    result = ha_test.check_replica_sync(ha, failover_run(kill_history()), fault, 30)
+    result = ha_suite.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30)
     assert result.status == OK, result.detail
     assert fault.timeouts == [30], f"restored with the given timeout: {fault.timeouts}"
     assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
@@ -351,8 +360,8 @@ def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new
 
 
 def test_replica_sync_warns_when_the_old_master_was_not_started_again():
-    result = ha_test.check_replica_sync(synced_ha(REPLICAS_CAUGHT_UP), failover_run(kill_history()),
-                                        RestartableFault(comes_back=False), 45)
+    result = ha_suite.replica_sync_scenario(synced_ha(REPLICAS_CAUGHT_UP), failover_run(kill_history()),
+                                            RestartableFault(comes_back=False), 45)
     assert result.status == WARN, result.detail
     assert "valkey-master:6379 was not started again within 45s" in result.detail, result.detail
     assert result.metrics["old_master_restarted"] is False, f"{result.metrics}"
@@ -361,7 +370,7 @@ def test_replica_sync_warns_when_the_old_master_was_not_started_again():
 def test_replica_sync_fails_when_the_old_master_does_not_rejoin():
     still_master = replication_info("master")
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=still_master)
-    result = ha_test.check_replica_sync(ha, failover_run(kill_history()), RestartableFault(), 30)
+    result = ha_suite.replica_sync_scenario(ha, failover_run(kill_history()), RestartableFault(), 30)
     assert result.status == FAIL, result.detail
     assert result.metrics["old_master_rejoined"] is False, f"{result.metrics}"
     assert "old master did not rejoin" in result.detail and "role=master" in result.detail, result.detail
@@ -369,7 +378,7 @@ def test_replica_sync_fails_when_the_old_master_does_not_rejoin():
 
 def test_replica_sync_after_a_graceful_failover_restarts_nothing_but_checks_the_rejoin():
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
-    result = ha_test.check_replica_sync(ha, failover_run(kill_history(), fault=GRACEFUL), NeverDown(), 30)
+    result = ha_suite.replica_sync_scenario(ha, failover_run(kill_history(), fault=GRACEFUL), NeverDown(), 30)
     assert result.status == OK and result.metrics["old_master_rejoined"] is True, result.detail
 
 
@@ -389,7 +398,8 @@ def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while
 
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
     ha.nodes[ha.sentinel_addresses[0]] = FakeNode(on_command=sentinel_debug)
-    result = ha_test.check_replica_sync(ha, failover_run(kill_history()), LocalKill(Stack(), "valkey-master"), 30)
+    fault = LocalKill(Stack(), "valkey-master")
+    result = ha_suite.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30)
     assert result.status == OK, result.detail
     assert log == [("SENTINEL", "DEBUG"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 1000, "PUBLISH-PERIOD", 500),
                    ("start", "valkey-master"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 10000, "PUBLISH-PERIOD", 2000)], \
@@ -408,9 +418,9 @@ def test_roles_restored_follows_whether_the_original_master_is_master_again(monk
         asked.append(original)
         return PutBack(done, "valkey-master:6379 is master again" if done else "sentinels picked another", ["s1"])
 
-    monkeypatch.setattr(ha_test, "put_back_master", put_back_master)  # the I/O; the verdict is what is tested
-    session = ha_test.Session("vhc:t:", original_master=("valkey-master", 6379))
-    result = ha_test.check_roles_restored(FakeHA(), session)
+    monkeypatch.setattr(ha_suite, "put_back_master", put_back_master)  # the I/O; the verdict is what is tested
+    session = ha_suite.Session("vhc:t:", original_master=("valkey-master", 6379))
+    result = ha_suite.roles_restored_scenario(FakeHA(), session)
     assert (result.status, session.roles_put_back) == (status, done), f"{result}"
     assert result.metrics == {"original_master": "valkey-master:6379", "steps": ["s1"]}, f"{result.metrics}"
     assert asked == [("valkey-master", 6379)], "the master the sentinels announced before the run"

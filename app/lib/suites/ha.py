@@ -1,0 +1,373 @@
+"""The HA suite: find the master through the sentinels, fail it over, and check what a client saw.
+
+HASuite parses and prepares (target, reachability, fault, ownership: nothing written yet); HARun is one
+prepared run: the checks in order, the fault put back before replica_sync judges the rejoin, and what an
+interrupt must undo. Verdicts are lib/checks/ha_checks.py; tables and progress go through the Output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from lib.checks.ha_checks import (
+    check_consistency,
+    check_crud,
+    check_master_kill,
+    check_new_master,
+    check_reconnect,
+    check_replica_sync,
+    check_roles_restored,
+    roles_note,
+)
+from lib.checks.result import ScenarioResult, SuiteReport, run_scenario
+from lib.clients.keyspace import delete_prefix
+from lib.faults.fault import (
+    Fault,
+    LocalKill,
+    ManualKill,
+    WaitNotice,
+    choose_kill,
+    restore_fault,
+    undo_interrupted_fault,
+)
+from lib.ha_client import Address, HAClient, answers
+from lib.launcher.discovery import running_stack, stack_serving
+from lib.launcher.local_stack import LocalStack
+from lib.launcher.ownership import require_owned
+from lib.report.ha_report import failover_timeline, manual_kill_view
+from lib.report.plot import plot_timeline
+from lib.report.report import key_value_table
+from lib.report.timeline import timeline_table
+from lib.runs.ha_failover import (
+    FailoverRun,
+    SentinelFailover,
+    faster_rejoin,
+    put_back_master,
+    run_failover,
+    wait_replicas_synced,
+)
+from lib.suites.cli import add_failover_options, parse_host_map
+from lib.suites.skeleton import Output
+from lib.util import format_endpoint, key_namespace, parse_endpoint
+from lib.waits import WaitTimeout, wait_until
+from lib.workload.workload import History
+
+SENTINELS_ENV = "VHC_SENTINELS"
+DEFAULT_SENTINELS = [("127.0.0.1", 26379), ("127.0.0.1", 26380), ("127.0.0.1", 26381)]
+DESCRIPTION = "Sentinel HA check: find the master through the sentinels, fail it over, measure what a client sees."
+
+
+@dataclass
+class Target:
+    sentinels: list[Address]
+    source: str
+    stack: LocalStack | None = None
+
+
+@dataclass
+class Session:
+    """What this run changed and must undo however it ends (Ctrl-C too): keys, a fault, swapped roles."""
+
+    namespace: str
+    wrote: bool = False  # False: nothing to clean up (an unreachable target must cost one line, not a block)
+    fault: Fault | None = None
+    owned: bool = True  # the harness started the target (else the roles are put back after a failover)
+    original_master: Address | None = None  # as the sentinels announced it before the run
+    roles_put_back: bool = False
+
+
+class HASuite:
+    name = "ha"
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog="python app/ha_test.py", description=DESCRIPTION)
+        parser.add_argument("--sentinel", action="append", metavar="HOST:PORT",
+                            help=f"a sentinel (repeat for each); default: ${SENTINELS_ENV}, the local stack, "
+                                 "else 127.0.0.1:26379-26381")
+        parser.add_argument("--master-name", default="myvalkey")
+        parser.add_argument("--sentinel-password", help="password of the sentinels, if they have one")
+        add_failover_options(parser, fault_help=("auto: local launcher kill, else docker kill; manual: you kill it; "
+                                                 "graceful: SENTINEL FAILOVER; none: no failover"),
+                             host_map_fallback="the sentinel's host")
+        return parser
+
+    @contextlib.contextmanager
+    def prepare(self, args: argparse.Namespace, out: Output) -> Iterator[HARun]:
+        host_map = parse_host_map(args.host_map, "valkey-master=10.0.0.5")
+        target = resolve_target(args)
+        ha = HAClient(target.sentinels, args.master_name, password=args.password,
+                      sentinel_password=args.sentinel_password, host_map=host_map)
+        try:
+            yield prepare_run(args, ha, target, Session(key_namespace("ha")), out)
+        finally:
+            ha.close()
+
+
+def resolve_target(args: argparse.Namespace) -> Target:
+    """Sentinel endpoints: --sentinel flags, then $VHC_SENTINELS, then a local stack's record, then defaults."""
+    if args.sentinel:
+        return Target([parse_endpoint(s, example="127.0.0.1:26379") for s in args.sentinel], "--sentinel")
+    if env := os.environ.get(SENTINELS_ENV):
+        sentinels = [parse_endpoint(s, example="127.0.0.1:26379") for s in env.split(",") if s.strip()]
+        return Target(sentinels, f"${SENTINELS_ENV}")
+    if stack := running_stack("ha"):
+        return Target(stack.endpoints("sentinel"), f"local stack {stack.state_dir}", stack)
+    return Target(list(DEFAULT_SENTINELS), "defaults (the compose ports)")
+
+
+def build_fault(args: argparse.Namespace, ha: HAClient, announced: Address, reachable: Address,
+                history_view: Callable[[float], Any],
+                notify: Callable[[WaitNotice], None] | None = None) -> Fault | None:
+    """The fault --fault asks for, checked (a SetupError if it cannot be done here); nothing is touched yet."""
+    if args.fault == "none":
+        return None
+    if args.fault == "graceful":
+        return SentinelFailover(ha)
+    if args.fault == "manual":
+        local = stack_serving("ha", reachable)
+        by_name = not announced[0][0].isdigit()
+        hint, restart = ((f"python app/stack.py kill {local[1]}", f"python app/stack.py start {local[1]}") if local
+                         else (f"docker kill {announced[0]}", f"docker start {announced[0]}") if by_name
+                         else ("kill the master process", "start it again"))
+
+        def master_answers() -> bool:
+            return answers(reachable, ha.password, timeout=0.3)
+
+        return ManualKill(format_endpoint(*announced), hint, lambda: not master_answers(), master_answers, history_view,
+                          timeout=args.manual_timeout, restart_hint=restart, notify=notify)
+    return choose_kill(args.fault, "ha", announced, reachable)
+
+
+def require_ownership(args: argparse.Namespace, ha: HAClient, fault: Fault | None, reachable: Address) -> bool:
+    """Refuse a fault on servers the harness did not start unless --allow-destructive; True if they are ours.
+
+    A fault done by hand is the person's action, and --fault none changes nothing but our own keys.
+    Checked before any write, so a refusal leaves the target exactly as it was.
+    """
+    if fault is None or fault.by_hand:
+        return True
+    found = require_owned([reachable, *ha.sentinel_addresses], allowed=args.allow_destructive,
+                          action=f"run {fault.description} against {format_endpoint(*reachable)}")
+    return all(o.owned for o in found)
+
+
+def server_info(ha: HAClient, address: Address) -> dict:
+    node = ha.node(address)
+    try:
+        return node.info("server")
+    finally:
+        node.close()
+
+
+def prepare_run(args: argparse.Namespace, ha: HAClient, target: Target, session: Session, out: Output) -> HARun:
+    """Reach the master, build the fault, check ownership: a SetupError here has written nothing."""
+    reachable = ha.check_reachable()
+    announced = ha.announced_master()
+    server = server_info(ha, reachable)
+    history = History()
+    fault = build_fault(args, ha, announced, reachable, manual_kill_view(ha, history), out.notify)
+    session.owned = require_ownership(args, ha, fault, reachable)  # refuses before anything is written
+    session.fault, session.original_master = fault, announced
+    return HARun(args, ha, target, session, history, announced, reachable, server)
+
+
+@dataclass
+class HARun:
+    """One prepared HA run (lib/suites/skeleton.SuiteRun)."""
+
+    args: argparse.Namespace
+    ha: HAClient
+    target: Target
+    session: Session
+    history: History  # the writer's, shared with a manual kill's live view
+    announced: Address  # the master as the sentinels announced it
+    reachable: Address  # where it answers from here
+    server: dict  # its INFO server
+
+    def checks(self, out: Output) -> SuiteReport:
+        args, ha, session, fault = self.args, self.ha, self.session, self.session.fault
+        version = self.server.get("valkey_version") or self.server.get("redis_version")
+        out.show(self._target_table(version))
+        report = SuiteReport("ha", {"sentinels": [format_endpoint(*s) for s in self.target.sentinels],
+                                    "master_name": args.master_name, "master": format_endpoint(*self.announced),
+                                    "server_version": version, "fault": args.fault, "harness_started": session.owned})
+        session.wrote = True  # from here on, keys under the namespace may exist
+        report.add(run_scenario("crud", lambda: check_crud(ha, session.namespace)))
+        run, skipped = self._failover(out)
+        report.add(run_scenario("master_kill", lambda: check_master_kill(run, skipped)))
+        report.add(run_scenario("new_master", lambda: check_new_master(ha, run)))
+        report.add(run_scenario("reconnect", lambda: check_reconnect(run, skipped, ha.switches_followed)))
+        report.add(run_scenario("consistency", lambda: check_consistency(ha, run, skipped)))
+        restore_timeout = args.manual_timeout if fault and fault.by_hand else 30
+        report.add(run_scenario("replica_sync", lambda: replica_sync_scenario(ha, run, fault, restore_timeout)))
+        if run is not None and not session.owned and isinstance(fault, SentinelFailover):
+            report.add(run_scenario("roles_restored", lambda: roles_restored_scenario(ha, session)))
+        elif run is not None and (note := roles_note(ha, None if session.roles_put_back else session.original_master,
+                                                     session.owned)):
+            out.show(note)
+        return report
+
+    def _target_table(self, version: str | None) -> Any:
+        reached = (f" (reached at {format_endpoint(*self.reachable)})" if self.reachable != self.announced else "")
+        return key_value_table("Target", [
+            ("sentinels", ", ".join(format_endpoint(*s) for s in self.target.sentinels)
+             + f"  (from {self.target.source})"),
+            ("master name", self.args.master_name),
+            ("master", format_endpoint(*self.announced) + reached),
+            ("server", f"{self.server.get('server_name', 'redis')} {version}"),
+        ])
+
+    def _failover(self, out: Output) -> tuple[FailoverRun | None, str | None]:
+        """The measured failover, its timeline shown (and plotted); (None, why) when --fault none."""
+        args, fault = self.args, self.session.fault
+        if fault is None:
+            if args.plot:
+                out.warn("--plot: no failover ran (--fault none), nothing to plot")
+            return None, "--fault none"
+        replicas = wait_replicas_synced(self.ha, timeout=60)
+        out.show(f"{len(replicas)} replica(s) in sync; starting the writer, the 5 ms probe and the "
+                 f"sentinel event recorder")
+        run = run_failover(self.ha, fault, self.session.namespace, recovery_timeout=args.recovery_timeout,
+                           history=self.history, progress=out.show)
+        timeline = failover_timeline(run)
+        out.show(timeline_table(timeline))
+        if args.plot:
+            written = plot_timeline(timeline, args.plot, f"HA failover: {run.fault}")
+            out.show(f"timeline plot written to {written}")
+        return run, None
+
+    def undo_interrupted(self) -> list[str]:
+        return undo_interrupted(self.ha, self.session)
+
+    def cleanup(self) -> str | None:
+        return cleanup(self.ha, self.session.namespace) if self.session.wrote else None
+
+
+# ---- putting back what the fault did, before the checks that judge it -------------------------
+
+def put_fault_back(fault: Fault, timeout: float) -> bool:
+    """Start the killed node again (or wait for the person to); True for a fault that stopped nothing."""
+    return restore_fault(fault, timeout) if (fault.can_restore or fault.by_hand) else True
+
+
+def replica_sync_scenario(ha: HAClient, run: FailoverRun | None, fault: Fault | None,
+                          restore_timeout: float) -> ScenarioResult:
+    """Start the old master again, then let check_replica_sync judge its rejoin and the replicas' sync.
+
+    After a local kill the sentinels' timers are shortened meanwhile (faster_rejoin): only the rejoin is
+    watched with them, the failover was measured with the defaults.
+    """
+    if run is None or fault is None:
+        return check_replica_sync(ha, run, None, restore_timeout)
+    with faster_rejoin(ha) if isinstance(fault, LocalKill) else contextlib.nullcontext():
+        restarted = put_fault_back(fault, restore_timeout)
+        return check_replica_sync(ha, run, restarted, restore_timeout)
+
+
+def roles_restored_scenario(ha: HAClient, session: Session) -> ScenarioResult:
+    """Put the original master back (servers the harness did not start), then judge whether it is master."""
+    original = session.original_master
+    assert original is not None
+    put_back = put_back_master(ha, original)
+    session.roles_put_back = put_back.done
+    return check_roles_restored(original, put_back)
+
+
+# ---- cleanup, and undoing an interrupted run -------------------------------------------------
+
+def cleanup(ha: HAClient, ns: str) -> str | None:
+    """SCAN + DEL of this run's keys only, on whichever node is master now; a failure is one line."""
+    try:
+        master = ha.node(ha.master_address())
+        try:
+            delete_prefix(master, ns)
+        finally:
+            master.close()
+    except redis.RedisError as exc:
+        return f"could not clean up keys {ns}*: {one_line(exc)}"
+    return None
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def undo_interrupted(ha: HAClient, session: Session, timeout: float = 60.0) -> list[str]:
+    """After Ctrl-C / SIGTERM: start a killed master again, put back roles we swapped on someone
+    else's servers, then delete our keys once a master is stable. Returns one line per step."""
+    notes = []
+    fault = session.fault
+    if note := undo_interrupted_fault(fault, timeout):
+        notes.append(note)
+    if (isinstance(fault, SentinelFailover) and not session.owned and session.original_master is not None
+            and not session.roles_put_back):
+        put_back = put_back_master(ha, session.original_master)
+        notes.append(put_back.detail)
+    if session.wrote:
+        with faster_rejoin(ha) if isinstance(fault, LocalKill) else contextlib.nullcontext():
+            notes.append(_cleanup_when_stable(ha, session, timeout))
+    return notes
+
+
+def failover_flags(ha: HAClient) -> dict[str, str]:
+    """The sentinels that see the master down or a failover under way, with their flags for it."""
+    busy = {}
+    for address in ha.sentinel_addresses:
+        client = ha.node(address, sentinel=True)
+        try:
+            flags = str(client.sentinel_master(ha.master_name).get("flags", ""))
+        except redis.RedisError as exc:
+            flags = f"error: {type(exc).__name__}"
+        finally:
+            client.close()
+        if any(flag in flags for flag in ("s_down", "o_down", "failover_in_progress", "error")):
+            busy[format_endpoint(*address)] = flags
+    return busy
+
+
+def _cleanup_when_stable(ha: HAClient, session: Session, timeout: float) -> str:
+    """Delete our keys on the master once the sentinels agree on it, no failover is under way, and every
+    node that answers (the one we may have restarted too) replicates from it, synced: deleted on a node
+    that is then demoted and resynced, or before a replica's full sync, they would come back."""
+    restarted = session.original_master
+
+    def stable() -> tuple[bool, str]:
+        views = ha.sentinel_views()
+        if len(set(views.values())) != 1 or next(iter(views.values())).startswith(("error", "unknown")):
+            return False, f"sentinels say {views}"
+        if busy := failover_flags(ha):
+            return False, f"sentinels report {busy}"
+        master = ha.remap(parse_endpoint(next(iter(views.values()))))
+        replicas = set(ha.sentinel.discover_slaves(ha.master_name)) - {master}
+        if restarted and ha.remap(restarted) != master and answers(ha.remap(restarted), ha.password):
+            replicas.add(ha.remap(restarted))  # one killed by hand may still be down
+        roles = {address: _replication(ha, address) for address in (master, *replicas)}
+        synced = roles[master][0] == "master" and all(
+            role == "slave" and port == master[1] and link == "up" and not syncing
+            for address, (role, port, link, syncing) in roles.items() if address != master)
+        return synced, f"sentinels agree on {format_endpoint(*master)}; (role, master port, link, syncing): {roles}"
+
+    try:
+        wait_until(stable, timeout=timeout, what="a stable master to delete this run's keys on")
+    except WaitTimeout as exc:
+        return f"could not clean up keys {session.namespace}*: {one_line(exc)}"
+    session.wrote = False  # the skeleton's final cleanup need not do it again
+    return cleanup(ha, session.namespace) or f"deleted this run's keys {session.namespace}*"
+
+
+def _replication(ha: HAClient, address: Address) -> tuple[str, int, str, bool]:
+    node = ha.node(address)
+    try:
+        info = node.info("replication")
+    finally:
+        node.close()
+    return (info.get("role", "?"), int(info.get("master_port", 0)), info.get("master_link_status", "-"),
+            bool(int(info.get("master_sync_in_progress", 0))))
