@@ -17,11 +17,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from conftest import run_script  # tests/conftest.py
+from lib.checks import cluster_checks
 from lib.checks.result import FAIL as FAIL_STATUS
 from lib.cluster_client import RETRIES_PER_CALL, ClusterClient
 from lib.errors import SetupError
 from lib.faults.fault import Fault
 from lib.runs import cluster_failover
+from lib.suites.cluster import cleanup
 from lib.topology.cluster_topology import open_slots, own_view, parse_cluster_nodes, shards_of, tag_for_slot
 from lib.util import REPO_ROOT, format_endpoint, free_ports, key_namespace
 from lib.waits import PollPolicy, wait_until
@@ -437,10 +439,8 @@ def test_ctrl_c_after_the_kill_starts_the_primary_again_and_deletes_the_keys(clu
     wait_until(lambda: (_no_run_keys(cluster_stack), "keys of the run still on a primary"), timeout=30,
                what="the interrupted run's keys to be deleted")
     # The module shares this cluster: the restarted node must have rejoined before the next test.
-    import cluster_test
-
     with cluster_client(cluster_stack) as client:
-        wait_until(lambda: cluster_test._cluster_ok(client), timeout=90, what="cluster_state:ok on every node again")
+        wait_until(lambda: cluster_checks.cluster_ok(client), timeout=90, what="cluster_state:ok on every node again")
 
 
 def _no_run_keys(stack) -> bool:
@@ -454,7 +454,6 @@ def _no_run_keys(stack) -> bool:
 
 @pytest.mark.integration
 def test_connect_fails_while_a_slot_is_left_migrating(cluster_stack):
-    import cluster_test
     from lib.runs.cluster_migration import SlotMigration, put_slot_back
 
     with cluster_client(cluster_stack) as client:
@@ -463,7 +462,7 @@ def test_connect_fails_while_a_slot_is_left_migrating(cluster_stack):
         slot = shards[0].slots[0][0] + 11
         try:
             SlotMigration(client, slot, shards[0].primary, shards[1].primary).begin()
-            result = cluster_test.check_connect(client, shards)
+            result = cluster_checks.check_connect(client, shards)
         finally:
             put_slot_back(client, slot, shards[0].primary, shards[1].primary, primaries)
     assert result.status == FAIL_STATUS, result.detail
@@ -474,7 +473,6 @@ def test_connect_fails_while_a_slot_is_left_migrating(cluster_stack):
 
 @pytest.mark.integration
 def test_cleanup_deletes_keys_on_a_primary_that_is_importing_their_slot(cluster_stack):
-    import cluster_test
     from lib.runs.cluster_migration import SlotMigration, put_slot_back
 
     with cluster_client(cluster_stack) as client:
@@ -487,7 +485,7 @@ def test_cleanup_deletes_keys_on_a_primary_that_is_importing_their_slot(cluster_
         try:
             migration.begin()
             migration.move_keys(keys[:2])  # now on the importing target, which answers a plain UNLINK with MOVED
-            problem = cluster_test.cleanup(client, ns)
+            problem = cleanup(client, ns)
             left = []
             for shard in shards:
                 with client.node(client.reachable(shard.primary)) as node:
@@ -568,7 +566,6 @@ def test_behind_address_translation_ask_is_followed_and_the_plain_client_yardsti
 
 @pytest.mark.integration
 def test_ask_leaves_alone_a_slot_that_is_already_migrating(cluster_stack):
-    import cluster_test
     from lib.runs.cluster_migration import SlotMigration, put_slot_back
 
     with cluster_client(cluster_stack) as client:
@@ -578,7 +575,7 @@ def test_ask_leaves_alone_a_slot_that_is_already_migrating(cluster_stack):
         other = SlotMigration(client, slot, shards[0].primary, shards[2].primary)
         try:
             other.begin()
-            result = cluster_test.check_ask(client, shards, key_namespace("cluster"))
+            result = cluster_checks.check_ask(client, shards, key_namespace("cluster"))
             still_open = open_slots(own_view(client.nodes([client.reachable(shards[2].primary)])))
         finally:
             put_slot_back(client, slot, shards[0].primary, shards[2].primary, primaries)

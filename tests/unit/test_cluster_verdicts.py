@@ -1,4 +1,4 @@
-"""The cluster suite's verdicts (app/cluster_test.py check_*) against an in-memory cluster: no server.
+"""The cluster suite's verdicts (lib/checks/cluster_checks.py) against an in-memory cluster: no server.
 
 Namespaces carry a hash tag where the slot matters, so the slot is known by hand: CLUSTER KEYSLOT
 somekey is 11058 (the Redis cluster tutorial), which node-7002 owns (10923-16383).
@@ -11,10 +11,14 @@ import binascii
 import pytest
 import redis
 
-import cluster_test
+from lib.checks import cluster_checks
 from lib.checks.result import FAIL, OK, WARN
 from lib.faults.fault import Fault
+from lib.report.cluster_report import distribution_table
 from lib.runs.cluster_failover import ClusterFailoverRun
+from lib.suites.cluster import rejoin
+from lib.topology.cluster_topology import tag_for_slot
+from lib.waits import WaitTimeout
 from lib.workload.workload import FAIL as OP_FAIL
 from lib.workload.workload import OK as OP_OK
 from lib.workload.workload import History, Op
@@ -36,7 +40,7 @@ def cluster(text: str = NODES_TEXT, **world) -> tuple[FakeClusterClient, FakeClu
 
 def test_connect_is_ok_with_every_slot_covered_and_a_replica_per_shard():
     client, _, shards = cluster()
-    result = cluster_test.check_connect(client, shards)
+    result = cluster_checks.check_connect(client, shards)
     assert result.status == OK, result.detail
     assert result.detail == ("3 shards, 16384 of 16384 slots covered, cluster_state:ok; every shard has a replica, "
                              "no slot migrating"), f"{result.detail!r}"
@@ -46,7 +50,7 @@ def test_connect_is_ok_with_every_slot_covered_and_a_replica_per_shard():
 
 def test_connect_warns_about_a_shard_without_a_replica():
     client, _, shards = cluster(NODES_TEXT.replace("f5 10.0.0.15:7005@17005,node-7005 slave c2 0 0 3 connected\n", ""))
-    result = cluster_test.check_connect(client, shards)
+    result = cluster_checks.check_connect(client, shards)
     assert result.status == WARN, result.detail
     assert result.detail.endswith("; no replica for 10923-16383"), f"{result.detail!r}"
 
@@ -55,7 +59,7 @@ def test_connect_fails_on_a_slot_migration_left_open():
     client, fake, shards = cluster()
     fake.open[("a0", 7)] = ("migrating", "b1")
     fake.open[("b1", 7)] = ("importing", "a0")
-    result = cluster_test.check_connect(client, shards)
+    result = cluster_checks.check_connect(client, shards)
     assert result.status == FAIL, result.detail
     assert result.metrics["open_slots"] == ["slot 7 migrating on node-7000:7000 to node-7001:7001",
                                             "slot 7 importing on node-7001:7001 from node-7000:7000"], result.metrics
@@ -64,14 +68,14 @@ def test_connect_fails_on_a_slot_migration_left_open():
 
 def test_connect_fails_on_a_cluster_state_other_than_ok():
     client, _, shards = cluster(state="fail")
-    result = cluster_test.check_connect(client, shards)
+    result = cluster_checks.check_connect(client, shards)
     assert result.status == FAIL and "cluster_state:fail" in result.detail, result.detail
 
 
 def test_connect_fails_when_slots_are_not_covered():
     text = "\n".join(line for line in NODES_TEXT.splitlines() if "c2" not in line) + "\n"  # no 10923-16383
     client, _, shards = cluster(text)
-    result = cluster_test.check_connect(client, shards)
+    result = cluster_checks.check_connect(client, shards)
     assert result.status == FAIL, result.detail
     assert result.detail == "2 shards, 10923 of 16384 slots covered, cluster_state:ok", f"{result.detail!r}"
 
@@ -80,7 +84,7 @@ def test_connect_fails_when_slots_are_not_covered():
 
 def test_placement_is_ok_when_the_server_agrees_on_slots_and_owners_hold_their_keys():
     client, fake, shards = cluster()
-    result = cluster_test.check_placement(client, shards, NS)
+    result = cluster_checks.check_placement(client, shards, NS)
     assert result.status == OK, result.detail
     assert (result.metrics["keys"], result.metrics["hash_tag_groups"]) == (300, 10), f"{result.metrics}"
     assert (result.metrics["client_slot_mismatches"], result.metrics["split_hash_tag_groups"],
@@ -91,7 +95,7 @@ def test_placement_is_ok_when_the_server_agrees_on_slots_and_owners_hold_their_k
 def test_placement_fails_when_the_server_hashes_the_whole_key_ignoring_hash_tags():
     client, fake, shards = cluster()
     fake.keyslot = lambda key: binascii.crc_hqx(key.encode(), 0) % 16384  # no {tag} rule
-    result = cluster_test.check_placement(client, shards, NS)
+    result = cluster_checks.check_placement(client, shards, NS)
     assert result.status == FAIL, result.detail
     assert result.metrics["client_slot_mismatches"] == 50, "the 10 groups x 5 tagged keys; untagged keys agree"
     assert result.detail.startswith("50 slot mismatches, 0 split tag groups, 0 keys"), f"{result.detail!r}"
@@ -100,7 +104,7 @@ def test_placement_fails_when_the_server_hashes_the_whole_key_ignoring_hash_tags
 def test_placement_fails_when_keys_land_on_a_node_that_does_not_own_their_slot():
     client, fake, shards = cluster()
     fake.write_to = {"c2": "b1"}  # node-7002's keys end up on node-7001
-    result = cluster_test.check_placement(client, shards, NS)
+    result = cluster_checks.check_placement(client, shards, NS)
     assert result.status == FAIL and fake.misrouted > 0, result.detail
     assert result.detail == f"0 slot mismatches, 0 split tag groups, {fake.misrouted} keys not on their slot's owner"
     assert len(result.metrics["not_on_owner"]) == min(10, fake.misrouted), "a sample of at most 10 keys"
@@ -110,7 +114,7 @@ def test_placement_fails_when_keys_land_on_a_node_that_does_not_own_their_slot()
 
 def test_moved_sees_the_redirect_a_plain_client_gets_and_the_cluster_client_follows():
     client, fake, shards = cluster()
-    result = cluster_test.check_moved(client, shards, SOMEKEY_NS)
+    result = cluster_checks.check_moved(client, shards, SOMEKEY_NS)
     assert result.status == OK, result.detail
     metrics = result.metrics
     assert (metrics["key"], metrics["slot"], metrics["asked"]) == ("{somekey}:moved", 11058, "node-7000:7000")
@@ -124,7 +128,7 @@ def test_moved_sees_the_redirect_a_plain_client_gets_and_the_cluster_client_foll
 def test_moved_fails_when_the_wrong_node_answers_instead_of_redirecting():
     client, fake, shards = cluster()
     fake.plain_redirects = False
-    result = cluster_test.check_moved(client, shards, SOMEKEY_NS)
+    result = cluster_checks.check_moved(client, shards, SOMEKEY_NS)
     assert result.status == FAIL, result.detail
     assert result.detail == "a plain client at the wrong node got None, not MOVED", f"{result.detail!r}"
 
@@ -132,7 +136,7 @@ def test_moved_fails_when_the_wrong_node_answers_instead_of_redirecting():
 def test_moved_fails_when_the_cluster_client_does_not_follow_the_redirect():
     client, fake, shards = cluster()
     fake.follows_moved = False
-    result = cluster_test.check_moved(client, shards, SOMEKEY_NS)
+    result = cluster_checks.check_moved(client, shards, SOMEKEY_NS)
     assert result.status == FAIL, result.detail
     assert result.detail == "cluster client read None; the old owner sent it 1 MOVED (INFO errorstats)", \
         f"{result.detail!r}"
@@ -141,15 +145,15 @@ def test_moved_fails_when_the_cluster_client_does_not_follow_the_redirect():
 def test_moved_and_ask_need_two_shards():
     text = "a0 10.0.0.10:7000@17000,node-7000 master - 0 0 1 connected 0-16383\n"
     client, _, shards = cluster(text)
-    assert cluster_test.check_moved(client, shards, NS).status == WARN, "one shard: no node to be wrong about"
-    assert cluster_test.check_ask(client, shards, NS).status == WARN, "one shard: nowhere to migrate"
+    assert cluster_checks.check_moved(client, shards, NS).status == WARN, "one shard: no node to be wrong about"
+    assert cluster_checks.check_ask(client, shards, NS).status == WARN, "one shard: nowhere to migrate"
 
 
 # ---- ask -------------------------------------------------------------------------------------------
 
 def test_ask_migrates_slot_7_reads_and_writes_through_ask_and_puts_it_back():
     client, fake, shards = cluster()
-    result = cluster_test.check_ask(client, shards, NS)
+    result = cluster_checks.check_ask(client, shards, NS)
     metrics = result.metrics
     assert result.status == OK, result.detail
     assert (metrics["slot"], metrics["from"], metrics["to"]) == (7, "node-7000:7000", "node-7001:7001")
@@ -165,16 +169,16 @@ def test_ask_migrates_slot_7_reads_and_writes_through_ask_and_puts_it_back():
 def test_ask_fails_when_the_source_serves_instead_of_answering_ask():
     client, fake, shards = cluster()
     fake.plain_redirects = False
-    result = cluster_test.check_ask(client, shards, NS)
+    result = cluster_checks.check_ask(client, shards, NS)
     assert result.status == FAIL, result.detail
     assert result.detail == "plain client on the source got a value (no ASK), not ASK", f"{result.detail!r}"
 
 
 def test_ask_fails_when_a_key_is_lost_while_the_slot_moves():
     client, fake, shards = cluster()
-    tag = cluster_test.tag_for_slot(7)
+    tag = tag_for_slot(7)
     fake.migrate_loses = {f"{NS}{{{tag}}}:19"}  # moved when the migration completes, after the reads
-    result = cluster_test.check_ask(client, shards, NS)
+    result = cluster_checks.check_ask(client, shards, NS)
     assert result.status == FAIL, result.detail
     assert result.detail == "keys changed or vanished when the slot was moved back", f"{result.detail!r}"
 
@@ -183,7 +187,7 @@ def test_ask_puts_the_slot_back_when_the_cluster_client_fails_mid_migration():
     client, fake, shards = cluster()
     fake.fails_reads_while_migrating = True
     with pytest.raises(redis.ConnectionError) as raised:
-        cluster_test.check_ask(client, shards, NS)
+        cluster_checks.check_ask(client, shards, NS)
     assert fake.owner[7] == "a0" and fake.open == {}, "migration cancelled"
     assert "open migration of slot 7 cancelled: 10 key(s) moved back" in " ".join(raised.value.__notes__), \
         "the error says the slot was put back"
@@ -194,7 +198,8 @@ def test_ask_puts_the_slot_back_when_the_cluster_client_fails_mid_migration():
 
 def test_distribution_counts_every_written_key_on_the_primaries():
     client, _, shards = cluster()
-    result, table = cluster_test.check_distribution(client, shards, NS)
+    result = cluster_checks.check_distribution(client, shards, NS)
+    table = distribution_table(shards, result.metrics)
     assert result.status == OK, result.detail
     per_shard = result.metrics["per_shard"]
     assert (result.metrics["written"], result.metrics["counted"]) == (3000, 3000), f"{result.metrics}"
@@ -205,7 +210,7 @@ def test_distribution_counts_every_written_key_on_the_primaries():
 def test_distribution_fails_when_one_node_holds_every_key():
     client, fake, shards = cluster()
     fake.write_to = {"b1": "a0", "c2": "a0"}
-    result, _ = cluster_test.check_distribution(client, shards, NS)
+    result = cluster_checks.check_distribution(client, shards, NS)
     assert result.status == FAIL, result.detail
     assert result.metrics["per_shard"] == {"0-5460": 3000, "5461-10922": 0, "10923-16383": 0}
     assert result.detail == ("0-5460 holds 100.0% of keys for 33.3% of slots; 5461-10922 holds 0.0% of keys for "
@@ -215,7 +220,7 @@ def test_distribution_fails_when_one_node_holds_every_key():
 def test_distribution_fails_first_on_keys_that_are_not_there():
     client, fake, shards = cluster()
     fake.dropped = {"c2"}
-    result, _ = cluster_test.check_distribution(client, shards, NS)
+    result = cluster_checks.check_distribution(client, shards, NS)
     counted = result.metrics["per_shard"]["0-5460"] + result.metrics["per_shard"]["5461-10922"]
     assert result.status == FAIL and result.metrics["per_shard"]["10923-16383"] == 0, result.detail
     assert result.detail.startswith(f"counted {counted} keys on the primaries, wrote 3000"), f"{result.detail!r}"
@@ -271,7 +276,7 @@ def holding_every_acked_write(history: History, *, lose: int = 0) -> FakeCluster
 def test_primary_failure_measures_the_shard_outage_the_promotion_and_the_other_shards():
     shards = three_shards()
     history = failover_history()
-    result = cluster_test.check_primary_failure(holding_every_acked_write(history), primary_failure_run(
+    result = cluster_checks.check_primary_failure(holding_every_acked_write(history), primary_failure_run(
         history, shards), None)
     metrics = result.metrics
     assert result.status == OK, result.detail
@@ -290,7 +295,7 @@ def test_primary_failure_measures_the_shard_outage_the_promotion_and_the_other_s
 def test_primary_failure_warns_about_writes_the_dead_primary_took_with_it():
     shards = three_shards()
     history = failover_history()
-    result = cluster_test.check_primary_failure(holding_every_acked_write(history, lose=2),
+    result = cluster_checks.check_primary_failure(holding_every_acked_write(history, lose=2),
                                                 primary_failure_run(history, shards), None)
     assert result.status == WARN and "asynchronous replication" in result.detail, result.detail
     assert result.metrics["lost"] == 2, f"{result.metrics}"
@@ -299,7 +304,7 @@ def test_primary_failure_warns_about_writes_the_dead_primary_took_with_it():
 def test_primary_failure_fails_when_another_shard_paused_over_a_second():
     shards = three_shards()
     history = failover_history(other_pause=1.2)
-    result = cluster_test.check_primary_failure(holding_every_acked_write(history), primary_failure_run(
+    result = cluster_checks.check_primary_failure(holding_every_acked_write(history), primary_failure_run(
         history, shards), None)
     assert result.status == FAIL, result.detail
     assert result.detail.endswith("; shards 5461-10922, 10923-16383 stopped serving for more than 1000 ms")
@@ -310,19 +315,21 @@ def test_primary_failure_fails_without_a_recovery_or_a_victim():
     shards = three_shards()
     history = failover_history()
     stuck = primary_failure_run(history, shards, timeout_reason="timed out after 60s waiting for a promotion")
-    result = cluster_test.check_primary_failure(holding_every_acked_write(history), stuck, None)
+    result = cluster_checks.check_primary_failure(holding_every_acked_write(history), stuck, None)
     assert (result.status, result.detail) == (FAIL, "no recovery: timed out after 60s waiting for a promotion")
     nobody = primary_failure_run(history, shards, victim=None, timeout_reason="no primary stopped")
-    result = cluster_test.check_primary_failure(holding_every_acked_write(history), nobody, None)
+    result = cluster_checks.check_primary_failure(holding_every_acked_write(history), nobody, None)
     assert (result.status, result.detail) == (FAIL, "no shard lost its primary: no primary stopped"), f"{result}"
 
 
 def test_primary_failure_is_skipped_without_a_fault():
-    result = cluster_test.check_primary_failure(cluster()[0], None, "--fault none")
+    result = cluster_checks.check_primary_failure(cluster()[0], None, "--fault none")
     assert (result.status, result.detail) == (WARN, "skipped: --fault none"), f"{result}"
 
 
 # ---- rejoin ----------------------------------------------------------------------------------------
+# rejoin (lib/suites/cluster.py) is the scenario: the suite restarts the old primary and puts the roles back;
+# check_rejoin and check_roles_put_back only wait and judge.
 
 AFTER_FAILOVER = """\
 a0 10.0.0.10:7000@17000,node-7000 {old_flags} {old_master} 0 0 4 connected
@@ -339,8 +346,10 @@ class Restart(Fault):
 
     def __init__(self, comes_back: bool = True):
         self.comes_back = comes_back
+        self.restores = 0
 
     def restore(self, timeout: float) -> bool:
+        self.restores += 1
         return self.comes_back
 
 
@@ -356,7 +365,9 @@ def rejoin_cluster(old_flags: str = "myself,slave", old_master: str = "d3", link
 
 def test_rejoin_is_ok_when_the_old_primary_replicates_from_the_promoted_one():
     client, run = rejoin_cluster()
-    result = cluster_test.check_rejoin(client, run, Restart(), 30)
+    fault = Restart()
+    result = rejoin(client, run, fault, 30)
+    assert fault.restores == 1, "the suite started the old primary again before the check"
     assert result.status == OK, result.detail
     assert result.metrics == {"old_primary_rejoined": True, "new_primary": "node-7003:7003"}, f"{result.metrics}"
     assert result.detail.startswith("node-7000:7000 is back as a replica of node-7003:7003"), f"{result.detail!r}"
@@ -366,9 +377,27 @@ def test_rejoin_is_ok_when_the_old_primary_replicates_from_the_promoted_one():
                                     {"state": "fail"}])
 def test_rejoin_fails_when_the_old_primary_is_not_a_linked_replica_or_the_cluster_is_not_ok(broken):
     client, run = rejoin_cluster(**broken)
-    result = cluster_test.check_rejoin(client, run, Restart(), 30)
+    result = rejoin(client, run, Restart(), 30)
     assert result.status == FAIL and result.detail.startswith("did not rejoin"), result.detail
     assert result.metrics == {"old_primary_rejoined": False}, f"{result.metrics}"
+
+
+def test_check_rejoin_judges_without_restarting_anything():
+    client, run = rejoin_cluster()
+    result = cluster_checks.check_rejoin(client, run)  # no fault: the check cannot act on one
+    assert result.status == OK and result.metrics["old_primary_rejoined"] is True, result.detail
+    told = cluster_checks.check_rejoin(client, run, "was not started again within 30s")
+    assert (told.status, told.detail) == (WARN, "node-7000:7000 was not started again within 30s"), f"{told}"
+    assert told.metrics == {"old_primary_restarted": False}, f"{told.metrics}"
+
+
+def test_roles_are_not_put_back_when_the_old_primary_did_not_rejoin():
+    client, run = rejoin_cluster(link="down")
+    failovers: list[str] = []
+    client.world.on_cluster_failover = failovers.append
+    result = rejoin(client, run, Restart(), 30, put_back=True)
+    assert result.status == FAIL and result.detail.startswith("did not rejoin"), result.detail
+    assert failovers == [], "no CLUSTER FAILOVER on a node that is not a linked replica"
 
 
 SWAPPED_BACK = AFTER_FAILOVER.replace("d3 10.0.0.13:7003@17003,node-7003 master - 0 0 4 connected 0-5460",
@@ -388,7 +417,7 @@ def test_rejoin_can_put_the_roles_back_with_cluster_failover_on_the_old_primary(
         fake.replication["d3"] = {"role": "slave", "master_link_status": "up"}
 
     fake.on_cluster_failover = swap_back
-    result = cluster_test.check_rejoin(client, run, Restart(), 30, put_back=True)
+    result = rejoin(client, run, Restart(), 30, put_back=True)
     assert result.status == OK, result.detail
     assert result.metrics == {"old_primary_rejoined": True, "roles_put_back": True, "new_primary": "node-7000:7000"}
     assert "roles put back: node-7000:7000 is the primary again (CLUSTER FAILOVER), node-7003:7003 its replica" in \
@@ -398,7 +427,7 @@ def test_rejoin_can_put_the_roles_back_with_cluster_failover_on_the_old_primary(
 def test_rejoin_fails_when_the_roles_cannot_be_put_back():
     client, run = rejoin_cluster()
     client.world.on_cluster_failover = lambda node_id: None  # accepted, but the old primary never takes over
-    result = cluster_test.check_rejoin(client, run, Restart(), 30, put_back=True)
+    result = rejoin(client, run, Restart(), 30, put_back=True)
     assert result.status == FAIL and "the roles were NOT put back" in result.detail, result.detail
     assert result.metrics["roles_put_back"] is False, f"{result.metrics}"
 
@@ -406,17 +435,17 @@ def test_rejoin_fails_when_the_roles_cannot_be_put_back():
 def test_rejoin_warns_when_restarting_the_old_primary_raised():
     class Unstartable(Restart):
         def restore(self, timeout: float) -> bool:
-            raise cluster_test.WaitTimeout("timed out after 30s waiting for node-7000 to answer PING")
+            raise WaitTimeout("timed out after 30s waiting for node-7000 to answer PING")
 
     client, run = rejoin_cluster()
-    result = cluster_test.check_rejoin(client, run, Unstartable(), 30)
+    result = rejoin(client, run, Unstartable(), 30)
     assert result.status == WARN, result.detail
     assert result.detail.startswith("node-7000:7000 was not started again: timed out"), f"{result.detail!r}"
 
 
 def test_rejoin_warns_when_the_old_primary_was_not_started_again():
     client, run = rejoin_cluster()
-    result = cluster_test.check_rejoin(client, run, Restart(comes_back=False), 45)
+    result = rejoin(client, run, Restart(comes_back=False), 45)
     assert result.status == WARN, result.detail
     assert result.detail == "node-7000:7000 was not started again within 45s", f"{result.detail!r}"
 
@@ -424,5 +453,5 @@ def test_rejoin_warns_when_the_old_primary_was_not_started_again():
 def test_rejoin_is_skipped_without_a_promotion():
     client, run = rejoin_cluster()
     run.promoted = None
-    assert cluster_test.check_rejoin(client, run, Restart(), 30).status == WARN, "nothing was promoted"
-    assert cluster_test.check_rejoin(client, None, None, 30).detail == "skipped: no failover happened"
+    assert rejoin(client, run, Restart(), 30).status == WARN, "nothing was promoted"
+    assert rejoin(client, None, None, 30).detail == "skipped: no failover happened"

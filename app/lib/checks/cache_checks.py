@@ -1,4 +1,5 @@
-"""The store checks of cache_test.py: every method on a real cluster, and the client-side-sharding comparison."""
+"""The cache suite's verdicts: every store method on a real cluster, the client-side-sharding comparison, and
+the HTTP cache through a primary failover."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from lib.checks.result import FAIL, OK, ScenarioResult
+from lib import events
+from lib.checks.result import FAIL, OK, WARN, ScenarioResult
 from lib.cluster_client import ClusterClient
+from lib.report.cache_report import cache_timeline, history_json
+from lib.runs.cache_failover import CacheFailoverRun
+from lib.runs.cache_outage import request_totals, shard_recovery
 from lib.topology.cluster_topology import Shard, key_in_shard
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
@@ -139,3 +144,46 @@ def check_ring_vs_cluster(store: ClusterCacheStore, client: ClusterClient, shard
     if len(shards) > 1 and ring.moved == 0:
         return ScenarioResult("ring_vs_cluster", FAIL, f"{detail}: expected MOVED from the ring", metrics)
     return ScenarioResult("ring_vs_cluster", OK, detail, metrics)
+
+
+def check_http_failover(run: CacheFailoverRun | None, skipped: str | None) -> ScenarioResult:
+    if run is None:
+        return ScenarioResult("http_failover", WARN, f"skipped: {skipped}")
+    ops = run.history.snapshot()
+    totals = request_totals(ops)
+    metrics: dict = {"fault": run.fault, **totals.to_dict(), "origin_calls": run.origin_calls,
+                     "middleware": run.middleware, "timeline": cache_timeline(run).to_dict(),
+                     "history": history_json(run)}
+    if run.victim is None:
+        return ScenarioResult("http_failover", FAIL, f"no shard lost its primary: {run.timeout_reason}", metrics)
+    recovery = shard_recovery(run.victim.label, ops, run.fault_at)
+    promoted = run.history.first_event(events.PROMOTED)
+    flagged = run.history.first_event(events.NODE_FAIL)
+    metrics.update({
+        "shard": run.victim.label, "old_primary": format_endpoint(*run.victim.primary.announced),
+        "promoted": format_endpoint(*run.promoted.announced) if run.promoted else None,
+        "flagged_fail_after_s": _after(run, flagged.at if flagged else None),
+        "promoted_after_s": _after(run, promoted.at if promoted else None),
+        "affected_cache_errors": recovery.cache_errors,
+        "client_recovered_after_s": _after(run, recovery.client_recovered_at),
+        "hits_returned_after_s": _after(run, recovery.hits_returned_at),
+        "other_shards_cache_errors": {s.label: shard_recovery(s.label, ops, run.fault_at).cache_errors
+                                      for s in run.shards if s.label != run.victim.label}})
+    back = (f"hits back on {run.victim.label} after {metrics['hits_returned_after_s']} s" if recovery.cache_errors
+            else f"no cache error on {run.victim.label}: hits never stopped")
+    detail = (f"{totals.requests:,} requests, hit ratio {totals.hit_ratio:.1%}, {run.origin_calls:,} origin calls, "
+              f"{totals.cache_errors} cache errors, {totals.http_5xx} 5xx; {metrics['promoted']} promoted after "
+              f"{metrics['promoted_after_s']} s; {back}")
+    if totals.http_5xx or totals.http_failed:
+        return ScenarioResult("http_failover", FAIL, f"{detail}; the cache turned requests into errors "
+                              f"({totals.http_5xx} 5xx, {totals.http_failed} without a response)", metrics)
+    if run.timeout_reason:
+        return ScenarioResult("http_failover", FAIL, f"no recovery: {run.timeout_reason}", metrics)
+    if recovery.cache_errors == 0 and not run.graceful:
+        return ScenarioResult("http_failover", WARN, f"{detail}; a killed primary cost no cache error: was the "
+                              "fault on the shard the run watched?", metrics)
+    return ScenarioResult("http_failover", OK, detail, metrics)
+
+
+def _after(run: CacheFailoverRun, at: float | None) -> float | None:
+    return None if at is None else round(run.offset(at), 3)

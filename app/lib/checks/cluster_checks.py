@@ -1,0 +1,358 @@
+"""The cluster suite's verdicts: topology, slot placement, MOVED, ASK, key spread, a shard's failover, the rejoin.
+
+Checks read and judge. The slot migrations of moved and ask are the check itself (and always put back);
+the fault, restarting the killed node and putting the roles back are the suite's (lib/suites/cluster.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from redis.crc import key_slot
+
+from lib import events
+from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
+from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
+from lib.report.cluster_report import failover_timeline
+from lib.report.timeline import history_to_dict
+from lib.runs.cluster_failover import ClusterFailoverRun, wait_rejoined
+from lib.runs.cluster_migration import SlotMigration, slot_put_back_after
+from lib.topology.cluster_topology import (
+    SLOTS,
+    ClusterNode,
+    Shard,
+    covered_slots,
+    open_slots,
+    own_view,
+    shard_for_slot,
+    tag_for_slot,
+)
+from lib.util import format_endpoint
+from lib.waits import WaitTimeout, wait_until
+
+PLACEMENT_KEYS = 300
+TAGGED_GROUPS = 10  # of PLACEMENT_KEYS, these many hash-tag groups of 5 keys each
+DISTRIBUTION_KEYS = 3000
+DISTRIBUTION_TOLERANCE = 0.05  # a shard's share of keys vs its share of slots, absolute
+ASK_KEYS = 20  # keys in the migrating slot; half are moved before the cluster client is asked
+OTHER_SHARDS_MAX_GAP_MS = 1000  # "kept serving": longest pause of writes to a shard that lost nothing
+
+
+def check_connect(client: ClusterClient, shards: list[Shard]) -> ScenarioResult:
+    with client.node(client.reachable(shards[0].primary)) as node:
+        state = node.cluster("INFO").get("cluster_state")
+    client.cluster.ping()
+    covered = covered_slots(shards)
+    lonely = [s.label for s in shards if not s.replicas]
+    left_open = open_migrations(client, shards)
+    metrics = {"cluster_state": state, "shards": len(shards), "slots_covered": covered, "open_slots": left_open,
+               "layout": [{"slots": s.label, "primary": format_endpoint(*s.primary.announced),
+                           "replicas": [format_endpoint(*r.announced) for r in s.replicas]} for s in shards]}
+    detail = f"{len(shards)} shards, {covered} of {SLOTS} slots covered, cluster_state:{state}"
+    if state != "ok" or covered != SLOTS:
+        return ScenarioResult("connect", FAIL, detail, metrics)
+    if left_open:
+        return ScenarioResult("connect", FAIL, f"{detail}; {'; '.join(left_open)}: a slot migration was left open "
+                              "(its keys answer ASK or MOVED, and the next migration fails); close it with "
+                              f"valkey-cli --cluster fix {format_endpoint(*client.reachable(shards[0].primary))}",
+                              metrics)
+    if lonely:
+        return ScenarioResult("connect", WARN, f"{detail}; no replica for {', '.join(lonely)}", metrics)
+    return ScenarioResult("connect", OK, detail + "; every shard has a replica, no slot migrating", metrics)
+
+
+def open_migrations(client: ClusterClient, shards: list[Shard]) -> list[str]:
+    """'slot 7 migrating on A to B' for every open slot (a node shows its own only, so each primary is asked)."""
+    names = {n.node_id: format_endpoint(*n.announced) for s in shards for n in (s.primary, *s.replicas)}
+    found = []
+    for shard in shards:
+        me = own_view(client.nodes([client.reachable(shard.primary)]))
+        for slot, (state, other) in sorted(open_slots(me).items()):
+            found.append(f"slot {slot} {state} on {format_endpoint(*me.announced)} "
+                         f"{'to' if state == 'migrating' else 'from'} {names.get(other, other[:8])}")
+    return found
+
+
+def check_placement(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
+    keys = [f"{ns}p:{i}" for i in range(PLACEMENT_KEYS - TAGGED_GROUPS * 5)]
+    groups = {f"{ns}g{g}": [f"{ns}{{g{g}}}:{i}" for i in range(5)] for g in range(TAGGED_GROUPS)}
+    keys += [k for group in groups.values() for k in group]
+    pipe = client.cluster.pipeline()
+    for key in keys:
+        pipe.set(key, key)
+    client.call(lambda rc: pipe.execute())
+    server = client.node(client.reachable(shards[0].primary))
+    wrong_slot, wrong_node = [], []
+    try:
+        slots = {key: key_slot(key.encode()) for key in keys}
+        server_pipe = server.pipeline(transaction=False)
+        for key in keys:
+            server_pipe.execute_command("CLUSTER KEYSLOT", key)
+        wrong_slot = [k for k, s in zip(keys, server_pipe.execute(), strict=True) if int(s) != slots[k]]
+    finally:
+        server.close()
+    split_groups = [g for g, members in groups.items() if len({slots[k] for k in members}) != 1]
+    for shard in shards:
+        mine = [k for k in keys if shard.owns(slots[k])]
+        owner = client.node(client.reachable(shard.primary))
+        try:
+            owner_pipe = owner.pipeline(transaction=False)
+            for key in mine:
+                owner_pipe.get(key)
+            values = owner_pipe.execute(raise_on_error=False)
+        finally:
+            owner.close()
+        wrong_node += [k for k, v in zip(mine, values, strict=True) if v != k]
+    metrics = {"keys": len(keys), "hash_tag_groups": len(groups), "client_slot_mismatches": len(wrong_slot),
+               "split_hash_tag_groups": split_groups, "not_on_owner": wrong_node[:10]}
+    failed = wrong_slot or split_groups or wrong_node
+    detail = (f"{len(keys)} keys: client slot == CLUSTER KEYSLOT for all; {len(groups)} hash-tag groups each in "
+              "one slot; every key read back from the primary that owns its slot" if not failed else
+              f"{len(wrong_slot)} slot mismatches, {len(split_groups)} split tag groups, "
+              f"{len(wrong_node)} keys not on their slot's owner")
+    return ScenarioResult("placement", FAIL if failed else OK, detail, metrics)
+
+
+def already_open(client: ClusterClient, slot: int, nodes: list[ClusterNode]) -> str | None:
+    """Why a check must not migrate slot: it is migrating or importing already (e.g. left by another run)."""
+    for node in nodes:
+        state = open_slots(own_view(client.nodes([client.reachable(node)]))).get(slot)
+        if state is not None:
+            return (f"slot {slot} is {state[0]} on {format_endpoint(*node.announced)} already (another migration, or "
+                    "one left open): nothing was changed; close it with valkey-cli --cluster fix "
+                    f"{format_endpoint(*client.reachable(node))}")
+    return None
+
+
+def check_moved(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
+    """A plain client at the wrong node gets MOVED; the cluster client, its slot map made stale by a real
+    migration done behind its back, follows MOVED to the new owner. The slot is put back afterwards."""
+    if len(shards) < 2:
+        return ScenarioResult("moved", WARN, "skipped: one shard only, no node to be wrong about")
+    key = f"{ns}moved"
+    slot = key_slot(key.encode())
+    client.call(lambda rc: rc.set(key, "here"))  # the cluster client now has the slot map in which owner has it
+    owner = shard_for_slot(shards, slot)
+    wrong = next(s for s in shards if s is not owner)
+    if busy := already_open(client, slot, [owner.primary, wrong.primary]):
+        return ScenarioResult("moved", FAIL, busy, {"slot": slot})
+    with client.node(client.reachable(wrong.primary)) as plain:
+        try:
+            plain.get(key)
+            reply = None
+        except redis.exceptions.MovedError as exc:
+            reply = f"MOVED {exc.args[0]}"
+    primaries = [s.primary for s in shards]
+    # Resharding behind the cluster client's back, with plain clients: its map still names the old owner.
+    with slot_put_back_after(client, slot, owner.primary, wrong.primary, primaries) as restored:
+        migration = SlotMigration(client, slot, owner.primary, wrong.primary)
+        migration.begin()
+        migration.complete(primaries)
+        before = client.redirects_sent(owner.primary)
+        value = client.call(lambda rc: rc.get(key))
+        followed = (client.redirects_sent(owner.primary) - before)["MOVED"]
+    metrics = {"key": key, "slot": slot, "asked": format_endpoint(*wrong.primary.announced),
+               "plain_client_reply": reply, "cluster_client_value": value, "cluster_client_redirects": followed,
+               "moved_to": format_endpoint(*wrong.primary.announced), "restored": restored[0]}
+    if reply is None or not reply.startswith(f"MOVED {slot} "):
+        return ScenarioResult("moved", FAIL, f"a plain client at the wrong node got {reply!r}, not MOVED", metrics)
+    if value != "here" or followed < 1:
+        return ScenarioResult("moved", FAIL, f"cluster client read {value!r}; the old owner sent it {followed} MOVED "
+                              "(INFO errorstats)", metrics)
+    return ScenarioResult("moved", OK, f"plain client at {format_endpoint(*wrong.primary.announced)}: {reply}; "
+                          f"slot {slot} migrated behind the cluster client's back, it read the key after {followed} "
+                          "MOVED (counted by the old owner); slot put back", metrics)
+
+
+def check_ask(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
+    """Live-migrate one slot between two primaries; read and write through ASK; the slot is put back
+    afterwards, whatever happened (an error, Ctrl-C)."""
+    if len(shards) < 2:
+        return ScenarioResult("ask", WARN, "skipped: one shard only, nowhere to migrate a slot")
+    source, target = shards[0], shards[1]
+    slot = source.slots[0][0] + 7  # any slot of the source
+    tag = tag_for_slot(slot)
+    keys = [f"{ns}{{{tag}}}:{i}" for i in range(ASK_KEYS)]
+    new_key = f"{ns}{{{tag}}}:new"
+    if busy := already_open(client, slot, [source.primary, target.primary]):
+        return ScenarioResult("ask", FAIL, busy, {"slot": slot})
+    client.call(lambda rc: rc.mset_nonatomic({k: f"v{i}" for i, k in enumerate(keys)}))
+    primaries = [s.primary for s in shards]
+    migration = SlotMigration(client, slot, source.primary, target.primary)
+    metrics: dict = {"slot": slot, "from": format_endpoint(*source.primary.announced),
+                     "to": format_endpoint(*target.primary.announced), "keys": len(keys)}
+    moved = keys[: len(keys) // 2]
+    with slot_put_back_after(client, slot, source.primary, target.primary, primaries) as restored:
+        migration.begin()
+        migration.move_keys(moved)
+        with client.node(client.reachable(source.primary)) as plain:
+            try:
+                plain.get(moved[0])
+                metrics["plain_client_reply"] = "a value (no ASK)"
+            except redis.exceptions.AskError as exc:
+                metrics["plain_client_reply"] = f"ASK {exc.args[0]}"
+        asks_before = client.redirects_sent(source.primary)["ASK"]
+        values = [client.call(lambda rc, k=k: rc.get(k)) for k in keys]
+        client.call(lambda rc: rc.set(new_key, "during"))
+        client.call(lambda rc: rc.set(moved[0], "updated"))
+        read_back = {k: client.call(lambda rc, k=k: rc.get(k)) for k in (new_key, moved[0], keys[-1])}
+        metrics["ask_redirects_during"] = client.redirects_sent(source.primary)["ASK"] - asks_before
+        metrics["moved_keys"] = migration.complete(primaries) + len(moved)
+    keys.append(new_key)
+    final = {k: client.call(lambda rc, k=k: rc.get(k)) for k in keys}
+    metrics.update({"restored": restored[0], "restored_owner": format_endpoint(*source.primary.announced)})
+    expected = [f"v{i}" for i in range(ASK_KEYS)]
+    problems = []
+    if not str(metrics.get("plain_client_reply", "")).startswith("ASK"):
+        problems.append(f"plain client on the source got {metrics.get('plain_client_reply')}, not ASK")
+    if values != expected:
+        problems.append("reads during the migration returned wrong values")
+    if read_back != {new_key: "during", moved[0]: "updated", keys[-2]: expected[-1]}:
+        problems.append(f"writes during the migration read back as {read_back}")
+    if metrics["ask_redirects_during"] < 1:
+        problems.append("the source sent the cluster client no ASK (INFO errorstats)")
+    if final.get(new_key) != "during" or final.get(moved[0]) != "updated" or None in final.values():
+        problems.append("keys changed or vanished when the slot was moved back")
+    detail = (f"slot {slot} migrated {metrics['from']} -> {metrics['to']} with half of its {ASK_KEYS} keys moved: "
+              f"plain client got {metrics.get('plain_client_reply')}; cluster client read all {ASK_KEYS} and wrote "
+              f"2 through {metrics['ask_redirects_during']} ASK redirect(s) (counted by the source); "
+              "slot moved back, nothing left migrating")
+    return ScenarioResult("ask", FAIL if problems else OK, "; ".join(problems) or detail, metrics)
+
+
+def check_distribution(client: ClusterClient, shards: list[Shard], ns: str) -> ScenarioResult:
+    """Keys spread by slot: each shard's share of keys is its share of slots (the counts go to
+    lib/report/cluster_report.distribution_table)."""
+    prefix = f"{ns}d:"
+    keys = [f"{prefix}{i}" for i in range(DISTRIBUTION_KEYS)]
+    for i in range(0, len(keys), 500):
+        batch = keys[i:i + 500]
+        client.call(lambda rc, b=batch: rc.mset_nonatomic({k: "1" for k in b}))
+    counts, problems = {}, []
+    for shard in shards:
+        node = client.node(client.reachable(shard.primary))
+        try:
+            count = sum(1 for _ in node.scan_iter(match=f"{prefix}*", count=1000))
+        finally:
+            node.close()
+        counts[shard.label] = count
+        key_share, slot_share = count / DISTRIBUTION_KEYS, shard.primary.slot_count / SLOTS
+        if abs(key_share - slot_share) > DISTRIBUTION_TOLERANCE:
+            problems.append(f"{shard.label} holds {key_share:.1%} of keys for {slot_share:.1%} of slots")
+    total = sum(counts.values())
+    if total != DISTRIBUTION_KEYS:
+        problems.insert(0, f"counted {total} keys on the primaries, wrote {DISTRIBUTION_KEYS}")
+    metrics = {"written": DISTRIBUTION_KEYS, "counted": total, "per_shard": counts}
+    detail = (f"{DISTRIBUTION_KEYS:,} keys written, {total:,} counted with SCAN on the primaries; per shard "
+              + ", ".join(f"{k}: {v:,}" for k, v in counts.items()))
+    return ScenarioResult("distribution", FAIL if problems else OK, "; ".join(problems) or detail, metrics)
+
+
+def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None, skipped: str | None) -> ScenarioResult:
+    if run is None:
+        return ScenarioResult("primary_failure", WARN, f"skipped: {skipped}")
+    victim = run.victim
+    metrics: dict = {"fault": run.fault, "backoff_cap_ms": BACKOFF_CAP_S * 1000, "retries_per_call": RETRIES_PER_CALL,
+                     "ops_total": len(run.ops()), "errors_by_type": error_counts(run.ops())}
+    if victim is None:
+        return ScenarioResult("primary_failure", FAIL, f"no shard lost its primary: {run.timeout_reason}", metrics)
+    metrics.update({"shard": victim.label, "old_primary": format_endpoint(*victim.primary.announced),
+                    "promoted": format_endpoint(*run.promoted.announced) if run.promoted else None,
+                    "promoted_after_s": round(run.offset(run.promoted_at), 3) if run.promoted_at else None})
+    outage = outage_around(run.ops(victim), run.fault_at)
+    metrics["affected_downtime_ms"] = round(outage.downtime_ms, 1) if outage and outage.downtime_ms else 0.0
+    metrics.update(recovery_metrics(run, outage))
+    metrics["timeline"] = failover_timeline(run).to_dict()
+    metrics["history"] = history_to_dict(run.history, run.fault_at)
+    end = run.recovered_at or time.monotonic()
+    others = {s.label: round(longest_gap_ms(run.ops(s), run.fault_at, end), 1)
+              for s in run.shards if s.label != victim.label}
+    metrics["other_shards_longest_gap_ms"] = others
+    if run.timeout_reason:
+        return ScenarioResult("primary_failure", FAIL, f"no recovery: {run.timeout_reason}", metrics)
+    loss = lost_writes(run.ops(), lambda keys: client.call(lambda rc: rc.mget_nonatomic(keys)))
+    metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_keys_sample": loss.lost_keys})
+    slow = {k: v for k, v in others.items() if v > OTHER_SHARDS_MAX_GAP_MS}
+    detail = (f"{run.fault}; {metrics['promoted']} promoted after {metrics['promoted_after_s']:.2f} s; "
+              f"shard {victim.label} unable to write for {metrics['affected_downtime_ms']:,.0f} ms; other shards' "
+              f"longest pause {max(others.values(), default=0):,.0f} ms; {loss.acked:,} acknowledged writes, "
+              f"{loss.lost} lost")
+    if slow:
+        return ScenarioResult("primary_failure", FAIL, f"{detail}; shards {', '.join(slow)} stopped serving "
+                              f"for more than {OTHER_SHARDS_MAX_GAP_MS} ms", metrics)
+    if loss.lost:
+        return ScenarioResult("primary_failure", WARN, f"{detail} (asynchronous replication: writes the dead "
+                              "primary acknowledged but had not sent to its replica)", metrics)
+    return ScenarioResult("primary_failure", OK, detail, metrics)
+
+
+def recovery_metrics(run: ClusterFailoverRun, ours) -> dict:
+    """Our client's and a default RedisCluster's first write after the promotion (the bench compares them)."""
+    metrics: dict = {}
+    plain = outage_around(run.plain.snapshot(), run.fault_at) if run.plain is not None else None
+    metrics["plain_downtime_ms"] = round(plain.downtime_ms, 1) if plain and plain.downtime_ms is not None else None
+    if run.promoted_at is not None:
+        if ours and ours.first_ok_end:
+            metrics["ours_after_promotion_ms"] = round((ours.first_ok_end - run.promoted_at) * 1000, 1)
+        if plain and plain.first_ok_end:
+            metrics["plain_after_promotion_ms"] = round((plain.first_ok_end - run.promoted_at) * 1000, 1)
+    flagged = {e.name: round(run.offset(e.at), 3) for e in run.history.events
+               if e.name in (events.NODE_PFAIL, events.NODE_FAIL)}
+    metrics.update({f"{name.replace(' ', '_')}_s": at for name, at in flagged.items()})
+    return metrics
+
+
+def check_rejoin(client: ClusterClient, run: ClusterFailoverRun | None, not_restarted: str | None = None
+                 ) -> ScenarioResult:
+    """The old primary, started again by the suite, replicates the promoted one and the cluster is ok.
+
+    not_restarted: why the suite could not start the old primary again (then there is nothing to wait for).
+    """
+    if run is None or run.promoted is None:
+        return ScenarioResult("rejoin", WARN, "skipped: no failover happened")
+    old = run.victim.primary
+    if not_restarted:
+        return ScenarioResult("rejoin", WARN, f"{format_endpoint(*old.announced)} {not_restarted}",
+                              {"old_primary_restarted": False})
+    try:
+        seen = wait_rejoined(client, old, run.promoted, timeout=60)
+        wait_until(lambda: cluster_ok(client), timeout=30, what="cluster_state:ok on every node")
+    except WaitTimeout as exc:
+        return ScenarioResult("rejoin", FAIL, f"did not rejoin: {exc}", {"old_primary_rejoined": False})
+    metrics = {"old_primary_rejoined": True, "new_primary": format_endpoint(*run.promoted.announced)}
+    return ScenarioResult("rejoin", OK, f"{format_endpoint(*old.announced)} is back as a replica of "
+                          f"{format_endpoint(*run.promoted.announced)} ({seen}); cluster ok", metrics)
+
+
+def check_roles_put_back(client: ClusterClient, run: ClusterFailoverRun, rejoined: ScenarioResult,
+                         problem: str | None) -> ScenarioResult:
+    """After the suite made the old primary the primary again: the cluster is ok with the roles it started with.
+
+    rejoined is check_rejoin's OK result; problem, why the suite could not put the roles back (None: done).
+    """
+    old, promoted = format_endpoint(*run.victim.primary.announced), format_endpoint(*run.promoted.announced)
+    metrics = dict(rejoined.metrics)
+    if problem is None:
+        try:
+            wait_until(lambda: cluster_ok(client), timeout=30, what="cluster_state:ok on every node")
+        except (WaitTimeout, redis.RedisError) as exc:
+            problem = str(exc)
+    if problem is not None:
+        metrics["roles_put_back"] = False
+        return ScenarioResult("rejoin", FAIL, f"{rejoined.detail}; the roles were NOT put back: {problem}", metrics)
+    metrics.update({"roles_put_back": True, "new_primary": old})
+    return ScenarioResult("rejoin", OK, f"{rejoined.detail}; roles put back: {old} is the primary again "
+                          f"(CLUSTER FAILOVER), {promoted} its replica", metrics)
+
+
+def cluster_ok(client: ClusterClient) -> tuple[bool, str]:
+    """Every node answers cluster_state:ok and none is flagged failed (a wait_until check)."""
+    states = {}
+    for node in client.nodes():
+        if node.failed:
+            return False, f"{format_endpoint(*node.announced)} flagged {','.join(sorted(node.flags))}"
+        with client.node(client.reachable(node)) as plain:
+            states[format_endpoint(*node.announced)] = plain.cluster("INFO").get("cluster_state")
+    return all(s == "ok" for s in states.values()), str(states)

@@ -1,0 +1,364 @@
+"""The cluster suite, and what it shares with the cache suite (lib/suites/cache.py): one parser, the target,
+the validated plan, the fault, undoing it, and deleting the run's keys.
+
+The fault work lives here, not in the checks: the suite kills (or fails over) a primary, starts it again and
+puts the roles back; lib/checks/cluster_checks.py only waits for and judges what it sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis
+
+from lib import events
+from lib.checks.cluster_checks import (
+    check_ask,
+    check_connect,
+    check_distribution,
+    check_moved,
+    check_placement,
+    check_primary_failure,
+    check_rejoin,
+    check_roles_put_back,
+)
+from lib.checks.result import FAIL, OK, ScenarioResult, SuiteReport, run_scenario
+from lib.clients.keyspace import delete_prefix
+from lib.cluster_client import ClusterClient
+from lib.errors import SetupError
+from lib.faults.fault import (
+    DockerKill,
+    Fault,
+    LocalKill,
+    ManualKill,
+    WaitNotice,
+    choose_kill,
+    restore_fault,
+    undo_interrupted_fault,
+)
+from lib.ha_client import answers
+from lib.launcher.discovery import running_stack, stack_serving
+from lib.launcher.ownership import require_owned
+from lib.report.cluster_report import distribution_table, failover_timeline, kill_wait_view, topology_table
+from lib.report.plot import plot_timeline
+from lib.report.report import key_value_table
+from lib.report.timeline import Timeline, timeline_table
+from lib.runs.cache_failover import CacheFailoverRun
+from lib.runs.cluster_failover import (
+    ClusterFailoverRun,
+    ClusterManualFailover,
+    put_back_roles,
+    run_cluster_failover,
+    wait_links_up,
+)
+from lib.suites.cli import add_failover_options, parse_host_map
+from lib.suites.skeleton import Output
+from lib.topology.cluster_topology import Address, ClusterNode, Shard, shards_of
+from lib.util import format_endpoint, key_namespace, parse_endpoint
+from lib.waits import WaitTimeout
+from lib.workload.workload import History
+
+DESCRIPTION = "Cluster check: topology, slot placement, MOVED, ASK during a live migration, key spread, shard failover."
+DEFAULT_NODE = ("127.0.0.1", 7000)
+RESTART_TIMEOUT_S = 30.0  # a killed node the harness starts again (a person gets --manual-timeout)
+FAILOVER_ERRORS = (WaitTimeout, redis.RedisError, redis.exceptions.RedisClusterException, RuntimeError)
+R = TypeVar("R")
+
+
+# ---- the target and the plan -------------------------------------------------------------------
+
+@dataclass
+class Target:
+    seeds: list[Address]
+    source: str
+
+
+def resolve_target(args: argparse.Namespace) -> Target:
+    """--node flags, then the local stack ($VHC_STACK_STATE, .stack/cluster), else 127.0.0.1:7000."""
+    if args.node:
+        return Target([parse_endpoint(n, example="127.0.0.1:7000") for n in args.node], "--node")
+    if stack := running_stack("cluster"):
+        return Target([stack.endpoint(n) for n in stack.running() if stack.service(n).kind == "server"],
+                      f"local stack {stack.state_dir}")
+    return Target([DEFAULT_NODE], "default (the compose port of node-7000)")
+
+
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The options of cluster_test.py and cache_test.py, one parser for both."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--node", action="append", metavar="HOST:PORT",
+                        help="a cluster node (repeat for more); default: the local stack, else 127.0.0.1:7000")
+    add_failover_options(parser, fault_help=("auto: local launcher kill, else docker kill; manual: you kill a primary; "
+                                             "graceful: CLUSTER FAILOVER on a replica; none: no failover"),
+                         host_map_fallback="the first node's host")
+    return parser
+
+
+@dataclass
+class Plan:
+    """What the run will do, all of it validated before the first write."""
+
+    nodes: list[ClusterNode]
+    shards: list[Shard]
+    version: str
+    fault: Fault | None
+    victim: Callable[[], Shard] | None
+    history: History = field(default_factory=History)
+
+
+def prepare(args: argparse.Namespace, client: ClusterClient, target: Target, *, migrates: bool,
+            notify: Callable[[WaitNotice], None] | None = None) -> Plan:
+    """Read the cluster, check that every node is reachable, build the fault, and refuse what the harness
+    may not do; nothing is written. migrates: the suite moves slots (cluster_test's moved and ask checks)."""
+    nodes = client.nodes()
+    shards = shards_of(nodes)
+    if not shards:
+        raise SetupError(f"{format_endpoint(*target.seeds[0])} is in cluster mode but no node owns slots: "
+                         "the cluster is not formed (run cluster-init)")
+    client.require_reachable([n for n in nodes if not n.failed])
+    version = server_version(client, shards[0].primary)
+    history = History()
+    fault, victim = build_fault(args, client, shards, history, notify)
+    if migrates and len(shards) > 1:
+        require_owned([client.reachable(s.primary) for s in shards], allowed=args.allow_destructive,
+                      action="migrate slots between the primaries (checks moved and ask)")
+    if changed := changed_by(fault, shards):
+        require_owned([client.reachable(n) for n in changed], allowed=args.allow_destructive,
+                      action=fault.description)
+    return Plan(nodes, shards, version, fault, victim, history)
+
+
+def server_version(client: ClusterClient, node: ClusterNode) -> str:
+    try:
+        with client.node(client.reachable(node)) as plain:
+            server = plain.info("server")
+    except redis.RedisError as exc:
+        raise SetupError(f"{format_endpoint(*node.announced)} does not answer INFO: {exc}") from None
+    return f"{server.get('server_name', 'redis')} {server.get('valkey_version') or server.get('redis_version')}"
+
+
+@contextlib.contextmanager
+def connected(args: argparse.Namespace, out: Output, *, migrates: bool
+              ) -> Iterator[tuple[ClusterClient, Target, Plan]]:
+    """The head both cluster suites share: the target, its client and the plan; a SetupError writes nothing."""
+    host_map = parse_host_map(args.host_map, "node-7000=10.0.0.5")
+    target = resolve_target(args)
+    with ClusterClient(target.seeds, password=args.password, host_map=host_map) as client:
+        yield client, target, prepare(args, client, target, migrates=migrates, notify=out.notify)
+
+
+# ---- the fault, and undoing it -----------------------------------------------------------------
+
+def build_fault(args: argparse.Namespace, client: ClusterClient, shards: list[Shard], history: History,
+                notify: Callable[[WaitNotice], None] | None = None
+                ) -> tuple[Fault | None, Callable[[], Shard] | None]:
+    """The fault, and a callable naming the shard it hits (asked after the fault).
+
+    Built before any server is touched: a fault that cannot be done (no docker, no replica) is a
+    setup error that costs nothing.
+    """
+    victim = shards[0]  # the primary of slot 0 (node-7000 in our stack)
+    if args.fault == "none":
+        return None, None
+    if args.fault == "graceful":
+        if not victim.replicas:
+            raise SetupError(f"--fault graceful: shard {victim.label} has no replica to promote")
+        return ClusterManualFailover(client, victim.replicas[0]), lambda: victim
+    if args.fault == "manual":
+        def down_shard() -> Shard | None:
+            return next((s for s in shards if not answers(client.reachable(s.primary), client.password, 0.3)), None)
+
+        local = stack_serving("cluster", client.reachable(victim.primary))
+        name = victim.primary.announced[0]
+        hint, restart = ((f"python app/stack.py kill {local[1]}", "python app/stack.py start SERVICE") if local
+                         else (f"docker kill {name}", "docker start CONTAINER"))
+        fault = ManualKill("any primary", hint, lambda: down_shard() is not None,
+                           lambda: down_shard() is None, kill_wait_view(shards, history),
+                           timeout=args.manual_timeout, restart_hint=restart, notify=notify, role="")
+        return fault, lambda: down_shard() or victim
+    kill = choose_kill(args.fault, "cluster", victim.primary.announced, client.reachable(victim.primary))
+    return kill, lambda: victim
+
+
+def changed_by(fault: Fault | None, shards: list[Shard]) -> list[ClusterNode]:
+    """The nodes whose process or role the fault changes (a manual fault is the user's own act: none)."""
+    victim = shards[0]
+    if isinstance(fault, ClusterManualFailover):
+        return [victim.primary, fault.replica]
+    if isinstance(fault, LocalKill | DockerKill):
+        return [victim.primary]
+    return []
+
+
+def puts_back_roles(args: argparse.Namespace, fault: Fault | None) -> bool:
+    """A graceful failover is undone always; a kill on servers the harness does not own, too."""
+    return isinstance(fault, ClusterManualFailover) or (args.allow_destructive and fault is not None
+                                                          and not fault.by_hand)
+
+
+def restart_after_broken_run(fault: Fault, history: History, timeout: float = RESTART_TIMEOUT_S) -> str:
+    """A run that broke after its kill still starts the node again: a fault must not outlive the run."""
+    if history.first_event(events.FAULT) is None or not fault.can_restore:
+        return ""
+    try:
+        restore_fault(fault, timeout)
+    except (SetupError, WaitTimeout) as exc:
+        return f"; the killed node was NOT started again: {exc}"
+    return "; the killed node was started again"
+
+
+def restart_old_primary(fault: Fault, timeout: float) -> str | None:
+    """Start the killed primary again (or wait for the person to); None when it runs, else why not."""
+    if not (fault.can_restore or fault.by_hand):
+        return None  # a graceful failover stopped nothing
+    try:
+        if restore_fault(fault, timeout):
+            return None
+    except (WaitTimeout, SetupError) as exc:
+        return f"was not started again: {exc}"
+    return f"was not started again within {timeout:.0f}s"
+
+
+def put_roles_back(client: ClusterClient, run: ClusterFailoverRun) -> str | None:
+    """CLUSTER FAILOVER on the old primary, so the shard ends with the primary it started with; None when done."""
+    try:
+        put_back_roles(client, run.victim.primary, run.promoted, timeout=60)
+    except (WaitTimeout, redis.RedisError) as exc:
+        return str(exc)
+    return None
+
+
+def rejoin(client: ClusterClient, run: ClusterFailoverRun | None, fault: Fault | None, restart_timeout: float,
+           *, put_back: bool = False) -> ScenarioResult:
+    """The rejoin scenario: the suite starts the old primary again and check_rejoin judges its rejoin; with
+    put_back the suite then makes it the primary again and check_roles_put_back judges that."""
+    if run is None or run.promoted is None or fault is None:
+        return check_rejoin(client, None)
+    result = check_rejoin(client, run, restart_old_primary(fault, restart_timeout))
+    if not put_back or result.status != OK:
+        return result
+    return check_roles_put_back(client, run, result, put_roles_back(client, run))
+
+
+def cleanup(client: ClusterClient, ns: str) -> str | None:
+    """SCAN + UNLINK of this run's keys on every primary; None when done, else one line saying why not.
+
+    ASKING before each UNLINK: a primary importing a slot holds keys of it that it does not own.
+    """
+    try:
+        for shard in client.shards():
+            with client.node(client.reachable(shard.primary), timeout=5.0) as node:
+                delete_prefix(node, ns, cluster_node=True, asking=True)
+    except (redis.RedisError, redis.exceptions.RedisClusterException, SetupError) as exc:
+        return f"could not clean up keys {ns}*: {type(exc).__name__}: {first_line(str(exc))}"
+    return None
+
+
+def first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+# ---- a prepared run, as both cluster suites have it --------------------------------------------
+
+@dataclass
+class ClusterTargetRun:
+    """A prepared run on a cluster: the undo, cleanup, failover and rejoin steps both cluster suites share."""
+
+    args: argparse.Namespace
+    client: ClusterClient
+    target: Target
+    plan: Plan
+    ns: str
+
+    def undo_interrupted(self) -> list[str]:
+        return [note for note in [undo_interrupted_fault(self.plan.fault)] if note]
+
+    def cleanup(self) -> str | None:
+        return cleanup(self.client, self.ns)
+
+    def seed_nodes(self) -> str:
+        return ", ".join(format_endpoint(*s) for s in self.target.seeds) + f"  (from {self.target.source})"
+
+    def report(self, suite: str, **extra: Any) -> SuiteReport:
+        return SuiteReport(suite, {"nodes": [format_endpoint(*s) for s in self.target.seeds],
+                                   "server_version": self.plan.version, "shards": len(self.plan.shards),
+                                   "fault": self.args.fault, **extra})
+
+    def measured(self, scenario: str, failover: Callable[[], R], out: Output) -> tuple[R | None, ScenarioResult | None]:
+        """The failover run, or (when it broke) scenario's FAIL, the killed node started again."""
+        fault = self.plan.fault
+        if fault is None:
+            if self.args.plot:
+                out.show("[yellow]--plot: no failover ran (--fault none), nothing to plot[/]")
+            return None, None
+        try:
+            return failover(), None
+        except FAILOVER_ERRORS as exc:
+            return None, ScenarioResult(scenario, FAIL, f"the failover run stopped: {type(exc).__name__}: {exc}"
+                                        f"{restart_after_broken_run(fault, self.plan.history)}",
+                                        {"fault": fault.description})
+
+    def show_timeline(self, out: Output, timeline: Timeline, plot_title: str, table_title: str | None = None) -> None:
+        out.show(timeline_table(timeline, table_title) if table_title else timeline_table(timeline))
+        if self.args.plot:
+            written = plot_timeline(timeline, self.args.plot, plot_title)
+            out.show(f"timeline plot written to {written}")
+
+    def rejoin(self, run: ClusterFailoverRun | CacheFailoverRun | None) -> ScenarioResult:
+        """The old primary back as a replica (and, when the suite puts roles back, as the primary again)."""
+        fault = self.plan.fault
+        timeout = self.args.manual_timeout if fault and fault.by_hand else RESTART_TIMEOUT_S
+        return run_scenario("rejoin", lambda: rejoin(self.client, run, fault, timeout,
+                                                     put_back=puts_back_roles(self.args, fault)))
+
+
+# ---- the cluster suite -------------------------------------------------------------------------
+
+class ClusterSuiteRun(ClusterTargetRun):
+    def checks(self, out: Output) -> SuiteReport:
+        client, shards, ns = self.client, self.plan.shards, self.ns
+        out.show(key_value_table("Target", [("seed nodes", self.seed_nodes()), ("server", self.plan.version),
+                                            ("nodes", len(self.plan.nodes)), ("shards", len(shards))]))
+        out.show(topology_table(client, shards))
+        report = self.report("cluster")
+        report.add(run_scenario("connect", lambda: check_connect(client, shards)))
+        report.add(run_scenario("placement", lambda: check_placement(client, shards, ns)))
+        report.add(run_scenario("moved", lambda: check_moved(client, shards, ns)))
+        report.add(run_scenario("ask", lambda: check_ask(client, shards, ns)))
+        distribution = report.add(run_scenario("distribution", lambda: check_distribution(client, shards, ns)))
+        if "per_shard" in distribution.metrics:  # not when the check crashed
+            out.show(distribution_table(shards, distribution.metrics))
+        run, failed = self.measured("primary_failure", lambda: self.failover(out), out)
+        skipped = "--fault none" if self.plan.fault is None else None
+        report.add(failed or run_scenario("primary_failure", lambda: check_primary_failure(client, run, skipped)))
+        report.add(self.rejoin(run))
+        return report
+
+    def failover(self, out: Output) -> ClusterFailoverRun:
+        """The measured failover, its timeline shown (and plotted with --plot)."""
+        plan = self.plan
+        wait_links_up(self.client, plan.shards, timeout=60)
+        run = run_cluster_failover(self.client, plan.fault, plan.shards, plan.victim, self.ns,
+                                   recovery_timeout=self.args.recovery_timeout, history=plan.history,
+                                   progress=out.show)
+        self.show_timeline(out, failover_timeline(run), f"Cluster failover: {run.fault}")
+        return run
+
+
+class ClusterSuite:
+    """Topology, placement, MOVED, ASK, key spread, then a shard failover and the old primary's rejoin."""
+
+    name = "cluster"
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        return build_parser("python app/cluster_test.py", DESCRIPTION)
+
+    @contextlib.contextmanager
+    def prepare(self, args: argparse.Namespace, out: Output) -> Iterator[ClusterSuiteRun]:
+        with connected(args, out, migrates=True) as (client, target, plan):
+            yield ClusterSuiteRun(args, client, target, plan, key_namespace("cluster"))
