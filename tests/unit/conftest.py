@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 
 import pytest
 
+import lib
 from lib import waits
 
 SHORT_WAIT_S = 0.05
+# Load every library module once, so that the patch below reaches them all, whichever a test imports.
+for _module in pkgutil.walk_packages(lib.__path__, "lib."):
+    importlib.import_module(_module.name)
 
 
 @pytest.fixture(autouse=True)
@@ -20,9 +26,6 @@ def short_waits(monkeypatch):
     """
     def wait_briefly(check, *, timeout: float, what: str, **kwargs):
         return waits.wait_until(check, timeout=min(timeout, SHORT_WAIT_S), what=what, **kwargs)
-
-    import cluster_test  # noqa: F401 - load the suites, so that their modules are patched too
-    import ha_test  # noqa: F401
 
     for module in list(sys.modules.values()):
         if module is not waits and getattr(module, "wait_until", None) is waits.wait_until:
