@@ -18,9 +18,10 @@ from lib import events
 from lib.clients.http_requests import RequestLoop
 from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
+from lib.faults.cluster_failover import ClusterManualFailover
 from lib.faults.fault import Fault, inject_recorded
 from lib.runs.cache_outage import ok_count, shard_recovery
-from lib.runs.cluster_failover import ClusterManualFailover, wait_promoted
+from lib.runs.cluster_failover import wait_promoted
 from lib.topology.cluster_topology import ClusterNode, Shard
 from lib.waits import WaitTimeout, wait_until
 from lib.workload.cache_store import ClusterCacheStore, storage_key

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import redis
 from redis.cluster import RedisCluster
 
 from lib import events
@@ -28,26 +27,6 @@ from lib.workload.workload import OK, Attempts, ContinuousWriter, History, stop_
 WARMUP_OPS = 100  # acknowledged writes per shard before the fault, so there is something to lose
 SETTLE_OPS = 100  # acknowledged writes per shard after recovery: the client keeps working
 FAST_POLL = PollPolicy(first=0.01, cap=0.02)  # promotion time is measured by this poll
-
-
-class ClusterManualFailover(Fault):
-    """CLUSTER FAILOVER on a replica: a promotion without killing anything (graceful)."""
-
-    def __init__(self, client: ClusterClient, replica: ClusterNode):
-        self.client, self.replica = client, replica
-
-    @property
-    def description(self) -> str:
-        return f"CLUSTER FAILOVER on replica {format_endpoint(*self.replica.announced)} (graceful)"
-
-    def inject(self) -> None:
-        node = self.client.node(self.client.reachable(self.replica))
-        try:
-            node.execute_command("CLUSTER FAILOVER")
-        except redis.RedisError as exc:
-            raise SetupError(f"CLUSTER FAILOVER on {format_endpoint(*self.replica.announced)} failed: {exc}") from None
-        finally:
-            node.close()
 
 
 @dataclass

@@ -33,28 +33,6 @@ WARMUP_OPS = 200  # acknowledged writes before the fault, so there is something 
 SETTLE_OPS = 200  # acknowledged writes after recovery, so the client is shown to keep working
 
 
-class SentinelFailover(Fault):
-    """SENTINEL FAILOVER: a promotion without killing anything (works without shell access)."""
-
-    description = "SENTINEL FAILOVER (graceful: the old master is demoted, not killed)"
-
-    def __init__(self, ha: HAClient):
-        self.ha = ha
-
-    def inject(self) -> None:
-        errors = []
-        for address in self.ha.sentinel_addresses:
-            client = self.ha.node(address, sentinel=True)
-            try:
-                client.sentinel_failover(self.ha.master_name)
-                return
-            except redis.RedisError as exc:
-                errors.append(f"{format_endpoint(*address)}: {exc}")
-            finally:
-                client.close()
-        raise SetupError(f"no sentinel accepted SENTINEL FAILOVER {self.ha.master_name}: {'; '.join(errors)}")
-
-
 @dataclass
 class FailoverRun:
     fault: str

@@ -30,6 +30,7 @@ from lib.checks.result import FAIL, OK, ScenarioResult, SuiteReport, run_scenari
 from lib.clients.keyspace import delete_prefix
 from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
+from lib.faults.cluster_failover import ClusterManualFailover
 from lib.faults.fault import (
     DockerKill,
     Fault,
@@ -48,13 +49,7 @@ from lib.report.plot import plot_timeline
 from lib.report.report import key_value_table
 from lib.report.timeline import Timeline, timeline_table
 from lib.runs.cache_failover import CacheFailoverRun
-from lib.runs.cluster_failover import (
-    ClusterFailoverRun,
-    ClusterManualFailover,
-    put_back_roles,
-    run_cluster_failover,
-    wait_links_up,
-)
+from lib.runs.cluster_failover import ClusterFailoverRun, put_back_roles, run_cluster_failover, wait_links_up
 from lib.suites.cli import add_failover_options, parse_host_map
 from lib.suites.skeleton import Output
 from lib.topology.cluster_topology import Address, ClusterNode, Shard, shards_of

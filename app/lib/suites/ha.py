@@ -37,6 +37,7 @@ from lib.faults.fault import (
     restore_fault,
     undo_interrupted_fault,
 )
+from lib.faults.sentinel_failover import SentinelFailover
 from lib.ha_client import Address, HAClient, answers
 from lib.launcher.discovery import running_stack, stack_serving
 from lib.launcher.local_stack import LocalStack
@@ -45,14 +46,7 @@ from lib.report.ha_report import failover_timeline, manual_kill_view
 from lib.report.plot import plot_timeline
 from lib.report.report import key_value_table
 from lib.report.timeline import timeline_table
-from lib.runs.ha_failover import (
-    FailoverRun,
-    SentinelFailover,
-    faster_rejoin,
-    put_back_master,
-    run_failover,
-    wait_replicas_synced,
-)
+from lib.runs.ha_failover import FailoverRun, faster_rejoin, put_back_master, run_failover, wait_replicas_synced
 from lib.suites.cli import add_failover_options, parse_host_map
 from lib.suites.skeleton import Output
 from lib.util import format_endpoint, key_namespace, parse_endpoint
