@@ -23,13 +23,14 @@ from lib.errors import SetupError
 from lib.faults import fault as fault_module
 from lib.faults.fault import DockerKill, ManualKill, WaitNotice, container_for
 from lib.ha_client import HAClient
+from lib.history import UNKNOWN, Attempts, History
 from lib.launcher import discovery
 from lib.launcher.ownership import Ownership
 from lib.runs.ha_failover import RemappedSentinel, plain_sentinel_client
 from lib.suites import ha as ha_suite
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
-from lib.workload.workload import UNKNOWN, Attempts, ContinuousWriter, History
+from lib.workload.workload import ContinuousWriter
 from unit.fakes import RecordingOutput
 
 APP = REPO_ROOT / "app"
@@ -300,7 +301,7 @@ def test_plain_client_runs_when_the_announced_addresses_need_a_remap():
     probe.close()
 
 
-# ---- the writer judges an op by all its attempts (lib.workload.workload.Attempts) ---------------------------
+# ---- the writer judges an op by all its attempts (lib.history.Attempts) ---------------------------
 
 def test_a_write_whose_first_attempt_timed_out_and_retry_was_refused_is_unknown():
     ha = HAClient([("127.0.0.1", free_ports(1)[0])], "myvalkey")  # nothing listens: no switch listener

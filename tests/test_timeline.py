@@ -6,10 +6,11 @@ import json
 
 import pytest
 
+from lib.checks.timeline import bucket_ops, build_timeline, history_to_dict
 from lib.errors import SetupError
+from lib.history import FAIL, OK, UNKNOWN, History, Op
 from lib.report import plot
-from lib.report.timeline import bucket_ops, build_timeline, history_to_dict, timeline_table
-from lib.workload.workload import FAIL, OK, UNKNOWN, History, Op
+from lib.report.timeline import timeline_table
 
 FAULT_AT = 100.0
 

@@ -8,9 +8,9 @@ import redis
 from lib.checks.checker import longest_gap_ms, lost_writes, outage_around
 from lib.errors import SetupError
 from lib.ha_client import AddressRemap
+from lib.history import FAIL, OK, UNKNOWN, Op, classify
 from lib.topology.topology import Translator
 from lib.util import key_namespace, parse_endpoint
-from lib.workload.workload import FAIL, OK, UNKNOWN, Op, classify
 
 
 @pytest.mark.parametrize("text,expected", [("127.0.0.1:26379", ("127.0.0.1", 26379)), (":7000", ("127.0.0.1", 7000)),

@@ -28,9 +28,9 @@ from redis.retry import Retry
 
 from lib.errors import SetupError
 from lib.ha_client import AddressRemap
+from lib.history import Attempts
 from lib.topology.cluster_topology import Address, ClusterNode, Shard, read_cluster_nodes, shards_of
 from lib.util import format_endpoint
-from lib.workload.workload import Attempts
 
 T = TypeVar("T")
 

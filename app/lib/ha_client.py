@@ -20,8 +20,8 @@ from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from lib.errors import SetupError
+from lib.history import Attempts
 from lib.util import format_endpoint
-from lib.workload.workload import Attempts
 
 Address = tuple[str, int]
 T = TypeVar("T")

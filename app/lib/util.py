@@ -7,6 +7,9 @@ import random
 import socket
 import uuid
 from pathlib import Path
+from typing import Any
+
+import redis
 
 from lib.errors import SetupError
 
@@ -74,3 +77,25 @@ def tail(path: str | Path, lines: int = 15) -> str:
     except OSError as exc:
         return f"(no log: {exc})"
     return "\n".join(content[-lines:])
+
+
+def raw_command(client: redis.Redis, *args: Any) -> Any:
+    """One command on a connection of client's pool, the reply as the server sent it.
+
+    redis-py parses some replies with a response callback it owns (CLUSTER NODES becomes a dict
+    without the announced hostname; COMMAND DOCS crashes its COMMAND parser in 8.1.0). The
+    connection API (send_command, read_response) applies none, so no callback table is mutated.
+    """
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_command(*args)
+        reply = conn.read_response()
+    except BaseException:
+        conn.disconnect()  # a half-read reply must not reach the next caller
+        raise
+    finally:
+        pool.release(conn)
+    if isinstance(reply, redis.ResponseError):
+        raise reply
+    return reply

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from lib.clients.http_requests import fetch
 from lib.cluster_client import ClusterClient
 from lib.topology.cluster_topology import key_in_shard, shards_of
 from lib.util import free_ports, key_namespace
 from lib.waits import wait_until
 from lib.workload.cache_store import CacheUnavailable, ClusterCacheStore, RedisCacheStore, storage_key
 from lib.workload.http_cache import HTTPCache
+from lib.workload.http_requests import fetch
 from lib.workload.http_server import LocalWsgiServer, OriginApp
 
 pytestmark = pytest.mark.integration

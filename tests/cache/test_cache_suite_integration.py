@@ -59,7 +59,7 @@ def test_http_cache_survives_a_primary_kill_with_zero_5xx(cluster_stack, tmp_pat
     assert 1.0 <= metrics["promoted_after_s"] <= metrics["hits_returned_after_s"] <= 30, metrics
     assert metrics["hit_ratio"] > 0.5, metrics
 
-    history = metrics["history"]  # lib.report.timeline.history_to_dict, plus path/status/cache per request
+    history = metrics["history"]  # lib.checks.timeline.history_to_dict, plus path/status/cache per request
     names = [e["event"] for e in history["events"]]
     assert all(name in names for name in EVENTS), names
     assert [e["t_s"] for e in history["events"]] == sorted(e["t_s"] for e in history["events"])

@@ -11,12 +11,12 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 import redis
 
-from lib.clients.http_requests import CACHE_ERROR, CacheOp
 from lib.runs.cache_outage import request_totals, shard_recovery
 from lib.util import REPO_ROOT
 from lib.workload.cache_ring import RingStore
 from lib.workload.cache_store import MAX_KEY, CacheError, CacheUnavailable, RedisCacheStore, storage_key, ttl_ms
 from lib.workload.http_cache import HIT, MISS, HTTPCache, decode_response, encode_response, request_key
+from lib.workload.http_requests import CACHE_ERROR, CacheOp
 from lib.workload.http_server import OriginApp
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

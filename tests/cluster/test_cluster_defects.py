@@ -22,12 +22,13 @@ from lib.checks.result import FAIL as FAIL_STATUS
 from lib.cluster_client import RETRIES_PER_CALL, ClusterClient
 from lib.errors import SetupError
 from lib.faults.fault import Fault
+from lib.history import FAIL, OK, UNKNOWN, Attempts, History
 from lib.runs import cluster_failover
 from lib.suites.cluster import cleanup
 from lib.topology.cluster_topology import open_slots, own_view, parse_cluster_nodes, shards_of, tag_for_slot
 from lib.util import REPO_ROOT, format_endpoint, free_ports, key_namespace
 from lib.waits import PollPolicy, wait_until
-from lib.workload.workload import FAIL, OK, UNKNOWN, Attempts, ContinuousWriter, History
+from lib.workload.workload import ContinuousWriter
 
 NODES = """\
 a1 172.18.0.2:7000@17000,node-7000 myself,master - 0 0 1 connected 0-5460

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lib.clients.http_requests import CacheOp
+from lib.history import FAIL, OK, UNKNOWN
 from lib.runs.cache_outage import ok_count, request_totals, shard_recovery
-from lib.workload.workload import FAIL, OK, UNKNOWN
+from lib.workload.http_requests import CacheOp
 
 HIT, MISS, ERROR = "HIT", "MISS", "ERROR"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
-from lib.workload.workload import FAIL, OK, UNKNOWN, Op
+from lib.history import FAIL, OK, UNKNOWN, Op
 
 
 def op(seq: int, start: float, end: float, outcome: str = OK, error: str | None = None, key: str | None = None,

@@ -14,14 +14,14 @@ import redis
 from lib.checks import cluster_checks
 from lib.checks.result import FAIL, OK, WARN
 from lib.faults.fault import Fault
+from lib.history import FAIL as OP_FAIL
+from lib.history import OK as OP_OK
+from lib.history import History, Op
 from lib.report.cluster_report import distribution_table
 from lib.runs.cluster_failover import ClusterFailoverRun
 from lib.suites.cluster import rejoin
 from lib.topology.cluster_topology import tag_for_slot
 from lib.waits import WaitTimeout
-from lib.workload.workload import FAIL as OP_FAIL
-from lib.workload.workload import OK as OP_OK
-from lib.workload.workload import History, Op
 
 from .fake_cluster import NODES_TEXT, FakeCluster, FakeClusterClient, three_shards
 

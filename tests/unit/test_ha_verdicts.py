@@ -7,11 +7,11 @@ import pytest
 from lib.checks import ha_checks
 from lib.checks.result import FAIL, OK, WARN
 from lib.faults.fault import Fault, LocalKill
+from lib.history import FAIL as OP_FAIL
+from lib.history import OK as OP_OK
+from lib.history import UNKNOWN, History, Op
 from lib.runs.ha_failover import FailoverRun
 from lib.suites import ha as ha_suite
-from lib.workload.workload import FAIL as OP_FAIL
-from lib.workload.workload import OK as OP_OK
-from lib.workload.workload import UNKNOWN, History, Op
 
 from .fakes import FakeHA, FakeKV, FakeNode, replication_info
 

@@ -4,14 +4,17 @@ the HTTP cache through a primary failover."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import redis
 
 from lib import events
 from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.timeline import Timeline, build_timeline, history_to_dict
 from lib.cluster_client import ClusterClient
-from lib.report.cache_report import cache_timeline, history_json
+from lib.history import FAIL as FAIL_OP
+from lib.history import History, Op
 from lib.runs.cache_failover import CacheFailoverRun
 from lib.runs.cache_outage import request_totals, shard_recovery
 from lib.topology.cluster_topology import Shard, key_in_shard
@@ -19,6 +22,7 @@ from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
 from lib.workload.cache_ring import RingStore, exercise
 from lib.workload.cache_store import ClusterCacheStore, storage_key
+from lib.workload.http_requests import CACHE_ERROR
 
 SPREAD_KEYS = 300
 RING_KEYS = 300
@@ -187,3 +191,25 @@ def check_http_failover(run: CacheFailoverRun | None, skipped: str | None) -> Sc
 
 def _after(run: CacheFailoverRun, at: float | None) -> float | None:
     return None if at is None else round(run.offset(at), 3)
+
+
+def cache_view(ops: list[Op]) -> list[Op]:
+    """The requests as cache lookups: a store error is a failed op, though the page itself was served."""
+    return [replace(op, outcome=FAIL_OP) if getattr(op, "cache", None) == CACHE_ERROR else op for op in ops]
+
+
+def cache_timeline(run: CacheFailoverRun) -> Timeline:
+    """The timeline of the run (table, JSON summary, plot), with the cache's outage on the killed shard."""
+    view = History(ops=cache_view(run.history.snapshot()), events=list(run.history.events))
+    label = run.victim.label if run.victim is not None else None
+    return build_timeline(view, run.fault_at, ops=[op for op in view.ops if op.group == label] or None,
+                          who=f"cache ({label})" if label else "cache")
+
+
+def history_json(run: CacheFailoverRun) -> dict:
+    """timeline.history_to_dict (times from the fault), each request with its path, HTTP status and X-Cache."""
+    history = history_to_dict(run.history, run.fault_at)
+    ordered = sorted(run.history.snapshot(), key=lambda op: op.start)  # the order history_to_dict writes
+    for row, op in zip(history["ops"], ordered, strict=True):
+        row.update({"path": op.key, "status": getattr(op, "status", None), "cache": getattr(op, "cache", None)})
+    return history

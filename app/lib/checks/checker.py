@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from lib.workload.workload import OK, Op
+from lib.history import OK, Op
 
 
 @dataclass

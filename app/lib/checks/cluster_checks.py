@@ -14,9 +14,8 @@ from redis.crc import key_slot
 from lib import events
 from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
 from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.timeline import Timeline, build_timeline, client_rows, history_to_dict
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
-from lib.report.cluster_report import failover_timeline
-from lib.report.timeline import history_to_dict
 from lib.runs.cluster_failover import ClusterFailoverRun, wait_rejoined
 from lib.runs.cluster_migration import SlotMigration, slot_put_back_after
 from lib.topology.cluster_topology import (
@@ -356,3 +355,14 @@ def cluster_ok(client: ClusterClient) -> tuple[bool, str]:
         with client.node(client.reachable(node)) as plain:
             states[format_endpoint(*node.announced)] = plain.cluster("INFO").get("cluster_state")
     return all(s == "ok" for s in states.values()), str(states)
+
+
+def failover_timeline(run: ClusterFailoverRun) -> Timeline:
+    """Every shard's writes in the buckets; the outage measured on the shard that lost its primary."""
+    victim_ops = run.ops(run.victim) if run.victim is not None else None
+    extra = []
+    if run.plain is not None:
+        extra = [row for row in client_rows(run.plain.snapshot(), run.fault_at, "plain redis-py")
+                 if row.name.endswith(events.RECOVERED)]
+    who = f"client ({run.victim.label})" if run.victim is not None else "client"
+    return build_timeline(run.history, run.fault_at, ops=victim_ops, who=who, extra_events=extra)

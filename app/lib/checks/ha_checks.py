@@ -13,13 +13,12 @@ import redis
 from lib import events
 from lib.checks.checker import error_counts, lost_writes, outage_around
 from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.timeline import Timeline, build_timeline, client_rows, history_to_dict
 from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient
-from lib.report.ha_report import failover_timeline
-from lib.report.timeline import history_to_dict
+from lib.history import OK as OP_OK
 from lib.runs.ha_failover import FailoverRun, PutBack, wait_synced_replica
 from lib.util import format_endpoint, parse_endpoint
 from lib.waits import WaitTimeout, wait_until
-from lib.workload.workload import OK as OP_OK
 
 MEASUREMENT_TOLERANCE_MS = 100  # our reported downtime vs the independent probe's
 GRACEFUL_LOSS = ("; SENTINEL FAILOVER does not pause the old master, so what it acknowledged between the "
@@ -255,3 +254,13 @@ def _replicas_caught_up(node: redis.Redis, target: int) -> tuple[bool, str]:
 
 def _ms(outage) -> float | None:
     return None if outage is None or outage.downtime_ms is None else round(outage.downtime_ms, 1)
+
+
+def failover_timeline(run: FailoverRun) -> Timeline:
+    """The writer's history and the sentinels' events, plus when the probes recovered, as one timeline."""
+    extra = [row for row in client_rows(run.probe.snapshot(), run.fault_at, "5 ms probe")
+             if row.name.endswith(events.RECOVERED)]
+    if run.plain is not None:
+        extra += [row for row in client_rows(run.plain.snapshot(), run.fault_at, "plain redis-py")
+                  if row.name.endswith(events.RECOVERED)]
+    return build_timeline(run.history, run.fault_at, who="client", extra_events=extra)

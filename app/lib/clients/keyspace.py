@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import redis
 
@@ -54,25 +53,3 @@ def delete_prefix(client: redis.Redis, prefix: str, *, cluster_node: bool = Fals
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
-
-
-def raw_command(client: redis.Redis, *args: Any) -> Any:
-    """One command on a connection of client's pool, the reply as the server sent it.
-
-    redis-py parses some replies with a response callback it owns (CLUSTER NODES becomes a dict
-    without the announced hostname; COMMAND DOCS crashes its COMMAND parser in 8.1.0). The
-    connection API (send_command, read_response) applies none, so no callback table is mutated.
-    """
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_command(*args)
-        reply = conn.read_response()
-    except BaseException:
-        conn.disconnect()  # a half-read reply must not reach the next caller
-        raise
-    finally:
-        pool.release(conn)
-    if isinstance(reply, redis.ResponseError):
-        raise reply
-    return reply

@@ -14,7 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from lib.workload.workload import FAIL, OK, History, Op
+from lib.history import FAIL, OK, History, Op
 
 Address = tuple[str, int]
 

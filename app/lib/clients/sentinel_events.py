@@ -12,7 +12,7 @@ from redis.backoff import AbstractBackoff, ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from lib import events
-from lib.workload.workload import History
+from lib.history import History
 
 INTERESTING = events.SENTINEL_EVENTS
 READ_TIMEOUT_S = 0.01  # how long one read waits for a message on a reachable sentinel

@@ -20,13 +20,13 @@ from rich.console import RenderableType
 
 from lib import events
 from lib.errors import SetupError
+from lib.history import History
 from lib.launcher.compose_stack import engine_answers
 from lib.launcher.discovery import stack_serving
 from lib.launcher.local_stack import LocalStack
 from lib.launcher.ownership import is_local_stack_host, ownership
 from lib.topology.topology import TOPOLOGY_FILES
 from lib.waits import WaitTimeout, wait_until
-from lib.workload.workload import History
 
 FAULT_MODES = ("auto", "local", "docker", "manual", "graceful", "none")
 

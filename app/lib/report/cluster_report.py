@@ -10,12 +10,10 @@ from typing import Any
 from rich.table import Table
 
 from lib.cluster_client import ClusterClient
-from lib.report.timeline import Timeline, build_timeline, client_rows
-from lib.runs.cluster_failover import ClusterFailoverRun
+from lib.history import OK as OP_OK
+from lib.history import History
 from lib.topology.cluster_topology import SLOTS, Shard, covered_slots
 from lib.util import format_endpoint
-from lib.workload.workload import OK as OP_OK
-from lib.workload.workload import History
 
 
 def topology_table(client: ClusterClient, shards: list[Shard]) -> Table:
@@ -47,15 +45,7 @@ def distribution_table(shards: list[Shard], metrics: dict[str, Any]) -> Table:
     return table
 
 
-def failover_timeline(run: ClusterFailoverRun) -> Timeline:
-    """Every shard's writes in the buckets; the outage measured on the shard that lost its primary."""
-    victim_ops = run.ops(run.victim) if run.victim is not None else None
-    extra = []
-    if run.plain is not None:
-        extra = [row for row in client_rows(run.plain.snapshot(), run.fault_at, "plain redis-py")
-                 if "recovered" in row.name]
-    who = f"client ({run.victim.label})" if run.victim is not None else "client"
-    return build_timeline(run.history, run.fault_at, ops=victim_ops, who=who, extra_events=extra)
+
 
 
 def kill_wait_view(shards: list[Shard], history: History) -> Callable[[float], Table]:

@@ -7,22 +7,9 @@ from collections.abc import Callable
 
 from rich.table import Table
 
-from lib import events
 from lib.ha_client import HAClient
-from lib.report.timeline import Timeline, build_timeline, client_rows
-from lib.runs.ha_failover import FailoverRun
-from lib.workload.workload import OK as OP_OK
-from lib.workload.workload import History
-
-
-def failover_timeline(run: FailoverRun) -> Timeline:
-    """The writer's history and the sentinels' events, plus when the probes recovered, as one timeline."""
-    extra = [row for row in client_rows(run.probe.snapshot(), run.fault_at, "5 ms probe")
-             if row.name.endswith(events.RECOVERED)]
-    if run.plain is not None:
-        extra += [row for row in client_rows(run.plain.snapshot(), run.fault_at, "plain redis-py")
-                  if row.name.endswith(events.RECOVERED)]
-    return build_timeline(run.history, run.fault_at, who="client", extra_events=extra)
+from lib.history import OK as OP_OK
+from lib.history import History
 
 
 def manual_kill_view(ha: HAClient, history: History) -> Callable[[float], Table]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lib import events
+from lib.checks.timeline import Timeline
 from lib.errors import SetupError
-from lib.report.timeline import Timeline
 
 INSTALL_HINT = "--plot needs matplotlib: .venv/bin/python -m pip install matplotlib==3.11.2"
 

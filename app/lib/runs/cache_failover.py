@@ -15,19 +15,20 @@ from datetime import timedelta
 from redis.crc import key_slot
 
 from lib import events
-from lib.clients.http_requests import RequestLoop
 from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
 from lib.faults.cluster_failover import ClusterManualFailover
 from lib.faults.fault import Fault, inject_recorded
+from lib.history import History
 from lib.runs.cache_outage import ok_count, shard_recovery
 from lib.runs.cluster_failover import wait_promoted
 from lib.topology.cluster_topology import ClusterNode, Shard
 from lib.waits import WaitTimeout, wait_until
 from lib.workload.cache_store import ClusterCacheStore, storage_key
 from lib.workload.http_cache import HTTPCache, request_key
+from lib.workload.http_requests import RequestLoop
 from lib.workload.http_server import LocalWsgiServer, OriginApp
-from lib.workload.workload import History, stop_all
+from lib.workload.workload import stop_all
 
 PATHS_PER_SHARD = 20
 WARMUP_HITS = 50  # hits per shard before the fault: the cache is warm everywhere

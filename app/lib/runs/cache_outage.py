@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from lib.clients.http_requests import CACHE_ERROR, CacheOp
-from lib.workload.workload import OK
+from lib.history import OK
+from lib.workload.http_requests import CACHE_ERROR, CacheOp
 
 
 @dataclass

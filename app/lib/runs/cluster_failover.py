@@ -19,10 +19,11 @@ from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
 from lib.faults.fault import Fault, inject_recorded
 from lib.ha_client import AddressRemap
+from lib.history import OK, Attempts, History
 from lib.topology.cluster_topology import ClusterNode, Shard, key_in_shard
 from lib.util import format_endpoint
 from lib.waits import PollPolicy, WaitTimeout, wait_until
-from lib.workload.workload import OK, Attempts, ContinuousWriter, History, stop_all
+from lib.workload.workload import ContinuousWriter, stop_all
 
 WARMUP_OPS = 100  # acknowledged writes per shard before the fault, so there is something to lose
 SETTLE_OPS = 100  # acknowledged writes per shard after recovery: the client keeps working

@@ -20,9 +20,10 @@ from lib.clients.sentinel_events import SentinelEvents
 from lib.errors import SetupError
 from lib.faults.fault import Fault, inject_recorded
 from lib.ha_client import Address, HAClient
+from lib.history import OK, Attempts, History
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
-from lib.workload.workload import OK, Attempts, ContinuousWriter, History
+from lib.workload.workload import ContinuousWriter
 
 WAIT_REPLICAS = 1  # WAIT 1: a write is "confirmed" once one replica has it
 # WAIT's timeout ends an op that reached no replica. Right after a promotion the new master has no

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from lib.checks.cache_checks import (
+    cache_timeline,
     check_basics,
     check_clear,
     check_http_failover,
@@ -21,7 +22,6 @@ from lib.checks.cache_checks import (
 )
 from lib.checks.result import SuiteReport, run_scenario
 from lib.errors import SetupError
-from lib.report.cache_report import cache_timeline
 from lib.report.report import key_value_table
 from lib.runs.cache_failover import CacheFailoverRun, run_cache_failover
 from lib.runs.cluster_failover import wait_links_up

@@ -25,8 +25,10 @@ from lib.checks.cluster_checks import (
     check_primary_failure,
     check_rejoin,
     check_roles_put_back,
+    failover_timeline,
 )
 from lib.checks.result import FAIL, OK, ScenarioResult, SuiteReport, run_scenario
+from lib.checks.timeline import Timeline
 from lib.clients.keyspace import delete_prefix
 from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
@@ -42,12 +44,13 @@ from lib.faults.fault import (
     undo_interrupted_fault,
 )
 from lib.ha_client import answers
+from lib.history import History
 from lib.launcher.discovery import running_stack, stack_serving
 from lib.launcher.ownership import require_owned
-from lib.report.cluster_report import distribution_table, failover_timeline, kill_wait_view, topology_table
+from lib.report.cluster_report import distribution_table, kill_wait_view, topology_table
 from lib.report.plot import plot_timeline
 from lib.report.report import key_value_table
-from lib.report.timeline import Timeline, timeline_table
+from lib.report.timeline import timeline_table
 from lib.runs.cache_failover import CacheFailoverRun
 from lib.runs.cluster_failover import ClusterFailoverRun, put_back_roles, run_cluster_failover, wait_links_up
 from lib.suites.cli import add_failover_options, parse_host_map
@@ -55,7 +58,6 @@ from lib.suites.skeleton import Output
 from lib.topology.cluster_topology import Address, ClusterNode, Shard, shards_of
 from lib.util import format_endpoint, key_namespace, parse_endpoint
 from lib.waits import WaitTimeout
-from lib.workload.workload import History
 
 DESCRIPTION = "Cluster check: topology, slot placement, MOVED, ASK during a live migration, key spread, shard failover."
 DEFAULT_NODE = ("127.0.0.1", 7000)

@@ -24,6 +24,7 @@ from lib.checks.ha_checks import (
     check_reconnect,
     check_replica_sync,
     check_roles_restored,
+    failover_timeline,
     roles_note,
 )
 from lib.checks.result import ScenarioResult, SuiteReport, run_scenario
@@ -39,10 +40,11 @@ from lib.faults.fault import (
 )
 from lib.faults.sentinel_failover import SentinelFailover
 from lib.ha_client import Address, HAClient, answers
+from lib.history import History
 from lib.launcher.discovery import running_stack, stack_serving
 from lib.launcher.local_stack import LocalStack
 from lib.launcher.ownership import require_owned
-from lib.report.ha_report import failover_timeline, manual_kill_view
+from lib.report.ha_report import manual_kill_view
 from lib.report.plot import plot_timeline
 from lib.report.report import key_value_table
 from lib.report.timeline import timeline_table
@@ -51,7 +53,6 @@ from lib.suites.cli import add_failover_options, parse_host_map
 from lib.suites.skeleton import Output
 from lib.util import format_endpoint, key_namespace, parse_endpoint
 from lib.waits import WaitTimeout, wait_until
-from lib.workload.workload import History
 
 SENTINELS_ENV = "VHC_SENTINELS"
 DEFAULT_SENTINELS = [("127.0.0.1", 26379), ("127.0.0.1", 26380), ("127.0.0.1", 26381)]

@@ -19,10 +19,8 @@ from typing import Any
 import redis
 
 from lib.checks.result import FAIL, OK, WARN, ScenarioResult
-from lib.clients.keyspace import (
-    delete_prefix,
-    raw_command,  # noqa: F401 - the scenarios import it from here
-)
+from lib.clients.keyspace import delete_prefix
+from lib.util import raw_command  # noqa: F401 - the scenarios import it from here
 
 STATUSES = (OK, WARN, FAIL)
 CONTRACT_KEYS = tuple(f.name for f in fields(ScenarioResult))  # scenario, status, detail, metrics

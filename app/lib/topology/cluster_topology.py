@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import redis
 from redis.crc import key_slot
 
-from lib.clients.keyspace import raw_command
+from lib.util import raw_command
 
 Address = tuple[str, int]
 SLOTS = 16384

@@ -36,3 +36,22 @@ def test_no_module_imports_a_script(path):
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & set(SCRIPTS), f"{path} imports the script(s) {sorted(imported & set(SCRIPTS))}"
+
+
+# The roles, lowest first: a module may import from its own role and the ones before it, never after.
+# report and suites sit on top; ha_client, cluster_client, util, errors, events, waits, interrupts are shared.
+ROLES = ("topology", "launcher", "clients", "workload", "faults", "runs", "checks", "report", "suites")
+
+
+@pytest.mark.parametrize("role", ROLES[:-1])
+def test_a_role_imports_nothing_from_the_roles_above_it(role):
+    above = set(ROLES[ROLES.index(role) + 1:])
+    wrong = []
+    for path in sorted((APP / "lib" / role).glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lib."):
+                target = node.module.split(".")[1]
+                if target in above:
+                    wrong.append(f"{path.name}:{node.lineno} imports {node.module}")
+    assert not wrong, f"lib/{role} reaches up the layers: {wrong}"

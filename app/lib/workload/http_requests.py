@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from lib.history import FAIL, OK, UNKNOWN, History, Op
 from lib.workload.http_cache import CACHE_HEADER, ERROR_HEADER
-from lib.workload.workload import FAIL, OK, UNKNOWN, History, Op, OpLoop
+from lib.workload.workload import OpLoop
 
 CACHE_ERROR = "ERROR"  # X-Cache: MISS with X-Cache-Error set: the store failed, the app served it
 
