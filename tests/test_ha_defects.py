@@ -21,6 +21,7 @@ from conftest import run_script
 from lib.clients.sentinel_events import SentinelEvents, _Subscription
 from lib.errors import SetupError
 from lib.faults import fault as fault_module
+from lib.faults import nodes as nodes_module
 from lib.faults.fault import DockerKill, ManualKill, WaitNotice, container_for
 from lib.ha_client import HAClient
 from lib.history import UNKNOWN, Attempts, History
@@ -39,7 +40,7 @@ APP = REPO_ROOT / "app"
 # ---- 1. destructive actions only on the harness's own servers ----------------------------------
 
 class FakeDocker:
-    """lib.faults.fault._docker: `ps --filter publish=PORT` lists one unrelated container publishing the port."""
+    """lib.faults.nodes.docker: `ps --filter publish=PORT` lists one unrelated container publishing the port."""
 
     def __init__(self, names: str = "someone-elses-redis"):
         self.names, self.calls = names, []
@@ -53,22 +54,22 @@ class FakeDocker:
 
 def test_container_for_never_picks_a_container_for_a_remote_ip(monkeypatch):
     docker = FakeDocker()
-    monkeypatch.setattr(fault_module, "_docker", docker)
-    monkeypatch.setattr(fault_module, "ownership", lambda host, port: Ownership(False, "not ours"))
+    monkeypatch.setattr(nodes_module, "docker", docker)
+    monkeypatch.setattr(nodes_module, "ownership", lambda host, port: Ownership(False, "not ours"))
     assert container_for("10.0.0.5", 6379) is None, "a remote IP must never map to a local container"
     assert docker.calls == [], f"docker was asked about a remote address: {docker.calls}"
 
 
 def test_container_for_skips_a_local_container_that_is_not_of_our_compose_files(monkeypatch):
-    monkeypatch.setattr(fault_module, "_docker", FakeDocker())
-    monkeypatch.setattr(fault_module, "ownership", lambda host, port: Ownership(False, "not ours"))
+    monkeypatch.setattr(nodes_module, "docker", FakeDocker())
+    monkeypatch.setattr(nodes_module, "ownership", lambda host, port: Ownership(False, "not ours"))
     assert container_for("127.0.0.1", 6379) is None
 
 
 def test_container_for_returns_our_container_by_port_or_by_name(monkeypatch):
     ours = {"valkey-master"}
-    monkeypatch.setattr(fault_module, "_docker", FakeDocker("valkey-master"))
-    monkeypatch.setattr(fault_module, "ownership", lambda host, port: Ownership(host in ours, host))
+    monkeypatch.setattr(nodes_module, "docker", FakeDocker("valkey-master"))
+    monkeypatch.setattr(nodes_module, "ownership", lambda host, port: Ownership(host in ours, host))
     assert container_for("127.0.0.1", 6379) == "valkey-master"
     assert container_for("valkey-master", 6379) == "valkey-master"
     assert container_for("valkey-elsewhere", 6379) is None, "a name must be that container, and ours"
@@ -208,8 +209,8 @@ def test_manual_kill_reports_through_its_callback_and_prints_nothing(capsys):
 
 def test_docker_restore_waits_until_the_server_answers_ping(monkeypatch):
     docker_calls, pings = [], iter([False, False, True])
-    monkeypatch.setattr(fault_module, "_docker", lambda *args: docker_calls.append(args) or "")
-    monkeypatch.setattr(fault_module, "server_answers", lambda address: next(pings))
+    monkeypatch.setattr(nodes_module, "docker", lambda *args: docker_calls.append(args) or "")
+    monkeypatch.setattr(nodes_module, "server_answers", lambda address: next(pings))
     kill = DockerKill("valkey-master", ("127.0.0.1", 6379))
     assert kill.restore(10) is True
     assert docker_calls == [("start", "valkey-master")]
@@ -217,8 +218,8 @@ def test_docker_restore_waits_until_the_server_answers_ping(monkeypatch):
 
 
 def test_docker_restore_reports_a_server_that_never_answers(monkeypatch):
-    monkeypatch.setattr(fault_module, "_docker", lambda *args: "")
-    monkeypatch.setattr(fault_module, "server_answers", lambda address: False)
+    monkeypatch.setattr(nodes_module, "docker", lambda *args: "")
+    monkeypatch.setattr(nodes_module, "server_answers", lambda address: False)
     assert DockerKill("valkey-master", ("127.0.0.1", 6379)).restore(0.1) is False
 
 

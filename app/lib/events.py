@@ -9,6 +9,7 @@ from __future__ import annotations
 # Written by every fault (lib/faults/fault.py: inject_recorded).
 FAULT = "fault"  # the moment the fault was injected
 FAULT_SEEN = "fault seen"  # a fault done by hand: when the harness first saw it take effect
+HEALED = "healed"  # the run healed the fault itself (a pause resumed, a partition healed)
 
 # Announced by the sentinels (lib/clients/sentinel_events.py records their pub/sub channels as they are).
 SDOWN = "+sdown"
@@ -37,5 +38,5 @@ def client_row(who: str, what: str) -> str:
 CLIENT_LAST_OK, CLIENT_FIRST_ERROR, CLIENT_ROW_RECOVERED = "last ok", "first error", RECOVERED
 
 # Events worth a vertical line in a plot; the rest (+slave, +reboot, ...) would only clutter it.
-MARKED = (FAULT, FAULT_SEEN, SDOWN, ODOWN, SWITCH_MASTER, NODE_PFAIL, NODE_FAIL, PROMOTED, RECOVERED,
+MARKED = (FAULT, FAULT_SEEN, HEALED, SDOWN, ODOWN, SWITCH_MASTER, NODE_PFAIL, NODE_FAIL, PROMOTED, RECOVERED,
           CLIENT_RECOVERED, client_row("client", RECOVERED), HITS_RETURNED)

@@ -7,24 +7,19 @@ point shows it.
 
 from __future__ import annotations
 
-import ipaddress
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from rich.console import RenderableType
 
 from lib import events
 from lib.errors import SetupError
+from lib.faults.nodes import DockerNode, LocalNode, container_for, docker_usable, server_answers  # noqa: F401
 from lib.history import History
-from lib.launcher.compose_stack import engine_answers
 from lib.launcher.discovery import stack_serving
 from lib.launcher.local_stack import LocalStack
-from lib.launcher.ownership import is_local_stack_host, ownership
 from lib.topology.topology import TOPOLOGY_FILES
 from lib.waits import WaitTimeout, wait_until
 
@@ -38,6 +33,9 @@ class Fault:
     # Set by inject_recorded before inject() runs (a kill interrupted half-way may still have
     # happened), cleared by restore_fault: an interrupted run knows whether it must bring a node back.
     pending_restore = False
+    # True: the run itself heals the fault once the failover is seen (a pause is resumed, a cut healed),
+    # and measures what the old master does afterwards. False: the suite restores it before the rejoin check.
+    heals_in_run = False
 
     def inject(self) -> None:
         """Cause the fault now."""
@@ -58,13 +56,10 @@ class LocalKill(Fault):
         return f"SIGKILL {self.service} (local launcher, like docker kill)"
 
     def inject(self) -> None:
-        self.stack.kill(self.service)
+        LocalNode(self.stack, self.service).kill()
 
     def restore(self, timeout: float) -> bool:
-        if self.service in self.stack.running():
-            return True  # already back (restored twice: by the run, then by an interrupt)
-        self.stack.start(self.service, timeout=timeout)
-        return True
+        return LocalNode(self.stack, self.service).start(timeout)
 
 
 @dataclass
@@ -80,22 +75,11 @@ class DockerKill(Fault):
         return f"docker kill {self.container}"
 
     def inject(self) -> None:
-        _docker("kill", self.container)
+        DockerNode(self.container, self.address).kill()
 
     def restore(self, timeout: float) -> bool:
-        """docker start, then wait until the server answers PING: `docker start` returns as soon as the
-        process runs, long before it accepts connections (and loads its data), so callers that go on
-        to check replication would otherwise see a dead node."""
-        _docker("start", self.container)
-        if self.address is None:
-            return True
-        address = self.address
-        try:
-            wait_until(lambda: (server_answers(address), "no answer to PING yet"), timeout=timeout,
-                       what=f"{self.container} to answer PING at {address[0]}:{address[1]} after docker start")
-        except WaitTimeout:
-            return False
-        return True
+        """docker start, then wait until the server answers PING (DockerNode.start)."""
+        return DockerNode(self.container, self.address).start(timeout)
 
 
 @dataclass(frozen=True)
@@ -198,60 +182,6 @@ def undo_interrupted_fault(fault: Fault | None, timeout: float = 60.0) -> str | 
         return f"could not undo {fault.description}: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
     return (f"undone: {fault.description} (started again)" if back else
             f"could not undo {fault.description}: not back within {timeout:.0f}s")
-
-
-def server_answers(address: tuple[str, int], timeout: float = 1.0) -> bool:
-    """One PING, no retries; an auth error counts as an answer (the server is up, it wants a password)."""
-    client = redis.Redis(host=address[0], port=address[1], socket_timeout=timeout, socket_connect_timeout=timeout,
-                         retry=Retry(NoBackoff(), 0))
-    try:
-        client.ping()
-        return True
-    except redis.AuthenticationError:
-        return True
-    except redis.ResponseError as exc:
-        return str(exc).startswith("NOAUTH")
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
-def docker_usable() -> bool:
-    """A Docker engine answers (the client alone is not enough)."""
-    return engine_answers()
-
-
-def _docker(*args: str) -> str:
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise SetupError(f"docker {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout
-
-
-def container_for(host: str, port: int) -> str | None:
-    """The container of this repo's compose files behind an announced address, or None.
-
-    Only our own containers (lib.launcher.ownership: compose labels name one of our files), because the
-    caller is about to `docker kill` it: a host given by name must be that container; a loopback
-    address means the container publishing port; any other IP is never a local container (a
-    container publishing the same port on this machine is someone else's server).
-    """
-    if is_local_stack_host(host):
-        names = _docker("ps", "--filter", f"publish={port}", "--format", "{{.Names}}").split()
-    elif _is_ip(host):
-        return None
-    else:
-        names = [host]
-    return next((name for name in names if ownership(name, port).owned), None)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def choose_kill(mode: str, topology: str, announced: tuple[str, int], reachable: tuple[str, int]) -> Fault:
