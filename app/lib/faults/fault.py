@@ -23,7 +23,11 @@ from lib.launcher.local_stack import LocalStack
 from lib.topology.topology import TOPOLOGY_FILES
 from lib.waits import WaitTimeout, wait_until
 
-FAULT_MODES = ("auto", "local", "docker", "manual", "graceful", "none")
+# Where a kill runs (auto | local | docker), done by hand (manual), or what else breaks (docs/faults.md).
+KILL_MODES = ("auto", "local", "docker")
+FAULT_MODES = (*KILL_MODES, "manual", "graceful", "coordinated", "pause", "partition", "sigterm", "exec",
+               "replica-kill", "quorum-loss", "shard-loss", "none")
+HA_ONLY, CLUSTER_ONLY = ("quorum-loss",), ("shard-loss",)
 
 
 class Fault:

@@ -22,6 +22,15 @@ def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, ho
     parser.add_argument("--recovery-timeout", type=float, default=60.0, metavar="S")
     parser.add_argument("--manual-timeout", type=float, default=300.0, metavar="S",
                         help="how long --fault manual waits for the kill (and for the restart)")
+    parser.add_argument("--kill-cmd", metavar="CMD", help="--fault exec: the shell command that injects the fault "
+                        "(e.g. 'kubectl delete pod valkey-0'); the harness measures as usual")
+    parser.add_argument("--restore-cmd", metavar="CMD", help="--fault exec: the shell command that heals it")
+    parser.add_argument("--min-replicas-to-write", type=int, metavar="N",
+                        help="CONFIG SET min-replicas-to-write N on the data nodes for this run (put back afterwards)")
+    parser.add_argument("--min-replicas-max-lag", type=int, metavar="S",
+                        help="with --min-replicas-to-write: CONFIG SET min-replicas-max-lag S (seconds)")
+    parser.add_argument("--recheck", metavar="FILE.json",
+                        help="recompute the verdicts from a saved --json file; no server is touched")
     parser.add_argument("--allow-destructive", action="store_true",
                         help="allow faults, failovers, slot migrations and CONFIG SET on servers the harness did "
                              "not start (its local stacks, this repo's compose containers); the roles, slots and "
@@ -70,3 +79,27 @@ def check_outputs(args: argparse.Namespace) -> None:
     if getattr(args, "plot", None):
         require_matplotlib()
         require_writable_output(args.plot, "--plot")
+
+
+def check_fault_options(args: argparse.Namespace, suite: str) -> None:
+    """The fault options that belong together, checked before any server is touched (one line, exit 2)."""
+    from lib.faults.exec import check_command
+    from lib.faults.fault import CLUSTER_ONLY, HA_ONLY
+
+    wrong_suite = {"ha": CLUSTER_ONLY, "cluster": HA_ONLY, "cache": HA_ONLY}.get(suite, ())
+    if args.fault in wrong_suite:
+        other = "cluster_test.py" if args.fault in CLUSTER_ONLY else "ha_test.py"
+        raise SetupError(f"--fault {args.fault} does not apply to the {suite} suite: it is a fault of {other}")
+    if args.fault == "exec":
+        check_command(args.kill_cmd, "--kill-cmd")
+        if args.restore_cmd is not None:
+            check_command(args.restore_cmd, "--restore-cmd")
+    elif args.kill_cmd or args.restore_cmd:
+        raise SetupError("--kill-cmd and --restore-cmd go with --fault exec")
+    if args.min_replicas_to_write is not None and args.min_replicas_to_write < 0:
+        raise SetupError(f"--min-replicas-to-write {args.min_replicas_to_write}: give 0 or more replicas")
+    if args.min_replicas_max_lag is not None:
+        if args.min_replicas_to_write is None:
+            raise SetupError("--min-replicas-max-lag goes with --min-replicas-to-write N")
+        if args.min_replicas_max_lag < 1:
+            raise SetupError(f"--min-replicas-max-lag {args.min_replicas_max_lag}: give 1 second or more")
