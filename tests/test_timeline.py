@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lib.checks.timeline import bucket_ops, build_timeline, history_to_dict
+from lib.checks.timeline import FaultWindow, bucket_ops, build_timeline, fault_windows, history_to_dict
 from lib.errors import SetupError
 from lib.history import FAIL, OK, UNKNOWN, History, Op
 from lib.report import plot
@@ -115,3 +115,69 @@ def test_missing_matplotlib_is_a_one_line_setup_error(monkeypatch):
     with pytest.raises(SetupError) as error:
         plot.require_matplotlib()
     assert "pip install matplotlib" in str(error.value) and "\n" not in str(error.value)
+
+
+def paused_history() -> History:
+    """A pause from the fault to +4.0 s (resumed by the run), over the failover history."""
+    history = failover_history()
+    history.events[0].detail = "pause: SIGSTOP valkey-master"
+    history.event("healed", "SIGCONT valkey-master", at=FAULT_AT + 4.0)
+    return history
+
+
+def test_a_fault_window_runs_from_the_fault_to_its_heal():
+    timeline = build_timeline(paused_history(), FAULT_AT)
+    assert timeline.fault_windows == [FaultWindow(0.0, 4.0, "pause: SIGSTOP valkey-master")], timeline.fault_windows
+    assert timeline.to_dict()["fault_windows_s"] == [[0.0, 4.0]]
+
+
+def test_a_fault_by_hand_starts_when_seen_and_an_unhealed_one_stays_open():
+    history = History()
+    history.event("fault", "kill it yourself", at=FAULT_AT - 3.0)
+    history.event("fault seen", "the master stopped answering", at=FAULT_AT)
+    assert fault_windows(history, FAULT_AT) == [FaultWindow(0.0, None, "kill it yourself")]
+
+
+def test_each_fault_gets_its_own_window_and_heals_close_the_oldest_first():
+    history = History()
+    history.event("fault", "stop 2 sentinels", at=FAULT_AT)
+    history.event("fault", "SIGKILL valkey-master", at=FAULT_AT + 1.0)
+    history.event("healed", "sentinels back", at=FAULT_AT + 5.0)
+    assert [(w.start_s, w.end_s) for w in fault_windows(history, FAULT_AT)] == [(0.0, 5.0), (1.0, None)]
+
+
+def test_table_marks_a_healed_fault_window_and_leaves_a_kill_alone(capsys):
+    from rich.console import Console
+
+    Console(width=160).print(timeline_table(build_timeline(paused_history(), FAULT_AT)))
+    out = capsys.readouterr().out
+    assert "fault window" in out and "4.00 s (+0.00 s to +4.00 s): pause: SIGSTOP" in out, out
+    Console(width=160).print(timeline_table(build_timeline(failover_history(), FAULT_AT)))
+    assert "fault window" not in capsys.readouterr().out, "a kill the run never heals adds no row"
+
+
+def test_plot_shades_healed_and_unhealed_faults(tmp_path):
+    pytest.importorskip("matplotlib")
+    for name, history in (("paused", paused_history()), ("killed", failover_history())):
+        written = plot.plot_timeline(build_timeline(history, FAULT_AT), tmp_path / f"{name}.png", name)
+        assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_plot_shades_each_fault_to_its_heal_or_to_the_end_of_the_plot():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = paused_history()
+    history.event("fault", "SIGKILL valkey-master", at=FAULT_AT + 5.0)
+    fig, ax = plt.subplots()
+    try:
+        plot._shade_faults(ax, build_timeline(history, FAULT_AT), plot_end=6.5)
+        spans = sorted((round(p.get_x(), 3), round(p.get_x() + p.get_width(), 3)) for p in ax.patches)
+        labels = ax.get_legend_handles_labels()[1]
+    finally:
+        plt.close(fig)
+    assert spans == [(0.0, 4.0), (5.0, 6.5)], spans
+    assert labels == ["fault until healed", "fault (not healed in the run)"], labels

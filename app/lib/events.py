@@ -11,6 +11,9 @@ FAULT = "fault"  # the moment the fault was injected
 FAULT_SEEN = "fault seen"  # a fault done by hand: when the harness first saw it take effect
 HEALED = "healed"  # the run healed the fault itself (a pause resumed, a partition healed)
 
+# Written by lib/runs/final_read.py: the state the lost-write verdict compares every write with.
+FINAL_READ = "final read"
+
 # Announced by the sentinels (lib/clients/sentinel_events.py records their pub/sub channels as they are).
 SDOWN = "+sdown"
 ODOWN = "+odown"

@@ -27,6 +27,8 @@ class Op:
     error: str | None = None
     confirmed: bool | None = None  # WAIT saw >= 1 replica acknowledge it
     group: str | None = None  # e.g. the shard a cluster key belongs to
+    value: str | None = None  # what a write wrote (unique per key): the final read is compared with it
+    attempts: list[str] | None = None  # each attempt's class when retried, e.g. [unknown, fail]: the checker re-judges
 
 
 @dataclass
@@ -42,6 +44,7 @@ class History:
 
     ops: list[Op] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    final_read: dict[str, str | None] | None = None  # key -> value read back at the end (lib/runs/final_read.py)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, op: Op) -> None:
@@ -57,6 +60,11 @@ class History:
     def snapshot(self) -> list[Op]:
         with self._lock:
             return list(self.ops)
+
+    def record_final_read(self, values: dict[str, str | None]) -> None:
+        """The state the verdict compares every write with, kept so the saved JSON can be re-judged."""
+        with self._lock:
+            self.final_read = dict(values)
 
     def first_event(self, name: str) -> Event | None:
         return next((e for e in self.events if e.name == name), None)
@@ -107,6 +115,12 @@ class Attempts:
         if final is None:
             return OK
         return UNKNOWN if any(classify(e) == UNKNOWN for e in self.all_errors(final)) else FAIL
+
+    def classes(self, final: BaseException | None) -> list[str]:
+        """Each attempt's class in order (ok last when the op succeeded), saved so the checker can re-judge."""
+        if final is None:
+            return [*(classify(e) for e in self.errors), OK]
+        return [classify(e) for e in self.all_errors(final)]
 
     def describe(self, final: BaseException) -> str:
         """'ConnectionError: ... (attempts: TimeoutError, ConnectionError)': the final error first."""

@@ -32,6 +32,19 @@ class Bucket:
     error: int  # fail + unknown
 
 
+@dataclass(frozen=True)
+class FaultWindow:
+    """From the fault taking effect to its heal, as offsets; end None: not healed within the run."""
+
+    start_s: float
+    end_s: float | None
+    what: str = ""  # the fault's description
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.end_s is None else self.end_s - self.start_s
+
+
 @dataclass
 class Timeline:
     interval_s: float
@@ -41,6 +54,7 @@ class Timeline:
     ops_total: int = 0
     ops_ok: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    fault_windows: list[FaultWindow] = field(default_factory=list)
 
     @property
     def downtime_ms(self) -> float | None:
@@ -59,6 +73,8 @@ class Timeline:
             "downtime_ms": None if self.downtime_ms is None else round(self.downtime_ms, 1),
             "buckets": [[round(b.start_s, 3), b.ok, b.error] for b in self.buckets],
             "ops_total": self.ops_total, "ops_ok": self.ops_ok,
+            "fault_windows_s": [[round(w.start_s, 3), None if w.end_s is None else round(w.end_s, 3)]
+                                for w in self.fault_windows],
         }
 
 
@@ -110,6 +126,23 @@ def client_rows(ops: list[Op], fault_at: float, who: str = "client") -> list[Tim
     return rows
 
 
+def fault_windows(history: History, fault_at: float) -> list[FaultWindow]:
+    """Each fault's window: from FAULT (or FAULT_SEEN, when a fault by hand took effect) to the HEALED after it.
+
+    Heals close the oldest open window first, as faults are restored in the order they were injected.
+    """
+    windows: list[list] = []  # [start, end, what], open while end is None
+    for event in sorted(history.events, key=lambda e: e.at):
+        open_ = [w for w in windows if w[1] is None]
+        if event.name == events.FAULT:
+            windows.append([event.at - fault_at, None, event.detail])
+        elif event.name == events.FAULT_SEEN and open_:
+            open_[-1][0] = event.at - fault_at
+        elif event.name == events.HEALED and open_:
+            open_[0][1] = event.at - fault_at
+    return [FaultWindow(start, end, what) for start, end, what in windows]
+
+
 def build_timeline(history: History, fault_at: float, *, ops: list[Op] | None = None,
                    interval_s: float = DEFAULT_INTERVAL_S, who: str = "client",
                    extra_events: list[TimelineEvent] | None = None) -> Timeline:
@@ -124,11 +157,16 @@ def build_timeline(history: History, fault_at: float, *, ops: list[Op] | None = 
     events = sorted(event_rows(history, fault_at) + client_rows(outage_ops, fault_at, who) + (extra_events or []),
                     key=lambda e: e.offset_s)
     return Timeline(interval_s, events, bucket_ops(all_ops, fault_at, interval_s), window,
-                    len(all_ops), sum(1 for op in all_ops if op.outcome == OK))
+                    len(all_ops), sum(1 for op in all_ops if op.outcome == OK),
+                    fault_windows=fault_windows(history, fault_at))
 
 
 def history_to_dict(history: History, fault_at: float) -> dict[str, Any]:
-    """The raw history for the JSON: every op (offset, duration, outcome) and event, times from the fault."""
+    """The raw history for the JSON: every op (offset, duration, outcome) and event, times from the fault.
+
+    A write also carries its key and value (and WAIT's confirmation, each retried attempt's class), and
+    the history its final read: enough for lib/checks/accounting.py to re-judge the run from the file.
+    """
     ops = []
     for op in sorted(history.snapshot(), key=lambda op: op.start):
         row: dict[str, Any] = {"t_s": round(op.start - fault_at, 4), "ms": round((op.end - op.start) * 1000, 2),
@@ -137,7 +175,16 @@ def history_to_dict(history: History, fault_at: float) -> dict[str, Any]:
             row["error"] = op.error
         if op.group:
             row["group"] = op.group
+        if op.value is not None:
+            row.update(key=op.key, value=op.value)
+        if op.confirmed is not None:
+            row["confirmed"] = op.confirmed
+        if op.attempts:
+            row["attempts"] = list(op.attempts)
         ops.append(row)
     events = [{"t_s": round(e.at - fault_at, 4), "event": e.name, "detail": e.detail}
               for e in sorted(history.events, key=lambda e: e.at)]
-    return {"ops": ops, "events": events}
+    saved: dict[str, Any] = {"ops": ops, "events": events}
+    if history.final_read is not None:
+        saved["final_read"] = dict(history.final_read)
+    return saved

@@ -1,4 +1,4 @@
-"""A failover as a picture: operations per interval (ok vs error), event marks, the downtime shaded.
+"""A failover as a picture: operations per interval (ok vs error), event marks, the downtime and faults shaded.
 
 matplotlib is optional: only --plot needs it, so it is imported here, late, and its absence is a
 one-line SetupError that says how to install it, not a traceback.
@@ -48,6 +48,7 @@ def plot_timeline(timeline: Timeline, path: str | Path, title: str) -> Path:
             label = (f"downtime {timeline.downtime_ms:,.0f} ms" if timeline.downtime_ms is not None
                      else "downtime (no recovery)")
             ax.axvspan(start, end, color="#868e96", alpha=0.25, label=label)
+        _shade_faults(ax, timeline, starts[-1] + width if starts else 0.0)
         _mark_events(ax, timeline)
         ax.set_xlabel("seconds from the fault")
         ax.set_ylabel("operations per second")
@@ -70,3 +71,15 @@ def _mark_events(ax, timeline: Timeline) -> None:
         ax.axvline(event.offset_s, color="#1864ab", linestyle="--", linewidth=0.8)
         ax.text(event.offset_s, top * 0.98, f" {event.name} {event.offset_s:+.2f}s", rotation=90,
                 va="top", ha="left", fontsize=7, color="#1864ab")
+
+
+def _shade_faults(ax, timeline: Timeline, plot_end: float) -> None:
+    """Each fault's window, from the fault to its heal (or to the end of the plot when the run did not heal it)."""
+    labelled: set[str] = set()
+    for window in timeline.fault_windows:
+        healed = window.end_s is not None
+        end = window.end_s if healed else max(plot_end, window.start_s)
+        label = "fault until healed" if healed else "fault (not healed in the run)"
+        ax.axvspan(window.start_s, end, color="#f08c00", alpha=0.12, hatch="//", linewidth=0,
+                   label=None if label in labelled else label)
+        labelled.add(label)

@@ -85,15 +85,19 @@ class ContinuousWriter(OpLoop):
         self.with_attempts = with_attempts
 
     def attempt(self, seq: int) -> Op:
-        key = self.key_for(seq)
+        key, value = self.key_for(seq), str(seq)
         attempts = Attempts()
+        final: BaseException | None = None
         start = time.monotonic()
         try:
-            confirmed = (self.write(key, str(seq), attempts) if self.with_attempts  # type: ignore[call-arg]
-                         else self.write(key, str(seq)))  # type: ignore[call-arg]
-            op = Op(seq, key, start, time.monotonic(), OK, confirmed=confirmed)
+            confirmed = (self.write(key, value, attempts) if self.with_attempts  # type: ignore[call-arg]
+                         else self.write(key, value))  # type: ignore[call-arg]
+            op = Op(seq, key, start, time.monotonic(), OK, confirmed=confirmed, value=value)
         except OPERATION_ERRORS as exc:
-            op = Op(seq, key, start, time.monotonic(), attempts.outcome(exc), attempts.describe(exc))
+            final = exc
+            op = Op(seq, key, start, time.monotonic(), attempts.outcome(exc), attempts.describe(exc), value=value)
+        if len(tried := attempts.classes(final)) > 1:  # retried: keep every attempt's class for the checker
+            op.attempts = tried
         if self.group_for is not None:
             op.group = self.group_for(key)
         return op

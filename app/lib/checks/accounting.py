@@ -1,0 +1,199 @@
+"""Lost-write accounting, Jepsen's way: every write of a saved history against the final read.
+
+A write is ok (acknowledged), fail (surely not applied) or unknown (may have been applied: a timeout,
+or a connection dropped after the command was sent); a retried write is judged by all its attempts.
+Input is what timeline.history_to_dict() saves, so a run and `--recheck FILE.json` judge the same data.
+Values are unique per key (ContinuousWriter writes key(seq) = seq), so "present" means that exact value.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from lib import events
+from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.history import FAIL as OP_FAIL
+from lib.history import OK as OP_OK
+from lib.history import UNKNOWN
+
+LOST_SAMPLE = 20  # lost keys named in the metrics; all of them are counted
+
+
+@dataclass
+class Accounting:
+    """The classes of every write; *_s are seconds from the fault (the history's zero)."""
+
+    acked: int = 0
+    acked_lost: int = 0
+    unknown: int = 0
+    unknown_applied: int = 0
+    unknown_lost: int = 0
+    failed: int = 0
+    failed_present: int = 0
+    lost_acked_window_s: list[float] | None = None  # [first, last] acknowledgement of a lost write
+    cut_at_s: float = 0.0
+    heal_at_s: float | None = None
+    acked_after_heal: int = 0  # e.g. what a paused master accepted once resumed
+    acked_lost_after_heal: int = 0
+    wait_confirmed: int = 0  # acknowledged and confirmed by WAIT (HA writer)
+    wait_confirmed_lost: int = 0
+    lost_by_group: dict[str, int] = field(default_factory=dict)  # cluster: per shard
+    lost_keys_sample: list[str] = field(default_factory=list)
+    failed_present_keys_sample: list[str] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, Any]:
+        metrics: dict[str, Any] = {
+            "acked": self.acked, "acked_lost": self.acked_lost, "unknown": self.unknown,
+            "unknown_applied": self.unknown_applied, "unknown_lost": self.unknown_lost,
+            "failed": self.failed, "failed_present": self.failed_present,
+            "lost_acked_window_s": self.lost_acked_window_s,
+            "cut_at_s": self.cut_at_s, "heal_at_s": self.heal_at_s,
+            "wait_confirmed": self.wait_confirmed, "wait_confirmed_lost": self.wait_confirmed_lost,
+            "lost_keys_sample": self.lost_keys_sample,
+        }
+        if self.heal_at_s is not None:
+            metrics.update(acked_after_heal=self.acked_after_heal, acked_lost_after_heal=self.acked_lost_after_heal)
+        if self.lost_by_group:
+            metrics["acked_lost_by_group"] = self.lost_by_group
+        if self.failed_present:
+            metrics["failed_present_keys_sample"] = self.failed_present_keys_sample
+        return metrics
+
+
+def op_class(op: dict[str, Any]) -> str:
+    """ok | fail | unknown, from every attempt when the op was retried, not only its last outcome."""
+    if op["outcome"] == OP_OK:
+        return OP_OK
+    attempts = op.get("attempts") or [op["outcome"]]
+    return UNKNOWN if UNKNOWN in attempts or op["outcome"] == UNKNOWN else OP_FAIL
+
+
+def acked_at_s(op: dict[str, Any]) -> float:
+    """When the client had the answer: the op's start plus its duration."""
+    return op["t_s"] + op["ms"] / 1000
+
+
+def account(ops: list[dict[str, Any]], final: dict[str, str | None], cut_at_s: float = 0.0,
+            heal_at_s: float | None = None) -> Accounting:
+    """Classify every write (a row with key and value) of a saved history by the final read.
+
+    A write whose value is gone is not lost if a later write to the same key, begun after it was
+    acknowledged, is what the final read holds: it was overwritten, as the client asked.
+    """
+    writes = [op for op in ops if "key" in op and "value" in op]
+    missing = {op["key"] for op in writes} - final.keys()
+    if missing:
+        raise ValueError(f"the final read has no entry for {len(missing)} written key(s), e.g. {sorted(missing)[0]}")
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for op in writes:
+        by_key.setdefault(op["key"], []).append(op)
+    acc = Accounting(cut_at_s=cut_at_s, heal_at_s=heal_at_s)
+    lost: list[dict[str, Any]] = []
+    failed_present: list[dict[str, Any]] = []
+    for op in writes:
+        present = final[op["key"]] == op["value"]
+        kind = op_class(op)
+        if kind == OP_OK:
+            acc.acked += 1
+            acc.wait_confirmed += bool(op.get("confirmed"))
+            after_heal = heal_at_s is not None and acked_at_s(op) >= heal_at_s
+            acc.acked_after_heal += after_heal
+            if not present and not _overwritten(op, by_key[op["key"]], final):
+                lost.append(op)
+                acc.wait_confirmed_lost += bool(op.get("confirmed"))
+                acc.acked_lost_after_heal += after_heal
+        elif kind == UNKNOWN:
+            acc.unknown += 1
+            acc.unknown_applied += present
+        else:
+            acc.failed += 1
+            if present:
+                failed_present.append(op)
+    acc.failed_present = len(failed_present)
+    acc.failed_present_keys_sample = [op["key"] for op in failed_present[:LOST_SAMPLE]]
+    acc.unknown_lost = acc.unknown - acc.unknown_applied
+    acc.acked_lost = len(lost)
+    acc.lost_keys_sample = [op["key"] for op in lost[:LOST_SAMPLE]]
+    if lost:
+        acks = [acked_at_s(op) for op in lost]
+        acc.lost_acked_window_s = [round(min(acks), 3), round(max(acks), 3)]
+    acc.lost_by_group = dict(Counter(op["group"] for op in lost if op.get("group")))
+    return acc
+
+
+def _overwritten(op: dict[str, Any], same_key: list[dict[str, Any]], final: dict[str, str | None]) -> bool:
+    return any(other is not op and other["t_s"] >= acked_at_s(op) and final[op["key"]] == other["value"]
+               for other in same_key)
+
+
+def fault_window_s(saved_events: list[dict[str, Any]]) -> tuple[float, float | None]:
+    """(cut, heal) from a saved history's events: when the fault took effect and when the run healed it."""
+    cut = next((e["t_s"] for e in saved_events if e["event"] == events.FAULT_SEEN),
+               next((e["t_s"] for e in saved_events if e["event"] == events.FAULT), 0.0))
+    heal = next((e["t_s"] for e in saved_events if e["event"] == events.HEALED and e["t_s"] >= cut), None)
+    return cut, heal
+
+
+def account_history(saved: dict[str, Any]) -> Accounting:
+    """account() over one history_to_dict() result, its final read and its fault's cut and heal.
+
+    A history without a final read cannot be judged: KeyError names what is missing.
+    """
+    if saved.get("final_read") is None:
+        raise KeyError("final_read")
+    cut, heal = fault_window_s(saved.get("events", []))
+    return account(saved["ops"], saved["final_read"], cut, heal)
+
+
+def bound_line(acc: Accounting, max_lag_s: float | None, system: str = "Sentinel") -> str:
+    """The verdict's second line: is the loss within what min-replicas-max-lag documents?
+
+    The Sentinel docs say min-replicas-to-write / min-replicas-max-lag limit the window of lost writes to
+    max-lag seconds after the master is cut off; without them no bound is documented at all.
+    """
+    if max_lag_s is None:
+        return f"no min-replicas bound configured: {system} documents no bound"
+    bound = f"min-replicas-max-lag {_seconds(max_lag_s)} s"
+    if acc.acked_lost == 0 or acc.lost_acked_window_s is None:
+        return f"no acknowledged write lost ({bound}): within the documented bound"
+    last = acc.lost_acked_window_s[1] - acc.cut_at_s
+    writes = f"{acc.acked_lost:,} lost write{'s' if acc.acked_lost != 1 else ''}"
+    if last <= 0:
+        return f"all {writes} were acknowledged before the cut ({bound}): within the documented bound"
+    if last <= max_lag_s:
+        return (f"all {writes} were acknowledged within {_seconds(last)} s of the cut ({bound}): "
+                "within the documented bound")
+    return f"{writes} were acknowledged up to {_seconds(last)} s after the cut ({bound}): beyond the documented bound"
+
+
+def _seconds(value: float) -> str:
+    """1.6, 2, 2.04: as many decimals as it takes, up to two."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def judge(acc: Accounting, max_lag_s: float | None = None, system: str = "Sentinel") -> tuple[str, str]:
+    """(status, detail): any acknowledged write lost is a FAIL; a write reported failed yet present, a WARN."""
+    counts = (f"{acc.unknown:,} unknown ({acc.unknown_applied:,} applied, {acc.unknown_lost:,} not); "
+              f"{acc.failed_present:,} of {acc.failed:,} failed writes present in the final state")
+    if acc.acked_lost:
+        first, last = acc.lost_acked_window_s or [0.0, 0.0]
+        detail = (f"{acc.acked_lost:,} of {acc.acked:,} acknowledged writes lost, acknowledged {first:+.2f} s to "
+                  f"{last:+.2f} s from the fault; {counts}")
+        status = FAIL
+    else:
+        detail = f"all {acc.acked:,} acknowledged writes present in the final read; {counts}"
+        status = WARN if acc.failed_present else OK
+    if acc.failed_present:
+        detail += " (the client was told they failed: a retry would write them twice)"
+    if acc.acked_lost or max_lag_s is not None:
+        detail += "\n" + bound_line(acc, max_lag_s, system)
+    return status, detail
+
+
+def consistency_result(acc: Accounting, max_lag_s: float | None = None, system: str = "Sentinel",
+                       name: str = "consistency", **metrics: Any) -> ScenarioResult:
+    """The consistency scenario from an accounting: the suites and --recheck build it the same way."""
+    status, detail = judge(acc, max_lag_s, system)
+    return ScenarioResult(name, status, detail, {**metrics, **acc.metrics(), "min_replicas_max_lag_s": max_lag_s})
