@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from lib.checks.recheck import recheck
 from lib.checks.result import SuiteReport
 from lib.suites.cli import check_outputs
 
@@ -61,6 +62,8 @@ def run_cli(suite: Suite, argv: list[str] | None, out: Output) -> int:
     """The whole life of a suite run; the entry point wraps it in report.cli_main for exit codes 2 and 130."""
     args = suite.build_parser().parse_args(argv)
     check_outputs(args)  # before any server is touched: a run whose results are lost is wasted
+    if getattr(args, "recheck", None):
+        return recheck_saved(suite, args, out)
     with suite.prepare(args, out) as run:
         try:
             return out.run_undoing_interrupts(lambda: out.finish(run.checks(out), args.json), run.undo_interrupted)
@@ -69,3 +72,11 @@ def run_cli(suite: Suite, argv: list[str] | None, out: Output) -> int:
             if problem := run.cleanup():
                 out.warn(problem)
 
+
+
+def recheck_saved(suite: Suite, args: argparse.Namespace, out: Output) -> int:
+    """--recheck FILE.json: the verdicts recomputed from the saved history and final read; no server touched."""
+    report, differences = recheck(args.recheck, suite.name)
+    for line in differences:
+        out.warn(line)
+    return out.finish(report, args.json)
