@@ -31,7 +31,8 @@ def recheck(path: str | Path, expect_suite: str | None = None) -> tuple[SuiteRep
                          [ScenarioResult(s["scenario"], s["status"], s.get("detail", ""), s.get("metrics") or {})
                           for s in body["scenarios"]])
     if expect_suite is not None and report.suite != expect_suite:
-        raise SetupError(f"--recheck {path}: a {report.suite} run; recheck it with the {report.suite} suite's script")
+        raise SetupError(f"--recheck {path}: the file holds a {report.suite} suite run; recheck it with its own "
+                         f"script: python app/{report.suite}_test.py --recheck {path}")
     holders = [s for s in report.scenarios if isinstance(s.metrics.get("history"), dict)]
     if not holders:
         why = "; ".join(f"{s.scenario}: {s.detail}" for s in report.scenarios if s.status != OK)[:200]
