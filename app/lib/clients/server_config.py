@@ -33,7 +33,7 @@ class ConfigChange:
             try:
                 old = {name: str(client.config_get(name).get(name, "")) for name in self.settings}
                 self.saved[address] = old
-                client.config_set(**self.settings)
+                config_set(client, self.settings)
             finally:
                 client.close()
 
@@ -43,7 +43,7 @@ class ConfigChange:
         for address, old in list(self.saved.items()):
             client = self.connect(address)
             try:
-                client.config_set(**old)
+                config_set(client, old)
                 del self.saved[address]
             except redis.RedisError as exc:
                 problems.append(f"{format_endpoint(*address)}: could not put back {old}: {exc}")
@@ -57,3 +57,8 @@ class ConfigChange:
 
     def __exit__(self, *exc: object) -> None:
         self.restore()
+
+
+def config_set(client: redis.Redis, settings: dict[str, str]) -> None:
+    """One CONFIG SET for all of them (redis-py's config_set takes no keyword settings: names have dashes)."""
+    client.execute_command("CONFIG SET", *(word for pair in settings.items() for word in pair))
