@@ -40,20 +40,25 @@ def load() -> str:
     return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def run_suite(kind: str, workdir: Path, index: int, plot: bool) -> dict:
-    """One whole run from stack up to stack down, as a user types it; the figures from its JSON."""
-    out = workdir / f"{kind}-{index}.json"
-    script = [sys.executable, f"app/{kind}_test.py", "--json", str(out)]
+def run_suite(kind: str, workdir: Path, index: int, plot: bool, extra: tuple[str, ...] = (),
+              label: str | None = None) -> dict:
+    """One whole run from stack up to stack down, as a user types it; the figures from its JSON.
+
+    extra: more arguments for the suite (e.g. --fault pause); label names the run's files (default: kind).
+    """
+    name = label or kind
+    out = workdir / f"{name}-{index}.json"
+    script = [sys.executable, f"app/{kind}_test.py", "--json", str(out), *extra]
     if plot:
-        script += ["--plot", str(workdir / f"{kind}-{index}.png")]
+        script += ["--plot", str(workdir / f"{name}-{index}.png")]
     command = [sys.executable, "app/stack.py", "run", kind, "--free-ports", "--state-dir",
-               str(workdir / f"{kind}-{index}-stack"), "--", *script]
+               str(workdir / f"{name}-{index}-stack"), "--", *script]
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                           timeout=600)
     wall_s = time.monotonic() - started
-    (workdir / f"{kind}-{index}.log").write_text(proc.stdout + proc.stderr)
+    (workdir / f"{name}-{index}.log").write_text(proc.stdout + proc.stderr)
     row = {"kind": kind, "run": index, "exit_code": proc.returncode, "wall_s": round(wall_s, 2),
            "load1_before": round(load_before, 2), "load1_after": round(os.getloadavg()[0], 2)}
     if not out.exists():
