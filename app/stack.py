@@ -233,8 +233,10 @@ def cmd_down(args) -> int:
     stacks, unreadable = known_stacks(args.state_dir)
     stacks = [s for s in stacks if args.topology in (None, s.topology.name)]
     for stack in stacks:
-        stack.down()
+        healed = stack.down()
         console.print(f"stopped the {stack.topology.name} stack ({stack.state_dir})")
+        if healed:
+            console.print(f"removed the partition rules a run left behind: iptables chains {', '.join(healed)}")
     if not stacks and not unreadable:
         console.print("nothing to stop")
     _report_unreadable(unreadable)

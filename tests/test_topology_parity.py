@@ -16,7 +16,7 @@ import pytest
 import redis
 import yaml
 
-from lib.topology.topology import load_topology, local_plan
+from lib.topology.topology import load_topology, local_plan, own_address
 from lib.util import REPO_ROOT
 from unit.readiness_recorder import LINK_UP, SENTINEL_MASTERS, healthcheck_condition, readiness_waits
 
@@ -34,6 +34,11 @@ def plans(tmp_path) -> dict:
             for s in topology.services.values()}
 
 
+def compose_part(plan) -> list[str]:
+    """The argv without the local-only tail (plan.local_args), which test_local_only_settings_* pins."""
+    return list(plan.argv[:len(plan.argv) - len(plan.local_args)])
+
+
 def test_ha_topology_has_the_six_services():
     assert set(load_topology("ha").services) == {"valkey-master", "valkey-replica1", "valkey-replica2",
                                                  "valkey-sentinel1", "valkey-sentinel2", "valkey-sentinel3"}
@@ -41,20 +46,32 @@ def test_ha_topology_has_the_six_services():
 
 def test_local_commands_are_the_compose_commands_on_loopback_with_the_mapped_ports(tmp_path):
     local = plans(tmp_path)
-    assert list(local["valkey-master"].argv) == [
+    assert compose_part(local["valkey-master"]) == [
         "VALKEY", f"{tmp_path}/rendered/valkey-master/valkey.conf", "--port", "41001", "--dir",
         f"{tmp_path}/valkey-master", "--replica-announce-ip", "127.0.0.1"], "valkey-master"
-    assert list(local["valkey-replica1"].argv) == [
+    assert compose_part(local["valkey-replica1"]) == [
         "VALKEY", f"{tmp_path}/rendered/valkey-replica1/valkey.conf", "--port", "41002", "--dir",
         f"{tmp_path}/valkey-replica1", "--replica-announce-ip", "127.0.0.1", "--replicaof", "127.0.0.1", "41001"], \
         "valkey-replica1 replicates from the master's mapped port"
-    assert list(local["valkey-sentinel1"].argv) == [
+    assert compose_part(local["valkey-sentinel1"]) == [
         "VALKEY", f"{tmp_path}/valkey-sentinel1/sentinel.conf", "--sentinel", "--port", "41011", "--dir",
         f"{tmp_path}/valkey-sentinel1", "--sentinel", "announce-ip", "127.0.0.1", "--sentinel", "announce-port",
         "41011"], "valkey-sentinel1 announces its mapped port"
     assert local["valkey-sentinel1"].writable_copy == (tmp_path / "rendered" / "valkey-sentinel1" / "sentinel.conf",
                                                        tmp_path / "valkey-sentinel1" / "sentinel.conf"), \
         "the entrypoint's TEMPLATE COPY, as local files"
+
+
+def test_local_only_settings_give_each_service_its_own_source_address_and_nothing_else(tmp_path):
+    """Allowed drift, local only: in compose every container has its own IP; locally the services share
+    127.0.0.1 with the harness, so each also listens on and sends from its own loopback address (a partition
+    cuts those with iptables, lib/faults/partition.py). What they announce stays 127.0.0.1."""
+    for name, plan in plans(tmp_path).items():
+        own = own_address(plan.port)
+        assert plan.local_args == ("--bind", "127.0.0.1", own, "--bind-source-addr", own), name
+        assert plan.argv[-len(plan.local_args):] == plan.local_args, f"{name}: appended, so they win over the config"
+    assert own_address(41001) == "127.160.41.2" and len({own_address(p) for p in PORTS.values()}) == len(PORTS), \
+        "one address per port, never 127.0.0.1"
 
 
 def test_every_service_listens_on_its_mapped_port(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import redis
 import yaml
 
-from lib.topology.topology import load_topology, local_plan
+from lib.topology.topology import load_topology, local_plan, own_address
 from lib.util import REPO_ROOT
 from unit.readiness_recorder import CLUSTER_OK, JOB, PING, healthcheck_condition, readiness_waits
 
@@ -28,6 +28,11 @@ def plans(tmp_path) -> dict:
             for s in topology.services.values()}
 
 
+def compose_part(plan) -> list[str]:
+    """The argv without the local-only tail (plan.local_args), which test_local_only_settings_* pins."""
+    return list(plan.argv[:len(plan.argv) - len(plan.local_args)])
+
+
 def test_cluster_topology_has_six_nodes_and_an_init_job():
     topology = load_topology("cluster")
     assert [s.name for s in topology.of_kind("server")] == NODES
@@ -37,7 +42,7 @@ def test_cluster_topology_has_six_nodes_and_an_init_job():
 
 def test_local_commands_are_the_compose_commands_on_loopback_with_the_mapped_ports(tmp_path):
     local = plans(tmp_path)
-    assert list(local["node-7003"].argv) == [
+    assert compose_part(local["node-7003"]) == [
         "VALKEY", f"{tmp_path}/rendered/node-7003/cluster.conf", "--port", "42033", "--dir", f"{tmp_path}/node-7003",
         "--cluster-announce-hostname", "127.0.0.1", "--cluster-preferred-endpoint-type", "hostname"], "node-7003"
     assert list(local["cluster-init"].argv) == [
@@ -47,6 +52,19 @@ def test_local_commands_are_the_compose_commands_on_loopback_with_the_mapped_por
     assert {name: plan.port for name, plan in local.items()} == {
         "node-7000": 42000, "node-7001": 42011, "node-7002": 42022, "node-7003": 42033, "node-7004": 42044,
         "node-7005": 42055, "cluster-init": None}, "each node on its mapped port; the job listens on none"
+
+
+def test_local_only_settings_give_each_node_its_own_source_address_and_announce_loopback(tmp_path):
+    """Allowed drift, local only: each node also listens on and sends from its own loopback address, so a
+    partition can cut its bus with iptables (lib/faults/partition.py); it announces 127.0.0.1 as before,
+    or the nodes would record each other's source addresses in CLUSTER NODES and INFO replication."""
+    for name, plan in plans(tmp_path).items():
+        if name == "cluster-init":
+            assert plan.local_args == (), "the init job is no server"
+            continue
+        own = own_address(plan.port)
+        assert plan.local_args == ("--bind", "127.0.0.1", own, "--bind-source-addr", own, "--cluster-announce-ip",
+                                   "127.0.0.1", "--replica-announce-ip", "127.0.0.1"), name
 
 
 def test_rendered_config_differs_only_in_the_bind_address(tmp_path):

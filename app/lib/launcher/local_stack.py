@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
+import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -165,8 +167,9 @@ class LocalStack:
                     f"port {port} for {service.name} is busy: stop what listens there "
                     f"(ss -ltnp 'sport = :{port}'), or python app/stack.py down if it is an old stack")
 
-    def down(self) -> None:
-        """Stop every process of the stack (SIGTERM, grace, SIGKILL) and forget it.
+    def down(self) -> list[str]:
+        """Stop every process of the stack (SIGTERM, grace, SIGKILL) and forget it; returns the partition
+        chains a run left behind and that were removed with it (lib/faults/partition.py).
 
         Another process may have restarted a service meanwhile (python app/stack.py start, or a
         test script's fault restore), so the pids recorded on disk are stopped too, and so is any
@@ -175,7 +178,7 @@ class LocalStack:
         A stack whose `up` was refused never started anything, so its down() touches nothing.
         """
         if not self._owns_state:
-            return
+            return []
         on_disk = {}
         if (self.state_dir / STATE_FILE).exists():
             with contextlib.suppress(SetupError):  # unreadable: the working dirs below still find the strays
@@ -191,6 +194,7 @@ class LocalStack:
         state = self.state_dir / STATE_FILE
         if state.exists():
             state.unlink()
+        return remove_iptables_chains(partition_chain(svc.port) for svc in self.services.values() if svc.port)
 
     def kill(self, name: str) -> int:
         """SIGKILL one service, like `docker kill`; returns the pid that was killed."""
@@ -354,3 +358,44 @@ def _working_in_data_dirs(state_dir: Path) -> list[int]:
 def _runs(pid: int, argv: list[str]) -> bool:
     """pid is alive and runs argv[0] (servers rewrite their title, so compare the start only)."""
     return process.is_alive(pid) and " ".join(process.cmdline(pid)).startswith(argv[0])
+
+
+# ---- partition rules (lib/faults/partition.py) that a run left behind ----------------------------
+
+PARTITION_CHAIN_PREFIX = "VHC-PARTITION-"
+IPTABLES = ("iptables", "-w", "5")  # -w: wait for the xtables lock that concurrent runs may hold
+RunCommand = Callable[[list[str]], subprocess.CompletedProcess]
+
+
+def partition_chain(port: int) -> str:
+    """The chain that cuts the service on port off from its peers: named so that down() finds it from the port."""
+    return f"{PARTITION_CHAIN_PREFIX}{port}"
+
+
+def run_command(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+def remove_iptables_chains(chains: Iterable[str], iptables: Sequence[str] = IPTABLES,
+                           run: RunCommand = run_command) -> list[str]:
+    """Delete these chains and every jump to them; returns those that existed (absent ones are fine).
+
+    iptables may start with nsenter (a container's namespace). Without iptables or root no rule can
+    have been added, so nothing is done and nothing is said: every down() calls this.
+    """
+    present: list[str] = []
+    try:
+        listing = run([*iptables, "-S"])
+        if listing.returncode != 0:
+            return []
+        rules = [shlex.split(line) for line in listing.stdout.splitlines()]
+        present = [chain for chain in dict.fromkeys(chains) if ["-N", chain] in rules]
+        for rule in rules:
+            if rule[:1] == ["-A"] and rule[-2:-1] == ["-j"] and rule[-1] in present:
+                run([*iptables, "-D", *rule[1:]])
+        for chain in present:
+            run([*iptables, "-F", chain])
+            run([*iptables, "-X", chain])
+    except (OSError, subprocess.SubprocessError):
+        pass  # the caller's check (partition.restore, leftover_rules) sees what is still there
+    return present

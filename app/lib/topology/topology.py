@@ -4,6 +4,8 @@
 into the command a local process runs: the same command, with container paths mapped to files in
 the repo, service names and 0.0.0.0 mapped to 127.0.0.1, and ports optionally remapped (tests ask
 for free ports). Config files are rendered through the same mapping, so nothing is written twice.
+The one local-only addition: servers that talk to each other also send from their own loopback
+address (own_address), which a container gets from its network for free and a partition needs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ TOPOLOGY_FILES = {
     "compat": "docker-compose.yml",
 }
 LOOPBACK = "127.0.0.1"
+BIND_SOURCE_ADDR = "--bind-source-addr"  # in a local service's argv: it sends from own_address(port)
 WRITABLE_COPY_SCRIPT = "writable-config.sh"
 DATA_DIR = "/data"
 
@@ -132,6 +135,7 @@ class LocalPlan:
     port: int | None
     data_dir: Path
     writable_copy: tuple[Path, Path] | None = None  # (rendered template, copy in the data dir)
+    local_args: tuple[str, ...] = ()  # appended to the compose command, local only (own_address_args)
 
 
 @dataclass
@@ -198,7 +202,45 @@ def local_plan(topology: Topology, service: Service, *, stack_dir: Path,
                              f"sh .../{WRITABLE_COPY_SCRIPT} TEMPLATE COPY, not {list(service.entrypoint)}")
         copy = (Path(host_path(service.entrypoint[2])), Path(host_path(service.entrypoint[3])))
     port = port_map.get(service.port, service.port) if service.port else None
-    return LocalPlan(service.name, tuple(argv), port, data_dir, copy)
+    local_args = own_address_args(topology, service, argv, port)
+    return LocalPlan(service.name, (*argv, *local_args), port, data_dir, copy, local_args)
+
+
+def own_address(port: int) -> str:
+    """The loopback address a local service on port sends from: unique per port, never 127.0.0.1.
+
+    In a compose network every container has its own IP; locally all services share 127.0.0.1, so
+    iptables could not tell a replica's traffic from the harness's. The whole 127.0.0.0/8 is local.
+    """
+    return f"127.{port // 256}.{port % 256}.2"
+
+
+def own_address_args(topology: Topology, service: Service, argv: list[str], port: int | None) -> tuple[str, ...]:
+    """Settings that make a valkey-server talk to its peers from own_address(port), announcing 127.0.0.1.
+
+    Only for servers with peers (sentinels, replicas, a cluster): what they listen on grows by the
+    own address, and what they announce stays 127.0.0.1, so clients, ownership checks and the JSON
+    see what they saw before. redis-server (compat) is left alone: an old one lacks bind-source-addr.
+    """
+    if port is None or service.kind not in ("server", "sentinel") or service.command[:1] != ("valkey-server",):
+        return ()
+    cluster = _cluster_enabled(argv)
+    if not (cluster or topology.of_kind("sentinel") or "--replicaof" in argv):
+        return ()
+    own = own_address(port)
+    args = ["--bind", LOOPBACK, own, BIND_SOURCE_ADDR, own]
+    if cluster:  # else the nodes record each other's source address, and replicas show up as own addresses
+        args += ["--cluster-announce-ip", LOOPBACK, "--replica-announce-ip", LOOPBACK]
+    return tuple(args)
+
+
+def _cluster_enabled(argv: list[str]) -> bool:
+    """cluster-enabled yes, on the command line or in a config file it names."""
+    if "--cluster-enabled yes" in " ".join(argv).lower():
+        return True
+    pattern = re.compile(r"^\s*cluster-enabled\s+yes\b", re.M | re.I)
+    return any(token.endswith(".conf") and Path(token).is_file() and pattern.search(Path(token).read_text())
+               for token in argv)
 
 
 def _render(path: Path, rendered_dir: Path, translator: Translator) -> Path:
