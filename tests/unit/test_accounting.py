@@ -318,7 +318,8 @@ def test_recheck_of_a_file_it_cannot_judge_says_why_in_one_line(tmp_path, conten
 
 
 def test_recheck_names_the_suite_a_file_belongs_to(tmp_path):
-    with pytest.raises(SetupError, match="holds a cluster suite run; recheck it with its own script: python app/cluster_test.py"):
+    expected = "holds a cluster suite run; recheck it with its own script: python app/cluster_test.py"
+    with pytest.raises(SetupError, match=expected):
         recheck(cluster_file(tmp_path), expect_suite="ha")
 
 

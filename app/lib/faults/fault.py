@@ -184,7 +184,7 @@ def undo_interrupted_fault(fault: Fault | None, timeout: float = 60.0) -> str | 
         back = restore_fault(fault, timeout)
     except (SetupError, WaitTimeout, redis.RedisError, OSError) as exc:
         return f"could not undo {fault.description}: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
-    return (f"undone: {fault.description} (started again)" if back else
+    return (f"undone: {fault.description} ({'healed' if fault.heals_in_run else 'started again'})" if back else
             f"could not undo {fault.description}: not back within {timeout:.0f}s")
 
 
