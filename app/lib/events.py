@@ -10,6 +10,7 @@ from __future__ import annotations
 FAULT = "fault"  # the moment the fault was injected
 FAULT_SEEN = "fault seen"  # a fault done by hand: when the harness first saw it take effect
 HEALED = "healed"  # the run healed the fault itself (a pause resumed, a partition healed)
+WATCH_ENDED = "watch ended"  # quorum loss, replica kill: the window watched for a failover that must not happen
 
 # Written by lib/runs/final_read.py: the state the lost-write verdict compares every write with.
 FINAL_READ = "final read"

@@ -11,18 +11,20 @@ import time
 import redis
 
 from lib import events
-from lib.checks.checker import error_counts, lost_writes, outage_around
+from lib.checks.checker import LossReport, error_counts, lost_writes, outage_around
 from lib.checks.result import FAIL, OK, WARN, ScenarioResult
 from lib.checks.timeline import Timeline, build_timeline, client_rows, history_to_dict
 from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, Address, HAClient
 from lib.history import OK as OP_OK
-from lib.runs.ha_failover import FailoverRun, PutBack, wait_synced_replica
+from lib.history import Op
+from lib.runs.ha_failover import FailoverRun, PutBack, acked_after, wait_synced_replica
 from lib.util import format_endpoint, parse_endpoint
 from lib.waits import WaitTimeout, wait_until
 
 MEASUREMENT_TOLERANCE_MS = 100  # our reported downtime vs the independent probe's
 GRACEFUL_LOSS = ("; SENTINEL FAILOVER does not pause the old master, so what it acknowledged between the "
                  "promotion order and the switch is discarded when it is demoted (docs/ha.md)")
+LOST_AT_LIMIT = 5000  # lost_acked_at_s lists at most this many (sorted) acknowledgement times
 
 
 def check_crud(ha: HAClient, ns: str) -> ScenarioResult:
@@ -65,11 +67,105 @@ def check_master_kill(run: FailoverRun | None, skipped: str | None) -> ScenarioR
         "timeline": failover_timeline(run).to_dict(),
         "history": history_to_dict(run.history, run.fault_at),
     }
+    metrics.update(fault_metrics(run))
+    if run.watch is not None:
+        return _judge_watch(run, metrics)
     if run.timeout_reason:
         return ScenarioResult("master_kill", FAIL, f"no recovery: {run.timeout_reason}", metrics)
     detail = (f"{run.fault}; client unable to write for {downtime:,.0f} ms" if outage
               else f"{run.fault}; the client never saw an error")
-    return ScenarioResult("master_kill", OK, detail, metrics)
+    return ScenarioResult("master_kill", OK, detail + _heal_note(run, metrics), metrics)
+
+
+def fault_metrics(run: FailoverRun) -> dict:
+    """What the newer faults add to master_kill: the write pause, the heal, the config, NOREPLICAS."""
+    ops = run.history.snapshot()
+    until = run.recovered_at or max((op.end for op in ops), default=run.fault_at)
+    metrics: dict = {"write_pause_ms": round(write_pause_ms(ops, run.fault_at, until), 1)}
+    metrics.update(run.extra)
+    if run.settings:
+        metrics["config_for_run"] = dict(run.settings)
+    if run.healed_at is not None:
+        metrics["healed_s"] = round(run.offset(run.healed_at), 3)
+    if run.pinned is not None:
+        pinned = run.pinned.snapshot()
+        metrics["old_master_demoted_s"] = (round(run.offset(run.old_master_demoted_at), 3)
+                                           if run.old_master_demoted_at is not None else None)
+        metrics["old_master_writes"] = {outcome: sum(1 for op in pinned if op.outcome == outcome)
+                                        for outcome in ("ok", "fail", "unknown")}
+        metrics["old_master_acked_after_heal"] = (len(acked_after(pinned, run.healed_at))
+                                                  if run.healed_at is not None else 0)
+    if "min-replicas-to-write" in run.settings:
+        metrics["first_noreplicas_after_s"] = first_noreplicas_s(run)
+        if run.pinned is not None:  # the old master's own refusal, apart from a new master's first writes
+            metrics["old_master_first_noreplicas_after_s"] = first_noreplicas_s(run, pinned_only=True)
+    return metrics
+
+
+def write_pause_ms(ops: list[Op], fault_at: float, until: float) -> float:
+    """The longest time between two acknowledged writes that ends after the fault (and by `until`)."""
+    ends = sorted(op.end for op in ops if op.outcome == OP_OK and op.end <= until)
+    gaps = [(b - a) * 1000 for a, b in zip(ends, ends[1:], strict=False) if b >= fault_at]
+    return max(gaps, default=0.0)
+
+
+def first_noreplicas_s(run: FailoverRun, *, pinned_only: bool = False) -> float | None:
+    """Seconds from the fault to the first NOREPLICAS error the writers saw (None: none was seen)."""
+    pinned = run.pinned.snapshot() if run.pinned is not None else []
+    ops = pinned if pinned_only else run.history.snapshot() + pinned
+    seen = [op.end for op in ops if op.error and "NOREPLICAS" in op.error and op.end >= run.fault_at]
+    return round(run.offset(min(seen)), 3) if seen else None
+
+
+def _heal_note(run: FailoverRun, metrics: dict) -> str:
+    notes = []
+    if "healed_s" in metrics:
+        notes.append(f"healed at {metrics['healed_s']:+.2f} s")
+    if run.pinned is not None:
+        demoted = metrics["old_master_demoted_s"]
+        notes.append(f"the old master acknowledged {metrics['old_master_acked_after_heal']} writes after that, "
+                     + (f"until its demotion at {demoted:+.2f} s" if demoted is not None
+                        else "and was not demoted within the run"))
+    if "first_noreplicas_after_s" in metrics:
+        first = metrics["first_noreplicas_after_s"]
+        notes.append(f"first NOREPLICAS at {first:+.2f} s" if first is not None else "no NOREPLICAS seen")
+        if (old := metrics.get("old_master_first_noreplicas_after_s")) is not None:
+            notes.append(f"the old master's first at {old:+.2f} s")
+    return "".join(f"; {note}" for note in notes)
+
+
+def _judge_watch(run: FailoverRun, metrics: dict) -> ScenarioResult:
+    """A fault after which no failover may happen within the watch (quorum loss, replica kill)."""
+    watch = run.watch
+    assert watch is not None
+    metrics.update({"watch_s": round(watch.seconds, 1), "failover_in_watch": watch.switch_at is not None,
+                    "watch_events": watch.events, "watch_views": watch.views, "why_no_failover": watch.why})
+    seen = (f"+sdown {watch.events.get(events.SDOWN, 0)}x, +odown {watch.events.get(events.ODOWN, 0)}x, "
+            f"+switch-master {watch.events.get(events.SWITCH_MASTER, 0)}x")
+    if watch.switch_at is not None:
+        return ScenarioResult("master_kill", FAIL, f"{run.fault}; a failover happened at "
+                              f"{run.offset(watch.switch_at):+.2f} s although none was expected ({watch.why}); "
+                              f"seen: {seen}", metrics)
+    detail = f"{run.fault}; no failover: {watch.why}, as expected (watched {watch.seconds:.1f} s; {seen})"
+    if run.healed_at is None:  # nothing comes back: the master must have kept serving
+        if run.timeout_reason:
+            return ScenarioResult("master_kill", FAIL, f"{detail}; but no write was acknowledged after the fault: "
+                                  f"{run.timeout_reason}", metrics)
+        return ScenarioResult("master_kill", OK, f"{detail}; the master kept serving (longest write gap "
+                              f"{metrics['write_pause_ms']:,.0f} ms)", metrics)
+    back = run.offset(run.healed_at)
+    switch = next((e for e in run.history.events if e.name == events.SWITCH_MASTER and e.at >= run.healed_at), None)
+    first_ok = next((op.end for op in sorted(run.history.snapshot(), key=lambda o: o.end)
+                     if op.outcome == OP_OK and op.start >= run.healed_at), None)
+    metrics.update({"sentinels_back_s": round(back, 3),
+                    "switch_after_return_s": round(switch.at - run.healed_at, 3) if switch else None,
+                    "writes_after_return_s": round(first_ok - run.healed_at, 3) if first_ok else None})
+    if run.timeout_reason or switch is None:
+        return ScenarioResult("master_kill", FAIL, f"{detail}; no recovery after the sentinels came back at "
+                              f"{back:+.2f} s: {run.timeout_reason or 'no +switch-master'}", metrics)
+    writes = f", writes succeeding {metrics['writes_after_return_s']:.2f} s later" if first_ok else ""
+    return ScenarioResult("master_kill", OK, f"{detail}; the sentinels were back at {back:+.2f} s: +switch-master "
+                          f"{metrics['switch_after_return_s']:.2f} s later{writes}", metrics)
 
 
 def check_new_master(ha: HAClient, run: FailoverRun | None) -> ScenarioResult:
@@ -91,6 +187,12 @@ def check_new_master(ha: HAClient, run: FailoverRun | None) -> ScenarioResult:
         return ScenarioResult("new_master", OK, f"no failover run; all {len(views)} sentinels agree on {announced}",
                               metrics)
     metrics["old_master"] = format_endpoint(*run.old_master)
+    if not run.expected_failover:
+        if announced != metrics["old_master"]:
+            return ScenarioResult("new_master", FAIL, f"the master moved from {metrics['old_master']} to {announced} "
+                                  "although no failover was expected", metrics)
+        return ScenarioResult("new_master", OK, f"no failover, as expected: all {len(views)} sentinels still agree "
+                              f"on {announced} (role master)", metrics)
     if announced == metrics["old_master"]:
         return ScenarioResult("new_master", FAIL, f"the master is still the old one, {announced}", metrics)
     switch = run.history.first_event(events.SWITCH_MASTER)
@@ -152,17 +254,72 @@ def check_consistency(ha: HAClient, run: FailoverRun | None, skipped: str | None
                                      round(run.offset(max(op.end for op in loss.lost_ops)), 3)]
     window = (f"; lost writes were acknowledged between +{metrics['lost_between_s'][0]:.2f} s and "
               f"+{metrics['lost_between_s'][1]:.2f} s after the fault" if loss.lost_ops else "")
-    if loss.confirmed_lost:
-        return ScenarioResult("consistency", FAIL, f"{loss.confirmed_lost} writes confirmed by WAIT 1 were lost "
-                              f"(of {loss.confirmed}; {loss.lost} acknowledged writes lost in all){window}"
-                              + (GRACEFUL_LOSS if isinstance(run.fault, str) and run.fault.startswith("SENTINEL")
-                                 else ""), metrics)
-    if loss.lost:
-        return ScenarioResult("consistency", WARN, f"{loss.lost} of {loss.acked} acknowledged writes were lost, "
-                              f"none of the {loss.confirmed} confirmed by WAIT 1 (asynchronous replication){window}",
+    pinned = (lost_writes(run.pinned.snapshot(), lambda keys: master.mget(keys)) if run.pinned is not None
+              else None)
+    notes = window + (_old_master_note(run, pinned, metrics) if pinned is not None else "")
+    lost_ops = loss.lost_ops + (pinned.lost_ops if pinned is not None else [])
+    if lost_ops:
+        lost_at = sorted(round(run.offset(op.end), 3) for op in lost_ops)
+        metrics["lost_acked_at_s"] = lost_at[:LOST_AT_LIMIT]  # when each lost write was acknowledged
+    if "min-replicas-to-write" in run.settings:
+        notes += _min_replicas_note(run, lost_ops)
+    confirmed_lost = loss.confirmed_lost + (pinned.confirmed_lost if pinned is not None else 0)
+    lost = loss.lost + (pinned.lost if pinned is not None else 0)
+    acked = loss.acked + (pinned.acked if pinned is not None else 0)
+    confirmed = loss.confirmed + (pinned.confirmed if pinned is not None else 0)
+    if confirmed_lost:
+        return ScenarioResult("consistency", FAIL, f"{confirmed_lost} writes confirmed by WAIT 1 were lost "
+                              f"(of {confirmed}; {lost} acknowledged writes lost in all){notes}"
+                              + _loss_explained(run), metrics)
+    if lost:
+        return ScenarioResult("consistency", WARN, f"{lost} of {acked} acknowledged writes were lost, "
+                              f"none of the {confirmed} confirmed by WAIT 1 (asynchronous replication){notes}",
                               metrics)
-    return ScenarioResult("consistency", OK, f"all {loss.acked:,} acknowledged writes found on the new master "
-                          f"({loss.confirmed:,} confirmed by WAIT 1); 0 lost", metrics)
+    where = "the new master" if run.expected_failover else "the master"
+    return ScenarioResult("consistency", OK, f"all {loss.acked:,} acknowledged writes found on {where} "
+                          f"({loss.confirmed:,} confirmed by WAIT 1); 0 lost{notes}", metrics)
+
+
+def _loss_explained(run: FailoverRun) -> str:
+    """Why a SENTINEL FAILOVER lost writes: plain does not pause the old master; COORDINATED should have."""
+    if not run.fault.startswith("SENTINEL FAILOVER"):
+        return ""
+    if "COORDINATED" not in run.fault:
+        return GRACEFUL_LOSS
+    seen = run.extra.get("coordinated_path_seen")
+    path = {True: "its log lines were seen", False: "the servers did not log it",
+            None: "no server log to tell"}[seen]
+    return (f"; SENTINEL FAILOVER COORDINATED should lose no acknowledged write (coordinated path: {path}; "
+            "see master_kill's coordinated_path_seen)")
+
+
+def _old_master_note(run: FailoverRun, pinned: LossReport, metrics: dict) -> str:
+    """The second writer's: what the old master acknowledged after the heal, and whether it survived."""
+    after_heal = acked_after(pinned.lost_ops, run.healed_at) if run.healed_at is not None else []
+    acked_after_heal = (len(acked_after(run.pinned.snapshot(), run.healed_at))  # type: ignore[union-attr]
+                        if run.healed_at is not None else 0)
+    metrics.update({"old_master_acked": pinned.acked, "old_master_acked_lost": pinned.lost,
+                    "old_master_wait_confirmed_lost": pinned.confirmed_lost,
+                    "old_master_acked_after_heal": acked_after_heal,
+                    "old_master_acked_after_heal_lost": len(after_heal)})
+    if pinned.lost_ops:
+        metrics["old_master_lost_between_s"] = [round(run.offset(min(op.start for op in pinned.lost_ops)), 3),
+                                                round(run.offset(max(op.end for op in pinned.lost_ops)), 3)]
+    demoted = (f", discarded when it was demoted at {run.offset(run.old_master_demoted_at):+.2f} s"
+               if run.old_master_demoted_at is not None and pinned.lost else "")
+    return (f"; a second writer kept on the old master had {pinned.acked:,} writes acknowledged there, "
+            f"{acked_after_heal:,} of them after the heal: {pinned.lost:,} lost ({len(after_heal):,} after the "
+            f"heal){demoted}")
+
+
+def _min_replicas_note(run: FailoverRun, lost_ops: list[Op]) -> str:
+    setting = run.settings["min-replicas-to-write"]
+    lag = run.settings.get("min-replicas-max-lag")
+    first = first_noreplicas_s(run)
+    seen = f"first NOREPLICAS at {first:+.2f} s" if first is not None else "no NOREPLICAS seen"
+    window = (f"lost writes acknowledged between {run.offset(min(op.end for op in lost_ops)):+.2f} s and "
+              f"{run.offset(max(op.end for op in lost_ops)):+.2f} s" if lost_ops else "no acknowledged write lost")
+    return f"; with min-replicas-to-write {setting}" + (f" (max-lag {lag} s)" if lag else "") + f": {seen}, {window}"
 
 
 def check_replica_sync(ha: HAClient, run: FailoverRun | None, old_master_restarted: bool | None,
@@ -175,7 +332,8 @@ def check_replica_sync(ha: HAClient, run: FailoverRun | None, old_master_restart
     metrics: dict = {}
     status, notes = OK, []
     if run is not None and old_master_restarted is not None:
-        status = _judge_rejoin(ha, run.old_master, old_master_restarted, restore_timeout, metrics, notes)
+        node, role = (run.victim, "replica") if run.victim is not None else (run.old_master, "old_master")
+        status = _judge_rejoin(ha, node, old_master_restarted, restore_timeout, metrics, notes, role)
     master_address = ha.master_address()
     node = ha.node(master_address)
     try:
@@ -203,20 +361,22 @@ def check_replica_sync(ha: HAClient, run: FailoverRun | None, old_master_restart
 
 
 def _judge_rejoin(ha: HAClient, old: Address, restarted: bool, restore_timeout: float, metrics: dict,
-                  notes: list[str]) -> str:
-    """WARN if the old master was not started again, FAIL if it does not come to replicate from the new one."""
-    metrics["old_master_restarted"] = restarted
+                  notes: list[str], role: str = "old_master") -> str:
+    """WARN if the stopped node (the old master, or a replica) was not started again, FAIL if it does not come
+    to replicate from the master."""
+    metrics[f"{role}_restarted"] = restarted
     if not restarted:
         notes.append(f"{format_endpoint(*old)} was not started again within {restore_timeout:.0f}s")
         return WARN
     try:
         seen = wait_synced_replica(ha, old, ha.announced_master(), timeout=60)
     except WaitTimeout as exc:
-        metrics["old_master_rejoined"] = False
-        notes.append(f"old master did not rejoin: {exc}")
+        metrics[f"{role}_rejoined"] = False
+        notes.append(f"{role.replace('_', ' ')} did not rejoin: {exc}")
         return FAIL
-    notes.append(f"old master {format_endpoint(*old)} rejoined as a replica ({seen})")
-    metrics["old_master_rejoined"] = True
+    label = "old master" if role == "old_master" else role
+    notes.append(f"{label} {format_endpoint(*old)} rejoined as a replica ({seen})")
+    metrics[f"{role}_rejoined"] = True
     return OK
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from redis.sentinel import Sentinel
@@ -18,9 +20,9 @@ from lib import events
 from lib.clients.probe import PlainClientProbe, SentinelProbe
 from lib.clients.sentinel_events import SentinelEvents
 from lib.errors import SetupError
-from lib.faults.fault import Fault, inject_recorded
+from lib.faults.fault import Fault, inject_recorded, restore_fault
 from lib.ha_client import Address, HAClient
-from lib.history import OK, Attempts, History
+from lib.history import OK, Attempts, History, Op
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
 from lib.workload.workload import ContinuousWriter
@@ -32,6 +34,11 @@ WAIT_REPLICAS = 1  # WAIT 1: a write is "confirmed" once one replica has it
 WAIT_TIMEOUT_MS = 20
 WARMUP_OPS = 200  # acknowledged writes before the fault, so there is something to lose
 SETTLE_OPS = 200  # acknowledged writes after recovery, so the client is shown to keep working
+HEAL_TIMEOUT_S = 30.0  # a pause resumed, a cut healed, sentinels started again
+# A resumed (or reconnected) old master is demoted once a sentinel has seen it claim the master role for
+# 4 publish periods (8 s) on an INFO reply (every 10 s outside a failover): up to ~20 s with the defaults.
+DEMOTION_TIMEOUT_S = 45.0
+PINNED_TIMEOUT_S = 0.5  # the second writer's socket timeout on the old master (a paused server never answers)
 
 
 @dataclass
@@ -46,10 +53,42 @@ class FailoverRun:
     new_master: Address | None = None
     timeout_reason: str | None = None
     views_after: dict[str, str] = field(default_factory=dict)
+    expected_failover: bool = True  # False: the master must stay where it is (replica kill)
+    watch: Watch | None = None  # the window watched for a failover that must not happen
+    healed_at: float | None = None  # the run healed the fault itself (a pause resumed, sentinels back)
+    pinned: History | None = None  # a second writer's, pinned to the old master's address throughout
+    old_master_demoted_at: float | None = None  # when the pinned-to old master reported role:slave
+    victim: Address | None = None  # the node the fault stopped when it is not the master (replica kill)
+    settings: dict[str, str] = field(default_factory=dict)  # CONFIG SET on the servers for the run
+    extra: dict[str, Any] = field(default_factory=dict)  # what the fault adds to the metrics
 
     def offset(self, at: float) -> float:
         """Seconds from the fault (negative: before it)."""
         return at - self.fault_at
+
+
+@dataclass
+class Watch:
+    """What a window watched for a failover that must not happen (quorum loss, replica kill) saw."""
+
+    seconds: float
+    why: str  # why no failover may happen: "quorum unreachable"
+    ended_at: float
+    switch_at: float | None  # +switch-master inside the window: a failover did happen
+    events: dict[str, int]  # sentinel events seen in the window, by name
+    views: dict[str, str]  # each sentinel's master at its end
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What the run expects of its fault and does around it; the defaults are a kill's: wait for a failover."""
+
+    expect_failover: bool = True  # False (replica kill): the master keeps serving, no new one is waited for
+    watch_s: float = 0.0  # > 0: first watch this long for a failover that must not happen
+    why_no_failover: str = ""  # what the watch expects, in words: "quorum unreachable"
+    heal_after_watch: Callable[[], str] | None = None  # quorum loss: start the sentinels again, say how it went
+    pin_old_master: Address | None = None  # reachable address: a second writer stays on the old master
+    victim: Address | None = None  # announced address of the node stopped, when it is not the master
 
 
 def wait_replicas_synced(ha: HAClient, timeout: float) -> list[Address]:
@@ -85,30 +124,32 @@ def sentinels_agree_on_new_master(ha: HAClient, old: Address) -> tuple[bool, str
 
 def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout: float = 60.0,
                  require_new_master: bool = True, history: History | None = None,
-                 progress: Callable[[str], None] | None = None) -> FailoverRun:
+                 progress: Callable[[str], None] | None = None, plan: RunPlan | None = None,
+                 settings: dict[str, str] | None = None) -> FailoverRun:
     """Write continuously, inject the fault, wait for the client and the sentinels to recover.
 
     Pass history to watch the run while it happens (the live view of a manual fault does), and
-    progress to be told (one line) when the fault is about to be injected.
+    progress to be told (one line) when the fault is about to be injected. plan says what else the
+    fault asks of the run: a watch for a failover that must not happen, a heal, a writer on the old master.
     """
-    run = FailoverRun(fault.description, ha.announced_master(), history if history is not None else History())
+    plan = plan or RunPlan()
+    run = FailoverRun(fault.description, ha.announced_master(), history if history is not None else History(),
+                      expected_failover=plan.expect_failover, victim=plan.victim, settings=dict(settings or {}))
     ha.master()  # connect, and start following +switch-master
 
     def write(key: str, value: str, attempts: Attempts) -> bool:
-        def set_and_wait(master: redis.Redis) -> bool:
-            pipe = master.pipeline(transaction=False)
-            pipe.set(key, value)
-            pipe.execute_command("WAIT", WAIT_REPLICAS, WAIT_TIMEOUT_MS)
-            _, acked_by = pipe.execute()
-            return int(acked_by) >= WAIT_REPLICAS
-
-        return ha.call(set_and_wait, attempts)
+        return ha.call(lambda master: set_and_wait(master, key, value), attempts)
 
     events = SentinelEvents(ha.sentinel_addresses, run.history, ha.sentinel_password)
     probe = SentinelProbe(ha.sentinel_addresses, ha.master_name, ha.remap, f"{namespace}probe",
                           password=ha.password, sentinel_password=ha.sentinel_password)
     writer = ContinuousWriter(write, lambda seq: f"{namespace}w:{seq}", run.history, with_attempts=True)
     plain = plain_sentinel_client(ha, f"{namespace}plain")
+    pinned, pinned_client = None, None
+    if plan.pin_old_master is not None:
+        run.pinned = History()
+        pinned_client = ha.node(plan.pin_old_master, timeout=PINNED_TIMEOUT_S)
+        pinned = pinned_writer(pinned_client, f"{namespace}old:", run.pinned)
     run.probe = probe.history
     run.plain = plain.history
     try:
@@ -116,22 +157,119 @@ def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout
         probe.start()
         plain.start()
         writer.start()
+        if pinned is not None:
+            pinned.start()
         wait_until(lambda: (_ok_count(run.history) >= WARMUP_OPS, f"{_ok_count(run.history)} acknowledged"),
                    timeout=30, what=f"{WARMUP_OPS} acknowledged writes before the fault")
         if progress is not None:
             progress(f"writing ({_ok_count(run.history)} acknowledged so far); fault: {fault.description}")
         run.fault_at = inject_recorded(fault, run.history, "the master stopped answering")
         try:
-            _wait_recovered(run, ha, recovery_timeout, require_new_master)
+            _after_fault(run, ha, fault, plan, recovery_timeout, require_new_master)
         except WaitTimeout as exc:
             run.timeout_reason = str(exc)
     finally:  # stop what started (Ctrl-C may come between two starts)
-        for worker in (writer, probe, plain):
-            if worker.ident is not None:
+        for worker in (writer, probe, plain, pinned):
+            if worker is not None and worker.ident is not None:
                 worker.stop()
         events.stop()  # closes its sentinel connections, started or not
+        if pinned_client is not None:
+            pinned_client.close()
     run.views_after = ha.sentinel_views()
     return run
+
+
+def set_and_wait(master: redis.Redis, key: str, value: str) -> bool:
+    """SET, then WAIT 1 in the same round trip: True when a replica confirmed it."""
+    pipe = master.pipeline(transaction=False)
+    pipe.set(key, value)
+    pipe.execute_command("WAIT", WAIT_REPLICAS, WAIT_TIMEOUT_MS)
+    _, acked_by = pipe.execute()
+    return int(acked_by) >= WAIT_REPLICAS
+
+
+def pinned_writer(client: redis.Redis, prefix: str, history: History) -> ContinuousWriter:
+    """A writer that never follows a failover: a plain client on the old master's address, as a client on
+    its side of a pause or a cut would be. What it had acknowledged there is read back like the rest."""
+    return ContinuousWriter(lambda key, value: set_and_wait(client, key, value), lambda seq: f"{prefix}{seq}",
+                            history)
+
+
+def _after_fault(run: FailoverRun, ha: HAClient, fault: Fault, plan: RunPlan, recovery_timeout: float,
+                 require_new_master: bool) -> None:
+    """Everything between the fault and the end of the measurement, as the plan says."""
+    if plan.watch_s > 0:
+        _watch_for_failover(run, ha, plan.watch_s, plan.why_no_failover)
+        if plan.heal_after_watch is not None:
+            _heal(run, plan.heal_after_watch)
+    elif fault.heals_in_run:
+        try:  # heal only once the failover is seen: a pause must outlast failure detection
+            wait_until(lambda: (_switch_after_fault(run) is not None, "no +switch-master yet"),
+                       timeout=recovery_timeout, what="+switch-master before healing the fault")
+        finally:  # healed even when no failover came (or on Ctrl-C): the fault must not outlive the run
+            _heal(run, lambda: "healed after +switch-master" if restore_fault(fault, HEAL_TIMEOUT_S)
+                  else "could not heal the fault")
+    if not plan.expect_failover:
+        _wait_kept_serving(run, ha)
+        return
+    _wait_recovered(run, ha, recovery_timeout, require_new_master)
+    if plan.pin_old_master is not None:
+        _wait_demoted(run, ha, plan.pin_old_master)
+
+
+def _heal(run: FailoverRun, heal: Callable[[], str]) -> None:
+    detail = heal()
+    run.healed_at = time.monotonic()
+    run.history.event(events.HEALED, detail, at=run.healed_at)
+
+
+def _switch_after_fault(run: FailoverRun):
+    return next((e for e in list(run.history.events) if e.name == events.SWITCH_MASTER and e.at >= run.fault_at),
+                None)
+
+
+def _watch_for_failover(run: FailoverRun, ha: HAClient, seconds: float, why: str) -> None:
+    """Watch the whole window (a deadline, not a sleep), ending early only if a failover happens after all."""
+    end = run.fault_at + seconds
+
+    def watched() -> tuple[bool, str]:
+        if switch := _switch_after_fault(run):
+            return True, f"+switch-master at {run.offset(switch.at):+.2f}s"
+        left = end - time.monotonic()
+        return left <= 0, f"{max(left, 0.0):.1f}s of the watch left, no +switch-master"
+
+    wait_until(watched, timeout=seconds + 5, what=f"the end of the {seconds:.0f}s watch for a failover")
+    ended = time.monotonic()
+    switch = _switch_after_fault(run)
+    seen = Counter(e.name for e in list(run.history.events) if run.fault_at <= e.at <= ended)
+    run.watch = Watch(seconds, why, ended, switch.at if switch else None, dict(seen), ha.sentinel_views())
+    run.history.event(events.WATCH_ENDED, f"{seconds:.1f}s watched, {'a' if switch else 'no'} failover", at=ended)
+
+
+def _wait_kept_serving(run: FailoverRun, ha: HAClient) -> None:
+    """No failover expected: the measurement ends once a write after the fault is acknowledged."""
+    wait_until(lambda: (_ok_after(run.history, run.fault_at), "no write acknowledged since the fault"),
+               timeout=30, what="a write acknowledged after the fault")
+    run.recovered_at = time.monotonic()
+    run.new_master = ha.announced_master()
+
+
+def _wait_demoted(run: FailoverRun, ha: HAClient, address: Address) -> None:
+    """Keep the pinned writer on the old master until it is a replica: all it acknowledged meanwhile counts."""
+    def demoted() -> tuple[bool, str]:
+        node = ha.node(address)
+        try:
+            role = node.info("replication").get("role")
+        finally:
+            node.close()
+        return role == "slave", f"{format_endpoint(*address)} has role {role}"
+
+    try:
+        wait_until(demoted, timeout=DEMOTION_TIMEOUT_S, what=f"the old master {format_endpoint(*address)} to be "
+                   "demoted")
+    except WaitTimeout:
+        return  # still a master: replica_sync judges the rejoin; old_master_demoted_s stays null
+    run.old_master_demoted_at = time.monotonic()
 
 
 class RemappedSentinel(Sentinel):
@@ -230,6 +368,11 @@ def _ok_count(history: History) -> int:
 
 def _ok_after(history: History, at: float) -> bool:
     return any(op.outcome == OK and op.start > at for op in history.snapshot())
+
+
+def acked_after(ops: list[Op], at: float) -> list[Op]:
+    """The writes acknowledged after `at` (an op blocked across it counts: its reply came after)."""
+    return [op for op in ops if op.outcome == OK and op.end >= at]
 
 
 # ---- putting the roles back (servers the harness did not start) -------------------------------
