@@ -27,6 +27,7 @@ SENTINEL_EVENTS = ("+sdown", "-sdown", "+odown", "+try-failover", "+elected-lead
 NODE_PFAIL = "node flagged pfail"
 NODE_FAIL = "node flagged fail"
 PROMOTED = "promoted"
+DEMOTED = "old primary demoted"  # a healed old primary (resumed, reconnected) turned replica
 
 # The client's side (lib/runs/*): when writes succeed again.
 RECOVERED = "recovered"

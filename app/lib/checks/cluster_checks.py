@@ -16,7 +16,14 @@ from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage
 from lib.checks.result import FAIL, OK, WARN, ScenarioResult
 from lib.checks.timeline import Timeline, build_timeline, client_rows, history_to_dict
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
-from lib.runs.cluster_failover import ClusterFailoverRun, wait_rejoined
+from lib.history import OK as OP_OK
+from lib.runs.cluster_failover import (
+    NO_FAILOVER,
+    PINNED_GROUP,
+    SHARD_DOWN,
+    ClusterFailoverRun,
+    wait_rejoined,
+)
 from lib.runs.cluster_migration import SlotMigration, slot_put_back_after
 from lib.topology.cluster_topology import (
     SLOTS,
@@ -37,6 +44,10 @@ DISTRIBUTION_KEYS = 3000
 DISTRIBUTION_TOLERANCE = 0.05  # a shard's share of keys vs its share of slots, absolute
 ASK_KEYS = 20  # keys in the migrating slot; half are moved before the cluster client is asked
 OTHER_SHARDS_MAX_GAP_MS = 1000  # "kept serving": longest pause of writes to a shard that lost nothing
+# The faults of the fault matrix are judged strictly: any acknowledged write lost is a FAIL. A kill (and
+# graceful) keep their verdict: a loss there is asynchronous replication doing what it documents (WARN).
+STRICT_FAULTS = ("coordinated", "pause", "partition", "sigterm", "exec", "replica-kill", "shard-loss")
+HANDOVER_MARKS = ("failover to replica", "replicas are in sync when shutting down")  # Valkey 9.0 shutdown log
 
 
 def check_connect(client: ClusterClient, shards: list[Shard]) -> ScenarioResult:
@@ -249,7 +260,9 @@ def check_distribution(client: ClusterClient, shards: list[Shard], ns: str) -> S
     return ScenarioResult("distribution", FAIL if problems else OK, "; ".join(problems) or detail, metrics)
 
 
-def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None, skipped: str | None) -> ScenarioResult:
+def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None, skipped: str | None,
+                          mode: str = "auto") -> ScenarioResult:
+    """The shard's failover (or, for replica-kill and shard-loss, the lack of one) judged; mode is --fault."""
     if run is None:
         return ScenarioResult("primary_failure", WARN, f"skipped: {skipped}")
     victim = run.victim
@@ -257,6 +270,10 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
                      "ops_total": len(run.ops()), "errors_by_type": error_counts(run.ops())}
     if victim is None:
         return ScenarioResult("primary_failure", FAIL, f"no shard lost its primary: {run.timeout_reason}", metrics)
+    if run.expect == NO_FAILOVER:
+        return judge_no_failover(client, run, metrics)
+    if run.expect == SHARD_DOWN:
+        return judge_shard_loss(client, run, metrics)
     metrics.update({"shard": victim.label, "old_primary": format_endpoint(*victim.primary.announced),
                     "promoted": format_endpoint(*run.promoted.announced) if run.promoted else None,
                     "promoted_after_s": round(run.offset(run.promoted_at), 3) if run.promoted_at else None})
@@ -269,22 +286,205 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
     others = {s.label: round(longest_gap_ms(run.ops(s), run.fault_at, end), 1)
               for s in run.shards if s.label != victim.label}
     metrics["other_shards_longest_gap_ms"] = others
+    strict = mode in STRICT_FAULTS
+    notes = fault_notes(run, metrics, end, mode) if strict else []
     if run.timeout_reason:
-        return ScenarioResult("primary_failure", FAIL, f"no recovery: {run.timeout_reason}", metrics)
+        return ScenarioResult("primary_failure", FAIL, f"no recovery: {run.timeout_reason}"
+                              + "".join(f"; {n}" for n in notes), metrics)
     loss = lost_writes(run.ops(), lambda keys: client.call(lambda rc: rc.mget_nonatomic(keys)))
     metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_keys_sample": loss.lost_keys})
+    if strict:
+        notes += loss_notes(run, loss, metrics)
     slow = {k: v for k, v in others.items() if v > OTHER_SHARDS_MAX_GAP_MS}
     detail = (f"{run.fault}; {metrics['promoted']} promoted after {metrics['promoted_after_s']:.2f} s; "
               f"shard {victim.label} unable to write for {metrics['affected_downtime_ms']:,.0f} ms; other shards' "
               f"longest pause {max(others.values(), default=0):,.0f} ms; {loss.acked:,} acknowledged writes, "
-              f"{loss.lost} lost")
+              f"{loss.lost} lost") + "".join(f"; {n}" for n in notes)
     if slow:
         return ScenarioResult("primary_failure", FAIL, f"{detail}; shards {', '.join(slow)} stopped serving "
                               f"for more than {OTHER_SHARDS_MAX_GAP_MS} ms", metrics)
+    if loss.lost and strict:
+        return ScenarioResult("primary_failure", FAIL, f"{detail} (any acknowledged write lost fails this fault)",
+                              metrics)
     if loss.lost:
         return ScenarioResult("primary_failure", WARN, f"{detail} (asynchronous replication: writes the dead "
                               "primary acknowledged but had not sent to its replica)", metrics)
     return ScenarioResult("primary_failure", OK, detail, metrics)
+
+
+def fault_notes(run: ClusterFailoverRun, metrics: dict, end: float, mode: str) -> list[str]:
+    """What the fault matrix measures besides the kill's numbers: the write pause, the heal, the writer pinned
+    to the old primary, NOREPLICAS, the server's own account of a shutdown; into metrics, and as detail notes."""
+    victim = run.victim
+    pause = round(write_pause_ms(run.ops(victim), run.fault_at, end), 1)
+    metrics["write_pause_ms"] = pause
+    notes = [f"write pause {pause:,.0f} ms (longest gap between acknowledged writes to {victim.label})"]
+    if run.healed_at is not None:
+        metrics["healed_after_s"] = round(run.offset(run.healed_at), 3)
+        demoted = round((run.demoted_at - run.healed_at) * 1000, 1) if run.demoted_at else None
+        metrics["old_primary_demoted_after_heal_ms"] = demoted
+        notes.append(f"healed at +{metrics['healed_after_s']:.2f} s, the old primary a replica "
+                     + (f"{demoted:,.0f} ms later" if demoted is not None else "never"))
+    if run.pinned is not None:
+        notes.append(pinned_note(run, metrics, mode))
+    if "min-replicas-to-write" in run.settings:
+        refused = [op for op in run.ops() if op.error and "NOREPLICAS" in op.error and op.end >= run.fault_at]
+        first = min((op.end for op in refused), default=None)
+        metrics["first_noreplicas_after_s"] = round(run.offset(first), 3) if first is not None else None
+        notes.append(f"first NOREPLICAS at +{metrics['first_noreplicas_after_s']:.2f} s" if first is not None
+                     else "no write refused with NOREPLICAS")
+    metrics["run_settings"] = dict(run.settings)
+    if run.server_log is not None:
+        handover = [line for line in run.server_log if any(m in line.lower() for m in HANDOVER_MARKS)]
+        metrics.update({"server_log": run.server_log[-20:], "server_log_handover": bool(handover)})
+        notes.append(f"server log: {handover[-1].split(' * ', 1)[-1]}" if handover
+                     else "the server log shows no hand-over to a replica")
+    return notes
+
+
+def write_pause_ms(ops: list, fault_at: float, end: float) -> float:
+    """The longest time between two acknowledged writes, from the last one before the fault until end."""
+    acks = sorted(op.end for op in ops if op.outcome == OP_OK and op.end <= end)
+    before = [at for at in acks if at < fault_at]
+    points = [before[-1] if before else fault_at, *(at for at in acks if at >= fault_at), end]
+    return max((b - a) * 1000 for a, b in zip(points, points[1:], strict=False))
+
+
+def pinned_note(run: ClusterFailoverRun, metrics: dict, mode: str) -> str:
+    """The plain client pinned to the old primary: when it stopped taking writes, what it took after the heal."""
+    ops = sorted(run.pinned_ops(), key=lambda op: op.start)
+    first_error = next((op for op in ops if op.outcome != OP_OK and op.end >= run.fault_at), None)
+    after_heal = [op for op in ops if op.outcome == OP_OK and run.healed_at is not None and op.end >= run.healed_at]
+    during = [op for op in ops if op.outcome == OP_OK and op.end >= run.fault_at
+              and (run.healed_at is None or op.end < run.healed_at)]
+    stopped_s = round(run.offset(first_error.end), 3) if first_error else None
+    metrics.update({"pinned_to": format_endpoint(*run.pinned), "pinned_first_error_after_s": stopped_s,
+                    "pinned_first_error": first_error.error if first_error else None,
+                    "old_primary_acked_during_fault": len(during), "old_primary_acked_after_heal": len(after_heal)})
+    if mode == "partition":  # the minority side: when it stops taking writes (cluster-node-timeout after the cut)
+        metrics["minority_stopped_writes_after_s"] = stopped_s
+    stopped = (f"first error at +{stopped_s:.2f} s ({(first_error.error or '').split(' (attempts')[0][:60]})"
+               if first_error else "no error")
+    return (f"writer pinned to {metrics['pinned_to']}: {stopped}; {len(during)} acknowledged during the fault, "
+            f"{len(after_heal)} after the heal")
+
+
+def loss_notes(run: ClusterFailoverRun, loss, metrics: dict) -> list[str]:
+    """When each lost write was acknowledged (seconds from the fault), and the pinned writer's share."""
+    acked_at = sorted(round(run.offset(op.end), 3) for op in loss.lost_ops)
+    metrics.update({"lost_acked_at_s": acked_at,
+                    "lost_acked_window_s": [acked_at[0], acked_at[-1]] if acked_at else None})
+    notes = []
+    if run.pinned is not None:
+        pinned_lost = [op for op in loss.lost_ops if op.group == PINNED_GROUP]
+        after_heal = [op for op in pinned_lost if run.healed_at is not None and op.end >= run.healed_at]
+        metrics.update({"old_primary_acked_lost": len(pinned_lost),
+                        "old_primary_acked_after_heal_lost": len(after_heal)})
+        if pinned_lost:
+            notes.append(f"{len(pinned_lost)} of the lost writes acknowledged by the old primary to the pinned "
+                         f"writer ({len(after_heal)} after the heal)")
+    if acked_at:
+        notes.append(f"lost writes were acknowledged {acked_at[0]:+.2f} s to {acked_at[-1]:+.2f} s from the fault")
+    return notes
+
+
+def judge_no_failover(client: ClusterClient, run: ClusterFailoverRun, metrics: dict) -> ScenarioResult:
+    """A replica killed: the cluster flags it fail, nothing is promoted, every shard keeps taking writes."""
+    victim, replica = run.victim, run.down
+    end = run.recovered_at or time.monotonic()
+    gaps = {s.label: round(longest_gap_ms(run.ops(s), run.fault_at, end), 1) for s in run.shards}
+    metrics.update({"shard": victim.label, "killed_replica": format_endpoint(*replica.announced) if replica else None,
+                    "primary": format_endpoint(*victim.primary.announced), "promoted": None,
+                    "replica_flagged_fail_s": round(run.offset(run.down_seen_at), 3) if run.down_seen_at else None,
+                    "longest_gap_ms": gaps, "history": history_to_dict(run.history, run.fault_at)})
+    if run.timeout_reason:
+        return ScenarioResult("primary_failure", FAIL, f"no verdict: {run.timeout_reason}", metrics)
+    me = own_view(client.nodes([client.reachable(victim.primary)]))
+    metrics["primary_kept_slots"] = me.is_primary and bool(me.slots)
+    loss = lost_writes(run.ops(), lambda keys: client.call(lambda rc: rc.mget_nonatomic(keys)))
+    metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_keys_sample": loss.lost_keys})
+    slow = {k: v for k, v in gaps.items() if v > OTHER_SHARDS_MAX_GAP_MS}
+    kept = metrics["primary_kept_slots"]
+    detail = (f"{run.fault}: replica {metrics['killed_replica']} flagged fail after "
+              f"{metrics['replica_flagged_fail_s']:.2f} s; {'no failover' if kept else 'a failover'} "
+              f"({metrics['primary']} {'still serves' if kept else 'lost'} {victim.label}); every shard's longest "
+              f"pause {max(gaps.values(), default=0):,.0f} ms; {loss.acked:,} acknowledged writes, {loss.lost} lost")
+    problems = [p for p, bad in (("the primary is no longer the primary of its slots", not kept),
+                                 (f"shards {', '.join(slow)} paused over {OTHER_SHARDS_MAX_GAP_MS} ms", bool(slow)),
+                                 ("acknowledged writes were lost", bool(loss.lost))) if bad]
+    if problems:
+        return ScenarioResult("primary_failure", FAIL, f"{detail}; expected no failover and no loss: "
+                              f"{'; '.join(problems)}", metrics)
+    return ScenarioResult("primary_failure", OK, f"{detail}, as expected", metrics)
+
+
+def judge_shard_loss(client: ClusterClient, run: ClusterFailoverRun, metrics: dict) -> ScenarioResult:
+    """A primary and its replicas killed: no promotion is possible (expected). The other shards keep serving
+    (cluster-require-full-coverage no) or all stop (yes); then the run restarts the shard and it recovers."""
+    victim = run.victim
+    others = [s for s in run.shards if s.label != victim.label]
+    until = run.healed_at or run.recovered_at or time.monotonic()
+    coverage = run.settings.get("cluster-require-full-coverage", "unknown")
+    gaps = {s.label: round(longest_gap_ms(run.ops(s), run.fault_at, until), 1) for s in others}
+    failures = {s.label: _stopped_s(run, s) for s in others}
+    stopped = {label: pair[0] if pair else None for label, pair in failures.items()}
+    outage = outage_around(run.ops(victim), run.fault_at)
+    metrics.update({
+        "shard": victim.label,
+        "lost_nodes": [format_endpoint(*n.announced) for n in (victim.primary, *victim.replicas)],
+        "promoted": None, "full_coverage": coverage,
+        "node_flagged_fail_s": round(run.offset(run.down_seen_at), 3) if run.down_seen_at else None,
+        "other_shards_longest_gap_ms": gaps, "healthy_shards_stopped_after_s": stopped,
+        "healthy_shards_first_error_s": {label: pair[1] if pair else None for label, pair in failures.items()},
+        "healed_after_s": round(run.offset(run.healed_at), 3) if run.healed_at else None,
+        "recovered_after_heal_s": (round(run.recovered_at - run.healed_at, 3)
+                                   if run.recovered_at and run.healed_at else None),
+        "affected_downtime_ms": round(outage.downtime_ms, 1) if outage and outage.downtime_ms else None,
+        "timeline": failover_timeline(run).to_dict(), "history": history_to_dict(run.history, run.fault_at)})
+    if run.timeout_reason:
+        return ScenarioResult("primary_failure", FAIL, f"no promotion possible (the whole shard {victim.label} is "
+                              f"down), and then: {run.timeout_reason}", metrics)
+    loss = lost_writes(run.ops(), lambda keys: client.call(lambda rc: rc.mget_nonatomic(keys)))
+    lost_here = sum(1 for op in loss.lost_ops if op.group == victim.label)
+    metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_on_lost_shard": lost_here,
+                    "lost_keys_sample": loss.lost_keys})
+    if coverage == "yes":
+        seen = [v for v in stopped.values() if v is not None]
+        errors = [v for v in metrics["healthy_shards_first_error_s"].values() if v is not None]
+        others_line = (f"every other shard stopped taking writes at +{min(seen):.2f}-{max(seen):.2f} s (its last "
+                       f"acknowledged write; CLUSTERDOWN reached the client at +{min(errors):.2f}-{max(errors):.2f} s)"
+                       if seen and len(seen) == len(stopped) else f"other shards stopped: {stopped}")
+    else:
+        others_line = f"the other shards kept serving (longest pause {max(gaps.values(), default=0):,.0f} ms)"
+    detail = (f"{run.fault}: no promotion possible: the whole shard {victim.label} is down (expected); flagged "
+              f"fail after {metrics['node_flagged_fail_s']:.2f} s; cluster-require-full-coverage {coverage}: "
+              f"{others_line}; nodes started again at +{metrics['healed_after_s']:.2f} s, writes to {victim.label} "
+              f"{metrics['recovered_after_heal_s']:.2f} s later (shard down {metrics['affected_downtime_ms'] or 0:,.0f}"
+              f" ms); {loss.acked:,} acknowledged writes, {lost_here} lost on {victim.label}, "
+              f"{loss.lost - lost_here} on the others")
+    if loss.lost - lost_here:
+        return ScenarioResult("primary_failure", FAIL, f"{detail}: shards that lost nothing lost writes", metrics)
+    if coverage != "yes" and max(gaps.values(), default=0) > OTHER_SHARDS_MAX_GAP_MS:
+        return ScenarioResult("primary_failure", FAIL, f"{detail}; the other shards stopped serving for more than "
+                              f"{OTHER_SHARDS_MAX_GAP_MS} ms", metrics)
+    if coverage == "yes" and None in stopped.values():
+        return ScenarioResult("primary_failure", WARN, f"{detail}; with full coverage required every shard should "
+                              "have stopped", metrics)
+    if lost_here:
+        return ScenarioResult("primary_failure", WARN, f"{detail} (every copy of the shard was lost: a restart keeps "
+                              "only what its nodes had on disk)", metrics)
+    return ScenarioResult("primary_failure", OK, detail, metrics)
+
+
+def _stopped_s(run: ClusterFailoverRun, shard: Shard) -> tuple[float, float] | None:
+    """(last acknowledged write before the first failure, that failure's end), seconds from the fault; None if no
+    write to shard failed. A client that retries learns late: the shard stopped at the first, not the second."""
+    ops = sorted(run.ops(shard), key=lambda op: op.start)
+    first = next((op for op in ops if op.outcome != OP_OK and op.start >= run.fault_at), None)
+    if first is None:
+        return None
+    last_ok = max((op.end for op in ops if op.outcome == OP_OK and op.end <= first.end), default=run.fault_at)
+    return round(run.offset(last_ok), 3), round(run.offset(first.end), 3)
 
 
 def recovery_metrics(run: ClusterFailoverRun, ours) -> dict:
@@ -323,6 +523,33 @@ def check_rejoin(client: ClusterClient, run: ClusterFailoverRun | None, not_rest
     metrics = {"old_primary_rejoined": True, "new_primary": format_endpoint(*run.promoted.announced)}
     return ScenarioResult("rejoin", OK, f"{format_endpoint(*old.announced)} is back as a replica of "
                           f"{format_endpoint(*run.promoted.announced)} ({seen}); cluster ok", metrics)
+
+
+def check_replica_return(client: ClusterClient, run: ClusterFailoverRun | None, not_restarted: str | None = None
+                         ) -> ScenarioResult:
+    """After a replica kill or a shard loss: the shard's primary holds its slots, its replica replicates it again
+    with the link up, and the cluster is ok (the suite started the killed nodes again)."""
+    if run is None or run.victim is None or not run.victim.replicas:
+        return ScenarioResult("rejoin", WARN, "skipped: no node was stopped")
+    primary, replica = run.victim.primary, run.victim.replicas[0]
+    if not_restarted:
+        return ScenarioResult("rejoin", WARN, f"{format_endpoint(*replica.announced)} {not_restarted}",
+                              {"replica_restarted": False})
+    try:
+        wait_until(lambda: _holds_slots(client, primary), timeout=60,
+                   what=f"{format_endpoint(*primary.announced)} to be the primary of {run.victim.label}")
+        seen = wait_rejoined(client, replica, primary, timeout=60)
+        wait_until(lambda: cluster_ok(client), timeout=30, what="cluster_state:ok on every node")
+    except WaitTimeout as exc:
+        return ScenarioResult("rejoin", FAIL, f"did not come back: {exc}", {"replica_rejoined": False})
+    return ScenarioResult("rejoin", OK, f"{format_endpoint(*replica.announced)} is back as a replica of "
+                          f"{format_endpoint(*primary.announced)} ({seen}), which holds {run.victim.label}; cluster ok",
+                          {"replica_rejoined": True, "primary": format_endpoint(*primary.announced)})
+
+
+def _holds_slots(client: ClusterClient, node: ClusterNode) -> tuple[bool, str]:
+    me = own_view(client.nodes([client.reachable(node)]))
+    return me.is_primary and bool(me.slots), f"{'primary' if me.is_primary else 'replica'} slots={me.slots}"
 
 
 def check_roles_put_back(client: ClusterClient, run: ClusterFailoverRun, rejoined: ScenarioResult,
@@ -364,5 +591,8 @@ def failover_timeline(run: ClusterFailoverRun) -> Timeline:
     if run.plain is not None:
         extra = [row for row in client_rows(run.plain.snapshot(), run.fault_at, "plain redis-py")
                  if row.name.endswith(events.RECOVERED)]
+    if run.pinned is not None:  # what the old primary itself told a client that stayed with it
+        extra += [row for row in client_rows(run.pinned_ops(), run.fault_at, "pinned writer")
+                  if not row.name.endswith(events.RECOVERED)]
     who = f"client ({run.victim.label})" if run.victim is not None else "client"
     return build_timeline(run.history, run.fault_at, ops=victim_ops, who=who, extra_events=extra)

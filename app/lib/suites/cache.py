@@ -83,7 +83,7 @@ class CacheSuite:
 
     @contextlib.contextmanager
     def prepare(self, args: argparse.Namespace, out: Output) -> Iterator[CacheSuiteRun]:
-        with connected(args, out, migrates=False) as (client, target, plan):
+        with connected(args, out, migrates=False, suite="cache") as (client, target, plan):
             ns = key_namespace("cache")
             try:
                 store = ClusterCacheStore.connect(target.seeds, f"{ns}c:", password=args.password,

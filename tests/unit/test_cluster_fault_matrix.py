@@ -1,0 +1,256 @@
+"""The cluster suite's fault matrix without a server: which faults each suite refuses, what each fault changes,
+and the verdicts of a fault that should cause no failover, a lost shard, and a strictly judged failover."""
+
+from __future__ import annotations
+
+import pytest
+
+from lib.checks import cluster_checks
+from lib.checks.result import FAIL, OK, WARN
+from lib.errors import SetupError
+from lib.faults.cluster_failover import ClusterManualFailover
+from lib.faults.exec import ExecFault
+from lib.history import FAIL as OP_FAIL
+from lib.history import OK as OP_OK
+from lib.history import History, Op
+from lib.runs.cluster_failover import NO_FAILOVER, PINNED_GROUP, SHARD_DOWN, ClusterFailoverRun
+from lib.suites import cluster as suite
+from lib.suites.cluster import build_fault, build_parser, changed_by, puts_back_roles, run_config
+
+from .fake_cluster import NODES_TEXT, FakeCluster, FakeClusterClient, three_shards
+
+NS = "vhc:cluster:unit:"
+FAULT_AT = 100.0
+LABELS = ("0-5460", "5461-10922", "10923-16383")
+
+
+def args(*argv: str):
+    return build_parser("cluster_test.py", "test").parse_args(list(argv))
+
+
+def cluster(text: str = NODES_TEXT):
+    shards = three_shards(text)
+    fake = FakeCluster(shards)
+    return FakeClusterClient(fake), fake, shards
+
+
+# ---- refusals, before any server is touched --------------------------------------------------------
+
+@pytest.mark.parametrize("fault", ["pause", "partition", "replica-kill", "shard-loss"])
+def test_the_cache_suite_refuses_faults_it_cannot_judge_in_one_line(fault):
+    client, _, shards = cluster()
+    with pytest.raises(SetupError) as refused:
+        build_fault(args("--fault", fault), client, shards, History(), suite="cache")
+    message = str(refused.value)
+    assert message.startswith(f"--fault {fault} does not apply to the cache suite: ") and "\n" not in message, message
+    assert message.endswith(f"use python app/cluster_test.py --fault {fault}"), message
+
+
+def test_the_cache_suite_refuses_min_replicas_and_keeps_graceful_coordinated_and_none():
+    client, _, shards = cluster()
+    with pytest.raises(SetupError, match="--min-replicas-to-write does not apply to the cache suite"):
+        build_fault(args("--fault", "graceful", "--min-replicas-to-write", "1"), client, shards, History(),
+                    suite="cache")
+    for fault in ("graceful", "coordinated"):
+        built, victim = build_fault(args("--fault", fault), client, shards, History(), suite="cache")
+        assert isinstance(built, ClusterManualFailover) and victim() is shards[0], fault
+    assert build_fault(args("--fault", "none"), client, shards, History(), suite="cache") == (None, None)
+
+
+@pytest.mark.parametrize("fault", ["pause", "sigterm", "replica-kill", "shard-loss"])
+def test_a_fault_that_needs_the_nodes_process_says_to_use_exec_or_manual_elsewhere(fault, monkeypatch):
+    monkeypatch.setattr("lib.faults.nodes.docker_usable", lambda: False)
+    client, _, shards = cluster()  # node-7000:7000 is served by no local stack here
+    with pytest.raises(SetupError) as refused:
+        build_fault(args("--fault", fault), client, shards, History())
+    message = str(refused.value)
+    assert message.startswith(f"--fault {fault} cannot reach the process of node-70"), message
+    assert "--fault exec --kill-cmd CMD --restore-cmd CMD" in message and "--fault manual" in message, message
+
+
+@pytest.mark.parametrize(("fault", "why"), [("pause", "has no replica to promote"),
+                                            ("sigterm", "has no replica to promote"),
+                                            ("coordinated", "has no replica to promote"),
+                                            ("replica-kill", "has no replica to kill")])
+def test_a_shard_without_a_replica_is_refused(fault, why):
+    lonely = "\n".join(line for line in NODES_TEXT.splitlines() if " slave a0 " not in line) + "\n"
+    client, _, shards = cluster(lonely)
+    with pytest.raises(SetupError, match=f"--fault {fault}: shard 0-5460 {why}"):
+        build_fault(args("--fault", fault), client, shards, History())
+
+
+def test_partition_says_it_is_not_available_while_its_module_is_missing(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "lib.faults.partition", None)  # import fails
+    client, _, shards = cluster()
+    with pytest.raises(SetupError, match=r"--fault partition is not available yet \(lib/faults/partition.py"):
+        build_fault(args("--fault", "partition"), client, shards, History())
+
+
+def test_exec_runs_the_users_commands_and_touches_both_nodes_of_the_shard():
+    client, _, shards = cluster()
+    options = args("--fault", "exec", "--kill-cmd", "kubectl delete pod valkey-0", "--restore-cmd", "true")
+    fault, victim = build_fault(options, client, shards, History())
+    assert isinstance(fault, ExecFault) and fault.kill_cmd == "kubectl delete pod valkey-0", fault
+    assert changed_by("exec", fault, shards) == [shards[0].primary, shards[0].replicas[0]]
+    assert puts_back_roles(options, fault), "the harness puts the roles back after the user's failover"
+
+
+def test_what_each_fault_changes_and_whose_roles_are_put_back():
+    _, _, shards = cluster()
+    victim = shards[0]
+    assert changed_by("replica-kill", object(), shards) == [victim.replicas[0]]
+    assert changed_by("shard-loss", object(), shards) == [victim.primary, victim.replicas[0]]
+    assert len(changed_by("partition", object(), shards)) == 6, "the cut changes every node's links"
+    assert not puts_back_roles(args("--fault", "replica-kill"), object()), "nothing was promoted"
+    assert puts_back_roles(args("--fault", "pause"), object())
+    assert not puts_back_roles(args("--fault", "auto"), object()), "a kill keeps today's behaviour"
+
+
+def test_run_config_sets_shutdown_on_sigterm_on_the_victim_and_min_replicas_everywhere():
+    client, fake, shards = cluster()
+    nodes = fake.nodes
+    sigterm = run_config(args("--fault", "sigterm"), client, nodes, shards)
+    assert [(c.nodes, c.settings) for c in sigterm] == [([("node-7000", 7000)], {"shutdown-on-sigterm": "failover"})]
+    bounded = run_config(args("--fault", "pause", "--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"),
+                         client, nodes, shards)
+    assert len(bounded) == 1 and len(bounded[0].nodes) == 6, bounded
+    assert bounded[0].settings == {"min-replicas-to-write": "1", "min-replicas-max-lag": "2"}
+
+
+# ---- verdicts --------------------------------------------------------------------------------------
+
+def op(group: str, seq: int, start: float, end: float, outcome: str = OP_OK, error: str | None = None) -> Op:
+    return Op(seq, f"{NS}w:{group}:{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, group=group)
+
+
+def steady(history: History, labels, until: float = 4.0, gap: float = 0.2) -> None:
+    for label in labels:
+        t, seq = -0.5, 0
+        while t < until:
+            history.record(op(label, seq, t, t + 0.01))
+            t, seq = t + gap, seq + 1
+
+
+def holding(client: FakeClusterClient, history: History, lose: set[str] = frozenset()) -> FakeClusterClient:
+    fake = client.world
+    for o in history.snapshot():
+        if o.outcome == OP_OK and o.key not in lose:
+            fake.data[fake.owner[fake.slot_of(o.key)]][o.key] = str(o.seq)
+    return client
+
+
+def test_replica_kill_is_ok_without_a_failover_or_a_loss_and_fails_on_a_loss():
+    client, _, shards = cluster()
+    history = History()
+    steady(history, LABELS)
+    run = ClusterFailoverRun("SIGKILL node-7003", shards, history, victim=shards[0], fault_at=FAULT_AT,
+                             expect=NO_FAILOVER, down=shards[0].replicas[0], down_seen_at=FAULT_AT + 2.5,
+                             recovered_at=FAULT_AT + 4.0)
+    result = cluster_checks.check_primary_failure(holding(client, history), run, None, "replica-kill")
+    assert result.status == OK, result.detail
+    assert "no failover (node-7000:7000 still serves 0-5460)" in result.detail, result.detail
+    assert result.metrics["replica_flagged_fail_s"] == 2.5 and result.metrics["lost"] == 0, result.metrics
+    lost_key = history.snapshot()[3].key
+    client, _, _ = cluster()
+    result = cluster_checks.check_primary_failure(holding(client, history, {lost_key}), run, None, "replica-kill")
+    assert result.status == FAIL and "acknowledged writes were lost" in result.detail, result.detail
+
+
+def shard_loss_run(shards, history: History, coverage: str) -> ClusterFailoverRun:
+    return ClusterFailoverRun("shard loss: SIGKILL node-7003; SIGKILL node-7000", shards, history,
+                              victim=shards[0], fault_at=FAULT_AT, expect=SHARD_DOWN, down=shards[0].primary,
+                              down_seen_at=FAULT_AT + 3.0, healed_at=FAULT_AT + 3.5, recovered_at=FAULT_AT + 5.5,
+                              settings={"cluster-require-full-coverage": coverage})
+
+
+def test_shard_loss_with_partial_coverage_is_expected_and_the_others_keep_serving():
+    client, _, shards = cluster()
+    history = History()
+    steady(history, LABELS[1:], until=6.0)
+    for o in [op(LABELS[0], 0, -0.2, -0.19), op(LABELS[0], 1, 0.0, 0.3, OP_FAIL, "ConnectionError"),
+              op(LABELS[0], 2, 5.4, 5.5)]:
+        history.record(o)
+    result = cluster_checks.check_primary_failure(holding(client, history), shard_loss_run(shards, history, "no"),
+                                                  None, "shard-loss")
+    assert result.status == OK, result.detail
+    assert "no promotion possible: the whole shard 0-5460 is down (expected)" in result.detail, result.detail
+    assert "the other shards kept serving (longest pause 200 ms)" in result.detail, result.detail
+    assert (result.metrics["recovered_after_heal_s"], result.metrics["affected_downtime_ms"]) == (2.0, 5690.0)
+
+    client, _, _ = cluster()
+    lost = holding(client, history, {history.snapshot()[-3].key})  # the shard's write before the fault
+    result = cluster_checks.check_primary_failure(lost, shard_loss_run(shards, history, "no"), None, "shard-loss")
+    assert result.status == WARN and "every copy of the shard was lost" in result.detail, result.detail
+    assert result.metrics["lost_on_lost_shard"] == 1, result.metrics
+
+
+def test_shard_loss_with_full_coverage_reports_when_the_healthy_shards_stopped():
+    client, _, shards = cluster()
+    history = History()
+    for label in LABELS[1:]:
+        for o in [op(label, 0, 2.9, 3.1), op(label, 1, 3.2, 4.2, OP_FAIL, "ClusterDownError: The cluster is down"),
+                  op(label, 2, 5.6, 5.7)]:
+            history.record(o)
+    history.record(op(LABELS[0], 0, 5.5, 5.52))
+    result = cluster_checks.check_primary_failure(holding(client, history), shard_loss_run(shards, history, "yes"),
+                                                  None, "shard-loss")
+    assert result.status == OK, result.detail
+    assert result.metrics["healthy_shards_stopped_after_s"] == {"5461-10922": 3.1, "10923-16383": 3.1}
+    assert result.metrics["healthy_shards_first_error_s"] == {"5461-10922": 4.2, "10923-16383": 4.2}
+    assert "every other shard stopped taking writes at +3.10-3.10 s" in result.detail, result.detail
+
+
+def failover_history() -> History:
+    history = History()
+    steady(history, LABELS[1:])
+    for o in [op(LABELS[0], 0, -0.1, -0.09), op(LABELS[0], 1, 0.0, 0.5, OP_FAIL, "TimeoutError"),
+              op(LABELS[0], 2, 3.0, 3.02, OP_FAIL, "ResponseError: NOREPLICAS Not enough good replicas to write."),
+              op(LABELS[0], 3, 3.3, 3.31)]:
+        history.record(o)
+    for o in [Op(0, f"{NS}pin:0", FAULT_AT - 0.2, FAULT_AT - 0.19, OP_OK, group=PINNED_GROUP),
+              Op(1, f"{NS}pin:1", FAULT_AT + 0.0, FAULT_AT + 0.5, "unknown", "TimeoutError", group=PINNED_GROUP),
+              Op(2, f"{NS}pin:2", FAULT_AT + 2.95, FAULT_AT + 2.96, OP_OK, group=PINNED_GROUP),
+              Op(3, f"{NS}pin:3", FAULT_AT + 3.0, FAULT_AT + 3.01, OP_FAIL, "MovedError", group=PINNED_GROUP)]:
+        history.record(o)
+    return history
+
+
+def pause_run(shards, history: History) -> ClusterFailoverRun:
+    return ClusterFailoverRun("SIGSTOP node-7000", shards, history, victim=shards[0], fault_at=FAULT_AT,
+                              promoted=shards[0].replicas[0], promoted_at=FAULT_AT + 2.9, healed_at=FAULT_AT + 2.9,
+                              demoted_at=FAULT_AT + 2.97, recovered_at=FAULT_AT + 3.31, pinned=("node-7000", 7000),
+                              settings={"min-replicas-to-write": "1"})
+
+
+def test_a_pause_reports_the_pinned_writer_noreplicas_and_fails_on_what_the_old_primary_took_after_resuming():
+    client, _, shards = cluster()
+    history = failover_history()
+    run = pause_run(shards, history)
+    result = cluster_checks.check_primary_failure(holding(client, history), run, None, "pause")
+    metrics = result.metrics
+    assert result.status == OK, result.detail
+    assert (metrics["old_primary_acked_after_heal"], metrics["pinned_first_error_after_s"]) == (1, 0.5), metrics
+    assert (metrics["first_noreplicas_after_s"], metrics["old_primary_demoted_after_heal_ms"]) == (3.02, 70.0)
+    assert metrics["write_pause_ms"] == 3400.0, "last ok -0.09 s, next ok +3.31 s"
+
+    client, _, _ = cluster()
+    result = cluster_checks.check_primary_failure(holding(client, history, {f"{NS}pin:2"}), run, None, "pause")
+    assert result.status == FAIL, result.detail
+    assert (result.metrics["old_primary_acked_after_heal_lost"], result.metrics["lost_acked_at_s"]) == (1, [2.96])
+
+
+def test_a_loss_fails_a_coordinated_failover_but_only_warns_after_a_kill():
+    client, _, shards = cluster()
+    history = failover_history()
+    lose = {history.snapshot()[-5].key}  # the victim shard's write acknowledged at +3.31 s
+    run = ClusterFailoverRun("CLUSTER FAILOVER", shards, history, victim=shards[0], fault_at=FAULT_AT,
+                             promoted=shards[0].replicas[0], promoted_at=FAULT_AT + 2.9, recovered_at=FAULT_AT + 3.31)
+    coordinated = cluster_checks.check_primary_failure(holding(client, history, lose), run, None, "coordinated")
+    assert coordinated.status == FAIL and "any acknowledged write lost fails this fault" in coordinated.detail
+    client, _, _ = cluster()
+    killed = cluster_checks.check_primary_failure(holding(client, history, lose), run, None, "auto")
+    assert killed.status == WARN and "write_pause_ms" not in killed.metrics, killed.detail
+
+
+def test_the_suite_module_names_every_fault_of_the_matrix():
+    assert set(suite.EXPECTS) | set(suite.ROLE_SWAPPING_FAULTS) | {"shard-loss"} >= set(cluster_checks.STRICT_FAULTS)
