@@ -144,6 +144,19 @@ def test_exec_runs_the_persons_own_commands_without_an_ownership_refusal(monkeyp
     assert owned is False and probe.asked == [], "asked whether the servers are ours, never refused"
 
 
+def test_exec_without_a_restore_command_waits_for_the_person_and_an_interrupt_says_heal_it_yourself():
+    fault = ha_suite.ExecFault("kill -STOP 1234")
+    fault.pending_restore = True
+    asked: list[float] = []
+    assert ha_suite.put_fault_back(fault, 45, heal_by_hand=lambda timeout: asked.append(timeout) or True) is True
+    assert asked == [45] and fault.pending_restore is False
+    fault.pending_restore = True
+    session = ha_suite.Session("vhc:ha:t:", fault=fault)
+    notes = ha_suite.undo_interrupted(FakeHA(), session)
+    assert notes == ["the fault came from --kill-cmd 'kill -STOP 1234' and no --restore-cmd was given: heal it "
+                     "yourself"], notes
+
+
 class SlavesHA(FakeHA):
     """FakeHA whose sentinel client knows the master's replicas."""
 
