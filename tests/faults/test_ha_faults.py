@@ -25,7 +25,7 @@ import ha_test
 from conftest import run_script, running_stack
 from lib import events
 from lib.checks import ha_checks
-from lib.checks.result import FAIL, OK, WARN
+from lib.checks.result import FAIL, OK
 from lib.clients.server_config import ConfigChange
 from lib.errors import SetupError
 from lib.faults import nodes as nodes_module
@@ -41,7 +41,7 @@ from lib.runs.ha_failover import FailoverRun, Watch
 from lib.suites import ha as ha_suite
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
-from unit.fakes import FakeHA, FakeKV
+from unit.fakes import FakeHA
 
 FAULT_AT = 100.0
 CAN_CUT = os.geteuid() == 0 and shutil.which("iptables") is not None
@@ -259,7 +259,7 @@ def test_plain_sentinel_failover_gives_up_at_once_as_before():
 
 def op(seq: int, start: float, end: float, outcome: str = OP_OK, error: str | None = None, *,
        confirmed: bool | None = True, prefix: str = "w:") -> Op:
-    return Op(seq, f"{prefix}{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, confirmed)
+    return Op(seq, f"{prefix}{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, confirmed, value=str(seq))
 
 
 def recorded(*ops: Op, events_at: tuple[tuple[str, float], ...] = ()) -> History:
@@ -311,30 +311,39 @@ def test_a_replica_kill_keeps_the_master_and_says_so():
     assert new.status == OK and new.detail.startswith("no failover, as expected"), new.detail
 
 
+def final_read(history: History, holding: dict[str, str]) -> History:
+    """The final read the suite records after the run: keys of the history not in holding were not found."""
+    history.record_final_read({o.key: holding.get(o.key) for o in history.snapshot()})
+    return history
+
+
 def test_the_old_masters_writes_after_the_heal_are_counted_and_read_back():
-    main = recorded(op(1, -1, -0.99), op(2, 4.0, 4.01))
-    pinned = recorded(op(10, -1, -0.99, prefix="old:"), op(11, 4.2, 4.21, confirmed=False, prefix="old:"),
-                      op(12, 5.0, 5.01, confirmed=False, prefix="old:"),
-                      op(13, 9.0, 9.01, OP_FAIL, "ReadOnlyError: READONLY", prefix="old:"))
-    kv = FakeKV({"w:1": "1", "w:2": "2", "old:10": "10"})  # 11 and 12 were discarded by the demotion
+    holding = {"w:1": "1", "w:2": "2", "old:10": "10"}  # 11 and 12 were discarded by the demotion
+    main = final_read(recorded(op(1, -1, -0.99), op(2, 4.0, 4.01)), holding)
+    pinned = final_read(recorded(op(10, -1, -0.99, prefix="old:"), op(11, 4.2, 4.21, confirmed=False, prefix="old:"),
+                                 op(12, 5.0, 5.01, confirmed=False, prefix="old:"),
+                                 op(13, 9.0, 9.01, OP_FAIL, "ReadOnlyError: READONLY", prefix="old:")), holding)
     run = FailoverRun("SIGSTOP valkey-master", ("127.0.0.1", 6379), main, fault_at=FAULT_AT,
                       recovered_at=FAULT_AT + 4.1, pinned=pinned, healed_at=FAULT_AT + 4.1,
                       old_master_demoted_at=FAULT_AT + 8.0)
-    result = ha_checks.check_consistency(FakeHA(master=kv), run, None)
-    assert result.status == WARN, result.detail
+    result = ha_checks.check_consistency(FakeHA(), run, None)
+    assert result.status == FAIL, "acknowledged writes of the resumed old master were lost: strict FAIL"
     metrics = result.metrics
     assert (metrics["old_master_acked"], metrics["old_master_acked_after_heal"],
             metrics["old_master_acked_after_heal_lost"], metrics["old_master_acked_lost"]) == (3, 2, 2, 2), metrics
     assert metrics["lost_acked_at_s"] == [4.21, 5.01] and metrics["lost"] == 0, metrics
+    assert (metrics["acked"], metrics["acked_lost"]) == (5, 2), "both writers' writes are accounted"
+    assert metrics["old_master_history"]["final_read"] == {"old:10": "10", "old:11": None, "old:12": None,
+                                                           "old:13": None}, "saved for --recheck"
     assert "discarded when it was demoted at +8.00 s" in result.detail, result.detail
     assert ha_checks.check_master_kill(run, None).metrics["old_master_acked_after_heal"] == 2
 
 
 def test_coordinated_loss_is_not_explained_away_as_plain_sentinel_failovers():
-    history = recorded(op(1, 0.1, 0.2))
+    history = final_read(recorded(op(1, 0.1, 0.2)), {})
     run = FailoverRun(SentinelFailover(FakeHA(), coordinated=True).description, ("127.0.0.1", 6379), history,
                       fault_at=FAULT_AT, recovered_at=FAULT_AT + 1, extra={"coordinated_path_seen": False})
-    result = ha_checks.check_consistency(FakeHA(master=FakeKV()), run, None)
+    result = ha_checks.check_consistency(FakeHA(), run, None)
     assert result.status == FAIL and "SENTINEL FAILOVER does not pause" not in result.detail, result.detail
     assert "coordinated path: the servers did not log it" in result.detail, result.detail
 

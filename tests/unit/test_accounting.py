@@ -332,3 +332,29 @@ def test_the_saved_history_only_gains_keys():
                        "attempts": ["unknown", "ok"]}, rows[0]
     assert {"t_s", "ms", "outcome"} == set(next(r for r in rows if "key" not in r)), "a probe's row is unchanged"
     assert "final_read" not in history_to_dict(History(), FAULT_AT), "no final read: no key (an old file's shape)"
+
+
+# ---- a real run's file (ha_test.py --json after a SIGKILL of the master, final read recorded) ---------
+
+RUN_WITH_FINAL_READ = Path(__file__).parent / "data" / "ha_kill_run_with_final_read.json"
+
+
+def test_recheck_of_a_real_run_agrees_with_the_run():
+    report, differences = recheck(RUN_WITH_FINAL_READ, expect_suite="ha")
+    consistency = next(s for s in report.scenarios if s.scenario == "consistency")
+    assert differences == [], differences
+    assert consistency.status == "OK" and consistency.metrics["acked"] == 547, consistency
+    assert consistency.metrics["acked_lost"] == 0, consistency.metrics
+
+
+def test_recheck_finds_an_acknowledged_write_missing_from_a_tampered_final_read(tmp_path):
+    body = json.loads(RUN_WITH_FINAL_READ.read_text())
+    kill = next(s for s in body["scenarios"] if s["scenario"] == "master_kill")
+    acked = next(op for op in kill["metrics"]["history"]["ops"] if op["outcome"] == "ok" and "value" in op)
+    kill["metrics"]["history"]["final_read"][acked["key"]] = None  # the write is gone
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(body))
+    report, differences = recheck(tampered, expect_suite="ha")
+    consistency = next(s for s in report.scenarios if s.scenario == "consistency")
+    assert consistency.status == "FAIL" and consistency.metrics["acked_lost"] == 1, consistency
+    assert any("saved OK, recomputed FAIL" in line for line in differences), differences

@@ -24,7 +24,7 @@ REFUSED = "ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection r
 def op(seq: int, start: float, end: float, outcome: str = OP_OK, error: str | None = None, *,
        confirmed: bool | None = None) -> Op:
     """An op at seconds from the fault (FAULT_AT)."""
-    return Op(seq, f"w:{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, confirmed)
+    return Op(seq, f"w:{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, confirmed, value=str(seq))
 
 
 def history(*ops: Op, events: tuple[tuple[str, float], ...] = ()) -> History:
@@ -236,36 +236,48 @@ def acked_writes() -> History:
                    op(4, 1.1, 1.2, OP_FAIL, REFUSED))
 
 
-def new_master_holding(*seqs: int) -> FakeHA:
-    return FakeHA(master=FakeKV({f"w:{s}": str(s) for s in seqs}), master_address=("10.0.0.2", 6380))
+def read_back_holding(run: FailoverRun, *seqs: int) -> FailoverRun:
+    """The final read the suite records after the run: the new master holds the writes seqs, nothing else."""
+    written = {op.key for op in run.history.snapshot()}
+    run.history.record_final_read({key: key.split(":")[1] if int(key.split(":")[1]) in seqs else None
+                                   for key in written})
+    run.extra["final_read_on"] = "10.0.0.2:6380"
+    return run
 
 
-def test_consistency_is_ok_when_every_acknowledged_write_is_on_the_new_master():
-    ha = new_master_holding(0, 1, 2, 3)
-    result = ha_checks.check_consistency(ha, failover_run(acked_writes()), None)
+def test_consistency_is_ok_when_every_acknowledged_write_is_in_the_final_read():
+    result = ha_checks.check_consistency(FakeHA(), read_back_holding(failover_run(acked_writes()), 0, 1, 2, 3), None)
     assert result.status == OK, result.detail
-    assert result.detail == ("all 4 acknowledged writes found on the new master (2 confirmed by WAIT 1); 0 lost"), \
-        f"{result.detail!r}"
+    assert result.detail.startswith("all 4 acknowledged writes present in the final read; 0 unknown"), result.detail
     assert (result.metrics["acked"], result.metrics["lost"], result.metrics["checked_on"]) == (4, 0, "10.0.0.2:6380")
-    assert ha.master().commands == [("MGET", "w:0", "w:1", "w:2", "w:3")], "the refused write w:4 is not read"
+    assert (result.metrics["acked_lost"], result.metrics["failed"], result.metrics["failed_present"]) == (0, 1, 0)
 
 
-def test_consistency_warns_when_only_unconfirmed_writes_were_lost():
-    result = ha_checks.check_consistency(new_master_holding(0, 1, 3), failover_run(acked_writes()), None)
-    assert result.status == WARN, result.detail
-    assert result.detail == ("1 of 4 acknowledged writes were lost, none of the 2 confirmed by WAIT 1 (asynchronous "
-                             "replication); lost writes were acknowledged between +0.40 s and +0.41 s after the fault")
+def test_consistency_fails_when_any_acknowledged_write_was_lost_confirmed_by_wait_or_not():
+    result = ha_checks.check_consistency(FakeHA(), read_back_holding(failover_run(acked_writes()), 0, 1, 3), None)
+    assert result.status == FAIL, "strict: an acknowledged write lost is a FAIL, WAIT or not"
+    first, second = result.detail.split("\n")
+    assert first.startswith("1 of 4 acknowledged writes lost, acknowledged +0.41 s to +0.41 s from the fault"), first
+    assert "lost writes were acknowledged between +0.40 s and +0.41 s after the fault" in first, first
+    assert second == "no min-replicas bound configured: Sentinel documents no bound", second
     assert (result.metrics["lost_keys_sample"], result.metrics["lost_between_s"]) == (["w:2"], [0.4, 0.41])
+    assert result.metrics["lost_acked_window_s"] == [0.41, 0.41], result.metrics
 
 
 @pytest.mark.parametrize("fault,explained", [(GRACEFUL, True), (KILL, False)])
 def test_consistency_fails_when_a_wait_confirmed_write_was_lost(fault, explained):
-    result = ha_checks.check_consistency(new_master_holding(0, 3), failover_run(acked_writes(), fault=fault), None)
+    run = read_back_holding(failover_run(acked_writes(), fault=fault), 0, 3)
+    result = ha_checks.check_consistency(FakeHA(), run, None)
     assert result.status == FAIL, result.detail
-    assert result.detail.startswith("1 writes confirmed by WAIT 1 were lost (of 2; 2 acknowledged writes lost in "
-                                    "all); lost writes were acknowledged between +0.20 s and +0.41 s"), result.detail
-    assert result.detail.endswith(ha_checks.GRACEFUL_LOSS) is explained, "only SENTINEL FAILOVER gets the explanation"
+    first = result.detail.splitlines()[0]
+    assert first.startswith("2 of 4 acknowledged writes lost, acknowledged +0.21 s to +0.41 s"), first
+    assert first.endswith(ha_checks.GRACEFUL_LOSS) is explained, "only SENTINEL FAILOVER gets the explanation"
     assert (result.metrics["wait_confirmed"], result.metrics["wait_confirmed_lost"]) == (2, 1), f"{result.metrics}"
+
+
+def test_consistency_without_a_final_read_is_a_fail_not_a_guess():
+    result = ha_checks.check_consistency(FakeHA(), failover_run(acked_writes()), None)
+    assert (result.status, result.detail) == (FAIL, "no final read was recorded after the run: nothing to judge by")
 
 
 def test_consistency_is_skipped_without_a_run_and_failed_without_a_recovery():

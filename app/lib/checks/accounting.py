@@ -43,6 +43,22 @@ class Accounting:
     lost_keys_sample: list[str] = field(default_factory=list)
     failed_present_keys_sample: list[str] = field(default_factory=list)
 
+    def merged(self, other: Accounting) -> Accounting:
+        """Two writers' accountings as one (the HA client and the writer pinned to the old master)."""
+        windows = [w for w in (self.lost_acked_window_s, other.lost_acked_window_s) if w]
+        groups = dict(self.lost_by_group)
+        for group, lost in other.lost_by_group.items():
+            groups[group] = groups.get(group, 0) + lost
+        counted = ("acked", "acked_lost", "unknown", "unknown_applied", "unknown_lost", "failed", "failed_present",
+                   "acked_after_heal", "acked_lost_after_heal", "wait_confirmed", "wait_confirmed_lost")
+        return Accounting(
+            **{name: getattr(self, name) + getattr(other, name) for name in counted},
+            lost_acked_window_s=[min(w[0] for w in windows), max(w[1] for w in windows)] if windows else None,
+            cut_at_s=self.cut_at_s, heal_at_s=self.heal_at_s if self.heal_at_s is not None else other.heal_at_s,
+            lost_by_group=groups, lost_keys_sample=(self.lost_keys_sample + other.lost_keys_sample)[:LOST_SAMPLE],
+            failed_present_keys_sample=(self.failed_present_keys_sample
+                                        + other.failed_present_keys_sample)[:LOST_SAMPLE])
+
     def metrics(self) -> dict[str, Any]:
         metrics: dict[str, Any] = {
             "acked": self.acked, "acked_lost": self.acked_lost, "unknown": self.unknown,

@@ -57,6 +57,7 @@ from lib.report.ha_report import manual_kill_view
 from lib.report.plot import plot_timeline
 from lib.report.report import key_value_table
 from lib.report.timeline import timeline_table
+from lib.runs.final_read import read_back
 from lib.runs.ha_failover import (
     FailoverRun,
     RunPlan,
@@ -394,12 +395,28 @@ class HARun:
                            history=self.history, progress=out.show, plan=self.plan, settings=settings)
         if isinstance(fault, SentinelFailover) and fault.coordinated:
             run.extra.update(fault.path_evidence(run.old_master, run.new_master))
+        if run.recovered_at is not None:
+            self._final_read(run)
         timeline = failover_timeline(run)
         out.show(timeline_table(timeline))
         if args.plot:
             written = plot_timeline(timeline, args.plot, f"HA failover: {run.fault}")
             out.show(f"timeline plot written to {written}")
         return run, None
+
+    def _final_read(self, run: FailoverRun) -> None:
+        """Read back every key the writers wrote, on the master the sentinels agree on, into their histories:
+        the consistency verdict (and --recheck) judges by this read alone."""
+        address = self.ha.master_address()
+        master = self.ha.node(address)
+        try:
+            where = f"on {format_endpoint(*address)}"
+            for history in (run.history, run.pinned):
+                if history is not None:
+                    read_back(master.mget, None, history, where=where)
+        finally:
+            master.close()
+        run.extra["final_read_on"] = format_endpoint(*address)
 
     def _apply_config(self, out: Output) -> dict[str, str]:
         """CONFIG SET for the run (recorded in the session first, so that however the run ends it is put back)."""
