@@ -12,6 +12,7 @@ import redis
 from redis.crc import key_slot
 
 from lib import events
+from lib.checks.accounting import account_history, bound_line
 from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
 from lib.checks.result import FAIL, OK, WARN, ScenarioResult
 from lib.checks.timeline import Timeline, build_timeline, client_rows, history_to_dict
@@ -291,10 +292,12 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
     if run.timeout_reason:
         return ScenarioResult("primary_failure", FAIL, f"no recovery: {run.timeout_reason}"
                               + "".join(f"; {n}" for n in notes), metrics)
-    loss = lost_writes(run.ops(), lambda keys: client.call(lambda rc: rc.mget_nonatomic(keys)))
+    loss = lost_writes(run.ops(), final_reader(client, run))
     metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_keys_sample": loss.lost_keys})
     if strict:
         notes += loss_notes(run, loss, metrics)
+        if bound := accounting(run, metrics):
+            notes.append(bound)
     slow = {k: v for k, v in others.items() if v > OTHER_SHARDS_MAX_GAP_MS}
     detail = (f"{run.fault}; {metrics['promoted']} promoted after {metrics['promoted_after_s']:.2f} s; "
               f"shard {victim.label} unable to write for {metrics['affected_downtime_ms']:,.0f} ms; other shards' "
@@ -340,6 +343,33 @@ def fault_notes(run: ClusterFailoverRun, metrics: dict, end: float, mode: str) -
         notes.append(f"server log: {handover[-1].split(' * ', 1)[-1]}" if handover
                      else "the server log shows no hand-over to a replica")
     return notes
+
+
+def final_reader(client: ClusterClient, run: ClusterFailoverRun):  # noqa: ANN201 - MGET-like
+    """The final read the run recorded (what --recheck judges by), else a read now through the cluster client."""
+    final = run.history.final_read
+    if final is not None:
+        return lambda keys: [final.get(key) for key in keys]
+    return lambda keys: client.call(lambda rc: rc.mget_nonatomic(keys))
+
+
+def accounting(run: ClusterFailoverRun, metrics: dict) -> str | None:
+    """Jepsen's classes of every write (lib/checks/accounting.py) from the saved history and its final read, into
+    metrics; the line saying whether the loss is within what min-replicas-max-lag documents (None: nothing to say)."""
+    saved = metrics.get("history") or history_to_dict(run.history, run.fault_at)
+    if saved.get("final_read") is None:
+        return None
+    acc = account_history(saved)
+    lag = max_lag_s(run.settings)
+    metrics.update({**acc.metrics(), "min_replicas_max_lag_s": lag})
+    return bound_line(acc, lag, "Valkey Cluster") if acc.acked_lost or lag is not None else None
+
+
+def max_lag_s(settings: dict[str, str]) -> float | None:
+    """The min-replicas bound the run had: max-lag seconds when min-replicas-to-write was set above 0."""
+    if int(settings.get("min-replicas-to-write", 0) or 0) <= 0:
+        return None
+    return float(settings.get("min-replicas-max-lag", 10))  # 10 s: the server's default
 
 
 def write_pause_ms(ops: list, fault_at: float, end: float) -> float:
@@ -401,8 +431,9 @@ def judge_no_failover(client: ClusterClient, run: ClusterFailoverRun, metrics: d
         return ScenarioResult("primary_failure", FAIL, f"no verdict: {run.timeout_reason}", metrics)
     me = own_view(client.nodes([client.reachable(victim.primary)]))
     metrics["primary_kept_slots"] = me.is_primary and bool(me.slots)
-    loss = lost_writes(run.ops(), lambda keys: client.call(lambda rc: rc.mget_nonatomic(keys)))
+    loss = lost_writes(run.ops(), final_reader(client, run))
     metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_keys_sample": loss.lost_keys})
+    accounting(run, metrics)
     slow = {k: v for k, v in gaps.items() if v > OTHER_SHARDS_MAX_GAP_MS}
     kept = metrics["primary_kept_slots"]
     detail = (f"{run.fault}: replica {metrics['killed_replica']} flagged fail after "
@@ -444,10 +475,11 @@ def judge_shard_loss(client: ClusterClient, run: ClusterFailoverRun, metrics: di
     if run.timeout_reason:
         return ScenarioResult("primary_failure", FAIL, f"no promotion possible (the whole shard {victim.label} is "
                               f"down), and then: {run.timeout_reason}", metrics)
-    loss = lost_writes(run.ops(), lambda keys: client.call(lambda rc: rc.mget_nonatomic(keys)))
+    loss = lost_writes(run.ops(), final_reader(client, run))
     lost_here = sum(1 for op in loss.lost_ops if op.group == victim.label)
     metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_on_lost_shard": lost_here,
                     "lost_keys_sample": loss.lost_keys})
+    accounting(run, metrics)
     if coverage == "yes":
         seen = [v for v in stopped.values() if v is not None]
         errors = [v for v in metrics["healthy_shards_first_error_s"].values() if v is not None]

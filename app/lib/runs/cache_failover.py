@@ -19,6 +19,7 @@ from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
 from lib.faults.cluster_failover import ClusterManualFailover
 from lib.faults.fault import Fault, inject_recorded
+from lib.faults.sigterm import Terminate
 from lib.history import History
 from lib.runs.cache_outage import ok_count, shard_recovery
 from lib.runs.cluster_failover import wait_promoted
@@ -76,7 +77,7 @@ def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: F
     progress is told (one line) when the fault is about to be injected: library code does not print.
     """
     run = CacheFailoverRun(fault.description, shards, history if history is not None else History(),
-                           graceful=isinstance(fault, ClusterManualFailover))
+                           graceful=isinstance(fault, ClusterManualFailover | Terminate))  # SIGTERM hands over
     origin = OriginApp()
     cache = HTTPCache(origin, store, ttl=CACHE_TTL, expose_errors=True)
     loops: list[RequestLoop] = []

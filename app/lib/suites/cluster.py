@@ -22,6 +22,7 @@ import redis
 
 from lib import events
 from lib.checks.cluster_checks import (
+    STRICT_FAULTS,
     check_ask,
     check_connect,
     check_distribution,
@@ -59,7 +60,7 @@ from lib.faults.sigterm import Terminate
 from lib.ha_client import answers
 from lib.history import History
 from lib.launcher.discovery import running_stack, stack_serving
-from lib.launcher.ownership import require_owned
+from lib.launcher.ownership import ownership, require_owned
 from lib.report.cluster_report import distribution_table, kill_wait_view, topology_table
 from lib.report.plot import plot_timeline
 from lib.report.report import key_value_table
@@ -74,6 +75,7 @@ from lib.runs.cluster_failover import (
     run_cluster_failover,
     wait_links_up,
 )
+from lib.runs.final_read import read_back
 from lib.suites.cli import add_failover_options, check_fault_options, parse_host_map
 from lib.suites.skeleton import Output
 from lib.topology.cluster_topology import Address, ClusterNode, Shard, shards_of
@@ -87,7 +89,7 @@ FAILOVER_ERRORS = (WaitTimeout, redis.RedisError, redis.exceptions.RedisClusterE
 R = TypeVar("R")
 EXPECTS = {"replica-kill": NO_FAILOVER, "shard-loss": SHARD_DOWN}  # every other fault: a promotion
 PINNED_FAULTS = ("pause", "partition")  # a writer stays with the old primary: what it acknowledges counts
-ROLE_SWAPPING_FAULTS = ("coordinated", "pause", "sigterm", "partition", "exec")  # roles always put back after
+ROLE_SWAPPING_FAULTS = ("coordinated", "pause", "sigterm", "partition")  # roles always put back after
 SERVER_LOG_LINES = 30  # the old primary's log lines kept around a SIGTERM
 # Faults the cache suite refuses (it measures HTTP hits through one promotion, not lost writes), and why.
 NOT_FOR_CACHE = {
@@ -138,6 +140,7 @@ class Plan:
     victim: Callable[[], Shard] | None
     history: History = field(default_factory=History)
     config: list[ConfigChange] = field(default_factory=list)  # CONFIG SET for the run, put back after the rejoin
+    owned: bool = False  # the harness started the victim's shard (an exec fault's roles are then put back)
 
 
 def prepare(args: argparse.Namespace, client: ClusterClient, target: Target, *, migrates: bool,
@@ -163,7 +166,9 @@ def prepare(args: argparse.Namespace, client: ClusterClient, target: Target, *, 
     for change in config:
         require_owned(change.nodes, allowed=args.allow_destructive,
                       action=f"CONFIG SET {' '.join(f'{k} {v}' for k, v in change.settings.items())} for the run")
-    return Plan(nodes, shards, version, fault, victim, history, config)
+    owned = args.fault == "exec" and all(ownership(*client.reachable(n)).owned
+                                         for n in (shards[0].primary, *shards[0].replicas))
+    return Plan(nodes, shards, version, fault, victim, history, config, owned)
 
 
 def run_config(args: argparse.Namespace, client: ClusterClient, nodes: list[ClusterNode], shards: list[Shard]
@@ -316,10 +321,11 @@ def changed_by(mode: str, fault: Fault | None, shards: list[Shard]) -> list[Clus
     return []
 
 
-def puts_back_roles(args: argparse.Namespace, fault: Fault | None) -> bool:
+def puts_back_roles(args: argparse.Namespace, fault: Fault | None, owned: bool = False) -> bool:
     """A graceful failover and the fault matrix's failovers are undone always; a kill on servers the harness
-    does not own, too."""
+    does not own, too; the failover of the user's --kill-cmd on servers the harness started (owned)."""
     return (isinstance(fault, ClusterManualFailover) or (args.fault in ROLE_SWAPPING_FAULTS and fault is not None)
+            or (args.fault == "exec" and owned)
             or (args.allow_destructive and fault is not None and not fault.by_hand))
 
 
@@ -332,6 +338,13 @@ def restart_after_broken_run(fault: Fault, history: History, timeout: float = RE
     except (SetupError, WaitTimeout) as exc:
         return f"; the killed node was NOT started again: {exc}"
     return "; the killed node was started again"
+
+
+def undoable(fault: Fault | None) -> bool:
+    """The fault is still in effect and the harness can undo it (an exec fault only with --restore-cmd)."""
+    if fault is None or not fault.pending_restore or not fault.can_restore:
+        return False
+    return not (isinstance(fault, ExecFault) and not fault.restore_cmd)
 
 
 def restart_old_primary(fault: Fault, timeout: float) -> str | None:
@@ -365,7 +378,7 @@ def rejoin(client: ClusterClient, run: ClusterFailoverRun | None, fault: Fault |
     put_back the suite then makes it the primary again and check_roles_put_back judges that."""
     if run is None or run.promoted is None or fault is None:
         skipped = check_rejoin(client, None)
-        if fault is not None and fault.pending_restore and fault.can_restore:  # a fault must not outlive its run
+        if undoable(fault):  # a fault must not outlive its run
             problem = restart_old_primary(fault, restart_timeout)
             skipped.detail += f"; the fault was undone{f' only in part: {problem}' if problem else ''}"
         return skipped
@@ -378,9 +391,7 @@ def rejoin(client: ClusterClient, run: ClusterFailoverRun | None, fault: Fault |
 def rejoin_replica(client: ClusterClient, run: ClusterFailoverRun, fault: Fault | None,
                    restart_timeout: float) -> ScenarioResult:
     """After a replica kill or a shard loss: the suite starts what is still down, check_replica_return judges."""
-    problem = None
-    if fault is not None and fault.pending_restore and fault.can_restore:
-        problem = restart_old_primary(fault, restart_timeout)
+    problem = restart_old_primary(fault, restart_timeout) if undoable(fault) else None
     return check_replica_return(client, run, problem)
 
 
@@ -460,7 +471,12 @@ class ClusterTargetRun:
     ns: str
 
     def undo_interrupted(self) -> list[str]:
-        notes = [note for note in [undo_interrupted_fault(self.plan.fault)] if note]
+        fault = self.plan.fault
+        if isinstance(fault, ExecFault) and not fault.restore_cmd and fault.pending_restore:
+            notes = [f"the fault came from --kill-cmd {fault.kill_cmd!r} and no --restore-cmd was given: heal it "
+                     "yourself"]
+        else:
+            notes = [note for note in [undo_interrupted_fault(fault)] if note]
         for change in (c for c in self.plan.config if c.saved):  # a run interrupted after its CONFIG SET
             nodes = len(change.saved)
             notes += change.restore() or [f"put back {', '.join(change.settings)} on {nodes} node(s)"]
@@ -507,7 +523,8 @@ class ClusterTargetRun:
             result = run_scenario("rejoin", lambda: rejoin_replica(self.client, run, fault, timeout))
         else:
             result = run_scenario("rejoin", lambda: rejoin(self.client, run, fault, timeout,
-                                                           put_back=puts_back_roles(self.args, fault)))
+                                                           put_back=puts_back_roles(self.args, fault,
+                                                                                    self.plan.owned)))
         return put_back_config(self.plan.config, result)
 
 
@@ -550,6 +567,10 @@ class ClusterSuiteRun(ClusterTargetRun):
             with contextlib.suppress(OSError, SetupError):
                 run.server_log = server_log()
         self.show_timeline(out, failover_timeline(run), f"Cluster failover: {run.fault}")
+        if mode in STRICT_FAULTS and run.victim is not None:  # recorded, so --recheck judges what the run judged
+            with contextlib.suppress(*FAILOVER_ERRORS, SetupError):
+                read_back(lambda keys: self.client.call(lambda rc: rc.mget_nonatomic(keys)), None, run.history,
+                          where="through the cluster client")
         return run
 
 
