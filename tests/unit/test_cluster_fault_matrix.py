@@ -240,17 +240,18 @@ def test_a_pause_reports_the_pinned_writer_noreplicas_and_fails_on_what_the_old_
     assert (result.metrics["old_primary_acked_after_heal_lost"], result.metrics["lost_acked_at_s"]) == (1, [2.96])
 
 
-def test_a_loss_fails_a_coordinated_failover_but_only_warns_after_a_kill():
+def test_a_loss_fails_a_coordinated_failover_and_a_kill_alike():
     client, _, shards = cluster()
     history = failover_history()
     lose = {history.snapshot()[-5].key}  # the victim shard's write acknowledged at +3.31 s
     run = ClusterFailoverRun("CLUSTER FAILOVER", shards, history, victim=shards[0], fault_at=FAULT_AT,
                              promoted=shards[0].replicas[0], promoted_at=FAULT_AT + 2.9, recovered_at=FAULT_AT + 3.31)
     coordinated = cluster_checks.check_primary_failure(holding(client, history, lose), run, None, "coordinated")
-    assert coordinated.status == FAIL and "any acknowledged write lost fails this fault" in coordinated.detail
+    assert coordinated.status == FAIL and "any acknowledged write lost is a FAIL" in coordinated.detail
     client, _, _ = cluster()
     killed = cluster_checks.check_primary_failure(holding(client, history, lose), run, None, "auto")
-    assert killed.status == WARN and "write_pause_ms" not in killed.metrics, killed.detail
+    assert killed.status == FAIL and "write_pause_ms" not in killed.metrics, killed.detail
+    assert "asynchronous replication" in killed.detail, "a kill's loss is explained, and still a FAIL"
 
 
 def test_every_strictly_judged_fault_is_one_the_suite_knows_what_to_expect_of():

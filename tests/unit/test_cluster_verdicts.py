@@ -292,12 +292,13 @@ def test_primary_failure_measures_the_shard_outage_the_promotion_and_the_other_s
     assert "shard 0-5460 unable to write for 3,060 ms; other shards' longest pause 700 ms" in result.detail
 
 
-def test_primary_failure_warns_about_writes_the_dead_primary_took_with_it():
+def test_primary_failure_fails_on_writes_the_dead_primary_took_with_it_and_says_why():
     shards = three_shards()
     history = failover_history()
     result = cluster_checks.check_primary_failure(holding_every_acked_write(history, lose=2),
                                                 primary_failure_run(history, shards), None)
-    assert result.status == WARN and "asynchronous replication" in result.detail, result.detail
+    assert result.status == FAIL and "asynchronous replication" in result.detail, result.detail
+    assert "any acknowledged write lost is a FAIL" in result.detail, result.detail
     assert result.metrics["lost"] == 2, f"{result.metrics}"
 
 

@@ -22,7 +22,6 @@ import redis
 
 from lib import events
 from lib.checks.cluster_checks import (
-    STRICT_FAULTS,
     check_ask,
     check_connect,
     check_distribution,
@@ -567,7 +566,7 @@ class ClusterSuiteRun(ClusterTargetRun):
             with contextlib.suppress(OSError, SetupError):
                 run.server_log = server_log()
         self.show_timeline(out, failover_timeline(run), f"Cluster failover: {run.fault}")
-        if mode in STRICT_FAULTS and run.victim is not None:  # recorded, so --recheck judges what the run judged
+        if run.victim is not None:  # recorded, so the verdict and --recheck judge by the same read
             with contextlib.suppress(*FAILOVER_ERRORS, SetupError):
                 read_back(lambda keys: self.client.call(lambda rc: rc.mget_nonatomic(keys)), None, run.history,
                           where="through the cluster client")
