@@ -27,8 +27,8 @@ FAULTS = {"ha": ("auto", "graceful", "coordinated", "sigterm", "pause", "partiti
           "cluster": ("auto", "graceful", "coordinated", "sigterm", "pause", "partition", "replica-kill",
                       "shard-loss")}
 METRICS = [("detect_s", "detected, s"), ("server_failover_s", "promoted, s"),
-           ("harness_downtime_ms", "downtime, ms"), ("acked", "acked writes"), ("acked_lost", "acked lost"),
-           ("exit_code", "exit code")]
+           ("harness_downtime_ms", "downtime, ms"), ("acked", "acked writes"), ("acked_lost", "acked lost")]
+VERDICT = {"ha": "consistency", "cluster": "primary_failure"}  # the check that judges the loss
 console = Console(highlight=False)
 
 
@@ -57,17 +57,21 @@ def one_run(kind: str, fault: str, workdir: Path, index: int, extra: tuple[str, 
     return row
 
 
-def matrix_table(summary: dict[str, dict[str, dict]], kind: str) -> Table:
-    table = Table(title=f"{kind}: median [min – max] (n runs)")
+def matrix_table(summary: dict[str, dict[str, dict]], rows: list[dict], kind: str) -> Table:
+    table = Table(title=f"{kind}: median (min–max) over the runs")
     table.add_column("fault")
     for _, label in METRICS:
         table.add_column(label, justify="right")
+    table.add_column(f"{VERDICT[kind]} verdicts")
     for fault, metrics in summary.items():
         cells = []
         for metric, _ in METRICS:
             s = metrics.get(metric)
-            cells.append("—" if s is None else f"{fmt(s['median'])} [{fmt(s['min'])} – {fmt(s['max'])}] ({s['n']})")
-        table.add_row(fault, *cells)
+            cells.append("—" if s is None else fmt(s["median"]) if s["min"] == s["max"] else
+                         f"{fmt(s['median'])} ({fmt(s['min'])}–{fmt(s['max'])})")
+        verdicts = [r.get("statuses", {}).get(VERDICT[kind], "crashed") for r in rows
+                    if r["kind"] == kind and r["fault"] == fault]
+        table.add_row(fault, *cells, " ".join(f"{v}×{verdicts.count(v)}" for v in dict.fromkeys(verdicts)))
     return table
 
 
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         for fault in dict.fromkeys(r["fault"] for r in rows if r["kind"] == kind):
             mine = [r for r in rows if r["kind"] == kind and r["fault"] == fault]
             summary[kind][fault] = {m: s for m, _ in METRICS if (s := summarise(mine, m)) is not None}
-        console.print(matrix_table(summary[kind], kind))
+        console.print(matrix_table(summary[kind], rows, kind))
     result = {"command": " ".join(["python", "bench/fault_matrix.py", *(argv if argv is not None else sys.argv[1:])]),
               "started_load": started_load, "finished_load": load(), "cpus": os.cpu_count(),
               "summary": summary, "runs": rows}
