@@ -27,8 +27,9 @@ from lib.ha_client import HAClient
 from lib.history import UNKNOWN, Attempts, History
 from lib.launcher import discovery
 from lib.launcher.ownership import Ownership
-from lib.runs.ha_failover import RemappedSentinel, plain_sentinel_client
+from lib.runs.ha_plain_client import RemappedSentinel, plain_sentinel_client
 from lib.suites import ha as ha_suite
+from lib.suites import ha_faults, ha_ownership, ha_session
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
 from lib.workload.workload import ContinuousWriter
@@ -124,13 +125,13 @@ def test_a_refused_fault_is_refused_before_any_write(monkeypatch, fault):
         asked.append((addresses, allowed, action))
         raise SetupError(f"refusing to {action}: not ours")
 
-    monkeypatch.setattr(ha_suite, "require_owned", refuse)
-    monkeypatch.setattr(ha_suite, "choose_kill", lambda *a: fault_module.DockerKill("valkey-master"))
+    monkeypatch.setattr(ha_ownership, "require_owned", refuse)
+    monkeypatch.setattr(ha_faults, "choose_kill", lambda *a: fault_module.DockerKill("valkey-master"))
     ha = WriteTrackingHA()
     args = ha_suite.HASuite().build_parser().parse_args(["--fault", fault])
-    session = ha_suite.Session("vhc:ha:test:")
+    session = ha_session.Session("vhc:ha:test:")
     with pytest.raises(SetupError, match="refusing to run"):
-        ha_suite.prepare_run(args, ha, ha_suite.Target(ha.sentinel_addresses, "test"), session, RecordingOutput())
+        ha_suite.prepare_run(args, ha, ha_session.Target(ha.sentinel_addresses, "test"), session, RecordingOutput())
     assert asked and asked[0][1] is False, "the ownership check must run, without --allow-destructive"
     assert ha.writes == [] and session.wrote is False and session.fault is None
     assert all(node.closed for node in ha.nodes), "every client prepare_run opened must be closed"
@@ -169,7 +170,7 @@ def test_a_failed_cleanup_is_one_line():
             raise redis.sentinel.MasterNotFoundError("No master found for 'myvalkey' : "
                                                      + "\n".join(f"Redis<sentinel {i}> - Error 111" for i in range(16)))
 
-    line = ha_suite.cleanup(NoMaster(), "vhc:ha:x:")
+    line = ha_session.cleanup(NoMaster(), "vhc:ha:x:")
     assert line is not None and "\n" not in line and len(line) <= 200, line
     assert line.startswith("could not clean up keys vhc:ha:x:*: MasterNotFoundError"), line
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from conftest import outage_in_saved_ops, run_script, running_stack, saved_op_end
-from lib.runs.ha_failover import SETTLE_OPS, WARMUP_OPS
+from lib.runs.ha_failover import WARMUP_OPS
+from lib.runs.ha_recovery import SETTLE_OPS
 
 pytestmark = pytest.mark.integration
 

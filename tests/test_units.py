@@ -89,7 +89,7 @@ def test_key_namespaces_are_unique_per_run():
 
 def _run_with_recoveries(ours_s: float, probe_s: float):
     """A FailoverRun whose writer and probe fail from the fault (t=100) until they recover."""
-    from lib.runs.ha_failover import FailoverRun
+    from lib.runs.ha_record import FailoverRun
 
     run = FailoverRun("test", ("127.0.0.1", 1), fault_at=100.0, recovered_at=100.0 + max(ours_s, probe_s))
     for history, back in ((run.history, ours_s), (run.probe, probe_s)):

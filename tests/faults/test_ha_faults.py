@@ -24,11 +24,12 @@ from redis.retry import Retry
 import ha_test
 from conftest import run_script, running_stack
 from lib import events
-from lib.checks import ha_checks
+from lib.checks import ha_checks, ha_consistency, ha_fault_metrics, ha_master_kill
 from lib.checks.result import FAIL, OK
 from lib.clients.server_config import ConfigChange
 from lib.errors import SetupError
 from lib.faults import nodes as nodes_module
+from lib.faults.exec import ExecFault
 from lib.faults.fault import Fault
 from lib.faults.nodes import LocalNode
 from lib.faults.quorum import QuorumLoss, require_quorum_loss_possible, same_stack, sentinels_to_stop
@@ -37,8 +38,9 @@ from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
 from lib.history import History, Op
 from lib.launcher.local_stack import LocalStack
-from lib.runs.ha_failover import FailoverRun, Watch
+from lib.runs.ha_record import FailoverRun, Watch
 from lib.suites import ha as ha_suite
+from lib.suites import ha_faults, ha_ownership, ha_restore, ha_session, ha_undo
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
 from unit.fakes import FakeHA
@@ -71,18 +73,18 @@ def test_a_process_fault_on_servers_of_no_stack_and_no_container_says_use_exec_o
     monkeypatch.setattr(nodes_module, "docker_usable", lambda: False)
     monkeypatch.setattr(nodes_module, "engine_answers", lambda: False)
     with pytest.raises(SetupError) as refused:
-        ha_suite.build_fault(parse("--fault", fault), FakeHA(), ("10.0.0.5", 6379), ("10.0.0.5", 6379), str)
+        ha_faults.build_fault(parse("--fault", fault), FakeHA(), ("10.0.0.5", 6379), ("10.0.0.5", 6379), str)
     message = str(refused.value)
     assert message.startswith(f"--fault {fault} cannot reach the process of 10.0.0.5:6379"), message
     assert "--fault exec" in message and "--fault manual" in message and "\n" not in message, message
 
 
 def test_partition_is_refused_in_one_line_while_its_module_is_missing(monkeypatch):
-    real = ha_suite.importlib.util.find_spec
-    monkeypatch.setattr(ha_suite.importlib.util, "find_spec",
+    real = ha_faults.importlib.util.find_spec
+    monkeypatch.setattr(ha_faults.importlib.util, "find_spec",
                         lambda name: None if name == "lib.faults.partition" else real(name))
     with pytest.raises(SetupError, match="--fault partition is not available yet.*--fault exec"):
-        ha_suite.build_fault(parse("--fault", "partition"), FakeHA(), ("127.0.0.1", 6379), ("127.0.0.1", 6379), str)
+        ha_faults.build_fault(parse("--fault", "partition"), FakeHA(), ("127.0.0.1", 6379), ("127.0.0.1", 6379), str)
 
 
 @pytest.mark.parametrize("known,quorum,stop", [(3, 2, 2), (3, 1, 2), (5, 3, 3), (5, 2, 3), (2, 1, 1)])
@@ -133,26 +135,26 @@ class OwnershipProbe:
             self.asked.append((list(addresses), allowed, action))
             raise SetupError(f"refusing to {action}: not ours")
 
-        monkeypatch.setattr(ha_suite, "require_owned", refuse)
-        monkeypatch.setattr(ha_suite, "ownership", lambda host, port: type("O", (), {"owned": owned})())
+        monkeypatch.setattr(ha_ownership, "require_owned", refuse)
+        monkeypatch.setattr(ha_ownership, "ownership", lambda host, port: type("O", (), {"owned": owned})())
 
 
 def test_exec_runs_the_persons_own_commands_without_an_ownership_refusal(monkeypatch):
     probe = OwnershipProbe(monkeypatch, owned=False)
-    fault = ha_suite.ExecFault("kubectl delete pod valkey-0")
-    owned = ha_suite.require_ownership(parse(), FakeHA(), fault, ("10.0.0.1", 6379), touches=[])
+    fault = ExecFault("kubectl delete pod valkey-0")
+    owned = ha_ownership.require_ownership(parse(), FakeHA(), fault, ("10.0.0.1", 6379), touches=[])
     assert owned is False and probe.asked == [], "asked whether the servers are ours, never refused"
 
 
 def test_exec_without_a_restore_command_waits_for_the_person_and_an_interrupt_says_heal_it_yourself():
-    fault = ha_suite.ExecFault("kill -STOP 1234")
+    fault = ExecFault("kill -STOP 1234")
     fault.pending_restore = True
     asked: list[float] = []
-    assert ha_suite.put_fault_back(fault, 45, heal_by_hand=lambda timeout: asked.append(timeout) or True) is True
+    assert ha_restore.put_fault_back(fault, 45, heal_by_hand=lambda timeout: asked.append(timeout) or True) is True
     assert asked == [45] and fault.pending_restore is False
     fault.pending_restore = True
-    session = ha_suite.Session("vhc:ha:t:", fault=fault)
-    notes = ha_suite.undo_interrupted(FakeHA(), session)
+    session = ha_session.Session("vhc:ha:t:", fault=fault)
+    notes = ha_undo.undo_interrupted(FakeHA(), session)
     assert notes == ["the fault came from --kill-cmd 'kill -STOP 1234' and no --restore-cmd was given: heal it "
                      "yourself"], notes
 
@@ -170,14 +172,14 @@ def test_min_replicas_on_servers_the_harness_did_not_start_is_refused_naming_eve
     probe = OwnershipProbe(monkeypatch)
     ha = SlavesHA([("10.0.0.2", 6380), ("10.0.0.3", 6381)])
     with pytest.raises(SetupError, match="refusing to CONFIG SET min-replicas-to-write 1 min-replicas-max-lag 2"):
-        ha_suite.config_for_run(parse("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"), ha,
+        ha_ownership.config_for_run(parse("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"), ha,
                                 ("10.0.0.1", 6379))
     assert probe.asked[0][0] == [("10.0.0.1", 6379), ("10.0.0.2", 6380), ("10.0.0.3", 6381)], probe.asked
     assert probe.asked[0][1] is False, "without --allow-destructive"
 
 
 def test_sigterm_sets_shutdown_on_sigterm_failover_on_the_master_only():
-    changes = ha_suite.config_for_run(parse("--fault", "sigterm"), SlavesHA([]), ("10.0.0.1", 6379))
+    changes = ha_ownership.config_for_run(parse("--fault", "sigterm"), SlavesHA([]), ("10.0.0.1", 6379))
     assert [(c.nodes, c.settings) for c in changes] == [([("10.0.0.1", 6379)], {"shutdown-on-sigterm": "failover"})]
 
 
@@ -203,16 +205,16 @@ class ConfigNode:
 
 def test_config_is_put_back_and_a_node_that_is_down_is_retried_later():
     nodes = {("a", 1): ConfigNode({"min-replicas-to-write": "0"}), ("b", 2): ConfigNode({"min-replicas-to-write": "0"})}
-    session = ha_suite.Session("vhc:ha:t:")
+    session = ha_session.Session("vhc:ha:t:")
     session.config.append(ConfigChange(lambda a: nodes[a], list(nodes), {"min-replicas-to-write": "1"}))
     session.config[0].apply()
     assert {n.values["min-replicas-to-write"] for n in nodes.values()} == {"1"}
     nodes[("b", 2)].fails = True
-    problems = ha_suite.put_config_back(session)
+    problems = ha_session.put_config_back(session)
     assert len(problems) == 1 and problems[0].startswith("b:2: could not put back"), problems
     assert nodes[("a", 1)].values["min-replicas-to-write"] == "0" and session.config, "b is kept for a retry"
     nodes[("b", 2)].fails = False
-    assert ha_suite.put_config_back(session) == [] and session.config == []
+    assert ha_session.put_config_back(session) == [] and session.config == []
     assert nodes[("b", 2)].values["min-replicas-to-write"] == "0"
     sent = [n.commands for n in nodes.values()]
     assert all(c[-1] == "CONFIG REWRITE" and c.count("CONFIG REWRITE") == 1 for c in sent), \
@@ -281,7 +283,7 @@ def test_quorum_loss_without_a_failover_in_the_watch_is_ok_and_measures_the_reco
                        events_at=((events.HEALED, 7.5), (events.SWITCH_MASTER, 10.2)))
     run = FailoverRun("quorum loss", ("127.0.0.1", 6379), history, fault_at=FAULT_AT, recovered_at=FAULT_AT + 10.6,
                       watch=watch(), healed_at=FAULT_AT + 7.5)
-    result = ha_checks.check_master_kill(run, None)
+    result = ha_master_kill.check_master_kill(run, None)
     assert result.status == OK, result.detail
     assert "no failover: quorum unreachable, as expected" in result.detail, result.detail
     metrics = result.metrics
@@ -294,7 +296,7 @@ def test_a_failover_inside_the_watch_fails_whatever_came_after():
     run = FailoverRun("replica kill", ("127.0.0.1", 6379), recorded(op(1, 1, 1.1)), fault_at=FAULT_AT,
                       recovered_at=FAULT_AT + 8, watch=watch(switch_at=4.0, why="only a replica was killed"),
                       expected_failover=False)
-    result = ha_checks.check_master_kill(run, None)
+    result = ha_master_kill.check_master_kill(run, None)
     assert result.status == FAIL and "a failover happened at +4.00 s although none was expected" in result.detail
 
 
@@ -303,7 +305,7 @@ def test_a_replica_kill_keeps_the_master_and_says_so():
                       fault_at=FAULT_AT, recovered_at=FAULT_AT + 8, new_master=("127.0.0.1", 6379),
                       watch=watch(why="only a replica was killed"), expected_failover=False,
                       views_after={"s1": "127.0.0.1:6379"})
-    kill = ha_checks.check_master_kill(run, None)
+    kill = ha_master_kill.check_master_kill(run, None)
     assert kill.status == OK and "the master kept serving (longest write gap 50 ms)" in kill.detail, kill.detail
     ha = FakeHA(nodes={("127.0.0.1", 6379): type("N", (), {"info": lambda self, s: {"role": "master"},
                                                             "close": lambda self: None})()})
@@ -326,7 +328,7 @@ def test_the_old_masters_writes_after_the_heal_are_counted_and_read_back():
     run = FailoverRun("SIGSTOP valkey-master", ("127.0.0.1", 6379), main, fault_at=FAULT_AT,
                       recovered_at=FAULT_AT + 4.1, pinned=pinned, healed_at=FAULT_AT + 4.1,
                       old_master_demoted_at=FAULT_AT + 8.0)
-    result = ha_checks.check_consistency(FakeHA(), run, None)
+    result = ha_consistency.check_consistency(FakeHA(), run, None)
     assert result.status == FAIL, "acknowledged writes of the resumed old master were lost: strict FAIL"
     metrics = result.metrics
     assert (metrics["old_master_acked"], metrics["old_master_acked_after_heal"],
@@ -336,14 +338,14 @@ def test_the_old_masters_writes_after_the_heal_are_counted_and_read_back():
     assert metrics["old_master_history"]["final_read"] == {"old:10": "10", "old:11": None, "old:12": None,
                                                            "old:13": None}, "saved for --recheck"
     assert "discarded when it was demoted at +8.00 s" in result.detail, result.detail
-    assert ha_checks.check_master_kill(run, None).metrics["old_master_acked_after_heal"] == 2
+    assert ha_master_kill.check_master_kill(run, None).metrics["old_master_acked_after_heal"] == 2
 
 
 def test_coordinated_loss_is_not_explained_away_as_plain_sentinel_failovers():
     history = final_read(recorded(op(1, 0.1, 0.2)), {})
     run = FailoverRun(SentinelFailover(FakeHA(), coordinated=True).description, ("127.0.0.1", 6379), history,
                       fault_at=FAULT_AT, recovered_at=FAULT_AT + 1, extra={"coordinated_path_seen": False})
-    result = ha_checks.check_consistency(FakeHA(), run, None)
+    result = ha_consistency.check_consistency(FakeHA(), run, None)
     assert result.status == FAIL and "SENTINEL FAILOVER does not pause" not in result.detail, result.detail
     assert "coordinated path: the servers did not log it" in result.detail, result.detail
 
@@ -353,14 +355,14 @@ def test_first_noreplicas_is_timed_from_the_fault_for_all_writers_and_for_the_ol
     pinned = recorded(op(2, 4.0, 4.1, OP_FAIL, "ResponseError: NOREPLICAS Not enough good replicas", prefix="o:"))
     run = FailoverRun("partition", ("127.0.0.1", 6379), main, fault_at=FAULT_AT, recovered_at=FAULT_AT + 4,
                       pinned=pinned, settings={"min-replicas-to-write": "1"})
-    metrics = ha_checks.check_master_kill(run, None).metrics
+    metrics = ha_master_kill.check_master_kill(run, None).metrics
     assert (metrics["first_noreplicas_after_s"], metrics["old_master_first_noreplicas_after_s"]) == (3.8, 4.1)
     assert metrics["config_for_run"] == {"min-replicas-to-write": "1"}
 
 
 def test_the_write_pause_is_the_longest_gap_between_acknowledged_writes_that_ends_after_the_fault():
     ops = [op(1, -2, -1.5), op(2, -0.2, -0.1), op(3, 0.0, 0.3, OP_FAIL), op(4, 0.3, 0.85), op(5, 0.9, 0.9)]
-    assert ha_checks.write_pause_ms(ops, FAULT_AT, FAULT_AT + 1) == pytest.approx(950), "-0.1 s to +0.85 s"
+    assert ha_fault_metrics.write_pause_ms(ops, FAULT_AT, FAULT_AT + 1) == pytest.approx(950), "-0.1 s to +0.85 s"
 
 
 # ---- integration: one shared stack, each fault once ------------------------------------------------

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lib.checks import ha_checks
+from lib.checks import ha_checks, ha_consistency, ha_master_kill, ha_rejoin
 from lib.checks.result import FAIL, OK, WARN
 from lib.faults.fault import Fault, LocalKill
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
 from lib.history import UNKNOWN, History, Op
-from lib.runs.ha_failover import FailoverRun
-from lib.suites import ha as ha_suite
+from lib.runs.ha_record import FailoverRun
+from lib.suites import ha_restore, ha_session
 
 from .fakes import FakeHA, FakeKV, FakeNode, replication_info
 
@@ -73,7 +73,7 @@ def kill_history() -> History:
 
 def test_master_kill_reports_the_ok_to_ok_downtime_and_the_errors_seen():
     probe = history(op(0, -0.01, -0.005), op(1, 0.1, 0.101, OP_FAIL, "ConnectionError"), op(2, 3.23, 3.231))
-    result = ha_checks.check_master_kill(failover_run(kill_history(), probe=probe,
+    result = ha_master_kill.check_master_kill(failover_run(kill_history(), probe=probe,
                                                     new_master=("valkey-replica1", 6380)), None)
     metrics = result.metrics
     assert result.status == OK, result.detail
@@ -92,7 +92,7 @@ def test_master_kill_reports_the_ok_to_ok_downtime_and_the_errors_seen():
 
 def test_master_kill_without_an_error_is_ok_with_zero_downtime():
     quiet = history(op(0, -0.1, -0.09), op(1, 0.1, 0.11), op(2, 0.2, 0.21))
-    result = ha_checks.check_master_kill(failover_run(quiet), None)
+    result = ha_master_kill.check_master_kill(failover_run(quiet), None)
     assert result.status == OK and result.detail == f"{KILL}; the client never saw an error", result.detail
     assert (result.metrics["downtime_ms"], result.metrics["failed_ops"]) == (0.0, 0), f"{result.metrics}"
 
@@ -100,14 +100,14 @@ def test_master_kill_without_an_error_is_ok_with_zero_downtime():
 def test_master_kill_without_recovery_fails_and_has_no_downtime_figure():
     stuck = history(op(0, -0.1, -0.09), op(1, 0.1, 0.11, OP_FAIL, REFUSED), op(2, 0.2, 0.21, OP_FAIL, REFUSED))
     run = failover_run(stuck, recovered=None, timeout_reason="timed out after 60s waiting for the client")
-    result = ha_checks.check_master_kill(run, None)
+    result = ha_master_kill.check_master_kill(run, None)
     assert result.status == FAIL, result.detail
     assert result.detail == "no recovery: timed out after 60s waiting for the client", f"{result.detail!r}"
     assert (result.metrics["downtime_ms"], result.metrics["failed_ops"]) == (None, 2), f"{result.metrics}"
 
 
 def test_master_kill_is_skipped_with_a_warning_when_no_fault_ran():
-    result = ha_checks.check_master_kill(None, "--fault none")
+    result = ha_master_kill.check_master_kill(None, "--fault none")
     assert (result.status, result.detail) == (WARN, "skipped: --fault none"), f"{result}"
 
 
@@ -246,7 +246,8 @@ def read_back_holding(run: FailoverRun, *seqs: int) -> FailoverRun:
 
 
 def test_consistency_is_ok_when_every_acknowledged_write_is_in_the_final_read():
-    result = ha_checks.check_consistency(FakeHA(), read_back_holding(failover_run(acked_writes()), 0, 1, 2, 3), None)
+    result = ha_consistency.check_consistency(FakeHA(), read_back_holding(failover_run(acked_writes()), 0, 1, 2, 3),
+                                              None)
     assert result.status == OK, result.detail
     assert result.detail.startswith("all 4 acknowledged writes present in the final read; 0 unknown"), result.detail
     assert (result.metrics["acked"], result.metrics["lost"], result.metrics["checked_on"]) == (4, 0, "10.0.0.2:6380")
@@ -254,7 +255,7 @@ def test_consistency_is_ok_when_every_acknowledged_write_is_in_the_final_read():
 
 
 def test_consistency_fails_when_any_acknowledged_write_was_lost_confirmed_by_wait_or_not():
-    result = ha_checks.check_consistency(FakeHA(), read_back_holding(failover_run(acked_writes()), 0, 1, 3), None)
+    result = ha_consistency.check_consistency(FakeHA(), read_back_holding(failover_run(acked_writes()), 0, 1, 3), None)
     assert result.status == FAIL, "strict: an acknowledged write lost is a FAIL, WAIT or not"
     first, second = result.detail.split("\n")
     assert first.startswith("1 of 4 acknowledged writes lost, acknowledged +0.41 s to +0.41 s from the fault"), first
@@ -267,23 +268,23 @@ def test_consistency_fails_when_any_acknowledged_write_was_lost_confirmed_by_wai
 @pytest.mark.parametrize("fault,explained", [(GRACEFUL, True), (KILL, False)])
 def test_consistency_fails_when_a_wait_confirmed_write_was_lost(fault, explained):
     run = read_back_holding(failover_run(acked_writes(), fault=fault), 0, 3)
-    result = ha_checks.check_consistency(FakeHA(), run, None)
+    result = ha_consistency.check_consistency(FakeHA(), run, None)
     assert result.status == FAIL, result.detail
     first = result.detail.splitlines()[0]
     assert first.startswith("2 of 4 acknowledged writes lost, acknowledged +0.21 s to +0.41 s"), first
-    assert first.endswith(ha_checks.GRACEFUL_LOSS) is explained, "only SENTINEL FAILOVER gets the explanation"
+    assert first.endswith(ha_consistency.GRACEFUL_LOSS) is explained, "only SENTINEL FAILOVER gets the explanation"
     assert (result.metrics["wait_confirmed"], result.metrics["wait_confirmed_lost"]) == (2, 1), f"{result.metrics}"
 
 
 def test_consistency_without_a_final_read_is_a_fail_not_a_guess():
-    result = ha_checks.check_consistency(FakeHA(), failover_run(acked_writes()), None)
+    result = ha_consistency.check_consistency(FakeHA(), failover_run(acked_writes()), None)
     assert (result.status, result.detail) == (FAIL, "no final read was recorded after the run: nothing to judge by")
 
 
 def test_consistency_is_skipped_without_a_run_and_failed_without_a_recovery():
-    skipped = ha_checks.check_consistency(FakeHA(), None, "--fault none")
+    skipped = ha_consistency.check_consistency(FakeHA(), None, "--fault none")
     assert (skipped.status, skipped.detail) == (WARN, "skipped: --fault none"), f"{skipped}"
-    unrecovered = ha_checks.check_consistency(FakeHA(), failover_run(acked_writes(), recovered=None), None)
+    unrecovered = ha_consistency.check_consistency(FakeHA(), failover_run(acked_writes(), recovered=None), None)
     assert (unrecovered.status, unrecovered.detail) == (FAIL, "skipped: no recovery"), f"{unrecovered}"
 
 
@@ -330,7 +331,7 @@ def test_replica_sync_waits_until_the_replicas_reach_the_offset_the_master_had_w
                                                      ("10.0.0.1", 6379, "online", 950)])
     moved_on = replication_info(offset=1020, replicas=[("10.0.0.3", 6381, "online", 1000),
                                                        ("10.0.0.1", 6379, "online", 1010)])
-    result = ha_checks.check_replica_sync(synced_ha(behind, moved_on), None, None, 30)
+    result = ha_rejoin.check_replica_sync(synced_ha(behind, moved_on), None, None, 30)
     assert result.status == OK, result.detail
     assert result.detail == "2 replica(s) online on 127.0.0.1:6380, offsets [1000, 1010] vs master 1020", \
         f"both reached 1000, the offset when the wait began: {result.detail!r}"
@@ -341,20 +342,20 @@ def test_replica_sync_waits_until_the_replicas_reach_the_offset_the_master_had_w
 def test_replica_sync_fails_when_a_replica_stays_behind():
     behind = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "online", 1000),
                                                      ("10.0.0.1", 6379, "online", 999)])
-    result = ha_checks.check_replica_sync(synced_ha(behind), None, None, 30)
+    result = ha_rejoin.check_replica_sync(synced_ha(behind), None, None, 30)
     assert result.status == FAIL, result.detail
     assert "replica offsets [1000, 999], master 1000 (waiting for 1000)" in result.detail, result.detail
 
 
 def test_replica_sync_fails_when_no_replica_is_online():
     syncing = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "wait_bgsave", 1000)])
-    result = ha_checks.check_replica_sync(synced_ha(syncing), None, None, 30)
+    result = ha_rejoin.check_replica_sync(synced_ha(syncing), None, None, 30)
     assert result.status == FAIL and result.detail.startswith("0 replica(s) online"), result.detail
 
 
 def test_replica_sync_check_only_waits_for_the_rejoin_of_a_master_the_suite_restarted():
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
-    result = ha_checks.check_replica_sync(ha, failover_run(kill_history()), True, 30)
+    result = ha_rejoin.check_replica_sync(ha, failover_run(kill_history()), True, 30)
     assert result.status == OK, result.detail
     assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
     assert ha.nodes_asked == [("127.0.0.1", 6379), MASTER], f"the old master, then the new one: {ha.nodes_asked}"
@@ -363,7 +364,7 @@ def test_replica_sync_check_only_waits_for_the_rejoin_of_a_master_the_suite_rest
 def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new_one():
     fault = RestartableFault()
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
-    result = ha_suite.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30)
+    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30)
     assert result.status == OK, result.detail
     assert fault.timeouts == [30], f"restored with the given timeout: {fault.timeouts}"
     assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
@@ -372,7 +373,7 @@ def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new
 
 
 def test_replica_sync_warns_when_the_old_master_was_not_started_again():
-    result = ha_suite.replica_sync_scenario(synced_ha(REPLICAS_CAUGHT_UP), failover_run(kill_history()),
+    result = ha_restore.replica_sync_scenario(synced_ha(REPLICAS_CAUGHT_UP), failover_run(kill_history()),
                                             RestartableFault(comes_back=False), 45)
     assert result.status == WARN, result.detail
     assert "valkey-master:6379 was not started again within 45s" in result.detail, result.detail
@@ -382,7 +383,7 @@ def test_replica_sync_warns_when_the_old_master_was_not_started_again():
 def test_replica_sync_fails_when_the_old_master_does_not_rejoin():
     still_master = replication_info("master")
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=still_master)
-    result = ha_suite.replica_sync_scenario(ha, failover_run(kill_history()), RestartableFault(), 30)
+    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), RestartableFault(), 30)
     assert result.status == FAIL, result.detail
     assert result.metrics["old_master_rejoined"] is False, f"{result.metrics}"
     assert "old master did not rejoin" in result.detail and "role=master" in result.detail, result.detail
@@ -390,7 +391,7 @@ def test_replica_sync_fails_when_the_old_master_does_not_rejoin():
 
 def test_replica_sync_after_a_graceful_failover_restarts_nothing_but_checks_the_rejoin():
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
-    result = ha_suite.replica_sync_scenario(ha, failover_run(kill_history(), fault=GRACEFUL), NeverDown(), 30)
+    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history(), fault=GRACEFUL), NeverDown(), 30)
     assert result.status == OK and result.metrics["old_master_rejoined"] is True, result.detail
 
 
@@ -411,7 +412,7 @@ def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
     ha.nodes[ha.sentinel_addresses[0]] = FakeNode(on_command=sentinel_debug)
     fault = LocalKill(Stack(), "valkey-master")
-    result = ha_suite.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30)
+    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30)
     assert result.status == OK, result.detail
     assert log == [("SENTINEL", "DEBUG"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 1000, "PUBLISH-PERIOD", 500),
                    ("start", "valkey-master"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 10000, "PUBLISH-PERIOD", 2000)], \
@@ -422,7 +423,7 @@ def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while
 
 @pytest.mark.parametrize("done,status", [(True, OK), (False, FAIL)])
 def test_roles_restored_follows_whether_the_original_master_is_master_again(monkeypatch, done, status):
-    from lib.runs.ha_failover import PutBack
+    from lib.runs.ha_roles import PutBack
 
     asked = []
 
@@ -430,9 +431,9 @@ def test_roles_restored_follows_whether_the_original_master_is_master_again(monk
         asked.append(original)
         return PutBack(done, "valkey-master:6379 is master again" if done else "sentinels picked another", ["s1"])
 
-    monkeypatch.setattr(ha_suite, "put_back_master", put_back_master)  # the I/O; the verdict is what is tested
-    session = ha_suite.Session("vhc:t:", original_master=("valkey-master", 6379))
-    result = ha_suite.roles_restored_scenario(FakeHA(), session)
+    monkeypatch.setattr(ha_restore, "put_back_master", put_back_master)  # the I/O; the verdict is what is tested
+    session = ha_session.Session("vhc:t:", original_master=("valkey-master", 6379))
+    result = ha_restore.roles_restored_scenario(FakeHA(), session)
     assert (result.status, session.roles_put_back) == (status, done), f"{result}"
     assert result.metrics == {"original_master": "valkey-master:6379", "steps": ["s1"]}, f"{result.metrics}"
     assert asked == [("valkey-master", 6379)], "the master the sentinels announced before the run"

@@ -1,0 +1,108 @@
+"""The consistency verdict: every acknowledged write read back after the run, and why one was lost."""
+
+from __future__ import annotations
+
+from lib.checks.accounting import account_history, consistency_result
+from lib.checks.checker import LossReport, lost_writes
+from lib.checks.ha_fault_metrics import first_noreplicas_s
+from lib.checks.result import FAIL, WARN, ScenarioResult
+from lib.checks.timeline import history_to_dict
+from lib.ha_client import HAClient
+from lib.history import Op
+from lib.runs.ha_record import FailoverRun, acked_after
+
+GRACEFUL_LOSS = ("; SENTINEL FAILOVER does not pause the old master, so what it acknowledged between the "
+                 "promotion order and the switch is discarded when it is demoted (docs/ha.md)")
+LOST_AT_LIMIT = 5000  # lost_acked_at_s lists at most this many (sorted) acknowledgement times
+
+
+def check_consistency(ha: HAClient, run: FailoverRun | None, skipped: str | None) -> ScenarioResult:
+    """Every write judged against the final read the run recorded (lib/checks/accounting.py), Jepsen's way.
+
+    Strict: any acknowledged write lost is a FAIL; the second line says whether the loss is within the bound
+    min-replicas-max-lag documents. The same verdict is recomputed from the saved JSON by --recheck.
+    """
+    if run is None or run.recovered_at is None:
+        return ScenarioResult("consistency", WARN if run is None else FAIL, f"skipped: {skipped or 'no recovery'}")
+    if run.history.final_read is None:
+        return ScenarioResult("consistency", FAIL, "no final read was recorded after the run: nothing to judge by")
+    acc = account_history(history_to_dict(run.history, run.fault_at))
+    loss = lost_writes(run.history.snapshot(), _read_from(run.history.final_read))
+    metrics = {"lost": loss.lost, "checked_on": run.extra.get("final_read_on")}
+    if loss.lost_ops:
+        metrics["lost_between_s"] = [round(run.offset(min(op.start for op in loss.lost_ops)), 3),
+                                     round(run.offset(max(op.end for op in loss.lost_ops)), 3)]
+    window = (f"; lost writes were acknowledged between +{metrics['lost_between_s'][0]:.2f} s and "
+              f"+{metrics['lost_between_s'][1]:.2f} s after the fault" if loss.lost_ops else "")
+    pinned = None
+    if run.pinned is not None and run.pinned.final_read is not None:
+        saved_pinned = history_to_dict(run.pinned, run.fault_at)
+        acc = acc.merged(account_history(saved_pinned))
+        pinned = lost_writes(run.pinned.snapshot(), _read_from(run.pinned.final_read))
+        metrics["old_master_history"] = saved_pinned  # --recheck accounts it too
+    notes = window + (_old_master_note(run, pinned, metrics) if pinned is not None else "")
+    lost_ops = loss.lost_ops + (pinned.lost_ops if pinned is not None else [])
+    if lost_ops:
+        lost_at = sorted(round(run.offset(op.end), 3) for op in lost_ops)
+        metrics["lost_acked_at_s"] = lost_at[:LOST_AT_LIMIT]  # when each lost write was acknowledged
+    if "min-replicas-to-write" in run.settings:
+        notes += _min_replicas_note(run, lost_ops)
+    if acc.acked_lost:
+        notes += _loss_explained(run)
+    result = consistency_result(acc, max_lag_s(run.settings), "Sentinel", **metrics)
+    first, _, bound = result.detail.partition("\n")
+    result.detail = first + notes + (f"\n{bound}" if bound else "")
+    return result
+
+
+def max_lag_s(settings: dict[str, str]) -> float | None:
+    """The min-replicas bound the run had: max-lag seconds when min-replicas-to-write was set above 0."""
+    if int(settings.get("min-replicas-to-write", 0) or 0) <= 0:
+        return None
+    return float(settings.get("min-replicas-max-lag", 10))  # 10 s: the server's default max-lag
+
+
+def _read_from(final: dict[str, str | None]):  # noqa: ANN202 - the ReadMany lost_writes takes
+    return lambda keys: [final.get(key) for key in keys]
+
+
+def _loss_explained(run: FailoverRun) -> str:
+    """Why a SENTINEL FAILOVER lost writes: plain does not pause the old master; COORDINATED should have."""
+    if not run.fault.startswith("SENTINEL FAILOVER"):
+        return ""
+    if "COORDINATED" not in run.fault:
+        return GRACEFUL_LOSS
+    seen = run.extra.get("coordinated_path_seen")
+    path = {True: "its log lines were seen", False: "the servers did not log it",
+            None: "no server log to tell"}[seen]
+    return (f"; SENTINEL FAILOVER COORDINATED should lose no acknowledged write (coordinated path: {path}; "
+            "see master_kill's coordinated_path_seen)")
+
+
+def _old_master_note(run: FailoverRun, pinned: LossReport, metrics: dict) -> str:
+    """The second writer's: what the old master acknowledged after the heal, and whether it survived."""
+    after_heal = acked_after(pinned.lost_ops, run.healed_at) if run.healed_at is not None else []
+    acked_after_heal = (len(acked_after(run.pinned.snapshot(), run.healed_at))  # type: ignore[union-attr]
+                        if run.healed_at is not None else 0)
+    metrics.update({"old_master_acked": pinned.acked, "old_master_acked_lost": pinned.lost,
+                    "old_master_wait_confirmed_lost": pinned.confirmed_lost,
+                    "old_master_acked_after_heal": acked_after_heal,
+                    "old_master_acked_after_heal_lost": len(after_heal)})
+    if pinned.lost_ops:
+        metrics["old_master_lost_between_s"] = [round(run.offset(min(op.start for op in pinned.lost_ops)), 3),
+                                                round(run.offset(max(op.end for op in pinned.lost_ops)), 3)]
+    demoted = (f", discarded when it was demoted at {run.offset(run.old_master_demoted_at):+.2f} s"
+               if run.old_master_demoted_at is not None and pinned.lost else "")
+    return (f"; a second writer kept on the old master had {pinned.acked:,} writes acknowledged there, "
+            f"{acked_after_heal:,} of them after the heal: {pinned.lost:,} lost ({len(after_heal):,} after the "
+            f"heal){demoted}")
+
+
+def _min_replicas_note(run: FailoverRun, lost_ops: list[Op]) -> str:
+    setting = run.settings["min-replicas-to-write"]
+    lag = run.settings.get("min-replicas-max-lag")
+    first = first_noreplicas_s(run)
+    seen = f"first NOREPLICAS at {first:+.2f} s" if first is not None else "no NOREPLICAS seen"
+    window = (f"lost writes acknowledged between {run.offset(min(op.end for op in lost_ops)):+.2f} s and "
+              f"{run.offset(max(op.end for op in lost_ops)):+.2f} s" if lost_ops else "no acknowledged write lost")
+    return f"; with min-replicas-to-write {setting}" + (f" (max-lag {lag} s)" if lag else "") + f": {seen}, {window}"

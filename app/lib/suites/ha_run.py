@@ -1,0 +1,163 @@
+"""One prepared HA run: the checks in order, the failover measured and shown, the fault put back before
+replica_sync judges the rejoin, and what it hands the skeleton to undo (lib/suites/skeleton.SuiteRun)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lib.checks.ha_checks import check_crud, check_new_master, check_reconnect
+from lib.checks.ha_consistency import check_consistency
+from lib.checks.ha_master_kill import check_master_kill, failover_timeline
+from lib.checks.ha_rejoin import roles_note
+from lib.checks.result import SuiteReport, run_scenario
+from lib.clients.server_config import ConfigChange
+from lib.faults.exec import ExecFault
+from lib.faults.fault import WaitNotice
+from lib.faults.sentinel_failover import SentinelFailover
+from lib.ha_client import Address, HAClient, answers
+from lib.history import History
+from lib.report.plot import plot_timeline
+from lib.report.report import key_value_table
+from lib.report.timeline import timeline_table
+from lib.runs.final_read import read_back
+from lib.runs.ha_failover import run_failover, wait_replicas_synced
+from lib.runs.ha_record import FailoverRun, RunPlan
+from lib.suites.ha_restore import fast_rejoin, replica_sync_scenario, roles_restored_scenario
+from lib.suites.ha_session import Session, Target, cleanup, put_config_back
+from lib.suites.ha_undo import undo_interrupted
+from lib.suites.skeleton import Output
+from lib.util import format_endpoint
+from lib.waits import WaitTimeout, wait_until
+
+
+@dataclass
+class HARun:
+    """One prepared HA run (lib/suites/skeleton.SuiteRun)."""
+
+    args: argparse.Namespace
+    ha: HAClient
+    target: Target
+    session: Session
+    history: History  # the writer's, shared with a manual kill's live view
+    announced: Address  # the master as the sentinels announced it
+    reachable: Address  # where it answers from here
+    server: dict  # its INFO server
+    plan: RunPlan = field(default_factory=RunPlan)  # what the run does around the fault
+    config: list[ConfigChange] = field(default_factory=list)  # applied just before the fault (session.config)
+
+    def checks(self, out: Output) -> SuiteReport:
+        args, ha, session, fault = self.args, self.ha, self.session, self.session.fault
+        version = self.server.get("valkey_version") or self.server.get("redis_version")
+        out.show(self._target_table(version))
+        report = SuiteReport("ha", {"sentinels": [format_endpoint(*s) for s in self.target.sentinels],
+                                    "master_name": args.master_name, "master": format_endpoint(*self.announced),
+                                    "server_version": version, "fault": args.fault, "harness_started": session.owned})
+        session.wrote = True  # from here on, keys under the namespace may exist
+        report.add(run_scenario("crud", lambda: check_crud(ha, session.namespace)))
+        run, skipped = self._failover(out)
+        report.add(run_scenario("master_kill", lambda: check_master_kill(run, skipped)))
+        report.add(run_scenario("new_master", lambda: check_new_master(ha, run)))
+        report.add(run_scenario("reconnect", lambda: check_reconnect(run, skipped, ha.switches_followed)))
+        report.add(run_scenario("consistency", lambda: check_consistency(ha, run, skipped)))
+        heal_by_hand = self._heal_by_hand(out)
+        restore_timeout = args.manual_timeout if fault and (fault.by_hand or heal_by_hand) else 30
+        report.add(run_scenario("replica_sync", lambda: replica_sync_scenario(
+            ha, run, fault, restore_timeout, fast_rejoin=fast_rejoin(fault, session.owned), heal_by_hand=heal_by_hand)))
+        if problems := put_config_back(session):
+            out.warn("; ".join(problems))
+        if run is not None and not session.owned and isinstance(fault, SentinelFailover):
+            report.add(run_scenario("roles_restored", lambda: roles_restored_scenario(ha, session)))
+        elif run is not None and (note := roles_note(ha, None if session.roles_put_back else session.original_master,
+                                                     session.owned)):
+            out.show(note)
+        return report
+
+    def _target_table(self, version: str | None) -> Any:
+        reached = (f" (reached at {format_endpoint(*self.reachable)})" if self.reachable != self.announced else "")
+        return key_value_table("Target", [
+            ("sentinels", ", ".join(format_endpoint(*s) for s in self.target.sentinels)
+             + f"  (from {self.target.source})"),
+            ("master name", self.args.master_name),
+            ("master", format_endpoint(*self.announced) + reached),
+            ("server", f"{self.server.get('server_name', 'redis')} {version}"),
+        ])
+
+    def _failover(self, out: Output) -> tuple[FailoverRun | None, str | None]:
+        """The measured failover, its timeline shown (and plotted); (None, why) when --fault none."""
+        args, fault = self.args, self.session.fault
+        if fault is None:
+            if args.plot:
+                out.warn("--plot: no failover ran (--fault none), nothing to plot")
+            return None, "--fault none"
+        replicas = wait_replicas_synced(self.ha, timeout=60)
+        out.show(f"{len(replicas)} replica(s) in sync; starting the writer, the 5 ms probe and the "
+                 f"sentinel event recorder")
+        settings = self._apply_config(out)
+        run = run_failover(self.ha, fault, self.session.namespace, recovery_timeout=args.recovery_timeout,
+                           history=self.history, progress=out.show, plan=self.plan, settings=settings)
+        if isinstance(fault, SentinelFailover) and fault.coordinated:
+            run.extra.update(fault.path_evidence(run.old_master, run.new_master))
+        if run.recovered_at is not None:
+            self._final_read(run)
+        timeline = failover_timeline(run)
+        out.show(timeline_table(timeline))
+        if args.plot:
+            written = plot_timeline(timeline, args.plot, f"HA failover: {run.fault}")
+            out.show(f"timeline plot written to {written}")
+        return run, None
+
+    def _final_read(self, run: FailoverRun) -> None:
+        """Read back every key the writers wrote, on the master the sentinels agree on, into their histories:
+        the consistency verdict (and --recheck) judges by this read alone."""
+        address = self.ha.master_address()
+        master = self.ha.node(address)
+        try:
+            where = f"on {format_endpoint(*address)}"
+            for history in (run.history, run.pinned):
+                if history is not None:
+                    read_back(master.mget, None, history, where=where)
+        finally:
+            master.close()
+        run.extra["final_read_on"] = format_endpoint(*address)
+
+    def _apply_config(self, out: Output) -> dict[str, str]:
+        """CONFIG SET for the run (recorded in the session first, so that however the run ends it is put back)."""
+        settings: dict[str, str] = {}
+        for change in self.config:
+            self.session.config.append(change)
+            change.apply()
+            settings.update(change.settings)
+            out.show(f"CONFIG SET {' '.join(f'{k} {v}' for k, v in change.settings.items())} on "
+                     f"{', '.join(format_endpoint(*n) for n in change.nodes)} for this run (put back afterwards)")
+        return settings
+
+    def _heal_by_hand(self, out: Output) -> Callable[[float], bool] | None:
+        """--fault exec without --restore-cmd: wait for the person to heal it, as after --fault manual."""
+        fault = self.session.fault
+        if not isinstance(fault, ExecFault) or fault.restore_cmd:
+            return None
+        target, reachable, password = format_endpoint(*self.announced), self.reachable, self.ha.password
+
+        def healed(timeout: float) -> bool:
+            out.notify(WaitNotice("restart", f"now heal the fault of --kill-cmd: {target} must answer again "
+                                  f"(no --restore-cmd was given); waiting up to {timeout:.0f}s", timeout))
+            try:
+                wait_until(lambda: (answers(reachable, password, timeout=0.3), "not answering yet"), timeout=timeout,
+                           what=f"{target} to answer again")
+            except WaitTimeout:
+                return False
+            return True
+
+        return healed
+
+    def undo_interrupted(self) -> list[str]:
+        return undo_interrupted(self.ha, self.session)
+
+    def cleanup(self) -> str | None:
+        problems = put_config_back(self.session)
+        if self.session.wrote and (problem := cleanup(self.ha, self.session.namespace)):
+            problems.append(problem)
+        return "; ".join(problems) or None
