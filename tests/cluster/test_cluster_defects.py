@@ -17,14 +17,16 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from conftest import run_script  # tests/conftest.py
-from lib.checks import cluster_checks
+from lib.checks.cluster_placement import check_connect
+from lib.checks.cluster_redirects import check_ask
+from lib.checks.cluster_rejoin import cluster_ok
 from lib.checks.result import FAIL as FAIL_STATUS
 from lib.cluster_client import RETRIES_PER_CALL, ClusterClient
 from lib.errors import SetupError
 from lib.faults.fault import Fault
 from lib.history import FAIL, OK, UNKNOWN, Attempts, History
 from lib.runs import cluster_failover
-from lib.suites.cluster import cleanup
+from lib.suites.cluster_target_run import cleanup
 from lib.topology.cluster_topology import open_slots, own_view, parse_cluster_nodes, shards_of, tag_for_slot
 from lib.util import REPO_ROOT, format_endpoint, free_ports, key_namespace
 from lib.waits import PollPolicy, wait_until
@@ -441,7 +443,7 @@ def test_ctrl_c_after_the_kill_starts_the_primary_again_and_deletes_the_keys(clu
                what="the interrupted run's keys to be deleted")
     # The module shares this cluster: the restarted node must have rejoined before the next test.
     with cluster_client(cluster_stack) as client:
-        wait_until(lambda: cluster_checks.cluster_ok(client), timeout=90, what="cluster_state:ok on every node again")
+        wait_until(lambda: cluster_ok(client), timeout=90, what="cluster_state:ok on every node again")
 
 
 def _no_run_keys(stack) -> bool:
@@ -463,7 +465,7 @@ def test_connect_fails_while_a_slot_is_left_migrating(cluster_stack):
         slot = shards[0].slots[0][0] + 11
         try:
             SlotMigration(client, slot, shards[0].primary, shards[1].primary).begin()
-            result = cluster_checks.check_connect(client, shards)
+            result = check_connect(client, shards)
         finally:
             put_slot_back(client, slot, shards[0].primary, shards[1].primary, primaries)
     assert result.status == FAIL_STATUS, result.detail
@@ -576,7 +578,7 @@ def test_ask_leaves_alone_a_slot_that_is_already_migrating(cluster_stack):
         other = SlotMigration(client, slot, shards[0].primary, shards[2].primary)
         try:
             other.begin()
-            result = cluster_checks.check_ask(client, shards, key_namespace("cluster"))
+            result = check_ask(client, shards, key_namespace("cluster"))
             still_open = open_slots(own_view(client.nodes([client.reachable(shards[2].primary)])))
         finally:
             put_slot_back(client, slot, shards[0].primary, shards[2].primary, primaries)

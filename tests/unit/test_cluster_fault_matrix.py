@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lib.checks import cluster_checks
+from lib.checks.cluster_failover_checks import STRICT_FAULTS, check_primary_failure
 from lib.checks.result import FAIL, OK, WARN
 from lib.errors import SetupError
 from lib.faults.cluster_failover import ClusterManualFailover
@@ -13,9 +13,11 @@ from lib.faults.exec import ExecFault
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
 from lib.history import History, Op
-from lib.runs.cluster_failover import NO_FAILOVER, PINNED_GROUP, SHARD_DOWN, ClusterFailoverRun
-from lib.suites import cluster as suite
-from lib.suites.cluster import build_fault, build_parser, changed_by, puts_back_roles, run_config
+from lib.runs.cluster_failover_run import NO_FAILOVER, PINNED_GROUP, SHARD_DOWN, ClusterFailoverRun
+from lib.suites import cluster_fault_effects as suite
+from lib.suites.cluster_fault_effects import changed_by, puts_back_roles
+from lib.suites.cluster_faults import build_fault
+from lib.suites.cluster_target import build_parser, run_config
 
 from .fake_cluster import NODES_TEXT, FakeCluster, FakeClusterClient, three_shards
 
@@ -147,13 +149,13 @@ def test_replica_kill_is_ok_without_a_failover_or_a_loss_and_fails_on_a_loss():
     run = ClusterFailoverRun("SIGKILL node-7003", shards, history, victim=shards[0], fault_at=FAULT_AT,
                              expect=NO_FAILOVER, down=shards[0].replicas[0], down_seen_at=FAULT_AT + 2.5,
                              recovered_at=FAULT_AT + 4.0)
-    result = cluster_checks.check_primary_failure(holding(client, history), run, None, "replica-kill")
+    result = check_primary_failure(holding(client, history), run, None, "replica-kill")
     assert result.status == OK, result.detail
     assert "no failover (node-7000:7000 still serves 0-5460)" in result.detail, result.detail
     assert result.metrics["replica_flagged_fail_s"] == 2.5 and result.metrics["lost"] == 0, result.metrics
     lost_key = history.snapshot()[3].key
     client, _, _ = cluster()
-    result = cluster_checks.check_primary_failure(holding(client, history, {lost_key}), run, None, "replica-kill")
+    result = check_primary_failure(holding(client, history, {lost_key}), run, None, "replica-kill")
     assert result.status == FAIL and "acknowledged writes were lost" in result.detail, result.detail
 
 
@@ -171,7 +173,7 @@ def test_shard_loss_with_partial_coverage_is_expected_and_the_others_keep_servin
     for o in [op(LABELS[0], 0, -0.2, -0.19), op(LABELS[0], 1, 0.0, 0.3, OP_FAIL, "ConnectionError"),
               op(LABELS[0], 2, 5.4, 5.5)]:
         history.record(o)
-    result = cluster_checks.check_primary_failure(holding(client, history), shard_loss_run(shards, history, "no"),
+    result = check_primary_failure(holding(client, history), shard_loss_run(shards, history, "no"),
                                                   None, "shard-loss")
     assert result.status == OK, result.detail
     assert "no promotion possible: the whole shard 0-5460 is down (expected)" in result.detail, result.detail
@@ -180,7 +182,7 @@ def test_shard_loss_with_partial_coverage_is_expected_and_the_others_keep_servin
 
     client, _, _ = cluster()
     lost = holding(client, history, {history.snapshot()[-3].key})  # the shard's write before the fault
-    result = cluster_checks.check_primary_failure(lost, shard_loss_run(shards, history, "no"), None, "shard-loss")
+    result = check_primary_failure(lost, shard_loss_run(shards, history, "no"), None, "shard-loss")
     assert result.status == WARN and "every copy of the shard was lost" in result.detail, result.detail
     assert result.metrics["lost_on_lost_shard"] == 1, result.metrics
 
@@ -193,7 +195,7 @@ def test_shard_loss_with_full_coverage_reports_when_the_healthy_shards_stopped()
                   op(label, 2, 5.6, 5.7)]:
             history.record(o)
     history.record(op(LABELS[0], 0, 5.5, 5.52))
-    result = cluster_checks.check_primary_failure(holding(client, history), shard_loss_run(shards, history, "yes"),
+    result = check_primary_failure(holding(client, history), shard_loss_run(shards, history, "yes"),
                                                   None, "shard-loss")
     assert result.status == OK, result.detail
     assert result.metrics["healthy_shards_stopped_after_s"] == {"5461-10922": 3.1, "10923-16383": 3.1}
@@ -227,7 +229,7 @@ def test_a_pause_reports_the_pinned_writer_noreplicas_and_fails_on_what_the_old_
     client, _, shards = cluster()
     history = failover_history()
     run = pause_run(shards, history)
-    result = cluster_checks.check_primary_failure(holding(client, history), run, None, "pause")
+    result = check_primary_failure(holding(client, history), run, None, "pause")
     metrics = result.metrics
     assert result.status == OK, result.detail
     assert (metrics["old_primary_acked_after_heal"], metrics["pinned_first_error_after_s"]) == (1, 0.5), metrics
@@ -235,7 +237,7 @@ def test_a_pause_reports_the_pinned_writer_noreplicas_and_fails_on_what_the_old_
     assert metrics["write_pause_ms"] == 3400.0, "last ok -0.09 s, next ok +3.31 s"
 
     client, _, _ = cluster()
-    result = cluster_checks.check_primary_failure(holding(client, history, {f"{NS}pin:2"}), run, None, "pause")
+    result = check_primary_failure(holding(client, history, {f"{NS}pin:2"}), run, None, "pause")
     assert result.status == FAIL, result.detail
     assert (result.metrics["old_primary_acked_after_heal_lost"], result.metrics["lost_acked_at_s"]) == (1, [2.96])
 
@@ -246,14 +248,14 @@ def test_a_loss_fails_a_coordinated_failover_and_a_kill_alike():
     lose = {history.snapshot()[-5].key}  # the victim shard's write acknowledged at +3.31 s
     run = ClusterFailoverRun("CLUSTER FAILOVER", shards, history, victim=shards[0], fault_at=FAULT_AT,
                              promoted=shards[0].replicas[0], promoted_at=FAULT_AT + 2.9, recovered_at=FAULT_AT + 3.31)
-    coordinated = cluster_checks.check_primary_failure(holding(client, history, lose), run, None, "coordinated")
+    coordinated = check_primary_failure(holding(client, history, lose), run, None, "coordinated")
     assert coordinated.status == FAIL and "any acknowledged write lost is a FAIL" in coordinated.detail
     client, _, _ = cluster()
-    killed = cluster_checks.check_primary_failure(holding(client, history, lose), run, None, "auto")
+    killed = check_primary_failure(holding(client, history, lose), run, None, "auto")
     assert killed.status == FAIL and "write_pause_ms" not in killed.metrics, killed.detail
     assert "asynchronous replication" in killed.detail, "a kill's loss is explained, and still a FAIL"
 
 
 def test_every_strictly_judged_fault_is_one_the_suite_knows_what_to_expect_of():
     known = set(suite.EXPECTS) | set(suite.ROLE_SWAPPING_FAULTS) | {"exec"}
-    assert known == set(cluster_checks.STRICT_FAULTS), known ^ set(cluster_checks.STRICT_FAULTS)
+    assert known == set(STRICT_FAULTS), known ^ set(STRICT_FAULTS)

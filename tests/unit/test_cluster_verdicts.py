@@ -1,4 +1,4 @@
-"""The cluster suite's verdicts (lib/checks/cluster_checks.py) against an in-memory cluster: no server.
+"""The cluster suite's verdicts (lib/checks/cluster_*.py) against an in-memory cluster: no server.
 
 Namespaces carry a hash tag where the slot matters, so the slot is known by hand: CLUSTER KEYSLOT
 somekey is 11058 (the Redis cluster tutorial), which node-7002 owns (10923-16383).
@@ -11,15 +11,18 @@ import binascii
 import pytest
 import redis
 
-from lib.checks import cluster_checks
+from lib.checks.cluster_failover_checks import check_primary_failure
+from lib.checks.cluster_placement import check_connect, check_distribution, check_placement
+from lib.checks.cluster_redirects import check_ask, check_moved
+from lib.checks.cluster_rejoin import check_rejoin
 from lib.checks.result import FAIL, OK, WARN
 from lib.faults.fault import Fault
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
 from lib.history import History, Op
 from lib.report.cluster_report import distribution_table
-from lib.runs.cluster_failover import ClusterFailoverRun
-from lib.suites.cluster import rejoin
+from lib.runs.cluster_failover_run import ClusterFailoverRun
+from lib.suites.cluster_restore import rejoin
 from lib.topology.cluster_topology import tag_for_slot
 from lib.waits import WaitTimeout
 
@@ -40,7 +43,7 @@ def cluster(text: str = NODES_TEXT, **world) -> tuple[FakeClusterClient, FakeClu
 
 def test_connect_is_ok_with_every_slot_covered_and_a_replica_per_shard():
     client, _, shards = cluster()
-    result = cluster_checks.check_connect(client, shards)
+    result = check_connect(client, shards)
     assert result.status == OK, result.detail
     assert result.detail == ("3 shards, 16384 of 16384 slots covered, cluster_state:ok; every shard has a replica, "
                              "no slot migrating"), f"{result.detail!r}"
@@ -50,7 +53,7 @@ def test_connect_is_ok_with_every_slot_covered_and_a_replica_per_shard():
 
 def test_connect_warns_about_a_shard_without_a_replica():
     client, _, shards = cluster(NODES_TEXT.replace("f5 10.0.0.15:7005@17005,node-7005 slave c2 0 0 3 connected\n", ""))
-    result = cluster_checks.check_connect(client, shards)
+    result = check_connect(client, shards)
     assert result.status == WARN, result.detail
     assert result.detail.endswith("; no replica for 10923-16383"), f"{result.detail!r}"
 
@@ -59,7 +62,7 @@ def test_connect_fails_on_a_slot_migration_left_open():
     client, fake, shards = cluster()
     fake.open[("a0", 7)] = ("migrating", "b1")
     fake.open[("b1", 7)] = ("importing", "a0")
-    result = cluster_checks.check_connect(client, shards)
+    result = check_connect(client, shards)
     assert result.status == FAIL, result.detail
     assert result.metrics["open_slots"] == ["slot 7 migrating on node-7000:7000 to node-7001:7001",
                                             "slot 7 importing on node-7001:7001 from node-7000:7000"], result.metrics
@@ -68,14 +71,14 @@ def test_connect_fails_on_a_slot_migration_left_open():
 
 def test_connect_fails_on_a_cluster_state_other_than_ok():
     client, _, shards = cluster(state="fail")
-    result = cluster_checks.check_connect(client, shards)
+    result = check_connect(client, shards)
     assert result.status == FAIL and "cluster_state:fail" in result.detail, result.detail
 
 
 def test_connect_fails_when_slots_are_not_covered():
     text = "\n".join(line for line in NODES_TEXT.splitlines() if "c2" not in line) + "\n"  # no 10923-16383
     client, _, shards = cluster(text)
-    result = cluster_checks.check_connect(client, shards)
+    result = check_connect(client, shards)
     assert result.status == FAIL, result.detail
     assert result.detail == "2 shards, 10923 of 16384 slots covered, cluster_state:ok", f"{result.detail!r}"
 
@@ -84,7 +87,7 @@ def test_connect_fails_when_slots_are_not_covered():
 
 def test_placement_is_ok_when_the_server_agrees_on_slots_and_owners_hold_their_keys():
     client, fake, shards = cluster()
-    result = cluster_checks.check_placement(client, shards, NS)
+    result = check_placement(client, shards, NS)
     assert result.status == OK, result.detail
     assert (result.metrics["keys"], result.metrics["hash_tag_groups"]) == (300, 10), f"{result.metrics}"
     assert (result.metrics["client_slot_mismatches"], result.metrics["split_hash_tag_groups"],
@@ -95,7 +98,7 @@ def test_placement_is_ok_when_the_server_agrees_on_slots_and_owners_hold_their_k
 def test_placement_fails_when_the_server_hashes_the_whole_key_ignoring_hash_tags():
     client, fake, shards = cluster()
     fake.keyslot = lambda key: binascii.crc_hqx(key.encode(), 0) % 16384  # no {tag} rule
-    result = cluster_checks.check_placement(client, shards, NS)
+    result = check_placement(client, shards, NS)
     assert result.status == FAIL, result.detail
     assert result.metrics["client_slot_mismatches"] == 50, "the 10 groups x 5 tagged keys; untagged keys agree"
     assert result.detail.startswith("50 slot mismatches, 0 split tag groups, 0 keys"), f"{result.detail!r}"
@@ -104,7 +107,7 @@ def test_placement_fails_when_the_server_hashes_the_whole_key_ignoring_hash_tags
 def test_placement_fails_when_keys_land_on_a_node_that_does_not_own_their_slot():
     client, fake, shards = cluster()
     fake.write_to = {"c2": "b1"}  # node-7002's keys end up on node-7001
-    result = cluster_checks.check_placement(client, shards, NS)
+    result = check_placement(client, shards, NS)
     assert result.status == FAIL and fake.misrouted > 0, result.detail
     assert result.detail == f"0 slot mismatches, 0 split tag groups, {fake.misrouted} keys not on their slot's owner"
     assert len(result.metrics["not_on_owner"]) == min(10, fake.misrouted), "a sample of at most 10 keys"
@@ -114,7 +117,7 @@ def test_placement_fails_when_keys_land_on_a_node_that_does_not_own_their_slot()
 
 def test_moved_sees_the_redirect_a_plain_client_gets_and_the_cluster_client_follows():
     client, fake, shards = cluster()
-    result = cluster_checks.check_moved(client, shards, SOMEKEY_NS)
+    result = check_moved(client, shards, SOMEKEY_NS)
     assert result.status == OK, result.detail
     metrics = result.metrics
     assert (metrics["key"], metrics["slot"], metrics["asked"]) == ("{somekey}:moved", 11058, "node-7000:7000")
@@ -128,7 +131,7 @@ def test_moved_sees_the_redirect_a_plain_client_gets_and_the_cluster_client_foll
 def test_moved_fails_when_the_wrong_node_answers_instead_of_redirecting():
     client, fake, shards = cluster()
     fake.plain_redirects = False
-    result = cluster_checks.check_moved(client, shards, SOMEKEY_NS)
+    result = check_moved(client, shards, SOMEKEY_NS)
     assert result.status == FAIL, result.detail
     assert result.detail == "a plain client at the wrong node got None, not MOVED", f"{result.detail!r}"
 
@@ -136,7 +139,7 @@ def test_moved_fails_when_the_wrong_node_answers_instead_of_redirecting():
 def test_moved_fails_when_the_cluster_client_does_not_follow_the_redirect():
     client, fake, shards = cluster()
     fake.follows_moved = False
-    result = cluster_checks.check_moved(client, shards, SOMEKEY_NS)
+    result = check_moved(client, shards, SOMEKEY_NS)
     assert result.status == FAIL, result.detail
     assert result.detail == "cluster client read None; the old owner sent it 1 MOVED (INFO errorstats)", \
         f"{result.detail!r}"
@@ -145,15 +148,15 @@ def test_moved_fails_when_the_cluster_client_does_not_follow_the_redirect():
 def test_moved_and_ask_need_two_shards():
     text = "a0 10.0.0.10:7000@17000,node-7000 master - 0 0 1 connected 0-16383\n"
     client, _, shards = cluster(text)
-    assert cluster_checks.check_moved(client, shards, NS).status == WARN, "one shard: no node to be wrong about"
-    assert cluster_checks.check_ask(client, shards, NS).status == WARN, "one shard: nowhere to migrate"
+    assert check_moved(client, shards, NS).status == WARN, "one shard: no node to be wrong about"
+    assert check_ask(client, shards, NS).status == WARN, "one shard: nowhere to migrate"
 
 
 # ---- ask -------------------------------------------------------------------------------------------
 
 def test_ask_migrates_slot_7_reads_and_writes_through_ask_and_puts_it_back():
     client, fake, shards = cluster()
-    result = cluster_checks.check_ask(client, shards, NS)
+    result = check_ask(client, shards, NS)
     metrics = result.metrics
     assert result.status == OK, result.detail
     assert (metrics["slot"], metrics["from"], metrics["to"]) == (7, "node-7000:7000", "node-7001:7001")
@@ -169,7 +172,7 @@ def test_ask_migrates_slot_7_reads_and_writes_through_ask_and_puts_it_back():
 def test_ask_fails_when_the_source_serves_instead_of_answering_ask():
     client, fake, shards = cluster()
     fake.plain_redirects = False
-    result = cluster_checks.check_ask(client, shards, NS)
+    result = check_ask(client, shards, NS)
     assert result.status == FAIL, result.detail
     assert result.detail == "plain client on the source got a value (no ASK), not ASK", f"{result.detail!r}"
 
@@ -178,7 +181,7 @@ def test_ask_fails_when_a_key_is_lost_while_the_slot_moves():
     client, fake, shards = cluster()
     tag = tag_for_slot(7)
     fake.migrate_loses = {f"{NS}{{{tag}}}:19"}  # moved when the migration completes, after the reads
-    result = cluster_checks.check_ask(client, shards, NS)
+    result = check_ask(client, shards, NS)
     assert result.status == FAIL, result.detail
     assert result.detail == "keys changed or vanished when the slot was moved back", f"{result.detail!r}"
 
@@ -187,7 +190,7 @@ def test_ask_puts_the_slot_back_when_the_cluster_client_fails_mid_migration():
     client, fake, shards = cluster()
     fake.fails_reads_while_migrating = True
     with pytest.raises(redis.ConnectionError) as raised:
-        cluster_checks.check_ask(client, shards, NS)
+        check_ask(client, shards, NS)
     assert fake.owner[7] == "a0" and fake.open == {}, "migration cancelled"
     assert "open migration of slot 7 cancelled: 10 key(s) moved back" in " ".join(raised.value.__notes__), \
         "the error says the slot was put back"
@@ -198,7 +201,7 @@ def test_ask_puts_the_slot_back_when_the_cluster_client_fails_mid_migration():
 
 def test_distribution_counts_every_written_key_on_the_primaries():
     client, _, shards = cluster()
-    result = cluster_checks.check_distribution(client, shards, NS)
+    result = check_distribution(client, shards, NS)
     table = distribution_table(shards, result.metrics)
     assert result.status == OK, result.detail
     per_shard = result.metrics["per_shard"]
@@ -210,7 +213,7 @@ def test_distribution_counts_every_written_key_on_the_primaries():
 def test_distribution_fails_when_one_node_holds_every_key():
     client, fake, shards = cluster()
     fake.write_to = {"b1": "a0", "c2": "a0"}
-    result = cluster_checks.check_distribution(client, shards, NS)
+    result = check_distribution(client, shards, NS)
     assert result.status == FAIL, result.detail
     assert result.metrics["per_shard"] == {"0-5460": 3000, "5461-10922": 0, "10923-16383": 0}
     assert result.detail == ("0-5460 holds 100.0% of keys for 33.3% of slots; 5461-10922 holds 0.0% of keys for "
@@ -220,7 +223,7 @@ def test_distribution_fails_when_one_node_holds_every_key():
 def test_distribution_fails_first_on_keys_that_are_not_there():
     client, fake, shards = cluster()
     fake.dropped = {"c2"}
-    result = cluster_checks.check_distribution(client, shards, NS)
+    result = check_distribution(client, shards, NS)
     counted = result.metrics["per_shard"]["0-5460"] + result.metrics["per_shard"]["5461-10922"]
     assert result.status == FAIL and result.metrics["per_shard"]["10923-16383"] == 0, result.detail
     assert result.detail.startswith(f"counted {counted} keys on the primaries, wrote 3000"), f"{result.detail!r}"
@@ -276,7 +279,7 @@ def holding_every_acked_write(history: History, *, lose: int = 0) -> FakeCluster
 def test_primary_failure_measures_the_shard_outage_the_promotion_and_the_other_shards():
     shards = three_shards()
     history = failover_history()
-    result = cluster_checks.check_primary_failure(holding_every_acked_write(history), primary_failure_run(
+    result = check_primary_failure(holding_every_acked_write(history), primary_failure_run(
         history, shards), None)
     metrics = result.metrics
     assert result.status == OK, result.detail
@@ -295,7 +298,7 @@ def test_primary_failure_measures_the_shard_outage_the_promotion_and_the_other_s
 def test_primary_failure_fails_on_writes_the_dead_primary_took_with_it_and_says_why():
     shards = three_shards()
     history = failover_history()
-    result = cluster_checks.check_primary_failure(holding_every_acked_write(history, lose=2),
+    result = check_primary_failure(holding_every_acked_write(history, lose=2),
                                                 primary_failure_run(history, shards), None)
     assert result.status == FAIL and "asynchronous replication" in result.detail, result.detail
     assert "any acknowledged write lost is a FAIL" in result.detail, result.detail
@@ -305,7 +308,7 @@ def test_primary_failure_fails_on_writes_the_dead_primary_took_with_it_and_says_
 def test_primary_failure_fails_when_another_shard_paused_over_a_second():
     shards = three_shards()
     history = failover_history(other_pause=1.2)
-    result = cluster_checks.check_primary_failure(holding_every_acked_write(history), primary_failure_run(
+    result = check_primary_failure(holding_every_acked_write(history), primary_failure_run(
         history, shards), None)
     assert result.status == FAIL, result.detail
     assert result.detail.endswith("; shards 5461-10922, 10923-16383 stopped serving for more than 1000 ms")
@@ -316,20 +319,20 @@ def test_primary_failure_fails_without_a_recovery_or_a_victim():
     shards = three_shards()
     history = failover_history()
     stuck = primary_failure_run(history, shards, timeout_reason="timed out after 60s waiting for a promotion")
-    result = cluster_checks.check_primary_failure(holding_every_acked_write(history), stuck, None)
+    result = check_primary_failure(holding_every_acked_write(history), stuck, None)
     assert (result.status, result.detail) == (FAIL, "no recovery: timed out after 60s waiting for a promotion")
     nobody = primary_failure_run(history, shards, victim=None, timeout_reason="no primary stopped")
-    result = cluster_checks.check_primary_failure(holding_every_acked_write(history), nobody, None)
+    result = check_primary_failure(holding_every_acked_write(history), nobody, None)
     assert (result.status, result.detail) == (FAIL, "no shard lost its primary: no primary stopped"), f"{result}"
 
 
 def test_primary_failure_is_skipped_without_a_fault():
-    result = cluster_checks.check_primary_failure(cluster()[0], None, "--fault none")
+    result = check_primary_failure(cluster()[0], None, "--fault none")
     assert (result.status, result.detail) == (WARN, "skipped: --fault none"), f"{result}"
 
 
 # ---- rejoin ----------------------------------------------------------------------------------------
-# rejoin (lib/suites/cluster.py) is the scenario: the suite restarts the old primary and puts the roles back;
+# rejoin (lib/suites/cluster_restore.py) is the scenario: the suite restarts the old primary and puts the roles back;
 # check_rejoin and check_roles_put_back only wait and judge.
 
 AFTER_FAILOVER = """\
@@ -385,9 +388,9 @@ def test_rejoin_fails_when_the_old_primary_is_not_a_linked_replica_or_the_cluste
 
 def test_check_rejoin_judges_without_restarting_anything():
     client, run = rejoin_cluster()
-    result = cluster_checks.check_rejoin(client, run)  # no fault: the check cannot act on one
+    result = check_rejoin(client, run)  # no fault: the check cannot act on one
     assert result.status == OK and result.metrics["old_primary_rejoined"] is True, result.detail
-    told = cluster_checks.check_rejoin(client, run, "was not started again within 30s")
+    told = check_rejoin(client, run, "was not started again within 30s")
     assert (told.status, told.detail) == (WARN, "node-7000:7000 was not started again within 30s"), f"{told}"
     assert told.metrics == {"old_primary_restarted": False}, f"{told.metrics}"
 

@@ -22,7 +22,7 @@ from lib.faults.fault import Fault, inject_recorded
 from lib.faults.sigterm import Terminate
 from lib.history import History
 from lib.runs.cache_outage import ok_count, shard_recovery
-from lib.runs.cluster_failover import wait_promoted
+from lib.runs.cluster_watch import wait_promoted
 from lib.topology.cluster_topology import ClusterNode, Shard
 from lib.waits import WaitTimeout, wait_until
 from lib.workload.cache_store import ClusterCacheStore, storage_key

@@ -24,8 +24,9 @@ from lib.checks.result import SuiteReport, run_scenario
 from lib.errors import SetupError
 from lib.report.report import key_value_table
 from lib.runs.cache_failover import CacheFailoverRun, run_cache_failover
-from lib.runs.cluster_failover import wait_links_up
-from lib.suites.cluster import ClusterTargetRun, build_parser, connected
+from lib.runs.cluster_watch import wait_links_up
+from lib.suites.cluster_target import build_parser, connected
+from lib.suites.cluster_target_run import ClusterTargetRun
 from lib.suites.skeleton import Output
 from lib.util import format_endpoint, key_namespace
 from lib.workload.cache_store import ClusterCacheStore

@@ -1,0 +1,124 @@
+"""A prepared run on a cluster: the undo, cleanup, failover and rejoin steps both cluster suites share."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+
+from lib.checks.result import FAIL, ScenarioResult, SuiteReport, run_scenario
+from lib.checks.timeline import Timeline
+from lib.clients.keyspace import delete_prefix
+from lib.cluster_client import ClusterClient
+from lib.errors import SetupError
+from lib.faults.exec import ExecFault
+from lib.faults.fault import undo_interrupted_fault
+from lib.report.plot import plot_timeline
+from lib.report.timeline import timeline_table
+from lib.runs.cache_failover import CacheFailoverRun
+from lib.runs.cluster_failover_run import PROMOTION, ClusterFailoverRun
+from lib.suites.cluster_fault_effects import puts_back_roles
+from lib.suites.cluster_restore import (
+    RESTART_TIMEOUT_S,
+    put_back_config,
+    rejoin,
+    rejoin_replica,
+    restart_after_broken_run,
+)
+from lib.suites.cluster_target import Plan, Target
+from lib.suites.skeleton import Output
+from lib.util import format_endpoint
+from lib.waits import WaitTimeout
+
+FAILOVER_ERRORS = (WaitTimeout, redis.RedisError, redis.exceptions.RedisClusterException, RuntimeError)
+R = TypeVar("R")
+
+
+def cleanup(client: ClusterClient, ns: str) -> str | None:
+    """SCAN + UNLINK of this run's keys on every primary; None when done, else one line saying why not.
+
+    ASKING before each UNLINK: a primary importing a slot holds keys of it that it does not own.
+    """
+    try:
+        for shard in client.shards():
+            with client.node(client.reachable(shard.primary), timeout=5.0) as node:
+                delete_prefix(node, ns, cluster_node=True, asking=True)
+    except (redis.RedisError, redis.exceptions.RedisClusterException, SetupError) as exc:
+        return f"could not clean up keys {ns}*: {type(exc).__name__}: {first_line(str(exc))}"
+    return None
+
+
+def first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+@dataclass
+class ClusterTargetRun:
+    """A prepared run on a cluster: the undo, cleanup, failover and rejoin steps both cluster suites share."""
+
+    args: argparse.Namespace
+    client: ClusterClient
+    target: Target
+    plan: Plan
+    ns: str
+
+    def undo_interrupted(self) -> list[str]:
+        fault = self.plan.fault
+        if isinstance(fault, ExecFault) and not fault.restore_cmd and fault.pending_restore:
+            notes = [f"the fault came from --kill-cmd {fault.kill_cmd!r} and no --restore-cmd was given: heal it "
+                     "yourself"]
+        else:
+            notes = [note for note in [undo_interrupted_fault(fault)] if note]
+        for change in (c for c in self.plan.config if c.saved):  # a run interrupted after its CONFIG SET
+            nodes = len(change.saved)
+            notes += change.restore() or [f"put back {', '.join(change.settings)} on {nodes} node(s)"]
+        return notes
+
+    def cleanup(self) -> str | None:
+        return cleanup(self.client, self.ns)
+
+    def seed_nodes(self) -> str:
+        return ", ".join(format_endpoint(*s) for s in self.target.seeds) + f"  (from {self.target.source})"
+
+    def report(self, suite: str, **extra: Any) -> SuiteReport:
+        return SuiteReport(suite, {"nodes": [format_endpoint(*s) for s in self.target.seeds],
+                                   "server_version": self.plan.version, "shards": len(self.plan.shards),
+                                   "fault": self.args.fault, **extra})
+
+    def measured(self, scenario: str, failover: Callable[[], R], out: Output) -> tuple[R | None, ScenarioResult | None]:
+        """The failover run, or (when it broke) scenario's FAIL, the killed node started again."""
+        fault = self.plan.fault
+        if fault is None:
+            if self.args.plot:
+                out.show("[yellow]--plot: no failover ran (--fault none), nothing to plot[/]")
+            return None, None
+        try:
+            for change in self.plan.config:
+                change.apply()
+            return failover(), None
+        except FAILOVER_ERRORS as exc:
+            return None, ScenarioResult(scenario, FAIL, f"the failover run stopped: {type(exc).__name__}: {exc}"
+                                        f"{restart_after_broken_run(fault, self.plan.history)}",
+                                        {"fault": fault.description})
+
+    def show_timeline(self, out: Output, timeline: Timeline, plot_title: str, table_title: str | None = None) -> None:
+        out.show(timeline_table(timeline, table_title) if table_title else timeline_table(timeline))
+        if self.args.plot:
+            written = plot_timeline(timeline, self.args.plot, plot_title)
+            out.show(f"timeline plot written to {written}")
+
+    def rejoin(self, run: ClusterFailoverRun | CacheFailoverRun | None) -> ScenarioResult:
+        """The old primary back as a replica (and, when the suite puts roles back, as the primary again)."""
+        fault = self.plan.fault
+        timeout = self.args.manual_timeout if fault and fault.by_hand else RESTART_TIMEOUT_S
+        if isinstance(run, ClusterFailoverRun) and run.expect != PROMOTION:
+            result = run_scenario("rejoin", lambda: rejoin_replica(self.client, run, fault, timeout))
+        else:
+            result = run_scenario("rejoin", lambda: rejoin(self.client, run, fault, timeout,
+                                                           put_back=puts_back_roles(self.args, fault,
+                                                                                    self.plan.owned)))
+        return put_back_config(self.plan.config, result)
