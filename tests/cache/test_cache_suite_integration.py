@@ -56,7 +56,8 @@ def test_http_cache_survives_a_primary_kill_with_zero_5xx(cluster_stack, tmp_pat
     assert metrics["affected_cache_errors"] > 0, "a SIGKILLed primary must cost the cache something"
     assert metrics["other_shards_cache_errors"] == {s: 0 for s in metrics["other_shards_cache_errors"]}
     assert metrics["origin_calls"] >= metrics["cache_errors"], "every failed lookup was served by the origin"
-    assert 1.0 <= metrics["promoted_after_s"] <= metrics["hits_returned_after_s"] <= 30, metrics
+    # The promotion is seen by a 10-20 ms poll of CLUSTER NODES: hits may return a poll interval before it.
+    assert 1.0 <= metrics["promoted_after_s"] <= metrics["hits_returned_after_s"] + 0.05 <= 30, metrics
     assert metrics["hit_ratio"] > 0.5, metrics
 
     history = metrics["history"]  # lib.checks.timeline.history_to_dict, plus path/status/cache per request
