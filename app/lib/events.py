@@ -23,7 +23,7 @@ SWITCH_MASTER = "+switch-master"
 SENTINEL_EVENTS = ("+sdown", "-sdown", "+odown", "+try-failover", "+elected-leader", "+selected-slave",
                    PROMOTED_SLAVE, SWITCH_MASTER, "+convert-to-slave", "+slave", "+reboot")
 
-# Seen in the cluster's own view (lib/runs/cluster_failover.py polls CLUSTER NODES).
+# Seen in the cluster's own view (lib/runs/cluster_watch.py polls CLUSTER NODES).
 NODE_PFAIL = "node flagged pfail"
 NODE_FAIL = "node flagged fail"
 PROMOTED = "promoted"
