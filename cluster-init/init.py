@@ -231,7 +231,7 @@ class Cluster:
         """The reply as the server sent it: redis-py's CLUSTER NODES/INFO callbacks drop what we parse.
 
         The connection API applies no response callback, so no client's callback table is changed
-        (the harness does the same in app/lib/clients/keyspace.py; this script runs alone in its container).
+        (the harness does the same in app/lib/util.py raw_command; this script runs alone in its container).
         """
         pool = self.clients[node].connection_pool
         conn = pool.get_connection()

@@ -16,11 +16,9 @@ from rich.console import RenderableType
 
 from lib import events
 from lib.errors import SetupError
-from lib.faults.nodes import DockerNode, LocalNode, container_for, docker_usable, server_answers  # noqa: F401
+from lib.faults.nodes import DockerNode, LocalNode, container_for, docker_usable, node_control, server_answers  # noqa: F401
 from lib.history import History
-from lib.launcher.discovery import stack_serving
 from lib.launcher.local_stack import LocalStack
-from lib.topology.topology import TOPOLOGY_FILES
 from lib.waits import WaitTimeout, wait_until
 
 # Where a kill runs (auto | local | docker), done by hand (manual), or what else breaks (docs/faults.md).
@@ -190,26 +188,5 @@ def undo_interrupted_fault(fault: Fault | None, timeout: float = 60.0) -> str | 
 
 def choose_kill(mode: str, topology: str, announced: tuple[str, int], reachable: tuple[str, int]) -> Fault:
     """The kill fault for a node: local launcher, docker, or a SetupError that says what to use."""
-    if mode in ("auto", "local"):
-        found = stack_serving(topology, reachable)
-        if found:
-            return LocalKill(*found)
-        if mode == "local":
-            raise SetupError(f"--fault local: no local {topology} stack records a node at "
-                             f"{reachable[0]}:{reachable[1]} (start one with python app/stack.py up {topology})")
-    if mode in ("auto", "docker"):
-        if docker_usable():
-            container = container_for(*announced)
-            if container:
-                return DockerKill(container, reachable)
-            if mode == "docker":
-                raise SetupError(f"--fault docker: no container of this repo's compose files serves "
-                                 f"{announced[0]}:{announced[1]}; start the stack with docker-compose -f "
-                                 f"{TOPOLOGY_FILES[topology]} up -d, or use --fault manual or graceful")
-        elif mode == "docker":
-            raise SetupError("--fault docker: docker is not usable here (no docker command or no engine); "
-                             "use --fault manual, graceful or none")
-    docker = ("is no container of this repo's compose files" if docker_usable()
-              else "docker is not usable here (no docker command or no engine)")
-    raise SetupError(f"--fault auto: the node {reachable[0]}:{reachable[1]} belongs to no local stack and {docker}: "
-                     "choose --fault manual (you kill it), or --fault graceful --allow-destructive, or --fault none")
+    node = node_control(mode, topology, announced, reachable)
+    return LocalKill(node.stack, node.name) if isinstance(node, LocalNode) else DockerKill(node.name, reachable)

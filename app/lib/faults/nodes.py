@@ -121,25 +121,35 @@ class DockerNode:
         return docker("inspect", "-f", "{{.State.Running}}", self.name).strip() == "true"
 
 
-def node_control(mode: str, topology: str, announced: tuple[str, int], reachable: tuple[str, int]) -> NodeControl:
-    """The local stack's service or the compose container serving a node; mode: auto | local | docker."""
+def node_control(mode: str, topology: str, announced: tuple[str, int], reachable: tuple[str, int], *,
+                 fault: str | None = None) -> NodeControl:
+    """The local stack's service or the compose container serving a node; mode: auto | local | docker.
+
+    fault names the --fault value in the one-line SetupError when neither applies (default: mode).
+    """
+    flag = f"--fault {fault or mode}"
     if mode in ("auto", "local"):
         found = stack_serving(topology, reachable)
         if found:
             return LocalNode(*found)
         if mode == "local":
-            raise SetupError(f"no local {topology} stack records a node at {reachable[0]}:{reachable[1]} "
+            raise SetupError(f"{flag}: no local {topology} stack records a node at {reachable[0]}:{reachable[1]} "
                              f"(start one with python app/stack.py up {topology})")
-    if docker_usable():
-        container = container_for(*announced)
-        if container:
-            return DockerNode(container, reachable)
-        raise SetupError(f"the node {reachable[0]}:{reachable[1]} belongs to no local stack and to no container of "
-                         f"this repo's compose files (docker-compose -f {TOPOLOGY_FILES[topology]} up -d): use "
-                         "--fault exec --kill-cmd CMD --restore-cmd CMD for other platforms, or --fault manual")
-    raise SetupError(f"the node {reachable[0]}:{reachable[1]} belongs to no local stack and docker is not usable here "
-                     f"({'no engine answers' if not engine_answers() else 'no docker command'}): use --fault exec "
-                     "--kill-cmd CMD --restore-cmd CMD for other platforms, or --fault manual")
+    usable = docker_usable()
+    if usable and (container := container_for(*announced)):
+        return DockerNode(container, reachable)
+    if mode == "docker":
+        raise SetupError(f"{flag}: no container of this repo's compose files serves {announced[0]}:{announced[1]}; "
+                         f"start the stack with docker-compose -f {TOPOLOGY_FILES[topology]} up -d, or use --fault "
+                         "manual or graceful" if usable else f"{flag}: docker is not usable here (no docker command "
+                         "or no engine); use --fault manual, graceful or none")
+    docker = ("is no container of this repo's compose files" if usable
+              else "docker is not usable here (no docker command or no engine)")
+    where = (f"{flag} cannot reach the process of {announced[0]}:{announced[1]}: it" if fault
+             else f"{flag}: the node {reachable[0]}:{reachable[1]}")
+    raise SetupError(f"{where} belongs to no local stack and {docker}: choose "
+                     "--fault manual (you kill it), --fault exec --kill-cmd CMD --restore-cmd CMD (your platform's "
+                     "own commands), --fault graceful --allow-destructive, or --fault none")
 
 
 # ---- docker and PING, as every fault uses them ------------------------------------------------

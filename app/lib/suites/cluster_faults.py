@@ -20,7 +20,6 @@ from lib.history import History
 from lib.launcher.discovery import stack_serving
 from lib.report.cluster_report import kill_wait_view
 from lib.topology.cluster_topology import ClusterNode, Shard
-from lib.util import format_endpoint
 
 # Faults the cache suite refuses (it measures HTTP hits through one promotion, not lost writes), and why.
 NOT_FOR_CACHE = {
@@ -102,11 +101,7 @@ def matrix_fault(args: argparse.Namespace, client: ClusterClient, shards: list[S
 
 def control(args: argparse.Namespace, client: ClusterClient, node: ClusterNode) -> NodeControl:
     """The node's process (local stack) or container (compose); else why not, in one line."""
-    try:
-        return node_control("auto", "cluster", node.announced, client.reachable(node))
-    except SetupError as exc:
-        raise SetupError(f"--fault {args.fault} cannot reach the process of {format_endpoint(*node.announced)}: "
-                         f"{exc}") from None
+    return node_control("auto", "cluster", node.announced, client.reachable(node), fault=args.fault)
 
 
 def partition_fault(client: ClusterClient, shards: list[Shard]) -> Fault:

@@ -81,10 +81,7 @@ def build_fault(args: argparse.Namespace, ha: HAClient, announced: Address, reac
 
 def _node_control(fault: str, announced: Address, reachable: Address) -> NodeControl:
     """The node's process (local stack) or container (compose); else exit 2 naming what works anywhere."""
-    try:
-        return node_control("auto", "ha", announced, reachable)
-    except SetupError as exc:
-        raise SetupError(f"--fault {fault} cannot reach the process of {format_endpoint(*announced)}: {exc}") from None
+    return node_control("auto", "ha", announced, reachable, fault=fault)
 
 
 def sentinel_master(ha: HAClient) -> dict:
