@@ -57,15 +57,21 @@ redis-server:
 lint: venv
 	$(VENV)/bin/ruff check app tests cluster-init bench
 
-test: venv lint
-	@# pytest exits 5 when it collected no test: that is a broken suite, not a pass.
-	$(PY) -m pytest -q -ra; code=$$?; \
+# pytest exits 5 when it collected no test: that is a broken suite, not a pass (checked for each call).
+pytest_tier = $(PY) -m pytest -q $(1); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$code
+
+# The server tiers wait on failovers (wall clock, not CPU), so they run on more workers than cores;
+# tests that must not overlap (the Docker tier: fixed ports and names) are one unit (tests/conftest.py).
+TEST_WORKERS ?= 4
+
+# The fast tier first (a broken change fails in seconds), then the integration and Docker tiers.
+test: test-fast
+	$(call pytest_tier,-n $(TEST_WORKERS) -m "integration or docker")
 
 # The fast tier, for contributors: unit tests and checks of decision logic, no servers (seconds).
 test-fast: venv lint
-	$(PY) -m pytest -q -m "not integration and not docker"; code=$$?; \
-	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$code
+	$(call pytest_tier,-n 2 -m "not integration and not docker")
 
 # N failovers of each kind on the local stacks: our numbers against an independent probe (docs/benchmark.md).
 bench: venv

@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import pytest
 from lib.launcher import process
 from lib.launcher.local_stack import STATE_FILE, LocalStack
 from lib.topology.topology import load_topology
-from lib.util import REPO_ROOT, free_ports
+from lib.util import FREE_PORT_RANGE_ENV, REPO_ROOT, free_port_range, free_ports
+
+BUS_PORT_OFFSET = 10000  # a cluster node's bus port is its port + 10000, as in docker-compose.cluster.yml
 
 
 def start_stack(topology_name: str, state_dir: Path, *, bus_offset: int | None = None) -> LocalStack:
@@ -58,6 +61,99 @@ def running_stack(topology_name: str, state_dir: Path, *, bus_offset: int | None
 def ha_stack(tmp_path):
     with running_stack("ha", tmp_path / "ha") as stack:
         yield stack
+
+
+@pytest.fixture(scope="module")
+def cluster_stack(tmp_path_factory) -> Iterator[LocalStack]:
+    """One six-node cluster per test module (bring-up ~4 s): the tests read its topology, so a
+    failover done by one test does not break the next."""
+    with running_stack("cluster", tmp_path_factory.mktemp("cluster") / "stack", bus_offset=BUS_PORT_OFFSET) as stack:
+        yield stack
+
+
+# ---- make test: the server tiers on several pytest-xdist workers (-n N) --------------------------
+
+DOCKER_TIER = "tests/docker/"
+README_RUNS = "tests/test_readme.py"
+TESTS_PER_UNIT = 4  # a module's tests go out in runs of up to four: its stack starts once per run
+
+
+def pytest_configure(config):
+    """An xdist worker takes its ports (its stacks' and those of the scripts it runs) from its own slice of
+    the free-port range: another worker's new stack cannot take a port a killed server will restart on."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker is None or count < 2:
+        return
+    low, high = free_port_range()
+    size = (high - low) // count
+    start = low + int(worker.removeprefix("gw")) * size
+    os.environ[FREE_PORT_RANGE_ENV] = f"{start}-{start + size}"
+
+
+def work_units(nodeids: list[str]) -> dict[str, str]:
+    """node id -> the unit of work it belongs to: the tests one worker runs together, in order.
+
+    The Docker tier is one unit: fixed container names and ports, and its compose files share one
+    project (one network, checked for leftovers). Every other test uses free ports and its own tmp
+    dir. The README's runs are a unit each (the longest tests). A module's other tests go in runs of
+    TESTS_PER_UNIT, so that a module-scoped stack starts once per run (not per test) while a module
+    of long fault runs still spreads over the workers.
+    """
+    units: dict[str, str] = {}
+    seen: Counter[str] = Counter()
+    for nodeid in nodeids:
+        path = nodeid.split("::", 1)[0]
+        if path.startswith(DOCKER_TIER):
+            units[nodeid] = "docker"
+        elif path == README_RUNS:
+            units[nodeid] = nodeid
+        else:
+            units[nodeid] = f"{path}#{seen[path] // TESTS_PER_UNIT}"
+            seen[path] += 1
+    return units
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Any -n run (--dist load, the default, or loadscope) hands out our units, in collection order.
+
+    Not xdist_group marks: under pytest 9.2 they no longer reach the scheduler (pytest-xdist#1386).
+    """
+    if config.getvalue("dist") not in ("load", "loadscope"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        units: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.units is None:  # every worker collected the same tests (checked by xdist)
+                self.units = work_units(next(iter(self.registered_collections.values())))
+            return self.units[nodeid]
+
+    config.option.loadscopereorder = False  # the order is pytest_collection_modifyitems's, below
+    return UnitScheduling(config, log)
+
+
+def run_rank(item: pytest.Item) -> int:
+    """Server-free tests first; then the longest work (the Docker tier, the README runs), which sets the wall time."""
+    path = item.nodeid.split("::", 1)[0]
+    if path.startswith(DOCKER_TIER):
+        return 1
+    if item.get_closest_marker("integration") is None:
+        return 0
+    return 2 if path == README_RUNS else 3
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """The order work is handed out in under -n, and run in without it.
+
+    After the ranks, modules with more server tests first (the count stands in for the time they
+    take); the sort is stable, so a module's tests stay together and in order.
+    """
+    per_module = Counter(item.nodeid.split("::", 1)[0] for item in items if run_rank(item) == 3)
+    items.sort(key=lambda item: (run_rank(item), -per_module[item.nodeid.split("::", 1)[0]]))
 
 
 def saved_op_end(op: dict) -> float:

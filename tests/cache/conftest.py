@@ -1,4 +1,5 @@
-"""Fixtures for the cache tests: a real six-node local cluster and a real Sentinel stack, always stopped."""
+"""Fixtures for the cache tests: stores on the module's cluster (cluster_stack, tests/conftest.py) and on a real
+Sentinel stack, always stopped."""
 
 from __future__ import annotations
 
@@ -13,16 +14,7 @@ from lib.launcher.local_stack import LocalStack
 from lib.util import key_namespace
 from lib.workload.cache_store import ClusterCacheStore, RedisCacheStore
 
-BUS_PORT_OFFSET = 10000
 MASTER_NAME = "myvalkey"  # sentinel/sentinel.conf
-
-
-@pytest.fixture(scope="module")
-def cluster_stack(tmp_path_factory) -> Iterator[LocalStack]:
-    """One cluster per module: the tests read its topology, so a failover in one does not break the next."""
-    with running_stack("cluster", tmp_path_factory.mktemp("cache-cluster") / "stack",
-                       bus_offset=BUS_PORT_OFFSET) as stack:
-        yield stack
 
 
 @pytest.fixture(scope="module")

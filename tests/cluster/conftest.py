@@ -1,4 +1,4 @@
-"""Fixtures for the cluster tests: a real six-node local cluster on free ports, always stopped."""
+"""Helpers for the cluster tests: the init job as a module and as a command (cluster_stack: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,9 @@ import importlib.util
 import subprocess
 import sys
 
-import pytest
-
-from conftest import running_stack  # tests/conftest.py
 from lib.launcher.local_stack import LocalStack
 from lib.topology.topology import load_topology, local_plan, server_binaries
 from lib.util import REPO_ROOT
-
-BUS_PORT_OFFSET = 10000
 
 
 def load_init_module():
@@ -35,11 +30,3 @@ def init_argv(stack: LocalStack) -> list[str]:
 
 def run_init(stack: LocalStack) -> subprocess.CompletedProcess:
     return subprocess.run(init_argv(stack), capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
-
-
-@pytest.fixture(scope="module")
-def cluster_stack(tmp_path_factory):
-    """One cluster per test module (bring-up ~4 s); the modules' tests read the topology, so a
-    failover done by one test does not break the next."""
-    with running_stack("cluster", tmp_path_factory.mktemp("cluster") / "stack", bus_offset=BUS_PORT_OFFSET) as stack:
-        yield stack
