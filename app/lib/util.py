@@ -44,11 +44,26 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 # below 32768 too, and the compose stacks' fixed ports (6379-6381, 7000-7005, 17000-17005,
 # 26379-26381) are outside this range so a test never collides with a running compose stack.
 FREE_PORT_RANGE = (20000, 22768)
+# LOW-HIGH, a slice of FREE_PORT_RANGE: each parallel test worker draws from its own (tests/conftest.py), so no
+# stack of one takes a port of another's, not even the port of a killed server that is about to be restarted.
+FREE_PORT_RANGE_ENV = "VHC_FREE_PORT_RANGE"
+
+
+def free_port_range() -> tuple[int, int]:
+    value = os.environ.get(FREE_PORT_RANGE_ENV, "")
+    low, sep, high = value.partition("-")
+    if not value:
+        return FREE_PORT_RANGE
+    if not (sep and low.isdigit() and high.isdigit()
+            and FREE_PORT_RANGE[0] <= int(low) < int(high) <= FREE_PORT_RANGE[1]):
+        raise SetupError(f"${FREE_PORT_RANGE_ENV}={value!r}: expected LOW-HIGH within "
+                         f"{FREE_PORT_RANGE[0]}-{FREE_PORT_RANGE[1]}, or leave it unset")
+    return int(low), int(high)
 
 
 def free_ports(count: int, *, also_free_offset: int | None = None) -> list[int]:
     """Ports that are free now, below the ephemeral range; with also_free_offset, port+offset is free too."""
-    low, high = FREE_PORT_RANGE
+    low, high = free_port_range()
     rng = random.Random()
     chosen: list[int] = []
     for _ in range(1000):
