@@ -73,12 +73,28 @@ class History:
 # What an operation may raise and still be an outcome, not a crash of the loop: server and client
 # errors, and RedisCluster's own exceptions, which are no RedisError (SlotNotCoveredError once its
 # retries run out, "Redis Cluster cannot be connected").
+class ClientOpError(Exception):
+    """One failed operation of a compared client library (lib/clients/libraries/), already classified.
+
+    outcome: FAIL (surely not applied: refused, READONLY, no node for the slot) or UNKNOWN (a timeout or
+    a dropped connection after sending: it may have been applied). error_type: the library's exception
+    class name ("RequestError", "ConnectionError"), for the errors-by-type column. Libraries other than
+    redis-py raise their own exception trees; translating them here keeps the loops and checks free of them.
+    """
+
+    def __init__(self, outcome: str, error_type: str, message: str):
+        super().__init__(f"{error_type}: {message}")
+        self.outcome, self.error_type = outcome, error_type
+
+
 OPERATION_ERRORS: tuple[type[BaseException], ...] = (
-    redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+    redis.RedisError, redis.exceptions.RedisClusterException, OSError, ClientOpError)
 
 
 def classify(exc: BaseException) -> str:
     """fail if the command surely did not run (refused, rejected); unknown if it may have."""
+    if isinstance(exc, ClientOpError):
+        return exc.outcome
     if isinstance(exc, redis.exceptions.TimeoutError | TimeoutError):
         return UNKNOWN
     if isinstance(exc, redis.exceptions.ConnectionError):
