@@ -3,7 +3,8 @@
 Where targets come from, first match wins (any number of targets, not only two):
   1. --target NAME=HOST:PORT or NAME=redis://[user:password@]HOST:PORT[/DB] (repeatable)
   2. $VHC_TARGETS, the same specs separated by commas
-  3. a running local compat stack: $VHC_STACK_STATE (set by `stack.py run`), else .stack/compat/
+  3. a running local compat stack: $VHC_STACK_STATE (set by `stack.py run`), else .stack/compat/; a service
+     started on another server version (`stack.py up compat --server redis=valkey-8.1`) is named after it
   4. the compose ports: redis=127.0.0.1:6379, valkey=127.0.0.1:6380
 
 A target is `harness_started` when the harness started the server (lib/launcher/ownership.py: a running local
@@ -112,11 +113,21 @@ def resolve_targets(cli_specs: list[str] | None = None, env: dict[str, str] | No
     elif env.get(TARGETS_ENV):
         targets = parse_targets(env[TARGETS_ENV].split(","), f"${TARGETS_ENV}")
     elif stack is not None:
-        return [Target(name, *stack.endpoint(name), harness_started=True,
+        names = stack_target_names(stack)
+        return [Target(names[name], *stack.endpoint(name), harness_started=True,
                        source=f"local stack {stack.state_dir}") for name in stack.running()]
     else:
         targets = [Target(name, host, port) for name, host, port in DEFAULT_TARGETS]
     return [_mark_harness_started(t, stack) for t in targets]
+
+
+def stack_target_names(stack: LocalStack) -> dict[str, str]:
+    """service -> target name: the --server it runs if one was chosen (valkey-8.1), else the service name.
+
+    If two services would get the same name, both keep their service names: results/compat-NAME.json must differ.
+    """
+    names = {service: svc.server or service for service, svc in stack.services.items()}
+    return names if len(set(names.values())) == len(names) else {service: service for service in names}
 
 
 def _mark_harness_started(target: Target, stack: LocalStack | None) -> Target:

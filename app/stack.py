@@ -7,6 +7,11 @@
   python app/stack.py down [TOPOLOGY]                        stop everything (default: all stacks)
   python app/stack.py run TOPOLOGY -- COMMAND...             up, run COMMAND, down (always)
   python app/stack.py wait TOPOLOGY --docker                 wait until the compose stack is ready
+  python app/stack.py servers [--fetch NAME,...]             the server versions, cached or not; fetch some
+
+up and run take --server NAME (every valkey-server of the stack runs that version, e.g. valkey-8.1) or
+--server SERVICE=NAME (one service: `up compat --server redis=valkey-8.1` compares 8.1 with 9.0);
+--server beats $VALKEY_SERVER_BIN. docs/servers.md lists the names and where the binaries come from.
 
 --docker runs the same topology from its compose file with docker-compose instead (up, run, down,
 wait): ready means every compose healthcheck passes and the init job exited 0, as `up --wait` does.
@@ -32,6 +37,7 @@ from lib.launcher import process
 from lib.launcher.compose_stack import ComposeStack
 from lib.launcher.discovery import STATE_ENV, known_stacks
 from lib.launcher.local_stack import STATE_FILE, LocalStack
+from lib.launcher.servers import ALL_SERVICES, CATALOG, binary_version, cache_root, located, parse_choice, server_binary
 from lib.report.report import cli_main, console, err_console
 from lib.topology.topology import TOPOLOGY_FILES, load_topology
 from lib.util import free_ports
@@ -62,7 +68,7 @@ def _new_stack(args, *, tie_to_parent: bool) -> LocalStack:
         offset = 10000 if args.topology == "cluster" else None
         port_map = dict(zip(ports, free_ports(len(ports), also_free_offset=offset), strict=True))
     state_dir = Path(args.state_dir) if args.state_dir else LocalStack.default_state_dir(args.topology)
-    return LocalStack(topology, state_dir, port_map, tie_to_parent=tie_to_parent)
+    return LocalStack(topology, state_dir, port_map, tie_to_parent=tie_to_parent, servers=dict(args.server or ()))
 
 
 def _find_stack(service: str) -> LocalStack:
@@ -79,6 +85,9 @@ def _find_stack(service: str) -> LocalStack:
 def _refuse_local_options(args) -> None:
     if args.state_dir:
         raise SetupError("--state-dir is for local stacks: a compose stack keeps its state in its containers")
+    if args.server:
+        raise SetupError("--server is for local stacks: compose runs its images (pick versions with VALKEY_IMAGE "
+                         "and REDIS_IMAGE, docker-compose.yml)")
 
 
 def cmd_up(args) -> int:
@@ -90,7 +99,7 @@ def cmd_up(args) -> int:
         console.print(f"stop it with: python app/stack.py down {args.topology} --docker")
         return 0
     stack = _new_stack(args, tie_to_parent=False)
-    console.print(f"starting the {args.topology} stack from {stack.topology.compose_file.name} ...")
+    console.print(f"starting the {args.topology} stack from {stack.topology.compose_file.name}{_on(args)} ...")
     stack.up(timeout=args.timeout)
     console.print(status_table([stack]))
     where = f"--state-dir {stack.state_dir}" if args.state_dir else args.topology
@@ -106,7 +115,7 @@ def cmd_run(args) -> int:
         _refuse_local_options(args)
         return _run_on_compose(args.topology, command, args.timeout)
     stack = _new_stack(args, tie_to_parent=True)
-    console.print(f"starting the {args.topology} stack from {stack.topology.compose_file.name} ...")
+    console.print(f"starting the {args.topology} stack from {stack.topology.compose_file.name}{_on(args)} ...")
     stack.up(timeout=args.timeout)  # a refused up started nothing, so there is nothing of ours to stop
     guard: int | None = None
     try:
@@ -119,6 +128,45 @@ def cmd_run(args) -> int:
         if guard is not None:  # not reached if a second Ctrl-C cut down() short: the guard finishes it
             _stand_down(guard)
     return code
+
+
+def _on(args) -> str:
+    """' on valkey-8.1' for the start line of a stack started with --server."""
+    chosen = [name if service == ALL_SERVICES else f"{service}={name}" for service, name in args.server or ()]
+    return f" on {', '.join(chosen)}" if chosen else ""
+
+
+def cmd_servers(args) -> int:
+    """The catalog: name, source, version, where the binary is (if it is here); --fetch downloads first."""
+    for name in args.fetch or ():
+        console.print(f"{name}: {server_binary(name)}", soft_wrap=True)
+    table = Table(title=f"server versions (cache: {cache_root()})")
+    for column in ("server", "source", "version"):
+        table.add_column(column)
+    table.add_column("binary", overflow="fold")
+    for name, spec in sorted(CATALOG.items()):
+        binary = located(name)
+        version = binary_version(binary) if binary else ""
+        where = str(binary) if binary else f"[dim]not fetched: python app/stack.py servers --fetch {name}[/]"
+        table.add_row(name, spec.source, version, where)
+    console.print(table)
+    return 0
+
+
+def _server_choice(text: str) -> tuple[str, str]:
+    try:
+        return parse_choice(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _server_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CATALOG]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown server {', '.join(unknown) or repr(text)}: choose from "
+                                         f"{', '.join(sorted(CATALOG))}")
+    return names
 
 
 def _run_on_compose(topology: str, command: list[str], timeout: float) -> int:
@@ -273,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where data, logs and state go (default $VHC_STACK_ROOT/TOPOLOGY, else .stack/TOPOLOGY)")
         p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for ready (default 60)")
         p.add_argument("--docker", action="store_true", help="run the compose file with docker-compose instead")
+        p.add_argument("--server", action="append", type=_server_choice, metavar="NAME|SERVICE=NAME",
+                       help=f"run another server version ({', '.join(sorted(CATALOG))}): NAME for every "
+                            "valkey-server, SERVICE=NAME for one service (repeatable); beats $VALKEY_SERVER_BIN")
         if name == "run":
             p.epilog = "run TOPOLOGY [options] -- COMMAND...: the command runs once the stack is ready"
         p.set_defaults(func=func)
@@ -288,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docker", action="store_true", help="a stack started with docker-compose up -d")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
     p.set_defaults(func=cmd_wait)
+    p = sub.add_parser("servers", help="list the server versions, fetch some into the cache")
+    p.add_argument("--fetch", type=_server_names, metavar="NAME,...", help="download these first (docs/servers.md)")
+    p.set_defaults(func=cmd_servers)
     for name, func in (("kill", cmd_kill), ("start", cmd_start)):
         p = sub.add_parser(name)
         p.add_argument("service")

@@ -3,7 +3,8 @@
 State (pids, ports, data dirs) is kept in <state_dir>/state.json, so `stack.py status`, `kill`,
 `start` and `down` work from any later command, and test scripts find the endpoints. The state dir
 may be one a user named (--state-dir): a marker file records what the launcher made there, and only
-that is ever deleted.
+that is ever deleted. A stack may run other server versions than the default (servers= from --server,
+lib/launcher/servers.py); each service records the catalog name it runs, so later commands can say so.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from lib.errors import SetupError
 from lib.launcher import process
+from lib.launcher.servers import ALL_SERVICES, server_binary
 from lib.topology.topology import LocalPlan, Topology, load_topology, local_plan, server_binaries
 from lib.util import REPO_ROOT, port_is_free, tail
 
@@ -46,14 +48,16 @@ class ServiceState:
     log: str
     pid: int | None = None
     writable_copy: list[str] | None = None
+    server: str | None = None  # the catalog name it runs (--server); None: the default binary
 
 
 class LocalStack:
     """One running (or runnable) local copy of a topology."""
 
     def __init__(self, topology: Topology, state_dir: Path, port_map: dict[int, int] | None = None,
-                 *, tie_to_parent: bool = True):
+                 *, tie_to_parent: bool = True, servers: dict[str, str] | None = None):
         self.topology = topology
+        self.servers = dict(servers or {})  # service (or ALL_SERVICES) -> catalog name, from --server
         self.state_dir = Path(state_dir).absolute()  # servers run in their data dirs: relative paths would break
         self.port_map = dict(port_map or {})
         self.tie_to_parent = tie_to_parent
@@ -78,7 +82,8 @@ class LocalStack:
             raise SetupError(_unreadable(path, f"has no {exc} entry")) from None
         except (OSError, TypeError, ValueError, AttributeError) as exc:
             raise SetupError(_unreadable(path, f"is not a stack record ({type(exc).__name__}: {exc})")) from None
-        stack = cls(topology, Path(state_dir), port_map, tie_to_parent=False)
+        servers = {name: svc.server for name, svc in services.items() if svc.server}
+        stack = cls(topology, Path(state_dir), port_map, tie_to_parent=False, servers=servers)
         stack.services = services
         stack._owns_state = True
         return stack
@@ -111,13 +116,17 @@ class LocalStack:
         check_state_dir(self.state_dir)
         self._refuse_busy_ports()
         binaries = server_binaries()
+        chosen = self._chosen_binaries()  # before anything is written: a failed download leaves no trace
         claim_state_dir(self.state_dir, [*self.topology.services, *LAUNCHER_ENTRIES])
         self._owns_state = True
         try:
             for service in self.topology.start_order():
+                server, binary = chosen.get(service.name, (None, None))
+                program = {service.command[0]: str(binary)} if binary else {}
                 plan = local_plan(self.topology, service, stack_dir=self.state_dir,
-                                  port_map=self.port_map, binaries=binaries)
+                                  port_map=self.port_map, binaries={**binaries, **program})
                 self.services[service.name] = self._state_for(plan, service.kind)
+                self.services[service.name].server = server
                 if service.kind == "job":
                     continue  # jobs (cluster init) run once every server is ready
                 self._spawn(service.name)
@@ -127,6 +136,26 @@ class LocalStack:
             self.down()
             raise
         return self
+
+    def _chosen_binaries(self) -> dict[str, tuple[str, Path]]:
+        """service -> (catalog name, binary) for the services --server names; fetched now if need be.
+
+        SERVICE=NAME names one server or sentinel; NAME alone every service the compose file runs with
+        valkey-server (on compat: the valkey side, redis stays redis-server).
+        """
+        runnable = {s.name: s for s in self.topology.services.values() if s.kind in ("server", "sentinel")}
+        picked: dict[str, str] = {}
+        if everywhere := self.servers.get(ALL_SERVICES):
+            picked = {name: everywhere for name, s in runnable.items() if s.command[0] == "valkey-server"}
+        for service, server in self.servers.items():
+            if service == ALL_SERVICES:
+                continue
+            if service not in runnable:
+                raise SetupError(f"--server {service}={server}: the {self.topology.name} topology has no server "
+                                 f"{service!r}; its servers are {', '.join(runnable)}")
+            picked[service] = server
+        binaries = {server: server_binary(server) for server in set(picked.values())}
+        return {service: (server, binaries[server]) for service, server in picked.items()}
 
     def _refuse_running(self) -> None:
         """A stack recorded here that still runs is someone's: refuse before touching anything."""
