@@ -57,13 +57,15 @@ class ClusterClient:
     """The harness's view of a cluster: a RedisCluster for data, plain clients for inspection."""
 
     def __init__(self, seeds: list[Address], *, password: str | None = None,
-                 host_map: dict[str, str] | None = None, socket_timeout: float = 0.5):
+                 host_map: dict[str, str] | None = None, socket_timeout: float = 0.5,
+                 client_name: str | None = None):
         if not seeds:
             raise SetupError("no cluster node given: use --node HOST:PORT")
         self.seeds = seeds
         self._seen: list[Address] = []  # reachable addresses of the nodes the last CLUSTER NODES named
         self.password = password
         self.socket_timeout = socket_timeout
+        self.client_name = client_name  # set on every data connection: CLIENT LIST tells compared clients apart
         self.remap = AddressRemap(seeds[0][0], dict(host_map or {}))
         self.retry = retry_policy()
         self._cluster: RedisCluster | None = None
@@ -81,7 +83,8 @@ class ClusterClient:
                     password=self.password, decode_responses=True,
                     connection_class=remapping_connection(self.remap),
                     retry=Retry(NoBackoff(), 0),  # the retries (and their backoff) are ours, in call()
-                    socket_timeout=self.socket_timeout, socket_connect_timeout=self.socket_timeout)
+                    socket_timeout=self.socket_timeout, socket_connect_timeout=self.socket_timeout,
+                    **({"client_name": self.client_name} if self.client_name else {}))
             except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
                 raise SetupError(f"no cluster reachable at {', '.join(format_endpoint(*s) for s in self.seeds)}: "
                                  f"{exc} (start one: python app/stack.py up cluster, or docker-compose -f "

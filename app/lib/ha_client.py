@@ -118,7 +118,7 @@ class HAClient:
 
     def __init__(self, sentinels: list[Address], master_name: str, *, password: str | None = None,
                  sentinel_password: str | None = None, host_map: dict[str, str] | None = None,
-                 socket_timeout: float = 0.5):
+                 socket_timeout: float = 0.5, client_name: str | None = None):
         if not sentinels:
             raise SetupError("no sentinel given: use --sentinel HOST:PORT")
         self.sentinel_addresses = sentinels
@@ -130,8 +130,9 @@ class HAClient:
         sentinel_kwargs = dict(timeouts, password=sentinel_password, retry=Retry(NoBackoff(), 0))
         # One attempt per command inside redis-py: the retries (and their backoff) are ours, in call(),
         # so that each failed attempt is seen (an op with one attempt that may have been applied is unknown).
+        named = {"client_name": client_name} if client_name else {}  # CLIENT LIST tells compared clients apart
         self.sentinel = RemappingSentinel(sentinels, self.remap, sentinel_kwargs=sentinel_kwargs, password=password,
-                                          retry=Retry(NoBackoff(), 0), **timeouts)
+                                          retry=Retry(NoBackoff(), 0), **timeouts, **named)
         self.retry = retry_policy()
         self._master: redis.Redis | None = None
         self._listeners: list = []

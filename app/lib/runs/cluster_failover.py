@@ -23,6 +23,7 @@ from lib.cluster_client import ClusterClient
 from lib.faults.fault import Fault, inject_recorded, restore_fault
 from lib.ha_client import AddressRemap
 from lib.history import Attempts, History
+from lib.runs.client_comparison import ClientComparison
 from lib.runs.cluster_failover_run import NO_FAILOVER, PINNED_GROUP, PROMOTION, SHARD_DOWN, ClusterFailoverRun
 from lib.runs.cluster_outcomes import (
     HEAL_TIMEOUT_S,
@@ -37,6 +38,7 @@ from lib.waits import WaitTimeout
 from lib.workload.workload import ContinuousWriter, stop_all
 
 WARMUP_OPS = 100  # acknowledged writes per shard before the fault, so there is something to lose
+COMPARED_WARMUP_OPS = 50  # acknowledged writes per shard of each compared client library before the fault
 PINNED_WARMUP_OPS = 20  # acknowledged writes of the pinned writer before the fault
 
 
@@ -44,7 +46,8 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
                          victim: Callable[[], Shard], namespace: str, *, recovery_timeout: float = 60.0,
                          history: History | None = None, progress: Callable[[str], None] | None = None,
                          expect: str = PROMOTION, pinned: bool = False,
-                         settings: dict[str, str] | None = None) -> ClusterFailoverRun:
+                         settings: dict[str, str] | None = None,
+                         compared: ClientComparison | None = None) -> ClusterFailoverRun:
     """Write to every shard, inject the fault, wait for what it should cause and for writes to the shard again.
 
     progress is told (one line) when the fault is about to be injected: library code does not print.
@@ -52,10 +55,11 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
     victim() names the shard that lost its primary; it is asked after the fault, because with a
     manual fault a person chooses which primary to kill. pinned: also write to the victim's primary
     with a plain client that follows no redirect. Every writer (and the plain client) is stopped
-    whatever happens, before the first crash among them is raised.
+    whatever happens, before the first crash among them is raised. compared: client libraries writing beside
+    ours (--client); after our recovery the run waits, up to their own deadline, for each to write again.
     """
     run = ClusterFailoverRun(fault.description, shards, history if history is not None else History(),
-                             expect=expect, settings=dict(settings or {}))
+                             expect=expect, settings=dict(settings or {}), compared=compared)
     loops: list = []
     clients: list = []
     try:
@@ -68,11 +72,16 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
         for loop in ([plain] if plain else []) + writers:
             loop.start()
             loops.append(loop)
+        if compared is not None:
+            loops.insert(0, compared)  # stopped first: its last server counts are taken while ours still write
+            compared.start()
         wait_ok_per_shard(run, shards, WARMUP_OPS, after=0.0, what="acknowledged writes on every shard before "
                           "the fault")
         if pinned:
             wait_pinned(run, PINNED_WARMUP_OPS, after=0.0, acked=True, what="acknowledged writes of the pinned "
                         "writer before the fault")
+        if compared is not None:
+            compared.wait_warm(COMPARED_WARMUP_OPS)
         if progress is not None:
             progress(f"writing to {len(shards)} shards ({len(run.ops())} writes so far); fault: {fault.description}")
         try:
@@ -86,6 +95,8 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
                 run, client, fault, recovery_timeout)
         except WaitTimeout as exc:
             run.timeout_reason = str(exc)
+        if compared is not None:
+            compared.wait_recovered(run.promoted_at if run.promoted_at is not None else run.fault_at)
     except BaseException:
         if fault.heals_in_run and fault.pending_restore:  # Ctrl-C: resume now, or the writers stuck on the
             with contextlib.suppress(Exception):  # paused node hold up the undo until the failover happened

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from lib.history import History
 from lib.topology.cluster_topology import Address, ClusterNode, Shard
@@ -33,6 +34,7 @@ class ClusterFailoverRun:
     pinned: Address | None = None  # where the writer pinned to the old primary wrote (ops of PINNED_GROUP)
     settings: dict[str, str] = field(default_factory=dict)  # what the cluster ran with (CONFIG GET/SET)
     server_log: list[str] | None = None  # the old primary's log lines around the fault (local stack only)
+    compared: Any = None  # the compared client libraries (lib/runs/client_comparison.ClientComparison), --client
 
     def offset(self, at: float) -> float:
         return at - self.fault_at

@@ -11,11 +11,13 @@ from collections.abc import Callable
 
 import redis
 
+from lib import events as event_names
 from lib.clients.probe import SentinelProbe
 from lib.clients.sentinel_events import SentinelEvents
 from lib.faults.fault import Fault, inject_recorded
 from lib.ha_client import Address, HAClient
 from lib.history import Attempts, History
+from lib.runs.client_comparison import ClientComparison
 from lib.runs.ha_plain_client import plain_sentinel_client
 from lib.runs.ha_record import FailoverRun, RunPlan
 from lib.runs.ha_recovery import after_fault, ok_count
@@ -29,6 +31,7 @@ WAIT_REPLICAS = 1  # WAIT 1: a write is "confirmed" once one replica has it
 # 100 ms after the write was acknowledged (measured +74 ms vs the probe); 20 ms bounds that error.
 WAIT_TIMEOUT_MS = 20
 WARMUP_OPS = 200  # acknowledged writes before the fault, so there is something to lose
+COMPARED_WARMUP_OPS = 50  # acknowledged writes of each compared client library before the fault
 PINNED_TIMEOUT_S = 0.5  # the second writer's socket timeout on the old master (a paused server never answers)
 
 
@@ -56,12 +59,14 @@ def wait_replicas_synced(ha: HAClient, timeout: float) -> list[Address]:
 def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout: float = 60.0,
                  require_new_master: bool = True, history: History | None = None,
                  progress: Callable[[str], None] | None = None, plan: RunPlan | None = None,
-                 settings: dict[str, str] | None = None) -> FailoverRun:
+                 settings: dict[str, str] | None = None, compared: ClientComparison | None = None) -> FailoverRun:
     """Write continuously, inject the fault, wait for the client and the sentinels to recover.
 
     Pass history to watch the run while it happens (the live view of a manual fault does), and
     progress to be told (one line) when the fault is about to be injected. plan says what else the
     fault asks of the run: a watch for a failover that must not happen, a heal, a writer on the old master.
+    compared: client libraries writing beside ours (--client); after our recovery the run waits, up to their
+    own deadline, for each of them to write again.
     """
     plan = plan or RunPlan()
     run = FailoverRun(fault.description, ha.announced_master(), history if history is not None else History(),
@@ -83,6 +88,7 @@ def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout
         pinned = pinned_writer(pinned_client, f"{namespace}old:", run.pinned)
     run.probe = probe.history
     run.plain = plain.history
+    run.compared = compared
     try:
         events.start()
         probe.start()
@@ -90,8 +96,12 @@ def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout
         writer.start()
         if pinned is not None:
             pinned.start()
+        if compared is not None:
+            compared.start()
         wait_until(lambda: (ok_count(run.history) >= WARMUP_OPS, f"{ok_count(run.history)} acknowledged"),
                    timeout=30, what=f"{WARMUP_OPS} acknowledged writes before the fault")
+        if compared is not None:
+            compared.wait_warm(COMPARED_WARMUP_OPS)
         if progress is not None:
             progress(f"writing ({ok_count(run.history)} acknowledged so far); fault: {fault.description}")
         run.fault_at = inject_recorded(fault, run.history, "the master stopped answering")
@@ -99,11 +109,18 @@ def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout
             after_fault(run, ha, fault, plan, recovery_timeout, require_new_master)
         except WaitTimeout as exc:
             run.timeout_reason = str(exc)
+        if compared is not None:
+            switch = run.history.first_event(event_names.SWITCH_MASTER)
+            compared.wait_recovered(switch.at if switch is not None and switch.at > run.fault_at else run.fault_at)
     finally:  # stop what started (Ctrl-C may come between two starts)
-        for worker in (writer, probe, plain, pinned):
-            if worker is not None and worker.ident is not None:
-                worker.stop()
-        events.stop()  # closes its sentinel connections, started or not
+        try:
+            if compared is not None:
+                compared.stop()
+        finally:
+            for worker in (writer, probe, plain, pinned):
+                if worker is not None and worker.ident is not None:
+                    worker.stop()
+            events.stop()  # closes its sentinel connections, started or not
         if pinned_client is not None:
             pinned_client.close()
     run.views_after = ha.sentinel_views()

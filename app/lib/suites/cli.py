@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from lib.clients.libraries.base import CLIENTS, client_names
 from lib.errors import SetupError
 from lib.faults.fault import FAULT_MODES
 from lib.report.plot import require_matplotlib
@@ -29,12 +30,25 @@ def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, ho
                         help="CONFIG SET min-replicas-to-write N on the data nodes for this run (put back afterwards)")
     parser.add_argument("--min-replicas-max-lag", type=int, metavar="S",
                         help="with --min-replicas-to-write: CONFIG SET min-replicas-max-lag S (seconds)")
+    parser.add_argument("--client", type=_clients, metavar="NAME[,NAME]",
+                        help=f"also write through these client libraries during the fault, side by side, and "
+                             f"report each one's row ({', '.join(CLIENTS)}; ours is the harness's own)")
+    parser.add_argument("--client-timeout", type=float, default=30.0, metavar="S",
+                        help="with --client: how long after the promotion each library may take to write again "
+                             "before its row says it did not (default 30)")
     parser.add_argument("--recheck", metavar="FILE.json",
                         help="recompute the verdicts from a saved --json file; no server is touched")
     parser.add_argument("--allow-destructive", action="store_true",
                         help="allow faults, failovers, slot migrations and CONFIG SET on servers the harness did "
                              "not start (its local stacks, this repo's compose containers); the roles, slots and "
                              "config it changes are still put back")
+
+
+def _clients(text: str) -> list[str]:
+    try:
+        return client_names(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_host_map(entries: list[str], example: str) -> dict[str, str]:
@@ -81,6 +95,25 @@ def check_outputs(args: argparse.Namespace) -> None:
         require_writable_output(args.plot, "--plot")
 
 
+def check_client_options(args: argparse.Namespace, suite: str) -> None:
+    """--client: a failover to watch, a suite that runs one, and every named library importable."""
+    from lib.clients.libraries.base import library_module
+
+    if not getattr(args, "client", None):
+        return
+    if suite == "cache":
+        raise SetupError("--client goes with ha_test.py and cluster_test.py (the cache suite's clients are its own)")
+    if args.fault == "none":
+        raise SetupError("--client compares clients during a failover: drop --fault none")
+    if args.client_timeout <= 0:
+        raise SetupError(f"--client-timeout {args.client_timeout}: give a positive number of seconds")
+    for name in args.client:
+        try:
+            library_module(name)
+        except ImportError as exc:
+            raise SetupError(str(exc)) from None
+
+
 def check_fault_options(args: argparse.Namespace, suite: str) -> None:
     """The fault options that belong together, checked before any server is touched (one line, exit 2)."""
     from lib.faults.exec import check_command
@@ -90,6 +123,7 @@ def check_fault_options(args: argparse.Namespace, suite: str) -> None:
     if args.fault in wrong_suite:
         other = "cluster_test.py" if args.fault in CLUSTER_ONLY else "ha_test.py"
         raise SetupError(f"--fault {args.fault} does not apply to the {suite} suite: it is a fault of {other}")
+    check_client_options(args, suite)
     if args.fault == "exec":
         check_command(args.kill_cmd, "--kill-cmd")
         if args.restore_cmd is not None:

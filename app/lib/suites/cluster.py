@@ -16,6 +16,7 @@ from pathlib import Path
 
 import redis
 
+from lib.checks.client_rows import check_client_comparison
 from lib.checks.cluster_failover_checks import check_primary_failure
 from lib.checks.cluster_placement import check_connect, check_distribution, check_placement
 from lib.checks.cluster_redirects import check_ask, check_moved
@@ -26,6 +27,7 @@ from lib.errors import SetupError
 from lib.faults.fault import Fault
 from lib.faults.nodes import DockerNode, LocalNode, docker
 from lib.faults.sigterm import Terminate
+from lib.report.client_report import client_table
 from lib.report.cluster_report import distribution_table, topology_table
 from lib.report.report import key_value_table
 from lib.runs.cluster_failover import run_cluster_failover
@@ -35,6 +37,7 @@ from lib.runs.final_read import read_back
 from lib.suites.cluster_fault_effects import EXPECTS, PINNED_FAULTS
 from lib.suites.cluster_target import build_parser, connected
 from lib.suites.cluster_target_run import FAILOVER_ERRORS, ClusterTargetRun
+from lib.suites.compared import cluster_comparison
 from lib.suites.skeleton import Output
 from lib.topology.cluster_topology import Shard
 from lib.util import key_namespace
@@ -91,6 +94,13 @@ class ClusterSuiteRun(ClusterTargetRun):
         skipped = "--fault none" if self.plan.fault is None else None
         report.add(failed or run_scenario("primary_failure", lambda: check_primary_failure(client, run, skipped,
                                                                                            self.args.fault)))
+        if self.args.client:
+            result = run_scenario("client_comparison", lambda: check_client_comparison(
+                run.compared if run else None, run.fault_at if run else 0.0, run.promoted_at if run else None,
+                run.victim.label if run and run.victim else None, skipped or (None if run else "the failover failed")))
+            report.add(result)
+            if result.metrics.get("clients"):
+                out.show(client_table(result.metrics, "Clients during the cluster failover"))
         report.add(self.rejoin(run))
         return report
 
@@ -102,10 +112,13 @@ class ClusterSuiteRun(ClusterTargetRun):
         for change in plan.config:
             settings.update(change.settings)
         server_log = server_log_reader(plan.fault)
+        compared = cluster_comparison(self.args, self.client, plan.shards, self.ns)
+        if compared is not None:
+            out.show(f"comparing clients side by side: {', '.join(self.args.client)}")
         run = run_cluster_failover(self.client, plan.fault, plan.shards, plan.victim, self.ns,
                                    recovery_timeout=self.args.recovery_timeout, history=plan.history,
                                    progress=out.show, expect=EXPECTS.get(mode, PROMOTION),
-                                   pinned=mode in PINNED_FAULTS, settings=settings)
+                                   pinned=mode in PINNED_FAULTS, settings=settings, compared=compared)
         if server_log is not None:
             with contextlib.suppress(OSError, SetupError):
                 run.server_log = server_log()
@@ -114,6 +127,9 @@ class ClusterSuiteRun(ClusterTargetRun):
             with contextlib.suppress(*FAILOVER_ERRORS, SetupError):
                 read_back(lambda keys: self.client.call(lambda rc: rc.mget_nonatomic(keys)), None, run.history,
                           where="through the cluster client")
+                for library in compared.clients if compared is not None else []:
+                    read_back(lambda keys: self.client.call(lambda rc: rc.mget_nonatomic(keys)), None,
+                              library.history, where="through the cluster client")
         return run
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lib import events
+from lib.checks.client_rows import check_client_comparison
 from lib.checks.ha_checks import check_crud, check_new_master, check_reconnect
 from lib.checks.ha_consistency import check_consistency
 from lib.checks.ha_master_kill import check_master_kill, failover_timeline
@@ -19,12 +21,15 @@ from lib.faults.fault import WaitNotice
 from lib.faults.sentinel_failover import SentinelFailover
 from lib.ha_client import Address, HAClient, answers
 from lib.history import History
+from lib.report.client_report import client_table
 from lib.report.plot import plot_timeline
 from lib.report.report import key_value_table
 from lib.report.timeline import timeline_table
+from lib.runs.client_comparison import ClientComparison
 from lib.runs.final_read import read_back
 from lib.runs.ha_failover import run_failover, wait_replicas_synced
 from lib.runs.ha_record import FailoverRun, RunPlan
+from lib.suites.compared import ha_comparison
 from lib.suites.ha_restore import fast_rejoin, replica_sync_scenario, roles_restored_scenario
 from lib.suites.ha_session import Session, Target, cleanup, put_config_back
 from lib.suites.ha_undo import undo_interrupted
@@ -61,6 +66,14 @@ class HARun:
         report.add(run_scenario("master_kill", lambda: check_master_kill(run, skipped)))
         report.add(run_scenario("new_master", lambda: check_new_master(ha, run)))
         report.add(run_scenario("reconnect", lambda: check_reconnect(run, skipped, ha.switches_followed)))
+        if args.client:
+            compared = run.compared if run is not None else None
+            switch = run.history.first_event(events.SWITCH_MASTER) if run is not None else None
+            result = run_scenario("client_comparison", lambda: check_client_comparison(
+                compared, run.fault_at if run else 0.0, switch.at if switch else None, "master", skipped))
+            report.add(result)
+            if result.metrics.get("clients"):
+                out.show(client_table(result.metrics, "Clients during the HA failover"))
         report.add(run_scenario("consistency", lambda: check_consistency(ha, run, skipped)))
         heal_by_hand = self._heal_by_hand(out)
         restore_timeout = args.manual_timeout if fault and (fault.by_hand or heal_by_hand) else 30
@@ -96,8 +109,12 @@ class HARun:
         out.show(f"{len(replicas)} replica(s) in sync; starting the writer, the 5 ms probe and the "
                  f"sentinel event recorder")
         settings = self._apply_config(out)
+        compared = ha_comparison(args, self.ha, self.target, self.reachable, self.session.namespace)
+        if compared is not None:
+            out.show(f"comparing clients side by side: {', '.join(args.client)}")
         run = run_failover(self.ha, fault, self.session.namespace, recovery_timeout=args.recovery_timeout,
-                           history=self.history, progress=out.show, plan=self.plan, settings=settings)
+                           history=self.history, progress=out.show, plan=self.plan, settings=settings,
+                           compared=compared)
         if isinstance(fault, SentinelFailover) and fault.coordinated:
             run.extra.update(fault.path_evidence(run.old_master, run.new_master))
         if run.recovered_at is not None:
@@ -116,7 +133,8 @@ class HARun:
         master = self.ha.node(address)
         try:
             where = f"on {format_endpoint(*address)}"
-            for history in (run.history, run.pinned):
+            compared = run.compared.clients if isinstance(run.compared, ClientComparison) else []
+            for history in (run.history, run.pinned, *(c.history for c in compared)):
                 if history is not None:
                     read_back(master.mget, None, history, where=where)
         finally:

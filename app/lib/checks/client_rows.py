@@ -1,0 +1,112 @@
+"""One row per compared client library: what it saw of the fault, in numbers, or in words where it could not.
+
+Per library: downtime per shard (ok-to-ok, lib/checks/checker.py), how soon after the promotion it wrote
+to the failed shard again, the stall on the healthy shards (the longest gap between its acknowledged
+writes there, and the share of its pre-fault rate it kept), errors by type, the Jepsen accounting of
+its writes against the final read, and the connections (on the servers) and topology refreshes (in the
+client, where observable) it made. The verdict never fails the suite: a library that cannot follow a
+failover is a finding, and its row says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from lib.checks.accounting import account
+from lib.checks.checker import longest_gap_ms, outage_around
+from lib.checks.result import OK, WARN, ScenarioResult
+from lib.checks.timeline import history_to_dict
+from lib.history import OK as OP_OK
+from lib.history import Op
+from lib.runs.client_comparison import ClientComparison
+from lib.workload.compared_clients import ComparedClient
+
+RATE_WINDOW_S = 2.0  # the pre-fault rate is measured over this long before the fault
+SCENARIO = "client_comparison"
+
+
+def error_type(op: Op) -> str:
+    """'ClientOpError: RequestError: READONLY ...' -> 'RequestError'; a redis-py error's class otherwise."""
+    text = (op.error or "unknown error").removeprefix("ClientOpError: ")
+    return text.split(":")[0].split(" (attempts")[0]
+
+
+def _rate(ops: list[Op], start: float, end: float) -> float | None:
+    if end - start <= 0:
+        return None
+    return sum(1 for op in ops if op.outcome == OP_OK and start <= op.end <= end) / (end - start)
+
+
+def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: float, promoted_at: float | None,
+               victim: str | None) -> dict[str, Any]:
+    """The row's numbers; "why" holds the words where a number cannot be given."""
+    row: dict[str, Any] = {"client": client.name, "version": client.version, "notes": client.notes}
+    if client.open_error is not None:
+        row["why"] = f"could not start: {client.open_error}"
+        return row
+    groups = list(comparison.writers.groups)
+    ops = client.ops()
+    end = max((op.end for op in ops), default=fault_at)
+    downtime: dict[str, float | None] = {}
+    for group in groups:
+        outage = outage_around(client.ops(group), fault_at)
+        downtime[group] = None if outage is None else (
+            None if outage.downtime_ms is None else round(outage.downtime_ms, 1))
+    row["downtime_ms_by_shard"] = downtime
+    never = comparison.not_recovered.get(client.name, [])
+    if victim is not None:
+        row["downtime_ms"] = downtime.get(victim)
+        after = [op.end for op in client.ops(victim) if op.outcome == OP_OK and promoted_at is not None
+                 and op.start >= promoted_at]
+        row["after_promotion_ms"] = round((min(after) - promoted_at) * 1000, 1) if after and promoted_at else None
+        healthy = [g for g in groups if g != victim]
+        back = min(after) if after else end
+        if healthy:
+            row["healthy_stall_ms"] = round(max(longest_gap_ms(client.ops(g), fault_at, back) for g in healthy), 1)
+            before = _rate([op for g in healthy for op in client.ops(g)], fault_at - RATE_WINDOW_S, fault_at)
+            during = _rate([op for g in healthy for op in client.ops(g)], fault_at, back)
+            row["healthy_rate_kept_pct"] = round(100 * during / before, 1) if before and during is not None else None
+    if never:
+        waited = comparison.timeout_s
+        row["why"] = (f"did not write to {', '.join(never)} again within {waited:.0f} s of the promotion"
+                      if comparison.waited_from is not None else f"did not write to {', '.join(never)} again")
+    row["errors_by_type"] = dict(Counter(error_type(op) for op in ops if op.outcome != OP_OK))
+    row["ops"] = len(ops)
+    if client.history.final_read is not None:
+        saved = history_to_dict(client.history, fault_at)
+        row["accounting"] = account(saved["ops"], saved["final_read"]).metrics()
+    else:
+        row["accounting"] = None
+        row.setdefault("why", "no final read of its keys (the servers did not answer it)")
+    connections = comparison.connections(client)
+    row["connections_seen"] = connections  # at least: CLIENT LIST sampled every 100 ms
+    row["refreshes"] = client.refreshes
+    if client.refreshes is None:
+        row["refreshes_why"] = "not observable from outside the library: see the servers' topology commands"
+    return row
+
+
+def check_client_comparison(comparison: ClientComparison | None, fault_at: float, promoted_at: float | None,
+                            victim: str | None, skipped: str | None = None) -> ScenarioResult:
+    """WARN when a library could not start or did not write again; OK when every row has numbers."""
+    if comparison is None:
+        return ScenarioResult(SCENARIO, WARN, skipped or "no compared client ran")
+    rows = [client_row(comparison, c, fault_at, promoted_at, victim) for c in comparison.clients]
+    metrics: dict[str, Any] = {"clients": rows, "servers": comparison.counts.metrics() if comparison.counts else None,
+                               "client_timeout_s": comparison.timeout_s}
+    if comparison.counts_note:
+        metrics["servers_note"] = comparison.counts_note
+    troubled = [f"{r['client']}: {r['why']}" for r in rows if r.get("why")]
+    parts = []
+    for r in rows:
+        if r.get("why"):
+            continue
+        parts.append(f"{r['client']} {_ms(r.get('downtime_ms'))} down, +{_ms(r.get('after_promotion_ms'))} after "
+                     f"promotion, {r['accounting']['acked_lost']} lost")
+    detail = "; ".join(parts + troubled)
+    return ScenarioResult(SCENARIO, WARN if troubled else OK, detail, metrics)
+
+
+def _ms(value: float | None) -> str:
+    return "?" if value is None else f"{value:,.0f} ms"

@@ -1,0 +1,99 @@
+"""The harness's own clients (lib/ha_client.py, lib/cluster_client.py) as a compared library.
+
+The same clients the suites write with, with their capped retry policy: the table must show whether
+ours keeps up with what a user gets from a stock library (issue: ours must lead the table).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from lib.clients.libraries.base import OURS, ClusterTarget, SentinelTarget, package_version
+from lib.cluster_client import ClusterClient
+from lib.ha_client import HAClient
+from lib.history import FAIL, OPERATION_ERRORS, Attempts, ClientOpError
+
+T = TypeVar("T")
+
+
+class _Counted:
+    """Wraps one bound method of a client instance and counts its calls (a topology refresh)."""
+
+    def __init__(self, owner: object, method: str):
+        self.calls = 0
+        self._lock = threading.Lock()
+        original: Callable = getattr(owner, method)
+
+        def counted(*args, **kwargs):
+            with self._lock:
+                self.calls += 1
+            return original(*args, **kwargs)
+
+        setattr(owner, method, counted)
+
+
+def _translate(exc: BaseException, attempts: Attempts) -> ClientOpError:
+    """Our clients retry: the op is judged by all its attempts (unknown if any may have applied)."""
+    outcome = attempts.outcome(exc)
+    return ClientOpError(outcome if outcome != "ok" else FAIL, type(exc).__name__, str(exc))
+
+
+class OursSentinel:
+    name, notes = OURS, ["the harness's HAClient: redis-py Sentinel + capped backoff retries, and it follows "
+                         "+switch-master from the sentinels (drops the old master's connections at once)"]
+
+    def __init__(self, target: SentinelTarget, client_name: str):
+        self.version = f"redis-py {package_version('redis')}"
+        self.client = HAClient(target.sentinels, target.master_name, password=target.password,
+                               sentinel_password=target.sentinel_password, client_name=client_name)
+        self.client.remap = target.remap  # type: ignore[assignment] - the run's remap (compose names)
+        self.client.sentinel.remap = target.remap  # type: ignore[attr-defined]
+        self._discover = _Counted(self.client.sentinel, "discover_master")
+        self.client.master()
+
+    def set(self, key: str, value: str) -> None:
+        attempts = Attempts()
+        try:
+            self.client.call(lambda master: master.set(key, value), attempts)
+        except OPERATION_ERRORS as exc:
+            raise _translate(exc, attempts) from exc
+
+    def refreshes(self) -> int | None:
+        return self._discover.calls
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class OursCluster:
+    name, notes = OURS, ["the harness's ClusterClient: redis-py RedisCluster + capped backoff retries "
+                         "(2 extra attempts, 1-50 ms)"]
+
+    def __init__(self, target: ClusterTarget, client_name: str):
+        self.version = f"redis-py {package_version('redis')}"
+        self.client = ClusterClient(target.seeds, password=target.password, host_map=target.host_map,
+                                    client_name=client_name)
+        self._refresh = _Counted(self.client.cluster.nodes_manager, "initialize")
+
+    def set(self, key: str, value: str) -> None:
+        attempts = Attempts()
+        try:
+            self.client.call(lambda cluster: cluster.set(key, value), attempts)
+        except OPERATION_ERRORS as exc:
+            raise _translate(exc, attempts) from exc
+
+    def refreshes(self) -> int | None:
+        return self._refresh.calls
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_sentinel(target: SentinelTarget, client_name: str) -> OursSentinel:
+    return OursSentinel(target, client_name)
+
+
+def open_cluster(target: ClusterTarget, client_name: str) -> OursCluster:
+    return OursCluster(target, client_name)

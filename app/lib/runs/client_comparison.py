@@ -1,0 +1,101 @@
+"""Compared client libraries around one fault: their writers, and what the servers counted of them.
+
+A failover run (ha_failover.py, cluster_failover.py) starts this beside its own writer when the user
+asks for `--client ...`, waits (after its own recovery) until every library wrote again to every shard
+or a deadline passed, and stops it. The rows are judged afterwards by lib/checks/client_rows.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lib.clients.server_counters import ClientListSampler, CountDelta, delta, snapshot
+from lib.history import OK
+from lib.waits import WaitTimeout, wait_until
+from lib.workload.compared_clients import ComparedClient, ComparedClients, KeyFor, OpenClient
+
+Address = tuple[str, int]
+DEFAULT_CLIENT_TIMEOUT_S = 30.0  # after the promotion: a library still not writing by then is reported so
+
+
+@dataclass
+class ClientComparison:
+    writers: ComparedClients
+    nodes: Callable[[], list[Address]]  # every server to count on (data nodes, and sentinels for HA)
+    password: str | None
+    timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S
+    counts_note: str = ""  # what the server counts cannot show here, in words
+    sampler: ClientListSampler | None = None
+    counts: CountDelta | None = None
+    waited_from: float | None = None  # the promotion the libraries were waited for
+    not_recovered: dict[str, list[str]] = field(default_factory=dict)  # library -> groups not written again
+    _before: dict = field(default_factory=dict)
+
+    @property
+    def clients(self) -> list[ComparedClient]:
+        return self.writers.clients
+
+    def start(self) -> None:
+        self._before = snapshot(self.nodes(), self.password)
+        self.sampler = ClientListSampler(self.nodes, self.password, [c.client_name for c in self.clients])
+        self.sampler.start()
+        self.writers.start()
+
+    def wait_warm(self, ops_per_group: int, timeout: float = 30.0) -> None:
+        """Every running library has acknowledged writes in every group before the fault (a library that
+        needs long to connect must not start its measurement inside the outage)."""
+        def cold() -> dict[str, list[str]]:
+            out = {}
+            for client in self.writers.running():
+                counts = {g: 0 for g in self.writers.groups}
+                for op in client.ops():
+                    if op.outcome == OK and op.group in counts:
+                        counts[op.group] += 1
+                if low := [g for g, n in counts.items() if n < ops_per_group]:
+                    out[client.name] = low
+            return out
+
+        wait_until(lambda: (not (left := cold()), f"fewer than {ops_per_group} acknowledged writes: {left}"),
+                   timeout=timeout, what="every compared client writing to every shard before the fault")
+
+    def wait_recovered(self, since: float) -> None:
+        """Until every running library has an acknowledged write begun after `since` in every group.
+
+        Not an error when it does not happen: a library that cannot follow a failover is a finding, so
+        the groups each one never wrote again are kept for its row.
+        """
+        self.waited_from = since
+
+        def missing() -> dict[str, list[str]]:
+            out = {}
+            for client in self.writers.running():
+                wrote = {op.group for op in client.ops() if op.outcome == OK and op.start >= since}
+                if gaps := [g for g in self.writers.groups if g not in wrote]:
+                    out[client.name] = gaps
+            return out
+
+        try:
+            wait_until(lambda: (not (left := missing()), f"not written again: {left}"),
+                       timeout=max(0.0, since + self.timeout_s - time.monotonic()),
+                       what="every compared client writing to every shard again")
+        except WaitTimeout:
+            self.not_recovered = missing()
+
+    def stop(self) -> None:
+        try:
+            if self.sampler is not None:
+                self.sampler.stop()
+        finally:
+            self.writers.stop()
+            self.counts = delta(self._before, snapshot(self.nodes(), self.password))
+
+    def connections(self, client: ComparedClient) -> int | None:
+        return self.sampler.connections(client.client_name) if self.sampler is not None else None
+
+
+def client_comparison(names: list[str], open_client: OpenClient, groups: dict[str, KeyFor], namespace: str,
+                      nodes: Callable[[], list[Address]], password: str | None,
+                      timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S) -> ClientComparison:
+    return ClientComparison(ComparedClients(names, open_client, groups, namespace), nodes, password, timeout_s)

@@ -1,0 +1,49 @@
+"""--client: the compared client libraries of a suite's failover, built from what the suite already resolved."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+from lib.clients.libraries.base import ClusterTarget, SentinelTarget, open_cluster, open_sentinel
+from lib.cluster_client import ClusterClient
+from lib.ha_client import Address, HAClient
+from lib.runs.client_comparison import ClientComparison, client_comparison
+from lib.topology.cluster_topology import Shard, key_in_shard
+
+HA_GROUP = "master"  # a Sentinel deployment has one shard: the compared clients' ops are all in it
+
+
+def ha_comparison(args: argparse.Namespace, ha: HAClient, target, reachable: Address,
+                  namespace: str) -> ClientComparison | None:
+    """The libraries of --client against the sentinels; the servers counted are the sentinels and data nodes."""
+    if not getattr(args, "client", None):
+        return None
+    sentinel_target = SentinelTarget(list(target.sentinels), ha.master_name, ha.remap, ha.password,
+                                      ha.sentinel_password)
+    data_nodes = [reachable]
+    with contextlib.suppress(Exception):  # counting on the replicas too is best effort
+        data_nodes += [a for a in ha.sentinel.discover_slaves(ha.master_name) if a != reachable]
+    nodes = list(dict.fromkeys([*data_nodes, *target.sentinels]))
+    comparison = client_comparison(
+        args.client, lambda name, client_name: open_sentinel(name, sentinel_target, client_name),
+        {HA_GROUP: lambda prefix, seq: f"{prefix}{seq}"}, namespace, lambda: nodes, ha.password, args.client_timeout)
+    comparison.counts_note = ("Sentinels keep no INFO commandstats, so the SENTINEL queries are not counted on the "
+                              "servers; the refreshes column counts the master look-ups in the client")
+    return comparison
+
+
+def cluster_comparison(args: argparse.Namespace, client: ClusterClient, shards: list[Shard],
+                       namespace: str) -> ClientComparison | None:
+    """The libraries of --client with a writer per shard; the servers counted are every node of the layout."""
+    if not getattr(args, "client", None):
+        return None
+    cluster_target = ClusterTarget(list(client.seeds), dict(client.remap.host_map), client.password)
+    nodes = list(dict.fromkeys(client.reachable(n) for shard in shards for n in (shard.primary, *shard.replicas)))
+    groups = {shard.label: _shard_keys(shard) for shard in shards}
+    return client_comparison(args.client, lambda name, client_name: open_cluster(name, cluster_target, client_name),
+                             groups, namespace, lambda: nodes, client.password, args.client_timeout)
+
+
+def _shard_keys(shard: Shard):
+    return lambda prefix, seq: key_in_shard(shard, prefix, seq)
