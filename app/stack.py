@@ -295,7 +295,8 @@ def status_table(stacks: list[LocalStack]) -> Table:
     from lib.launcher.readiness import describe_role
 
     table = Table(title="local stacks")
-    for column in ("stack", "service", "kind", "port", "pid", "state", "role"):
+    chosen = any(svc.server for stack in stacks for svc in stack.services.values())  # a column only with --server
+    for column in ("stack", "service", "kind", "port", "pid", "state", "role", *(["server"] if chosen else [])):
         table.add_column(column)
     for stack in stacks:
         for name, svc in stack.services.items():
@@ -304,7 +305,8 @@ def status_table(stacks: list[LocalStack]) -> Table:
             state = "[green]running[/]" if alive else "[red]stopped[/]"
             if svc.kind == "job" and not alive:
                 state = "one-shot job (runs during up)"
-            table.add_row(stack.topology.name, name, svc.kind, str(svc.port or ""), str(svc.pid or ""), state, role)
+            table.add_row(stack.topology.name, name, svc.kind, str(svc.port or ""), str(svc.pid or ""), state, role,
+                          *([svc.server or "default"] if chosen else []))
     return table
 
 

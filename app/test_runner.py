@@ -3,6 +3,7 @@
     python app/test_runner.py                       # the local compat stack if one runs, else the compose ports
     python app/test_runner.py --target redis=127.0.0.1:6379 --target v9=redis://10.0.0.5:6380/0
     python app/test_runner.py --scenario basic_crud --scenario pubsub --json-dir /tmp/compat
+    python app/stack.py run compat --server redis=valkey-8.1 -- python app/test_runner.py   # 8.1 vs 9.0
 
 Writes JSON-DIR/compat-TARGET.json per target and JSON-DIR/compat-diff.json (default results/).
 Exit code: 0 no scenario failed (WARN allowed), 1 a scenario failed on a target, 2 setup error.
