@@ -1,6 +1,6 @@
 """One row per compared client library: what it saw of the fault, in numbers, or in words where it could not.
 
-Per library: downtime per shard (ok-to-ok, lib/checks/checker.py), how soon after the promotion it wrote
+Per library: downtime per shard (the longest ok-to-ok gap across the fault), how soon after the promotion it wrote
 to the failed shard again, the stall on the healthy shards (the longest gap between its acknowledged
 writes there, and the share of its pre-fault rate it kept), errors by type, the Jepsen accounting of
 its writes against the final read, and the connections (on the servers) and topology refreshes (in the
@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from lib.checks.accounting import account
-from lib.checks.checker import longest_gap_ms, outage_around
+from lib.checks.checker import longest_gap_ms
 from lib.checks.result import OK, WARN, ScenarioResult
 from lib.checks.timeline import history_to_dict
 from lib.history import OK as OP_OK
@@ -30,6 +30,23 @@ def error_type(op: Op) -> str:
     """'ClientOpError: RequestError: READONLY ...' -> 'RequestError'; a redis-py error's class otherwise."""
     text = (op.error or "unknown error").removeprefix("ClientOpError: ")
     return text.split(":")[0].split(" (attempts")[0]
+
+
+def outage_ms(ops: list[Op], fault_at: float) -> float | None:
+    """The longest time between two acknowledged writes, the later one after the fault (ok to ok).
+
+    Not outage_around(): a library that blocks inside one call through the whole failover (and then
+    succeeds) records no failed op at all, yet its writes stopped. None: no acknowledged write after it.
+    """
+    ends = sorted(op.end for op in ops if op.outcome == OP_OK)
+    before = [end for end in ends if end <= fault_at]
+    after = [end for end in ends if end > fault_at]
+    if not after:
+        return None
+    points = before[-1:] + after
+    if len(points) < 2:
+        return None
+    return max((b - a) * 1000 for a, b in zip(points, points[1:], strict=False))
 
 
 def _rate(ops: list[Op], start: float, end: float) -> float | None:
@@ -50,9 +67,8 @@ def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: f
     end = max((op.end for op in ops), default=fault_at)
     downtime: dict[str, float | None] = {}
     for group in groups:
-        outage = outage_around(client.ops(group), fault_at)
-        downtime[group] = None if outage is None else (
-            None if outage.downtime_ms is None else round(outage.downtime_ms, 1))
+        gap = outage_ms(client.ops(group), fault_at)
+        downtime[group] = None if gap is None else round(gap, 1)
     row["downtime_ms_by_shard"] = downtime
     never = comparison.not_recovered.get(client.name, [])
     if victim is not None:
