@@ -5,6 +5,9 @@ is faked with a wheel built here: a zip holding a shell script that answers --ve
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from lib.errors import SetupError
 from lib.launcher import local_stack, servers
 from lib.launcher.local_stack import STATE_FILE, LocalStack
 from lib.topology.topology import load_topology
+from lib.util import REPO_ROOT
 
 FAKE_SERVER = '#!/bin/sh\necho "Valkey server v={version} sha=00000000:0 malloc=libc bits=64"\n'
 
@@ -210,3 +214,22 @@ def test_two_services_on_the_same_server_keep_their_service_names(launched):
     up, _, _ = launched
     stack = up("compat", {"redis": "valkey-8.1", "valkey": "valkey-8.1"})
     assert stack_target_names(stack) == {"redis": "redis", "valkey": "valkey"}
+
+
+# ---- the command line (no server starts: both are refused before) ------------------------------
+
+def stack_py(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "app/stack.py", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, env=dict(os.environ, COLUMNS="200"))
+
+
+def test_an_unknown_server_on_the_command_line_is_one_line_and_exit_2():
+    done = stack_py("up", "ha", "--server", "valkey-7")
+    assert done.returncode == 2, done.stderr
+    assert "unknown server 'valkey-7': choose one of redis, valkey-8.1, valkey-9.0, valkey-9.1" in done.stderr
+
+
+def test_server_with_docker_is_refused_in_one_line():
+    done = stack_py("up", "ha", "--docker", "--server", "valkey-8.1")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "compose runs its images" in done.stderr, done.stderr
