@@ -26,6 +26,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import ClusterDownError, ConnectionError, SlotNotCoveredError, TimeoutError
 from redis.retry import Retry
 
+from lib.clients.topology_refresh import BackgroundRefresher, RefreshPolicy
 from lib.errors import SetupError
 from lib.ha_client import AddressRemap
 from lib.history import Attempts
@@ -45,6 +46,7 @@ T = TypeVar("T")
 BACKOFF_CAP_S = 0.05
 BACKOFF_BASE_S = 0.001
 RETRIES_PER_CALL = 2
+DEFAULT_REFRESH = RefreshPolicy()  # slot-map re-reads off the request path (lib/clients/topology_refresh.py)
 RETRYABLE = (ConnectionError, TimeoutError, socket.timeout, ClusterDownError, SlotNotCoveredError)
 
 
@@ -58,7 +60,7 @@ class ClusterClient:
 
     def __init__(self, seeds: list[Address], *, password: str | None = None,
                  host_map: dict[str, str] | None = None, socket_timeout: float = 0.5,
-                 client_name: str | None = None):
+                 client_name: str | None = None, refresh: RefreshPolicy | None = DEFAULT_REFRESH):
         if not seeds:
             raise SetupError("no cluster node given: use --node HOST:PORT")
         self.seeds = seeds
@@ -68,6 +70,8 @@ class ClusterClient:
         self.client_name = client_name  # set on every data connection: CLIENT LIST tells compared clients apart
         self.remap = AddressRemap(seeds[0][0], dict(host_map or {}))
         self.retry = retry_policy()
+        self.refresh_policy = refresh  # None: redis-py's own refresh inside each failing request
+        self.refresher: BackgroundRefresher | None = None
         self._cluster: RedisCluster | None = None
 
     @property
@@ -89,12 +93,26 @@ class ClusterClient:
                 raise SetupError(f"no cluster reachable at {', '.join(format_endpoint(*s) for s in self.seeds)}: "
                                  f"{exc} (start one: python app/stack.py up cluster, or docker-compose -f "
                                  "docker-compose.cluster.yml up -d; or pass --node HOST:PORT)") from None
+            if self.refresh_policy is not None:
+                self.refresher = BackgroundRefresher(self._cluster.nodes_manager, self.refresh_policy)
+                # the wait between attempts is the wait for a fresh slot map (call()), not a sleep
+                self.retry = Retry(NoBackoff(), RETRIES_PER_CALL, supported_errors=RETRYABLE)
         return self._cluster
 
     def call(self, operation: Callable[[RedisCluster], T], attempts: Attempts | None = None) -> T:
-        """Run operation(cluster) under the capped backoff policy; each failed attempt goes to attempts."""
-        return self.retry.call_with_retry(lambda: operation(self.cluster),
-                                          attempts.failed if attempts is not None else _ignore)
+        """Run operation(cluster) under the capped backoff policy; each failed attempt goes to attempts.
+
+        With a background refresher, a retry after a connection error first waits (capped) for a slot-map
+        read begun after the failure: retrying on the map that just failed would only fail again.
+        """
+        record = attempts.failed if attempts is not None else _ignore
+
+        def failed(error: BaseException) -> None:
+            record(error)
+            if self.refresher is not None and isinstance(error, RETRYABLE):
+                self.refresher.wait_fresh(BACKOFF_CAP_S)
+
+        return self.retry.call_with_retry(lambda: operation(self.cluster), failed)
 
     def node(self, address: Address, timeout: float = 1.0, *, decode: bool = True) -> redis.Redis:
         """A plain client to one node (reachable address), no retries: to inspect or to show MOVED/ASK.
@@ -152,6 +170,9 @@ class ClusterClient:
                                  f"--host-map {node.announced[0]}=HOST") from None
 
     def close(self) -> None:
+        if self.refresher is not None:
+            self.refresher.stop()
+            self.refresher = None
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None

@@ -17,7 +17,7 @@ from lib.history import OK as OP_OK
 from lib.report.client_report import client_table
 from lib.runs.client_comparison import ClientComparison
 from lib.suites.cli import _clients
-from lib.workload.compared_clients import ComparedClients
+from lib.workload.compared_clients import ComparedClients, Keys, Opener
 
 FAULT = 100.0
 PROMOTED = 103.0
@@ -32,8 +32,7 @@ class FakeSampler:
 
 
 def comparison_with(ops_by_client: dict[str, list[Op]], groups=("a", "b")) -> ClientComparison:
-    writers = ComparedClients(list(ops_by_client), lambda name, client_name: None,
-                              {g: (lambda prefix, seq: f"{prefix}{seq}") for g in groups}, "ns:")
+    writers = ComparedClients(list(ops_by_client), Opener("cluster", None), {g: Keys() for g in groups}, "ns:")
     for client in writers.clients:
         client.version = "1.0"
         for op in ops_by_client[client.name]:

@@ -80,8 +80,11 @@ def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: f
         back = min(after) if after else end
         if healthy:
             row["healthy_stall_ms"] = round(max(longest_gap_ms(client.ops(g), fault_at, back) for g in healthy), 1)
-            before = _rate([op for g in healthy for op in client.ops(g)], fault_at - RATE_WINDOW_S, fault_at)
-            during = _rate([op for g in healthy for op in client.ops(g)], fault_at, back)
+            healthy_ops = [op for g in healthy for op in client.ops(g)]
+            first = min((op.end for op in healthy_ops if op.outcome == OP_OK), default=fault_at)
+            # the rate before the fault, over at most RATE_WINDOW_S and only since the library wrote at all
+            before = _rate(healthy_ops, max(fault_at - RATE_WINDOW_S, first), fault_at)
+            during = _rate(healthy_ops, fault_at, back)
             row["healthy_rate_kept_pct"] = round(100 * during / before, 1) if before and during is not None else None
     if never:
         waited = comparison.timeout_s

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from lib.clients.server_counters import ClientListSampler, CountDelta, delta, snapshot
 from lib.history import OK
 from lib.waits import WaitTimeout, wait_until
-from lib.workload.compared_clients import ComparedClient, ComparedClients, KeyFor, OpenClient
+from lib.workload.compared_clients import ComparedClient, ComparedClients, Keys, Opener
 
 Address = tuple[str, int]
 DEFAULT_CLIENT_TIMEOUT_S = 30.0  # after the promotion: a library still not writing by then is reported so
@@ -95,7 +95,7 @@ class ClientComparison:
         return self.sampler.connections(client.client_name) if self.sampler is not None else None
 
 
-def client_comparison(names: list[str], open_client: OpenClient, groups: dict[str, KeyFor], namespace: str,
+def client_comparison(names: list[str], opener: Opener, groups: dict[str, Keys], namespace: str,
                       nodes: Callable[[], list[Address]], password: str | None,
                       timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S) -> ClientComparison:
-    return ClientComparison(ComparedClients(names, open_client, groups, namespace), nodes, password, timeout_s)
+    return ClientComparison(ComparedClients(names, opener, groups, namespace), nodes, password, timeout_s)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from lib.clients.libraries.base import ClusterTarget, SentinelTarget, open_cluster, open_sentinel
+from lib.clients.libraries.base import ClusterTarget, SentinelTarget
 from lib.cluster_client import ClusterClient
 from lib.ha_client import Address, HAClient
 from lib.runs.client_comparison import ClientComparison, client_comparison
-from lib.topology.cluster_topology import Shard, key_in_shard
+from lib.topology.cluster_topology import Shard
+from lib.workload.compared_clients import Keys, Opener
 
 HA_GROUP = "master"  # a Sentinel deployment has one shard: the compared clients' ops are all in it
 
@@ -25,9 +26,8 @@ def ha_comparison(args: argparse.Namespace, ha: HAClient, target, reachable: Add
     with contextlib.suppress(Exception):  # counting on the replicas too is best effort
         data_nodes += [a for a in ha.sentinel.discover_slaves(ha.master_name) if a != reachable]
     nodes = list(dict.fromkeys([*data_nodes, *target.sentinels]))
-    comparison = client_comparison(
-        args.client, lambda name, client_name: open_sentinel(name, sentinel_target, client_name),
-        {HA_GROUP: lambda prefix, seq: f"{prefix}{seq}"}, namespace, lambda: nodes, ha.password, args.client_timeout)
+    comparison = client_comparison(args.client, Opener("sentinel", sentinel_target), {HA_GROUP: Keys()}, namespace,
+                                   lambda: nodes, ha.password, args.client_timeout)
     comparison.counts_note = ("Sentinels keep no INFO commandstats, so the SENTINEL queries are not counted on the "
                               "servers; the refreshes column counts the master look-ups in the client")
     return comparison
@@ -40,10 +40,6 @@ def cluster_comparison(args: argparse.Namespace, client: ClusterClient, shards: 
         return None
     cluster_target = ClusterTarget(list(client.seeds), dict(client.remap.host_map), client.password)
     nodes = list(dict.fromkeys(client.reachable(n) for shard in shards for n in (shard.primary, *shard.replicas)))
-    groups = {shard.label: _shard_keys(shard) for shard in shards}
-    return client_comparison(args.client, lambda name, client_name: open_cluster(name, cluster_target, client_name),
-                             groups, namespace, lambda: nodes, client.password, args.client_timeout)
-
-
-def _shard_keys(shard: Shard):
-    return lambda prefix, seq: key_in_shard(shard, prefix, seq)
+    groups = {shard.label: Keys(shard) for shard in shards}
+    return client_comparison(args.client, Opener("cluster", cluster_target), groups, namespace, lambda: nodes,
+                             client.password, args.client_timeout)
