@@ -106,11 +106,14 @@ class ClusterClient:
         read begun after the failure: retrying on the map that just failed would only fail again.
         """
         record = attempts.failed if attempts is not None else _ignore
+        failures = 0
 
         def failed(error: BaseException) -> None:
+            nonlocal failures
+            failures += 1
             record(error)
-            if self.refresher is not None and isinstance(error, RETRYABLE):
-                self.refresher.wait_fresh(BACKOFF_CAP_S)
+            if self.refresher is not None and isinstance(error, RETRYABLE) and failures <= RETRIES_PER_CALL:
+                self.refresher.wait_fresh(BACKOFF_CAP_S)  # not after the last attempt: the op has failed
 
         return self.retry.call_with_retry(lambda: operation(self.cluster), failed)
 

@@ -35,9 +35,25 @@ BACKOFF_BASE_S = 0.005
 RETRIES_PER_CALL = 2
 
 
+RETRYABLE = (ConnectionError, TimeoutError, socket.timeout, ReadOnlyError)
+
+
 def retry_policy() -> Retry:
     return Retry(ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), RETRIES_PER_CALL,
-                 supported_errors=(ConnectionError, TimeoutError, socket.timeout, ReadOnlyError))
+                 supported_errors=RETRYABLE)
+
+
+class SwitchAwareBackoff:
+    """The wait between two attempts: exponential, capped, and cut short when the sentinels announce a new
+    master (+switch-master), so that the first attempt after the announcement is not a backoff away.
+    (Measured: a blind 10-20 ms backoff put us 10 ms behind stock redis-py after the switch.)"""
+
+    def __init__(self, switched: threading.Event):
+        self.switched = switched
+        self.backoff = ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S)
+
+    def wait(self, failures: int) -> None:
+        self.switched.wait(self.backoff.compute(failures))  # returns at once when a switch is pending
 
 
 @dataclass
@@ -133,11 +149,13 @@ class HAClient:
         named = {"client_name": client_name} if client_name else {}  # CLIENT LIST tells compared clients apart
         self.sentinel = RemappingSentinel(sentinels, self.remap, sentinel_kwargs=sentinel_kwargs, password=password,
                                           retry=Retry(NoBackoff(), 0), **timeouts, **named)
-        self.retry = retry_policy()
+        self._switch_pending = threading.Event()
+        # attempts are retried by this Retry without sleeping; the wait between them is self.backoff's
+        self.retry = Retry(NoBackoff(), RETRIES_PER_CALL, supported_errors=RETRYABLE)
+        self.backoff = SwitchAwareBackoff(self._switch_pending)
         self._master: redis.Redis | None = None
         self._listeners: list = []
         self._listener_clients: list[redis.Redis] = []
-        self._switch_pending = threading.Event()
         self.switches_followed = 0
 
     def master(self) -> redis.Redis:
@@ -165,8 +183,17 @@ class HAClient:
         Each attempt asks master() again, so a retry after a failover reaches the new master (the
         failed connection was dropped by redis-py, and the next one asks the sentinels).
         """
-        return self.retry.call_with_retry(lambda: operation(self.master()),
-                                          attempts.failed if attempts is not None else _ignore)
+        record = attempts.failed if attempts is not None else _ignore
+        failures = 0
+
+        def failed(error: BaseException) -> None:
+            nonlocal failures
+            failures += 1
+            record(error)
+            if isinstance(error, RETRYABLE) and failures <= RETRIES_PER_CALL:  # no wait after the last attempt
+                self.backoff.wait(failures)
+
+        return self.retry.call_with_retry(lambda: operation(self.master()), failed)
 
     def _follow_switches(self) -> None:
         def on_switch(message: dict) -> None:

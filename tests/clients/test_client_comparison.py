@@ -1,0 +1,85 @@
+"""--client for real: one HA failover and one cluster failover, each seen by every client library at once.
+
+Every row must have real numbers (downtime between 1 s and 20 s, counts that add up), or, where a
+library could not follow the failover, say so in words. Real local stacks, a real SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_script
+
+pytestmark = pytest.mark.integration
+
+CLIENTS = ["ours", "redis-py", "valkey-py", "glide"]
+
+
+def comparison(proc, out) -> dict:
+    assert out.exists(), f"no JSON: exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    scenarios = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
+    assert "client_comparison" in scenarios, sorted(scenarios)
+    return scenarios["client_comparison"]
+
+
+def assert_rows(result: dict, topology: str) -> None:
+    rows = {row["client"]: row for row in result["metrics"]["clients"]}
+    assert list(rows) == CLIENTS, rows.keys()
+    for name, row in rows.items():
+        assert row.get("version"), f"{name}: no version"
+        if row.get("why"):  # could not follow the failover, or start: said in words, never a blank
+            assert "did not write" in row["why"] or "could not start" in row["why"], row["why"]
+            assert name in result["detail"]
+            continue
+        assert 1000 <= row["downtime_ms"] <= 20_000, (name, row["downtime_ms"])
+        assert row["after_promotion_ms"] is not None, name
+        acc = row["accounting"]
+        assert acc["acked"] + acc["unknown"] + acc["failed"] == row["ops"], (name, acc, row["ops"])
+        assert sum(row["errors_by_type"].values()) == row["ops"] - acc["acked"], (name, row["errors_by_type"])
+        assert row["errors_by_type"], f"{name} saw no error during a SIGKILL failover"
+        assert acc["acked_lost"] <= acc["acked"] and acc["acked"] > 100, (name, acc)
+        assert row["connections_seen"] >= 1, f"{name}: no connection named vhc-{name} in CLIENT LIST"
+        if name != "glide" or topology == "ha":
+            assert row["refreshes"] is not None and row["refreshes"] >= 1, (name, row["refreshes"])
+        else:
+            assert row["refreshes"] is None and "not observable" in row["refreshes_why"]
+    servers = result["metrics"]["servers"]
+    assert servers["nodes_counted"] >= 4 and servers["connections_received"] > 0, servers
+    if topology == "cluster":
+        assert servers["topology_commands"].get("cluster|slots", 0) > 0, servers
+
+
+def test_an_ha_failover_through_every_client(ha_stack, tmp_path):
+    out = tmp_path / "ha.json"
+    proc = run_script("ha_test.py", "--client", ",".join(CLIENTS), "--client-timeout", "20", "--json", str(out),
+                      state_dir=ha_stack.state_dir)
+    result = comparison(proc, out)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert_rows(result, "ha")
+    assert "Clients during the HA failover" in proc.stdout
+    assert "Error executing command" not in proc.stdout + proc.stderr, "a library's console output leaked"
+
+
+def test_a_cluster_failover_through_every_client(cluster_stack, tmp_path):
+    out = tmp_path / "cluster.json"
+    proc = run_script("cluster_test.py", "--client", ",".join(CLIENTS), "--client-timeout", "20", "--json", str(out),
+                      state_dir=cluster_stack.state_dir)
+    result = comparison(proc, out)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert_rows(result, "cluster")
+    healthy = [row for row in result["metrics"]["clients"] if not row.get("why")]
+    assert all(row["healthy_stall_ms"] is not None for row in healthy)
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--client", "jedis"], "unknown client 'jedis'"),
+    (["--client", "glide", "--fault", "none"], "drop --fault none"),
+    (["--client", "ours", "--client-timeout", "0"], "--client-timeout 0"),
+])
+def test_bad_client_options_are_one_line_before_any_server(args, said, tmp_path):
+    proc = run_script("cluster_test.py", "--node", "127.0.0.1:1", *args)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]  # argparse's usage lines, then the error: one line
+    assert said in last and "Traceback" not in proc.stderr, proc.stderr
