@@ -16,7 +16,7 @@ from lib.cluster_client import ClusterClient
 from lib.history import FAIL as FAIL_OP
 from lib.history import History, Op
 from lib.runs.cache_failover import CacheFailoverRun
-from lib.runs.cache_outage import request_totals, shard_recovery
+from lib.runs.cache_outage import rate_kept, request_totals, shard_recovery
 from lib.topology.cluster_topology import Shard, key_in_shard
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
@@ -172,12 +172,22 @@ def check_http_failover(run: CacheFailoverRun | None, skipped: str | None) -> Sc
         "client_recovered_after_s": _after(run, recovery.client_recovered_at),
         "hits_returned_after_s": _after(run, recovery.hits_returned_at),
         "other_shards_cache_errors": {s.label: shard_recovery(s.label, ops, run.fault_at).cache_errors
-                                      for s in run.shards if s.label != run.victim.label}})
+                                      for s in run.shards if s.label != run.victim.label},
+        "slot_map_refreshes": run.refreshes})
+    until = recovery.client_recovered_at or (promoted.at if promoted else None)
+    if until is not None:  # the healthy shards' rate while the victim's lookups failed
+        rates = {s.label: rate_kept(ops, s.label, run.fault_at, until) for s in run.shards
+                 if s.label != run.victim.label}
+        metrics["other_shards_rate"] = rates
+        kept = [r["kept_pct"] for r in rates.values() if r["kept_pct"] is not None]
+        metrics["other_shards_rate_kept_pct"] = min(kept) if kept else None
     back = (f"hits back on {run.victim.label} after {metrics['hits_returned_after_s']} s" if recovery.cache_errors
             else f"no cache error on {run.victim.label}: hits never stopped")
     detail = (f"{totals.requests:,} requests, hit ratio {totals.hit_ratio:.1%}, {run.origin_calls:,} origin calls, "
               f"{totals.cache_errors} cache errors, {totals.http_5xx} 5xx; {metrics['promoted']} promoted after "
               f"{metrics['promoted_after_s']} s; {back}")
+    if metrics.get("other_shards_rate_kept_pct") is not None:
+        detail += f"; the other shards kept {metrics['other_shards_rate_kept_pct']:.0f}% of their request rate"
     if totals.http_5xx or totals.http_failed:
         return ScenarioResult("http_failover", FAIL, f"{detail}; the cache turned requests into errors "
                               f"({totals.http_5xx} 5xx, {totals.http_failed} without a response)", metrics)

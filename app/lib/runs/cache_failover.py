@@ -49,6 +49,7 @@ class CacheFailoverRun:
     origin_calls: int = 0
     middleware: dict = field(default_factory=dict)
     timeout_reason: str | None = None
+    refreshes: int | None = None  # the store's slot-map re-reads during the run (None: not counted)
 
     def offset(self, at: float) -> float:
         return at - self.fault_at
@@ -81,6 +82,7 @@ def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: F
     origin = OriginApp()
     cache = HTTPCache(origin, store, ttl=CACHE_TTL, expose_errors=True)
     loops: list[RequestLoop] = []
+    refreshes_before = store.refreshes()
     with LocalWsgiServer(cache) as server:
         try:
             for label, paths in paths_by_shard(server.url, store.prefix, shards).items():
@@ -107,6 +109,7 @@ def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: F
         finally:
             stop_all(loops)
             run.origin_calls, run.middleware = origin.total_calls, cache.stats.to_dict()
+            run.refreshes = store.refreshes() - refreshes_before if refreshes_before is not None else None
     _record_recovery(run)
     return run
 

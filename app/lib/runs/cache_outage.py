@@ -38,6 +38,24 @@ def shard_recovery(shard: str, ops: list[CacheOp], fault_at: float) -> ShardReco
     return ShardRecovery(shard, len(ops), len(errors), errors[0].end, last.end, recovered, hits)
 
 
+RATE_WINDOW_S = 3.0  # the healthy shards' rate before the fault is measured over at most this long
+
+
+def rate_kept(ops: list[CacheOp], shard: str, fault_at: float, until: float) -> dict:
+    """A healthy shard's answered requests per second before the fault and during the outage [fault, until].
+
+    The goal (issue 14): a shard that lost nothing keeps >= 95% of its rate while another shard is out.
+    """
+    mine = [op for op in ops if op.group == shard]
+    first = min((op.end for op in mine), default=fault_at)
+    start = max(fault_at - RATE_WINDOW_S, first)
+    before = sum(1 for op in mine if start <= op.end < fault_at) / (fault_at - start) if fault_at > start else None
+    during = sum(1 for op in mine if fault_at <= op.end < until) / (until - fault_at) if until > fault_at else None
+    kept = round(100 * during / before, 1) if before and during is not None else None
+    return {"before_per_s": None if before is None else round(before, 1),
+            "during_per_s": None if during is None else round(during, 1), "kept_pct": kept}
+
+
 @dataclass
 class RequestTotals:
     requests: int
