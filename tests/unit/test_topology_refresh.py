@@ -379,8 +379,6 @@ def test_stop_releases_a_caller_already_in_wait_fresh(manager, start):
     assert fresh == [True], f"a waiter released by stop() got {fresh}"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a look in progress during stop() writes _ticks_done back down "
-                   "(topology_refresh.py _run finally), so wait_fresh after stop() waits its whole timeout")
 def test_wait_fresh_returns_at_once_after_a_stop_that_came_during_a_look(manager, start):
     manager.gate = threading.Event()
     refresher = start(manager)
@@ -424,9 +422,6 @@ def test_a_failed_first_reread_puts_fixed_startup_nodes_back(world, manager, sta
     assert manager.startup_nodes is user_startup_nodes, "fixed startup nodes were not put back after an error"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: with dynamic startup nodes, a re-read with first= that raises leaves "
-                   "startup_nodes = {the promoted node} (topology_refresh.py _full finally): every later re-read "
-                   "asks only that node")
 def test_a_failed_first_reread_does_not_leave_only_the_promoted_node_to_ask(world, manager, start):
     manager._dynamic_startup_nodes = True
     refresher = start(manager)

@@ -99,9 +99,12 @@ class BackgroundRefresher:
             try:
                 if self._tick():
                     self._wanted.set()  # still watching: come back after the interval
+            except Exception:  # noqa: BLE001 - one bad look (a node's odd reply) must not end the thread
+                self.errors += 1
+                self._wanted.set()
             finally:
-                with self._done:
-                    self._ticks_done = tick
+                with self._done:  # max: stop() may have released every waiter meanwhile
+                    self._ticks_done = max(self._ticks_done, tick)
                     self._done.notify_all()
             self._halt.wait(self.policy.interval_s)  # the rate limit, not a synchronisation
 
@@ -178,14 +181,18 @@ class BackgroundRefresher:
             with self.nodes._lock:  # initialize() reads startup_nodes under this lock too
                 saved = self.nodes.startup_nodes
                 self.nodes.startup_nodes = {f"{first[0]}:{first[1]}": RedisClusterNode(first[0], first[1])}
+        failed = False
         try:
             self._initialize(**kwargs)
             self.refreshes += 1
         except Exception:  # noqa: BLE001 - no node answered: the map stays, the next tick tries again
             self.errors += 1
+            failed = True
         finally:
-            if saved is not None and not getattr(self.nodes, "_dynamic_startup_nodes", True):
-                with self.nodes._lock:  # the user's fixed startup nodes are theirs: put them back
+            # put the startup nodes back when the user fixed them, and when the re-read failed (redis-py
+            # replaces them only after a good one): else the promoted node would be the only one ever asked
+            if saved is not None and (failed or not getattr(self.nodes, "_dynamic_startup_nodes", True)):
+                with self.nodes._lock:
                     self.nodes.startup_nodes = saved
 
     def _still_failed(self, name: str) -> bool:
