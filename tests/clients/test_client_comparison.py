@@ -30,6 +30,7 @@ def assert_rows(result: dict, topology: str) -> None:
     for name, row in rows.items():
         assert row.get("version"), f"{name}: no version"
         if row.get("why"):  # could not follow the failover, or start: said in words, never a blank
+            assert name == "glide", f"{name} must follow a SIGKILL failover: {row['why']}"
             assert "did not write" in row["why"] or "could not start" in row["why"], row["why"]
             assert name in result["detail"]
             continue
