@@ -163,7 +163,9 @@ def table(cells: list[dict], runs: int) -> Table:
 
 
 def plot(cells: list[dict], topology: str, path: Path) -> Path | None:
-    """Median downtime on the failed shard per client, one bar group per server, whiskers = range."""
+    """One figure per topology: a panel per fault (its own scale: a kill costs seconds, a graceful failover
+    milliseconds), bars per client grouped by server: the median downtime on the failed shard, whiskers
+    the range. None when matplotlib is missing or nothing was measured."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -173,30 +175,43 @@ def plot(cells: list[dict], topology: str, path: Path) -> Path | None:
     mine = [c for c in cells if c["topology"] == topology and c["downtime_ms"]]
     if not mine:
         return None
-    servers = list(dict.fromkeys(f"{c['server']} / {c['fault']}" for c in mine))
+    faults = list(dict.fromkeys(c["fault"] for c in mine))
+    servers = list(dict.fromkeys(c["server"] for c in mine))
     clients = list(dict.fromkeys(c["client"] for c in mine))
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(clients) * len(servers)), 4))
+    fig, axes = plt.subplots(len(faults), 1, figsize=(min(12, 2 + 1.6 * len(clients)), 3.2 * len(faults)),
+                             squeeze=False)
     width = 0.8 / len(servers)
-    for i, server in enumerate(servers):
-        xs, ys, low, high = [], [], [], []
-        for j, client in enumerate(clients):
-            cell = next((c for c in mine if f"{c['server']} / {c['fault']}" == server and c["client"] == client), None)
-            if cell is None:
-                continue
-            d = cell["downtime_ms"]
-            xs.append(j + i * width)
-            ys.append(d["median"])
-            low.append(d["median"] - d["min"])
-            high.append(d["max"] - d["median"])
-        ax.bar(xs, ys, width, yerr=[low, high], capsize=3, label=server)
-    ax.set_xticks([j + width * (len(servers) - 1) / 2 for j in range(len(clients))], clients)
-    ax.set_ylabel("downtime on the failed shard, ms")
-    ax.set_title(f"{topology}: downtime per client (median, range)")
-    ax.legend(fontsize="small")
+    for ax, fault in zip(axes[:, 0], faults, strict=True):
+        for i, server in enumerate(servers):
+            xs, ys, low, high = [], [], [], []
+            for j, client in enumerate(clients):
+                cell = next((c for c in mine if (c["fault"], c["server"], c["client"]) == (fault, server, client)),
+                            None)
+                if cell is None:
+                    continue
+                d = cell["downtime_ms"]
+                xs.append(j + i * width)
+                ys.append(d["median"])
+                low.append(d["median"] - d["min"])
+                high.append(d["max"] - d["median"])
+            ax.bar(xs, ys, width, yerr=[low, high], capsize=3, label=server)
+        ax.set_xticks([j + width * (len(servers) - 1) / 2 for j in range(len(clients))], clients)
+        ax.set_ylabel("downtime, ms")
+        ax.set_title(f"{topology} / {fault}: downtime on the failed shard per client (median, range)",
+                     fontsize="medium")
+        ax.legend(fontsize="small", ncols=len(servers))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def replot(saved: Path, out_dir: Path) -> list[str]:
+    """The plots again from a saved --json (no run)."""
+    data = json.loads(saved.read_text())
+    topologies = list(dict.fromkeys(c["topology"] for c in data["summary"]))
+    return [str(p) for t in topologies
+            if (p := plot(data["summary"], t, out_dir / f"{saved.stem}-{t}.png")) is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,7 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="results/matrix.json", metavar="PATH")
     parser.add_argument("--plot-dir", default=None, metavar="DIR", help="where the plots go (default: beside --json)")
     parser.add_argument("--keep", metavar="DIR", help="keep each run's JSON and log in DIR")
+    parser.add_argument("--replot", metavar="FILE.json", help="only draw the plots of a saved --json (no run)")
     args = parser.parse_args(argv)
+    if args.replot:
+        if not Path(args.replot).is_file():
+            print(f"error: --replot {args.replot}: no such file", file=sys.stderr)
+            return 2
+        console.print(f"plots: {', '.join(replot(Path(args.replot), Path(args.plot_dir or Path(args.replot).parent)))}")
+        return 0
     try:
         topologies = parse_list(args.topology, list(SUITES), "topology")
         servers = parse_list(args.servers, list(SERVERS), "servers")
