@@ -157,3 +157,12 @@ def test_matrix_summarises_medians_per_cell_and_refuses_bad_names(capsys):
     assert matrix.main(["--servers", "valkey-7.0"]) == 2
     assert "unknown 'valkey-7.0'" in capsys.readouterr().err
     assert matrix.main(["--faults", "manual"]) == 2
+
+
+def test_a_write_that_was_waiting_when_the_promotion_came_counts_as_writing_again():
+    waiting = Op(700, "ka700", 102.99, PROMOTED + 0.004, OP_OK, group="a", value="700")  # began before, acked after
+    ops = steady("a", 98.0, 100.0) + [waiting] + steady("a", 103.02, 104.0, first_seq=800)
+    ops += steady("b", 98.0, 104.0, first_seq=9000)
+    comparison = comparison_with({"ours": ops})
+    row = client_row(comparison, comparison.clients[0], FAULT, PROMOTED, "a")
+    assert row["after_promotion_ms"] == pytest.approx(4.0, abs=0.5)

@@ -73,8 +73,10 @@ def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: f
     never = comparison.not_recovered.get(client.name, [])
     if victim is not None:
         row["downtime_ms"] = downtime.get(victim)
+        # acknowledged at or after the promotion, wherever the op began: an attempt that was waiting (for a
+        # fresh map, a backoff) when the promotion came and then succeeded is the client writing again
         after = [op.end for op in client.ops(victim) if op.outcome == OP_OK and promoted_at is not None
-                 and op.start >= promoted_at]
+                 and op.end >= promoted_at]
         row["after_promotion_ms"] = round((min(after) - promoted_at) * 1000, 1) if after and promoted_at else None
         healthy = [g for g in groups if g != victim]
         back = min(after) if after else end

@@ -61,7 +61,7 @@ class ClientComparison:
                    timeout=timeout, what="every compared client writing to every shard before the fault")
 
     def wait_recovered(self, since: float) -> None:
-        """Until every running library has an acknowledged write begun after `since` in every group.
+        """Until every running library has a write acknowledged after `since` in every group.
 
         Not an error when it does not happen: a library that cannot follow a failover is a finding, so
         the groups each one never wrote again are kept for its row.
@@ -71,7 +71,7 @@ class ClientComparison:
         def missing() -> dict[str, list[str]]:
             out = {}
             for client in self.writers.running():
-                wrote = {op.group for op in client.ops() if op.outcome == OK and op.start >= since}
+                wrote = {op.group for op in client.ops() if op.outcome == OK and op.end >= since}
                 if gaps := [g for g in self.writers.groups if g not in wrote]:
                     out[client.name] = gaps
             return out
