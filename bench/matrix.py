@@ -41,6 +41,8 @@ FIGURES = [("downtime_ms", "down ms"), ("after_promotion_ms", "after promotion m
            ("healthy_stall_ms", "healthy gap ms"), ("healthy_rate_kept_pct", "healthy rate %"),
            ("acked_lost", "lost"), ("unknown", "unknown"), ("connections_seen", "conns ≥"),
            ("refreshes", "refreshes")]
+# the faults a matrix can run unattended: not manual (a person), exec (the user's commands) or none
+UNATTENDED = [*FAULT_ALIASES, *(f for f in FAULT_MODES if f not in ("manual", "exec", "none"))]
 SERVER_FIGURES = [("promotion_s", "promotion s"), ("topology_commands_total", "topology cmds (all)")]
 
 
@@ -108,8 +110,8 @@ def summarise(values: list[float | None]) -> dict | None:
     present = [v for v in values if v is not None]
     if not present:
         return None
-    return {"median": round(statistics.median(present), 2), "min": min(present), "max": max(present),
-            "n": len(present)}
+    return {"median": round(statistics.median(present), 3), "min": round(min(present), 3),
+            "max": round(max(present), 3), "n": len(present)}
 
 
 def summary(runs: list[dict]) -> list[dict]:
@@ -197,10 +199,11 @@ def plot(cells: list[dict], topology: str, path: Path) -> Path | None:
             ax.bar(xs, ys, width, yerr=[low, high], capsize=3, label=server)
         ax.set_xticks([j + width * (len(servers) - 1) / 2 for j in range(len(clients))], clients)
         ax.set_ylabel("downtime, ms")
-        ax.set_title(f"{topology} / {fault}: downtime on the failed shard per client (median, range)",
-                     fontsize="medium")
-        ax.legend(fontsize="small", ncols=len(servers))
+        ax.set_title(f"{topology} / {fault}: downtime on the failed shard (median, range)", fontsize="small")
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.25)  # room for the legend above the bars
+        ax.legend(fontsize="small", ncols=len(servers), loc="upper center")
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -217,14 +220,17 @@ def replot(saved: Path, out_dir: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--topology", default="ha,cluster", help="ha, cluster or both (default ha,cluster)")
-    parser.add_argument("--servers", default="valkey-9.0", help=f"comma-separated: {', '.join(SERVERS)}")
-    parser.add_argument("--clients", default="ours,redis-py,valkey-py,glide", help="comma-separated; side by side "
-                        "in each run")
-    parser.add_argument("--faults", default="kill", help="comma-separated suite faults (kill = the default SIGKILL)")
+    parser.add_argument("--servers", default="valkey-9.0",
+                        help=f"comma-separated: {', '.join(SERVERS)} (default valkey-9.0)")
+    parser.add_argument("--clients", default="ours,redis-py,valkey-py,glide",
+                        help="comma-separated, side by side in each run (default: all four)")
+    parser.add_argument("--faults", default="kill",
+                        help=f"comma-separated: {', '.join(UNATTENDED)} (default kill: the suites' SIGKILL)")
     parser.add_argument("--runs", type=int, default=3, help="runs of each topology × fault × server (default 3)")
     parser.add_argument("--client-timeout", type=float, default=30.0, metavar="S",
                         help="how long after the promotion a library may take to write again (default 30)")
-    parser.add_argument("--json", default="results/matrix.json", metavar="PATH")
+    parser.add_argument("--json", default="results/matrix.json", metavar="PATH",
+                        help="where the JSON goes (default results/matrix.json)")
     parser.add_argument("--plot-dir", default=None, metavar="DIR", help="where the plots go (default: beside --json)")
     parser.add_argument("--keep", metavar="DIR", help="keep each run's JSON and log in DIR")
     parser.add_argument("--replot", metavar="FILE.json", help="only draw the plots of a saved --json (no run)")
@@ -239,12 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         topologies = parse_list(args.topology, list(SUITES), "topology")
         servers = parse_list(args.servers, list(SERVERS), "servers")
         clients = client_names(args.clients)
-        faults = parse_list(args.faults, [*FAULT_ALIASES, *FAULT_MODES], "faults")
+        faults = parse_list(args.faults, UNATTENDED, "faults")
         if args.runs < 1:
             raise UsageError(f"--runs {args.runs}: give 1 or more")
-        for fault in faults:
-            if fault in ("manual", "exec", "none"):
-                raise UsageError(f"--faults {fault}: the matrix runs unattended faults only")
     except (UsageError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -269,13 +272,18 @@ def main(argv: list[str] | None = None) -> int:
         console.print("interrupted: summarising the runs so far")
     cells = summary(runs)
     console.print(table(cells, args.runs))
+    result = {"command": " ".join(["python", "bench/matrix.py", *(argv if argv is not None else sys.argv[1:])]),
+              "cpus": os.cpu_count(), "summary": cells, "runs": runs, "plots": []}
+    out.write_text(json.dumps(result, indent=2) + "\n")  # first: a plot that fails must not lose the runs
     plots = []
     for topology in topologies:
         target = Path(args.plot_dir or out.parent) / f"{out.stem}-{topology}.png"
-        if plot(cells, topology, target) is not None:
-            plots.append(str(target))
-    result = {"command": " ".join(["python", "bench/matrix.py", *(argv if argv is not None else sys.argv[1:])]),
-              "cpus": os.cpu_count(), "summary": cells, "runs": runs, "plots": plots}
+        try:
+            if plot(cells, topology, target) is not None:
+                plots.append(str(target))
+        except OSError as exc:
+            console.print(f"[yellow]plot {target} not written: {exc}[/]")
+    result["plots"] = plots
     out.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"JSON written to {out}; plots: {', '.join(plots) or 'none'}; runs kept in {workdir}")
     failed = [r for r in runs if r.get("error")]

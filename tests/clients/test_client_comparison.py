@@ -59,7 +59,7 @@ def test_an_ha_failover_through_every_client(ha_stack, tmp_path):
     result = comparison(proc, out)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert_rows(result, "ha")
-    assert "Clients during the HA failover" in proc.stdout
+    assert "Clients during the fault (HA)" in proc.stdout
     assert "Error executing command" not in proc.stdout + proc.stderr, "a library's console output leaked"
 
 

@@ -166,3 +166,18 @@ def test_a_write_that_was_waiting_when_the_promotion_came_counts_as_writing_agai
     comparison = comparison_with({"ours": ops})
     row = client_row(comparison, comparison.clients[0], FAULT, PROMOTED, "a")
     assert row["after_promotion_ms"] == pytest.approx(4.0, abs=0.5)
+
+
+def test_a_write_the_demoted_old_master_took_is_not_writing_again_and_the_loss_warns():
+    lost = Op(701, "ka701", PROMOTED + 0.001, PROMOTED + 0.002, OP_OK, group="a", value="701")  # old master
+    ops = steady("a", 98.0, 100.0) + [lost] + steady("a", 103.05, 104.0, first_seq=800)
+    ops += steady("b", 98.0, 104.0, first_seq=9000)
+    comparison = comparison_with({"ours": ops})
+    final = dict(comparison.clients[0].history.final_read)
+    final["ka701"] = None  # gone after the old master was demoted
+    comparison.clients[0].history.record_final_read(final)
+    result = check_client_comparison(comparison, FAULT, PROMOTED, "a")
+    (row,) = result.metrics["clients"]
+    assert row["after_promotion_ms"] == pytest.approx(51, abs=1), "the lost write does not count"
+    assert row["accounting"]["acked_lost"] == 1
+    assert result.status == WARN and "acknowledged writes lost by ours" in result.detail

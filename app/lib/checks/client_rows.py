@@ -1,11 +1,12 @@
 """One row per compared client library: what it saw of the fault, in numbers, or in words where it could not.
 
-Per library: downtime per shard (the longest ok-to-ok gap across the fault), how soon after the promotion it wrote
-to the failed shard again, the stall on the healthy shards (the longest gap between its acknowledged
-writes there, and the share of its pre-fault rate it kept), errors by type, the Jepsen accounting of
-its writes against the final read, and the connections (on the servers) and topology refreshes (in the
-client, where observable) it made. The verdict never fails the suite: a library that cannot follow a
-failover is a finding, and its row says so.
+Per library: downtime per shard (the longest gap between two acknowledged writes that survived, across
+the fault), how soon after the promotion it wrote to the failed shard again, the stall on the healthy
+shards (the longest gap between its acknowledged writes there, and the share of its pre-fault rate it
+kept), errors by type, the Jepsen accounting of its writes against the final read, and the connections
+(on the servers) and topology refreshes (in the client, where observable) it made. The verdict never
+fails the suite: a library that cannot follow a failover, or lost writes, is a finding (WARN), and its
+row says so; the suite's consistency check judges the harness's own writes.
 """
 
 from __future__ import annotations
@@ -65,9 +66,17 @@ def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: f
     groups = list(comparison.writers.groups)
     ops = client.ops()
     end = max((op.end for op in ops), default=fault_at)
+    final = client.history.final_read
+    # Only writes that survived count as writing: one acknowledged by an old master that was then demoted
+    # (a plain SENTINEL FAILOVER) and is missing from the final read was not the client writing again.
+    durable = (lambda op: True) if final is None else (lambda op: op.outcome != OP_OK or final.get(op.key) == op.value)
+
+    def kept(group: str) -> list[Op]:
+        return [op for op in client.ops(group) if durable(op)]
+
     downtime: dict[str, float | None] = {}
     for group in groups:
-        gap = outage_ms(client.ops(group), fault_at)
+        gap = outage_ms(kept(group), fault_at)
         downtime[group] = None if gap is None else round(gap, 1)
     row["downtime_ms_by_shard"] = downtime
     never = comparison.not_recovered.get(client.name, [])
@@ -75,14 +84,14 @@ def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: f
         row["downtime_ms"] = downtime.get(victim)
         # acknowledged at or after the promotion, wherever the op began: an attempt that was waiting (for a
         # fresh map, a backoff) when the promotion came and then succeeded is the client writing again
-        after = [op.end for op in client.ops(victim) if op.outcome == OP_OK and promoted_at is not None
+        after = [op.end for op in kept(victim) if op.outcome == OP_OK and promoted_at is not None
                  and op.end >= promoted_at]
         row["after_promotion_ms"] = round((min(after) - promoted_at) * 1000, 1) if after and promoted_at else None
         healthy = [g for g in groups if g != victim]
         back = min(after) if after else end
         if healthy:
-            row["healthy_stall_ms"] = round(max(longest_gap_ms(client.ops(g), fault_at, back) for g in healthy), 1)
-            healthy_ops = [op for g in healthy for op in client.ops(g)]
+            row["healthy_stall_ms"] = round(max(longest_gap_ms(kept(g), fault_at, back) for g in healthy), 1)
+            healthy_ops = [op for g in healthy for op in kept(g)]
             first = min((op.end for op in healthy_ops if op.outcome == OP_OK), default=fault_at)
             # the rate before the fault, over at most RATE_WINDOW_S and only since the library wrote at all
             before = _rate(healthy_ops, max(fault_at - RATE_WINDOW_S, first), fault_at)
@@ -119,14 +128,17 @@ def check_client_comparison(comparison: ClientComparison | None, fault_at: float
     if comparison.counts_note:
         metrics["servers_note"] = comparison.counts_note
     troubled = [f"{r['client']}: {r['why']}" for r in rows if r.get("why")]
+    lossy = [r["client"] for r in rows if (r.get("accounting") or {}).get("acked_lost")]
     parts = []
     for r in rows:
         if r.get("why"):
             continue
-        parts.append(f"{r['client']} {_ms(r.get('downtime_ms'))} down, +{_ms(r.get('after_promotion_ms'))} after "
-                     f"promotion, {r['accounting']['acked_lost']} lost")
+        after = "" if r.get("after_promotion_ms") is None else f", +{_ms(r['after_promotion_ms'])} after promotion"
+        parts.append(f"{r['client']} {_ms(r.get('downtime_ms'))} down{after}, {r['accounting']['acked_lost']} lost")
     detail = "; ".join(parts + troubled)
-    return ScenarioResult(SCENARIO, WARN if troubled else OK, detail, metrics)
+    if lossy:
+        detail += f"; acknowledged writes lost by {', '.join(lossy)} (the consistency check judges the harness's own)"
+    return ScenarioResult(SCENARIO, WARN if troubled or lossy else OK, detail, metrics)
 
 
 def _ms(value: float | None) -> str:

@@ -12,6 +12,8 @@ from lib.errors import SetupError
 from lib.faults.fault import FAULT_MODES
 from lib.report.plot import require_matplotlib
 
+DEFAULT_CLIENT_TIMEOUT_S = 30.0  # --client-timeout
+
 
 def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, host_map_fallback: str) -> None:
     parser.add_argument("--fault", choices=FAULT_MODES, default="auto", help=fault_help)
@@ -33,7 +35,7 @@ def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, ho
     parser.add_argument("--client", type=_clients, metavar="NAME[,NAME]",
                         help=f"also write through these client libraries during the fault, side by side, and "
                              f"report each one's row ({', '.join(CLIENTS)}; ours is the harness's own)")
-    parser.add_argument("--client-timeout", type=float, default=30.0, metavar="S",
+    parser.add_argument("--client-timeout", type=float, metavar="S",
                         help="with --client: how long after the promotion each library may take to write again "
                              "before its row says it did not (default 30)")
     parser.add_argument("--recheck", metavar="FILE.json",
@@ -100,7 +102,11 @@ def check_client_options(args: argparse.Namespace, suite: str) -> None:
     from lib.clients.libraries.base import library_module
 
     if not getattr(args, "client", None):
+        if getattr(args, "client_timeout", None) is not None:
+            raise SetupError("--client-timeout goes with --client NAME[,NAME]")
         return
+    if args.client_timeout is None:
+        args.client_timeout = DEFAULT_CLIENT_TIMEOUT_S
     if suite == "cache":
         raise SetupError("--client goes with ha_test.py and cluster_test.py (the cache suite's clients are its own)")
     if args.fault == "none":

@@ -100,7 +100,7 @@ class ClusterSuiteRun(ClusterTargetRun):
                 run.victim.label if run and run.victim else None, skipped or (None if run else "the failover failed")))
             report.add(result)
             if result.metrics.get("clients"):
-                out.show(client_table(result.metrics, "Clients during the cluster failover"))
+                out.show(client_table(result.metrics, "Clients during the fault (cluster)"))
         report.add(self.rejoin(run))
         return report
 

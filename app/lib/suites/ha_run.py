@@ -73,7 +73,7 @@ class HARun:
                 compared, run.fault_at if run else 0.0, switch.at if switch else None, "master", skipped))
             report.add(result)
             if result.metrics.get("clients"):
-                out.show(client_table(result.metrics, "Clients during the HA failover"))
+                out.show(client_table(result.metrics, "Clients during the fault (HA)"))
         report.add(run_scenario("consistency", lambda: check_consistency(ha, run, skipped)))
         heal_by_hand = self._heal_by_hand(out)
         restore_timeout = args.manual_timeout if fault and (fault.by_hand or heal_by_hand) else 30

@@ -45,7 +45,7 @@ class OursSentinel:
                          "+switch-master from the sentinels (drops the old master's connections at once)"]
 
     def __init__(self, target: SentinelTarget, client_name: str):
-        self.version = f"redis-py {package_version('redis')}"
+        self.version = f"(on redis-py {package_version('redis')})"
         self.client = HAClient(target.sentinels, target.master_name, password=target.password,
                                sentinel_password=target.sentinel_password, client_name=client_name)
         self.client.remap = target.remap  # type: ignore[assignment] - the run's remap (compose names)
@@ -73,7 +73,7 @@ class OursCluster:
                          "every 5 ms while requests fail"]
 
     def __init__(self, target: ClusterTarget, client_name: str):
-        self.version = f"redis-py {package_version('redis')}"
+        self.version = f"(on redis-py {package_version('redis')})"
         self.client = ClusterClient(target.seeds, password=target.password, host_map=target.host_map,
                                     client_name=client_name)
         self.client.cluster  # noqa: B018 - connect now: a bad seed fails the open, not the first write
