@@ -30,6 +30,7 @@ from lib.clients.topology_refresh import BackgroundRefresher, RefreshPolicy
 from lib.errors import SetupError
 from lib.ha_client import AddressRemap
 from lib.history import Attempts
+from lib.retry import RetryPolicy
 from lib.topology.cluster_topology import Address, ClusterNode, Shard, read_cluster_nodes, shards_of
 from lib.util import format_endpoint
 
@@ -72,6 +73,7 @@ class ClusterClient:
         self.retry = retry_policy()
         self.refresh_policy = refresh  # None: redis-py's own refresh inside each failing request
         self.refresher: BackgroundRefresher | None = None
+        self.fresh_map_retry: RetryPolicy | None = None  # with a refresher: retries wait for a fresh map
         self._cluster: RedisCluster | None = None
 
     @property
@@ -95,8 +97,9 @@ class ClusterClient:
                                  "docker-compose.cluster.yml up -d; or pass --node HOST:PORT)") from None
             if self.refresh_policy is not None:
                 self.refresher = BackgroundRefresher(self._cluster.nodes_manager, self.refresh_policy)
-                # the wait between attempts is the wait for a fresh slot map (call()), not a sleep
-                self.retry = Retry(NoBackoff(), RETRIES_PER_CALL, supported_errors=RETRYABLE)
+                refresher = self.refresher  # the wait between attempts is for a fresh slot map, not a sleep
+                self.fresh_map_retry = RetryPolicy(RETRIES_PER_CALL, RETRYABLE,
+                                                   lambda failures: refresher.wait_fresh(BACKOFF_CAP_S))
         return self._cluster
 
     def call(self, operation: Callable[[RedisCluster], T], attempts: Attempts | None = None) -> T:
@@ -106,16 +109,10 @@ class ClusterClient:
         read begun after the failure: retrying on the map that just failed would only fail again.
         """
         record = attempts.failed if attempts is not None else _ignore
-        failures = 0
-
-        def failed(error: BaseException) -> None:
-            nonlocal failures
-            failures += 1
-            record(error)
-            if self.refresher is not None and isinstance(error, RETRYABLE) and failures <= RETRIES_PER_CALL:
-                self.refresher.wait_fresh(BACKOFF_CAP_S)  # not after the last attempt: the op has failed
-
-        return self.retry.call_with_retry(lambda: operation(self.cluster), failed)
+        cluster = self.cluster  # connects (and starts the refresher) on first use
+        if self.fresh_map_retry is None:
+            return self.retry.call_with_retry(lambda: operation(cluster), record)
+        return self.fresh_map_retry.call(lambda: operation(self.cluster), record)
 
     def node(self, address: Address, timeout: float = 1.0, *, decode: bool = True) -> redis.Redis:
         """A plain client to one node (reachable address), no retries: to inspect or to show MOVED/ASK.

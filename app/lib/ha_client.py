@@ -21,6 +21,7 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 
 from lib.errors import SetupError
 from lib.history import Attempts
+from lib.retry import RetryPolicy
 from lib.util import format_endpoint
 
 Address = tuple[str, int]
@@ -36,11 +37,6 @@ RETRIES_PER_CALL = 2
 
 
 RETRYABLE = (ConnectionError, TimeoutError, socket.timeout, ReadOnlyError)
-
-
-def retry_policy() -> Retry:
-    return Retry(ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), RETRIES_PER_CALL,
-                 supported_errors=RETRYABLE)
 
 
 class SwitchAwareBackoff:
@@ -150,9 +146,8 @@ class HAClient:
         self.sentinel = RemappingSentinel(sentinels, self.remap, sentinel_kwargs=sentinel_kwargs, password=password,
                                           retry=Retry(NoBackoff(), 0), **timeouts, **named)
         self._switch_pending = threading.Event()
-        # attempts are retried by this Retry without sleeping; the wait between them is self.backoff's
-        self.retry = Retry(NoBackoff(), RETRIES_PER_CALL, supported_errors=RETRYABLE)
         self.backoff = SwitchAwareBackoff(self._switch_pending)
+        self.retry = RetryPolicy(RETRIES_PER_CALL, RETRYABLE, self.backoff.wait)
         self._master: redis.Redis | None = None
         self._listeners: list = []
         self._listener_clients: list[redis.Redis] = []
@@ -183,17 +178,7 @@ class HAClient:
         Each attempt asks master() again, so a retry after a failover reaches the new master (the
         failed connection was dropped by redis-py, and the next one asks the sentinels).
         """
-        record = attempts.failed if attempts is not None else _ignore
-        failures = 0
-
-        def failed(error: BaseException) -> None:
-            nonlocal failures
-            failures += 1
-            record(error)
-            if isinstance(error, RETRYABLE) and failures <= RETRIES_PER_CALL:  # no wait after the last attempt
-                self.backoff.wait(failures)
-
-        return self.retry.call_with_retry(lambda: operation(self.master()), failed)
+        return self.retry.call(lambda: operation(self.master()), attempts.failed if attempts is not None else _ignore)
 
     def _follow_switches(self) -> None:
         def on_switch(message: dict) -> None:
