@@ -181,3 +181,17 @@ def test_a_write_the_demoted_old_master_took_is_not_writing_again_and_the_loss_w
     assert row["after_promotion_ms"] == pytest.approx(51, abs=1), "the lost write does not count"
     assert row["accounting"]["acked_lost"] == 1
     assert result.status == WARN and "acknowledged writes lost by ours" in result.detail
+
+
+def test_a_library_whose_writes_were_all_lost_to_the_end_of_the_run_says_so():
+    stayed = steady("a", 98.0, 100.2) + steady("a", 100.2, 104.0, first_seq=5000)  # to the old master, all lost
+    stayed += steady("b", 98.0, 104.0, first_seq=9000)
+    comparison = comparison_with({"redis-py": stayed})
+    final = dict(comparison.clients[0].history.final_read)
+    final.update({op.key: None for op in stayed if op.seq >= 5000})
+    comparison.clients[0].history.record_final_read(final)
+    result = check_client_comparison(comparison, FAULT, PROMOTED, "a")
+    (row,) = result.metrics["clients"]
+    assert row["downtime_ms"] is None and row["after_promotion_ms"] is None
+    assert "every write acknowledged from +0.20 s to the end of the run was lost" in row["why"]
+    assert result.status == WARN

@@ -75,9 +75,16 @@ def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: f
         return [op for op in client.ops(group) if durable(op)]
 
     downtime: dict[str, float | None] = {}
+    lost_since: dict[str, float] = {}  # group -> the fault offset from which its acknowledged writes were lost
     for group in groups:
         gap = outage_ms(kept(group), fault_at)
         downtime[group] = None if gap is None else round(gap, 1)
+        last_kept = max((op.end for op in kept(group) if op.outcome == OP_OK), default=fault_at)
+        lost_after = [op.end for op in client.ops(group) if op.outcome == OP_OK and not durable(op)
+                      and op.end > last_kept]
+        if lost_after:  # the run ended while its writes were still being acknowledged and then thrown away
+            downtime[group] = None
+            lost_since[group] = min(lost_after) - fault_at
     row["downtime_ms_by_shard"] = downtime
     never = comparison.not_recovered.get(client.name, [])
     if victim is not None:
@@ -97,6 +104,12 @@ def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: f
             before = _rate(healthy_ops, max(fault_at - RATE_WINDOW_S, first), fault_at)
             during = _rate(healthy_ops, fault_at, back)
             row["healthy_rate_kept_pct"] = round(100 * during / before, 1) if before and during is not None else None
+    if lost_since and not never:
+        watched = f" ({end - promoted_at:.2f} s after the promotion)" if promoted_at is not None else ""
+        row["why"] = "; ".join(
+            f"on {group}, every write acknowledged from +{since:.2f} s to the end of the run{watched} was lost "
+            "(a demoted old master took them): it never reached the new master while the run watched"
+            for group, since in lost_since.items())
     if never:
         waited = comparison.timeout_s
         row["why"] = (f"did not write to {', '.join(never)} again within {waited:.0f} s of the promotion"
