@@ -17,6 +17,7 @@ from lib.waits import WaitTimeout, wait_until
 from lib.workload.compared_clients import ComparedClient, ComparedClients, Keys, Opener
 
 Address = tuple[str, int]
+LANDED_CHECKED = 5  # the newest acknowledged keys of a group looked up where the data lives now
 DEFAULT_CLIENT_TIMEOUT_S = 30.0  # after the promotion: a library still not writing by then is reported so
 
 
@@ -27,6 +28,10 @@ class ClientComparison:
     password: str | None
     timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S
     counts_note: str = ""  # what the server counts cannot show here, in words
+    # keys -> whether each is on the node that serves them now. Set for Sentinel: after a plain SENTINEL
+    # FAILOVER the old master keeps acknowledging writes (then loses them) until it is demoted, so a client
+    # has written again only once its writes reach the new master.
+    landed: Callable[[list[str]], list[bool]] | None = None
     sampler: ClientListSampler | None = None
     counts: CountDelta | None = None
     waited_from: float | None = None  # the promotion the libraries were waited for
@@ -71,7 +76,11 @@ class ClientComparison:
         def missing() -> dict[str, list[str]]:
             out = {}
             for client in self.writers.running():
-                wrote = {op.group for op in client.ops() if op.outcome == OK and op.end >= since}
+                acked = [op for op in client.ops() if op.outcome == OK and op.end >= since]
+                wrote = {op.group for op in acked}
+                if self.landed is not None:  # acknowledged is not enough: it must be where the data now lives
+                    wrote = {group for group in wrote
+                             if any(self._landed([op.key for op in acked if op.group == group][-LANDED_CHECKED:]))}
                 if gaps := [g for g in self.writers.groups if g not in wrote]:
                     out[client.name] = gaps
             return out
@@ -82,6 +91,12 @@ class ClientComparison:
                        what="every compared client writing to every shard again")
         except WaitTimeout:
             self.not_recovered = missing()
+
+    def _landed(self, keys: list[str]) -> list[bool]:
+        try:
+            return self.landed(keys) if self.landed is not None and keys else []
+        except Exception:  # noqa: BLE001 - the new master not answering yet: not landed, ask again later
+            return []
 
     def stop(self) -> None:
         try:

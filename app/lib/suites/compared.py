@@ -28,9 +28,22 @@ def ha_comparison(args: argparse.Namespace, ha: HAClient, target, reachable: Add
     nodes = list(dict.fromkeys([*data_nodes, *target.sentinels]))
     comparison = client_comparison(args.client, Opener("sentinel", sentinel_target), {HA_GROUP: Keys()}, namespace,
                                    lambda: nodes, ha.password, args.client_timeout)
+    comparison.landed = _on_current_master(ha)
     comparison.counts_note = ("Sentinels keep no INFO commandstats, so the SENTINEL queries are not counted on the "
                               "servers; the refreshes column counts the master look-ups in the client")
     return comparison
+
+
+def _on_current_master(ha: HAClient):
+    """keys -> present on the master the sentinels name now (one MGET; a new connection each look)."""
+    def landed(keys: list[str]) -> list[bool]:
+        node = ha.node(ha.master_address(), timeout=0.5)
+        try:
+            return [value is not None for value in node.mget(keys)]
+        finally:
+            node.close()
+
+    return landed
 
 
 def cluster_comparison(args: argparse.Namespace, client: ClusterClient, shards: list[Shard],
