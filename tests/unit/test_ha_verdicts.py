@@ -201,6 +201,22 @@ def test_reconnect_limit_is_100_ms_later_than_the_probe_and_earlier_is_a_warning
     assert result.metrics["difference_ms"] == pytest.approx((ours_back - 3.300) * 1000, abs=0.1)
 
 
+@pytest.mark.parametrize("switch_at,ours_back,status", [
+    (3.45, 3.52, WARN),  # the probe (3.30) ran ahead of the announcement; ours wrote 70 ms after it
+    (3.45, 3.60, FAIL),  # 150 ms after the announcement: ours lagged
+    (3.25, 3.45, FAIL),  # the probe came after the announcement: ours is simply late
+])
+def test_reconnect_later_than_the_probe_is_a_warning_only_when_the_probe_ran_ahead_of_switch_master(
+        switch_at, ours_back, status):
+    writer = recovering(ours_back)
+    writer.event("+switch-master", "", at=FAULT_AT + switch_at)
+    result = ha_checks.check_reconnect(failover_run(writer, probe=recovering(3.300)), None, 1)
+    assert result.status == status, f"{result.status} {result.detail}"
+    if status == WARN:
+        assert ("the probe found the new master 150 ms before +switch-master reached us, and ours wrote 70 ms "
+                "after it") in result.detail
+
+
 def test_reconnect_warning_says_whether_a_switch_was_seen():
     run = failover_run(recovering(3.0), probe=recovering(3.3))
     result = ha_checks.check_reconnect(run, None, 0)

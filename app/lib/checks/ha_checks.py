@@ -101,6 +101,16 @@ def check_reconnect(run: FailoverRun | None, skipped: str | None, switches: int)
               f"downtime {ours_ms:,.0f} ms vs independent 5 ms probe {probe_ms:,.0f} ms "
               f"(difference {diff:+.0f} ms, limit ±{MEASUREMENT_TOLERANCE_MS})")
     if diff > MEASUREMENT_TOLERANCE_MS:
+        after_switch, probe_after = metrics.get("ours_after_switch_ms"), metrics.get("probe_after_switch_ms")
+        if (after_switch is not None and probe_after is not None and probe_after < 0
+                and after_switch <= MEASUREMENT_TOLERANCE_MS):
+            # The probe asks SENTINEL GET-MASTER-ADDR-BY-NAME every 5 ms and found the new master before the
+            # +switch-master announcement reached us; ours wrote within the tolerance of that announcement.
+            # Seen under CI load (the announcement 300 ms after +promoted-slave): the yardstick ran ahead of
+            # the announcement, ours did not lag behind it. Said, not passed.
+            return ScenarioResult("reconnect", WARN, f"{detail}; the probe found the new master "
+                                  f"{-probe_after:.0f} ms before +switch-master reached us, and ours wrote "
+                                  f"{after_switch:.0f} ms after it", metrics)
         return ScenarioResult("reconnect", FAIL, detail, metrics)
     if diff < -MEASUREMENT_TOLERANCE_MS:
         # Ours wrote again first: it trusts the failover leader, which names the promoted replica
