@@ -52,24 +52,25 @@ def assert_rows(result: dict, topology: str) -> None:
         assert servers["topology_commands"].get("cluster|slots", 0) > 0, servers
 
 
-def test_an_ha_failover_through_every_client(ha_stack, tmp_path):
-    out = tmp_path / "ha.json"
-    proc = run_script("ha_test.py", "--client", ",".join(CLIENTS), "--client-timeout", "20", "--json", str(out),
-                      state_dir=ha_stack.state_dir)
+def compare_through_every_client(script: str, stack, tmp_path, topology: str) -> dict:
+    """The suite with --client (all four) against the stack; every row checked; the comparison returned."""
+    out = tmp_path / f"{topology}.json"
+    proc = run_script(script, "--client", ",".join(CLIENTS), "--client-timeout", "20", "--json", str(out),
+                      state_dir=stack.state_dir)
     result = comparison(proc, out)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert_rows(result, "ha")
-    assert "Clients during the fault (HA)" in proc.stdout
+    assert_rows(result, topology)
+    assert f"Clients during the fault ({'HA' if topology == 'ha' else 'cluster'})" in proc.stdout
     assert "Error executing command" not in proc.stdout + proc.stderr, "a library's console output leaked"
+    return result
+
+
+def test_an_ha_failover_through_every_client(ha_stack, tmp_path):
+    compare_through_every_client("ha_test.py", ha_stack, tmp_path, "ha")
 
 
 def test_a_cluster_failover_through_every_client(cluster_stack, tmp_path):
-    out = tmp_path / "cluster.json"
-    proc = run_script("cluster_test.py", "--client", ",".join(CLIENTS), "--client-timeout", "20", "--json", str(out),
-                      state_dir=cluster_stack.state_dir)
-    result = comparison(proc, out)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert_rows(result, "cluster")
+    result = compare_through_every_client("cluster_test.py", cluster_stack, tmp_path, "cluster")
     healthy = [row for row in result["metrics"]["clients"] if not row.get("why")]
     assert all(row["healthy_stall_ms"] is not None for row in healthy)
 

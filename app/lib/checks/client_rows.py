@@ -59,7 +59,10 @@ def _rate(ops: list[Op], start: float, end: float) -> float | None:
 def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: float, promoted_at: float | None,
                victim: str | None) -> dict[str, Any]:
     """The row's numbers; "why" holds the words where a number cannot be given."""
-    row: dict[str, Any] = {"client": client.name, "version": client.version, "notes": client.notes}
+    row: dict[str, Any] = {"client": client.name, "version": client.version, "notes": client.notes,
+                           "log": client.log}  # its process's console output (GLIDE logs every failed command)
+    if client.open_s is not None:
+        row["opened_in_s"] = round(client.open_s, 2)
     if client.open_error is not None:
         row["why"] = f"could not start: {client.open_error}"
         return row

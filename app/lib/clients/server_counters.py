@@ -18,9 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from lib.clients.probe import plain_client
 from lib.util import format_endpoint
 
 Address = tuple[str, int]
@@ -31,8 +30,7 @@ SAMPLE_EVERY_S = 0.1
 
 
 def _client(address: Address, password: str | None) -> redis.Redis:
-    return redis.Redis(host=address[0], port=address[1], password=password, socket_timeout=0.3,
-                       socket_connect_timeout=0.3, retry=Retry(NoBackoff(), 0), decode_responses=True)
+    return plain_client(address, password, timeout=0.3)  # one attempt, short timeouts: a dead node is skipped
 
 
 @dataclass

@@ -181,19 +181,22 @@ class BackgroundRefresher:
             with self.nodes._lock:  # initialize() reads startup_nodes under this lock too
                 saved = self.nodes.startup_nodes
                 self.nodes.startup_nodes = {f"{first[0]}:{first[1]}": RedisClusterNode(first[0], first[1])}
-        failed = False
+        failed = True
         try:
             self._initialize(**kwargs)
-            self.refreshes += 1
+            failed = False
         except Exception:  # noqa: BLE001 - no node answered: the map stays, the next tick tries again
-            self.errors += 1
-            failed = True
+            pass
         finally:
             # put the startup nodes back when the user fixed them, and when the re-read failed (redis-py
             # replaces them only after a good one): else the promoted node would be the only one ever asked
             if saved is not None and (failed or not getattr(self.nodes, "_dynamic_startup_nodes", True)):
                 with self.nodes._lock:
                     self.nodes.startup_nodes = saved
+        if failed:  # counted once the state is whole again: a reader of the counters sees it settled
+            self.errors += 1
+        else:
+            self.refreshes += 1
 
     def _still_failed(self, name: str) -> bool:
         """The map still sends the failed primary's slot to it, or to nobody (flagged FAIL, not yet replaced)."""

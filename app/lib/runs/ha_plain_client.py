@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from redis.sentinel import Sentinel
 
 from lib.clients.probe import PlainClientProbe
-from lib.ha_client import Address, HAClient
+from lib.clients.remapped_sentinel import remapped_sentinel
+from lib.ha_client import HAClient
 
-
-class RemappedSentinel(Sentinel):
-    """redis-py's stock Sentinel client, except that the addresses it discovers go through a remap.
-
-    The yardstick must be what a user gets from redis-py, yet on Docker Compose the sentinels
-    announce names (valkey-master:6379) that only resolve inside the compose network. So the only
-    difference from stock: the result of the stock discover_master/discover_slaves is translated
-    (valkey-master:6379 -> 127.0.0.1:6379). Discovery itself (the first healthy SENTINEL MASTERS
-    answer), the connection pool, its reconnect after errors and READONLY, and the retries are
-    redis-py's defaults. (Stock force_master_ip maps every master to one IP and leaves replicas alone.)
-    """
-
-    def __init__(self, sentinels: list[Address], remap: Callable[[Address], Address], **kwargs):
-        super().__init__(sentinels, **kwargs)
-        self.remap = remap
-
-    def discover_master(self, service_name: str) -> Address:
-        return self.remap(super().discover_master(service_name))
-
-    def discover_slaves(self, service_name: str) -> list[Address]:
-        return [self.remap(address) for address in super().discover_slaves(service_name)]
+# redis-py's stock Sentinel client; the only difference: what it discovers goes through the remap
+RemappedSentinel = remapped_sentinel(Sentinel)
 
 
 def plain_sentinel_client(ha: HAClient, key: str) -> PlainClientProbe:

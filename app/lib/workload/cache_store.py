@@ -20,6 +20,7 @@ from redis.cluster import ClusterNode as StartupNode
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
+from lib.clients.call_counter import CallCounter
 from lib.clients.keyspace import delete_prefix, keys_under
 from lib.clients.topology_refresh import BackgroundRefresher, RefreshPolicy
 from lib.topology.cluster_topology import read_cluster_nodes, shards_of
@@ -29,20 +30,6 @@ T = TypeVar("T")
 
 
 DEFAULT_REFRESH = RefreshPolicy()
-
-
-class _CountedRefresh:
-    """redis-py's inline slot-map re-read, left in place and counted (the store with refresh=None)."""
-
-    def __init__(self, nodes_manager: object):
-        self.calls = 0
-        original = nodes_manager.initialize  # type: ignore[attr-defined]
-
-        def counted(*args, **kwargs):
-            self.calls += 1
-            return original(*args, **kwargs)
-
-        nodes_manager.initialize = counted  # type: ignore[attr-defined]
 
 
 class CacheError(redis.RedisError):
@@ -152,7 +139,8 @@ class ClusterCacheStore(_KeyValueStore):
         super().__init__(cluster, prefix)
         self.address_remap = address_remap
         self._refresher = BackgroundRefresher(cluster.nodes_manager, refresh) if refresh is not None else None
-        self._inline = _CountedRefresh(cluster.nodes_manager) if refresh is None else None
+        # refresh=None: redis-py's own inline re-read, left in place and counted
+        self._inline = CallCounter().wrap(cluster.nodes_manager, "initialize") if refresh is None else None
 
     @classmethod
     def connect(cls, seeds: list[tuple[str, int]], prefix: str, *, password: str | None = None,
@@ -173,7 +161,7 @@ class ClusterCacheStore(_KeyValueStore):
 
     def refreshes(self) -> int:
         """Whole slot-map re-reads since the store opened."""
-        return self._refresher.refreshes if self._refresher is not None else self._inline.calls  # type: ignore[union-attr]
+        return self._refresher.refreshes if self._refresher is not None else self._inline.count  # type: ignore[union-attr]
 
     def close(self) -> None:
         if self._refresher is not None:

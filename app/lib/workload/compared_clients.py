@@ -155,7 +155,16 @@ class ComparedClients:
                 child.process.join(5)
             with contextlib.suppress(OSError):
                 child.conn.close()
+            _drop_if_empty(child.client)
         self._children.clear()
+
+
+def _drop_if_empty(client: ComparedClient) -> None:
+    """A library that printed nothing leaves no log file behind (the row then names none)."""
+    log = Path(client.log) if client.log else None
+    if log is not None and log.is_file() and log.stat().st_size == 0:
+        log.unlink()
+        client.log = None
 
 
 def child_main(conn: Any, name: str, client_name: str, prefix: str, opener: Opener, groups: dict[str, Keys],

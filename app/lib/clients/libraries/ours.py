@@ -6,32 +6,15 @@ ours keeps up with what a user gets from a stock library (issue: ours must lead 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import TypeVar
 
+from lib.clients.call_counter import CallCounter
 from lib.clients.libraries.base import OURS, ClusterTarget, SentinelTarget, package_version
 from lib.cluster_client import ClusterClient
 from lib.ha_client import HAClient
 from lib.history import FAIL, OPERATION_ERRORS, Attempts, ClientOpError
 
 T = TypeVar("T")
-
-
-class _Counted:
-    """Wraps one bound method of a client instance and counts its calls (a topology refresh)."""
-
-    def __init__(self, owner: object, method: str):
-        self.calls = 0
-        self._lock = threading.Lock()
-        original: Callable = getattr(owner, method)
-
-        def counted(*args, **kwargs):
-            with self._lock:
-                self.calls += 1
-            return original(*args, **kwargs)
-
-        setattr(owner, method, counted)
 
 
 def _translate(exc: BaseException, attempts: Attempts) -> ClientOpError:
@@ -68,11 +51,11 @@ class OursSentinel(_Ours):
                                sentinel_password=target.sentinel_password, client_name=client_name)
         self.client.remap = target.remap  # type: ignore[assignment] - the run's remap (compose names)
         self.client.sentinel.remap = target.remap  # type: ignore[attr-defined]
-        self._discover = _Counted(self.client.sentinel, "discover_master")
+        self._discover = CallCounter().wrap(self.client.sentinel, "discover_master")
         self.client.master()
 
     def refreshes(self) -> int | None:
-        return self._discover.calls
+        return self._discover.count
 
 
 class OursCluster(_Ours):

@@ -17,7 +17,9 @@ import redis.exceptions
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
-from lib.clients.libraries.base import REDIS_PY, Address, ClusterTarget, SentinelTarget, package_version
+from lib.clients.call_counter import CallCounter
+from lib.clients.libraries.base import REDIS_PY, ClusterTarget, SentinelTarget, package_version
+from lib.clients.remapped_sentinel import remapped_sentinel
 from lib.errors import SetupError
 from lib.history import FAIL, UNKNOWN, ClientOpError
 
@@ -55,28 +57,6 @@ def translate(final: BaseException, attempts: list[BaseException], errors: Modul
     if len(every) > 1:
         message += f" (attempts: {', '.join(type(e).__name__ for e in every)})"
     return ClientOpError(outcome, type(final).__name__, message)
-
-
-class CallCounter:
-    """How often a wrapped method was called, from any thread."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def add(self) -> None:
-        with self._lock:
-            self.count += 1
-
-    def wrap(self, owner: Any, method_name: str) -> None:
-        """Count the calls of owner.method_name by replacing it on that instance only."""
-        method = getattr(owner, method_name)
-
-        def counted(*args, **kwargs):
-            self.add()
-            return method(*args, **kwargs)
-
-        setattr(owner, method_name, counted)
 
 
 class AttemptLog:
@@ -133,24 +113,10 @@ class StockClient:
             close()
 
 
-def remapped_sentinel(base: type) -> type:
-    """The library's stock Sentinel class, except that discovered addresses go through a remap and master
-    lookups are counted (the same idea as lib/runs/ha_plain_client.RemappedSentinel, which clients may not import)."""
-
-    class RemappedSentinel(base):
-        def __init__(self, sentinels: list[Address], remap: Callable[[Address], Address], lookups: CallCounter,
-                     **kwargs):
-            super().__init__(sentinels, **kwargs)
-            self.remap, self.lookups = remap, lookups
-
-        def discover_master(self, service_name: str) -> Address:
-            self.lookups.add()
-            return self.remap(super().discover_master(service_name))
-
-        def discover_slaves(self, service_name: str) -> list[Address]:
-            return [self.remap(address) for address in super().discover_slaves(service_name)]
-
-    return RemappedSentinel
+def hidden_attempts(watched: bool, method: str) -> list[str]:
+    """The note for a library whose per-attempt method could not be watched (it is private API)."""
+    return [] if watched else [f"Its retried attempts are not visible ({method} is gone): a write is judged by "
+                               "its last error only."]
 
 
 def open_stock_sentinel(name: str, dist: str, sentinel_class: type, errors: ModuleType,
@@ -169,9 +135,7 @@ def open_stock_sentinel(name: str, dist: str, sentinel_class: type, errors: Modu
              "for the master on every new connection and reconnects after READONLY.",
              "Refreshes: SENTINEL master lookups it made (the first connections' included).",
              THREAD_SAFETY]
-    if not watched:
-        notes.append(f"Its retried attempts are not visible ({STANDALONE_ATTEMPT} is gone): "
-                     "a write is judged by its last error only.")
+    notes += hidden_attempts(watched, STANDALONE_ATTEMPT)
 
     def close_sentinels() -> None:
         for client in sentinel.sentinels:
@@ -193,17 +157,14 @@ def open_stock_cluster(name: str, dist: str, cluster_class: type, node_class: ty
     except caught as exc:
         raise SetupError(f"{name} cannot reach the cluster seeds {target.seeds} ({exc}): "
                          "are they running and reachable from here?") from exc
-    refreshed = CallCounter()
-    refreshed.wrap(client.nodes_manager, "initialize")
+    refreshed = CallCounter().wrap(client.nodes_manager, "initialize")
     attempts = AttemptLog()
     watched = attempts.watch(client, CLUSTER_ATTEMPT)
     notes = [f"{cluster_class.__name__} with default settings: after a connection error it reloads the slot "
              "map and retries the command (its default Retry).",
              "Refreshes: slot map reloads (NodesManager.initialize) after open.",
              THREAD_SAFETY]
-    if not watched:
-        notes.append(f"Its retried attempts are not visible ({CLUSTER_ATTEMPT} is gone): "
-                     "a write is judged by its last error only.")
+    notes += hidden_attempts(watched, CLUSTER_ATTEMPT)
     return StockClient(name, package_version(dist), notes, client, errors, caught, attempts, refreshed,
                        [client.close])
 
