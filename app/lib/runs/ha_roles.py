@@ -10,7 +10,7 @@ import redis
 
 from lib.errors import SetupError
 from lib.ha_client import Address, HAClient
-from lib.runs.ha_rejoin import wait_synced_replica
+from lib.runs.ha_rejoin import faster_rejoin, wait_synced_replica
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
 
@@ -33,7 +33,13 @@ def put_back_master(ha: HAClient, original: Address, timeout: float = 90.0) -> P
     must be as before. SENTINEL FAILOVER picks the replica by replica-priority, then offset, so the
     other replicas get replica-priority 0 (never promoted) until the switch, then their old value.
     Only once `original` is a synced replica (link up) whose new priority-0 peers the sentinel has
-    seen (it polls INFO every 10 s), else Sentinel would promote another one or none.
+    seen, else Sentinel would promote another one or none.
+
+    Sentinel polls a replica's INFO every 10 s and demotes a node that claims the master role only after
+    4 publish periods (8 s): the put-back took 20-30 s of those timers. The sentinels' timers are shortened
+    (faster_rejoin, put back afterwards) while no failover is under way: before this SENTINEL FAILOVER, and
+    once every sentinel names the original master. Never during it: with 100 ms timers the other sentinels
+    demoted the replica being promoted before the leader finished (measured; the failover then aborted).
     """
     deadline = time.monotonic() + timeout
     steps: list[str] = []
@@ -47,21 +53,23 @@ def put_back_master(ha: HAClient, original: Address, timeout: float = 90.0) -> P
     saved: dict[Address, str] = {}
     not_restored: list[str] = []
     try:
-        steps.append(wait_synced_replica(ha, original, current, left()))
-        sentinel = ha.sentinel_addresses[0]
-        others = [a for a in _sentinel_replicas(ha, sentinel) if a != original]
+        sentinel, others = ha.sentinel_addresses[0], []
         try:
-            _set_priorities(ha, others, NEVER_PROMOTED, saved)
-            steps.append(wait_until(lambda: _sentinel_would_pick(ha, sentinel, original, others), timeout=left(),
-                                    what=f"sentinel {format_endpoint(*sentinel)} to see {format_endpoint(*original)} "
-                                         "as the only replica it may promote"))
+            with faster_rejoin(ha):
+                steps.append(wait_synced_replica(ha, original, current, left()))
+                others = [a for a in _sentinel_replicas(ha, sentinel) if a != original]
+                _set_priorities(ha, others, NEVER_PROMOTED, saved)
+                steps.append(wait_until(lambda: _sentinel_would_pick(ha, sentinel, original, others),
+                                        timeout=left(), what=f"sentinel {format_endpoint(*sentinel)} to see "
+                                        f"{format_endpoint(*original)} as the only replica it may promote"))
             _sentinel_failover(ha, sentinel)
             steps.append(wait_until(lambda: _master_everywhere(ha, original), timeout=left(),
                                     what=f"all sentinels to name {format_endpoint(*original)} master again"))
         finally:
             not_restored = _restore_priorities(ha, saved)
-        steps.append(wait_until(lambda: _replicas_back(ha, original, [current, *others]), timeout=left(),
-                                what=f"{format_endpoint(*original)}'s replicas to be online again"))
+        with faster_rejoin(ha):
+            steps.append(wait_until(lambda: _replicas_back(ha, original, [current, *others]), timeout=left(),
+                                    what=f"{format_endpoint(*original)}'s replicas to be online again"))
     except (WaitTimeout, SetupError, redis.RedisError) as exc:
         return PutBack(False, f"could not make {format_endpoint(*original)} master again: {exc}; "
                        f"{_priority_note(saved, not_restored)}. By hand: once {format_endpoint(*original)} "

@@ -11,6 +11,7 @@ from lib.checks.result import ScenarioResult
 from lib.faults.compound import Compound
 from lib.faults.exec import ExecFault
 from lib.faults.fault import Fault, LocalKill, restore_fault
+from lib.faults.sentinel_failover import SentinelFailover
 from lib.faults.sigterm import Terminate
 from lib.ha_client import HAClient
 from lib.runs.ha_record import FailoverRun
@@ -32,6 +33,14 @@ def fast_rejoin(fault: Fault | None, owned: bool) -> bool:
     """Shorten the sentinels' timers while the stopped node rejoins: after a local kill, and after the newer
     faults that stop a node, on servers the harness started (the failover itself was measured with defaults)."""
     return isinstance(fault, LocalKill) or (owned and isinstance(fault, Terminate | ExecFault | Compound))
+
+
+def fast_rejoin_after_failover(fault: Fault | None, owned: bool) -> bool:
+    """fast_rejoin, and also after SENTINEL FAILOVER (on servers not ours only with --allow-destructive, which
+    that fault needs): the demoted master waited 8-10 s on the default timers. Only once the run saw every
+    sentinel name the new master, so no failover is under way; not when undoing an interrupted run, where
+    one may be (short timers then make the other sentinels demote the replica being promoted)."""
+    return fast_rejoin(fault, owned) or isinstance(fault, SentinelFailover)
 
 
 def replica_sync_scenario(ha: HAClient, run: FailoverRun | None, fault: Fault | None,

@@ -30,7 +30,7 @@ from lib.runs.final_read import read_back
 from lib.runs.ha_failover import run_failover, wait_replicas_synced
 from lib.runs.ha_record import FailoverRun, RunPlan
 from lib.suites.compared import ha_comparison
-from lib.suites.ha_restore import fast_rejoin, replica_sync_scenario, roles_restored_scenario
+from lib.suites.ha_restore import fast_rejoin_after_failover, replica_sync_scenario, roles_restored_scenario
 from lib.suites.ha_session import Session, Target, cleanup, put_config_back
 from lib.suites.ha_undo import undo_interrupted
 from lib.suites.skeleton import Output
@@ -78,7 +78,8 @@ class HARun:
         heal_by_hand = self._heal_by_hand(out)
         restore_timeout = args.manual_timeout if fault and (fault.by_hand or heal_by_hand) else 30
         report.add(run_scenario("replica_sync", lambda: replica_sync_scenario(
-            ha, run, fault, restore_timeout, fast_rejoin=fast_rejoin(fault, session.owned), heal_by_hand=heal_by_hand)))
+            ha, run, fault, restore_timeout, fast_rejoin=fast_rejoin_after_failover(fault, session.owned),
+            heal_by_hand=heal_by_hand)))
         if problems := put_config_back(session):
             out.warn("; ".join(problems))
         if run is not None and not session.owned and isinstance(fault, SentinelFailover):
