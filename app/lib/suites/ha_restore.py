@@ -10,7 +10,7 @@ from lib.checks.ha_rejoin import check_replica_sync, check_roles_restored
 from lib.checks.result import ScenarioResult
 from lib.faults.compound import Compound
 from lib.faults.exec import ExecFault
-from lib.faults.fault import Fault, LocalKill, restore_fault
+from lib.faults.fault import DockerKill, Fault, LocalKill, ManualKill, restore_fault
 from lib.faults.sentinel_failover import SentinelFailover
 from lib.faults.sigterm import Terminate
 from lib.ha_client import HAClient
@@ -37,10 +37,12 @@ def fast_rejoin(fault: Fault | None, owned: bool) -> bool:
 
 def fast_rejoin_after_failover(fault: Fault | None, owned: bool) -> bool:
     """fast_rejoin, and also after SENTINEL FAILOVER (on servers not ours only with --allow-destructive, which
-    that fault needs): the demoted master waited 8-10 s on the default timers. Only once the run saw every
-    sentinel name the new master, so no failover is under way; not when undoing an interrupted run, where
-    one may be (short timers then make the other sentinels demote the replica being promoted)."""
-    return fast_rejoin(fault, owned) or isinstance(fault, SentinelFailover)
+    that fault needs) and after a docker kill or a kill by hand on servers the harness started: the old
+    master waited 8-10 s on the default timers. Only once the run saw every sentinel name the new master,
+    so no failover is under way; not when undoing an interrupted run, where one may be (with short timers
+    the other sentinels demote the replica being promoted while the old master still looks sane)."""
+    return (fast_rejoin(fault, owned) or isinstance(fault, SentinelFailover)
+            or (owned and isinstance(fault, DockerKill | ManualKill)))
 
 
 def replica_sync_scenario(ha: HAClient, run: FailoverRun | None, fault: Fault | None,
