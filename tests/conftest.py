@@ -90,21 +90,27 @@ def pytest_configure(config):
     os.environ[FREE_PORT_RANGE_ENV] = f"{start}-{start + size}"
 
 
+def docker_unit(nodeid: str) -> str:
+    """The Docker tier's two units, which may run side by side: the cluster's tests (ports 7000-7005 and
+    17000-17005), and the others (the HA and the compat stacks both publish 6379-6380: one after the other).
+    Each topology's tests run in a compose project of their own (tests/docker/compose_checks.py)."""
+    return "docker-cluster" if "cluster" in nodeid.split("::", 1)[1] else "docker-ha"
+
+
 def work_units(nodeids: list[str]) -> dict[str, str]:
     """node id -> the unit of work it belongs to: the tests one worker runs together, in order.
 
-    The Docker tier is one unit: fixed container names and ports, and its compose files share one
-    project (one network, checked for leftovers). Every other test uses free ports and its own tmp
-    dir. The README's runs are a unit each (the longest tests). A module's other tests go in runs of
-    TESTS_PER_UNIT, so that a module-scoped stack starts once per run (not per test) while a module
-    of long fault runs still spreads over the workers.
+    The Docker tier is two units (docker_unit): fixed container names and ports. Every other test uses
+    free ports and its own tmp dir. The README's runs are a unit each (the longest tests). A module's
+    other tests go in runs of TESTS_PER_UNIT, so that a module-scoped stack starts once per run (not
+    per test) while a module of long fault runs still spreads over the workers.
     """
     units: dict[str, str] = {}
     seen: Counter[str] = Counter()
     for nodeid in nodeids:
         path = nodeid.split("::", 1)[0]
         if path.startswith(DOCKER_TIER):
-            units[nodeid] = "docker"
+            units[nodeid] = docker_unit(nodeid)
         elif path == README_RUNS:
             units[nodeid] = nodeid
         else:

@@ -8,12 +8,16 @@ reach no image registry); .ci/run builds them before the tests, so here they are
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from docker.compose_checks import compose_project
 from lib.launcher.compose_stack import IMAGES_ENV_FILE, REGISTRY_IMAGES_ENV, ComposeStack, engine_answers
 from lib.util import REPO_ROOT
 
@@ -28,8 +32,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
 
 
+@contextlib.contextmanager
+def build_lock(run_dir: Path) -> Iterator[Path | None]:
+    """One image build at a time: the Docker tier runs on two xdist workers, and the build rewrites
+    docker/images.env, which the other worker's compose commands read. Yields the file that says this
+    pytest run already built them (the first worker builds or finds them current, the second skips);
+    None without xdist, where the session fixture runs once anyway."""
+    with open(run_dir / "docker-images.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield run_dir / "docker-images.built" if os.environ.get("PYTEST_XDIST_WORKER") else None
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
-def docker_images() -> None:
+def docker_images(tmp_path_factory) -> None:
     """A usable engine and the compose files' images, or a skip (a failure under CI=true) that says why."""
     if not engine_answers():
         reason = "no Docker engine answers `docker info` (install docker.io and start dockerd)"
@@ -38,8 +56,16 @@ def docker_images() -> None:
         pytest.skip(f"{reason}: the Docker tier is skipped")
     if os.environ.get(REGISTRY_IMAGES_ENV) == "1":
         return
-    proc = subprocess.run(["bash", str(REPO_ROOT / "docker" / "build-offline-images.sh")], capture_output=True,
-                          text=True, timeout=900, stdin=subprocess.DEVNULL)
+    # Under xdist each worker's base temp is popen-gwN inside the run's own: the parent is this run's alone.
+    run_dir = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else \
+        tmp_path_factory.getbasetemp()
+    with build_lock(run_dir) as built:
+        if built is not None and built.exists():
+            return
+        proc = subprocess.run(["bash", str(REPO_ROOT / "docker" / "build-offline-images.sh")], capture_output=True,
+                              text=True, timeout=900, stdin=subprocess.DEVNULL)
+        if proc.returncode == 0 and built is not None:
+            built.touch()
     if proc.returncode != 0:
         message = f"docker/build-offline-images.sh failed: {(proc.stderr or proc.stdout).strip()[-600:]}"
         if IN_CI:
@@ -50,7 +76,7 @@ def docker_images() -> None:
 
 def compose_stack(topology: str) -> Iterator[ComposeStack]:
     """The topology's compose stack, ready; afterwards nothing of it is left (checked)."""
-    stack = ComposeStack(topology).up(timeout=180)
+    stack = ComposeStack(topology, env={"COMPOSE_PROJECT_NAME": compose_project(topology)}).up(timeout=180)
     try:
         yield stack
     finally:
@@ -63,11 +89,6 @@ def ha_compose(docker_images):
     yield from compose_stack("ha")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster_compose(docker_images):
     yield from compose_stack("cluster")
-
-
-@pytest.fixture
-def compat_compose(docker_images):
-    yield from compose_stack("compat")

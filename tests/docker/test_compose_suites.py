@@ -1,13 +1,13 @@
-"""Every suite against its compose stack, run exactly as the README's Docker sections show.
+"""A person at a second terminal: the suites with --fault manual on their compose stacks, and this test
+doing what they ask, `docker kill` then `docker start`, as the README's "fault by hand" section shows.
 
-The faults are real: `docker kill` (by the suite with --fault auto, or by this test as a person
-would with --fault manual), then `docker start`. After each run no harness key is left on any
-server, and the compose stack is removed with nothing left behind (checked by the fixtures).
+(The suites' own `docker kill`, --fault auto, is run by the README's Docker blocks:
+test_readme_docker.py.) After each run no harness key is left on any server, and the compose stack
+is removed with nothing left behind (checked by the fixtures).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -16,40 +16,14 @@ import sys
 import threading
 from pathlib import Path
 
-import redis
-
-from conftest import run_script  # tests/conftest.py
-from lib.launcher.compose_stack import image_settings
+from docker.compose_checks import CLUSTER_PORTS, HA_DATA_PORTS, harness_keys, scenarios, statuses
 from lib.util import REPO_ROOT
 from lib.waits import wait_until
-
-HA_DATA_PORTS = (6379, 6380, 6381)
-CLUSTER_PORTS = tuple(range(7000, 7006))
 
 
 def user_env(tmp_path: Path) -> dict[str, str]:
     """No local stack may be found instead of the compose one: an empty stack root."""
     return {"VHC_STACK_ROOT": str(tmp_path / "no-local-stacks")}
-
-
-def scenarios(path: Path) -> dict[str, dict]:
-    return {s["scenario"]: s for s in json.loads(path.read_text())["scenarios"]}
-
-
-def statuses(result: dict[str, dict]) -> dict[str, tuple[str, str]]:
-    return {name: (s["status"], s["detail"][:160]) for name, s in result.items()}
-
-
-def harness_keys(ports: tuple[int, ...]) -> dict[int, int]:
-    """vhc:* keys left on each reachable server (every port of the stack, replicas included)."""
-    left = {}
-    for port in ports:
-        client = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
-        try:
-            left[port] = sum(1 for _ in client.scan_iter(match="vhc:*", count=1000))
-        finally:
-            client.close()
-    return {port: count for port, count in left.items() if count}
 
 
 def docker(*args: str) -> None:
@@ -101,25 +75,6 @@ class Person:
 
 # ---- Sentinel HA ---------------------------------------------------------------------------------
 
-def test_ha_suite_kills_the_master_with_docker_kill(ha_compose, tmp_path):
-    out = tmp_path / "ha.json"
-    proc = run_script("ha_test.py", "--json", str(out), env=user_env(tmp_path))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    result = scenarios(out)
-    allowed = {name: ({"OK", "WARN"} if name == "reconnect" else {"OK"}) for name in result}
-    assert all(s["status"] in allowed[name] for name, s in result.items()), statuses(result)
-    kill = result["master_kill"]["metrics"]
-    assert kill["fault"] == "docker kill valkey-master", kill["fault"]
-    assert 1500 <= kill["downtime_ms"] <= 15000, f"downtime {kill['downtime_ms']} ms, expected 1.5-15 s"
-    assert result["new_master"]["metrics"]["old_master"] == "valkey-master:6379"
-    loss = result["consistency"]["metrics"]
-    assert loss["acked"] >= 300 and loss["wait_confirmed_lost"] == 0, loss
-    assert result["reconnect"]["metrics"]["plain_downtime_ms"] is not None, \
-        "the stock redis-py yardstick did not run on compose"
-    assert result["replica_sync"]["metrics"]["old_master_rejoined"] is True
-    assert harness_keys(HA_DATA_PORTS) == {}
-
-
 def test_ha_suite_with_a_person_running_docker_kill(ha_compose, tmp_path):
     out = tmp_path / "ha.json"
     person = Person("ha_test.py", "--json", str(out), env=user_env(tmp_path))
@@ -139,22 +94,7 @@ def test_ha_suite_with_a_person_running_docker_kill(ha_compose, tmp_path):
     assert harness_keys(HA_DATA_PORTS) == {}
 
 
-# ---- Cluster and the cache on it -----------------------------------------------------------------
-
-def test_cluster_suite_kills_a_primary_with_docker_kill(cluster_compose, tmp_path):
-    out = tmp_path / "cluster.json"
-    proc = run_script("cluster_test.py", "--json", str(out), env=user_env(tmp_path))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    result = scenarios(out)
-    assert all(s["status"] == "OK" for s in result.values()), statuses(result)
-    failure = result["primary_failure"]["metrics"]
-    assert failure["fault"].startswith("docker kill node-"), failure["fault"]
-    assert 1.0 <= failure["promoted_after_s"] <= 15, failure["promoted_after_s"]
-    assert failure["lost"] == 0 and failure["acked"] > 100, failure
-    assert failure.get("plain_downtime_ms") is not None, "the stock redis-py yardstick did not run on compose"
-    assert result["ask"]["metrics"]["ask_redirects_during"] >= 1, result["ask"]
-    assert harness_keys(CLUSTER_PORTS) == {}
-
+# ---- Cluster -----------------------------------------------------------------
 
 def test_cluster_suite_with_a_person_running_docker_kill(cluster_compose, tmp_path):
     out = tmp_path / "cluster.json"
@@ -173,29 +113,3 @@ def test_cluster_suite_with_a_person_running_docker_kill(cluster_compose, tmp_pa
     assert result["primary_failure"]["status"] == "OK", statuses(result)
     assert result["rejoin"]["status"] == "OK", statuses(result)
     assert harness_keys(CLUSTER_PORTS) == {}
-
-
-def test_cache_suite_on_the_compose_cluster(cluster_compose, tmp_path):
-    out = tmp_path / "cache.json"
-    proc = run_script("cache_test.py", "--json", str(out), env=user_env(tmp_path))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    result = scenarios(out)
-    assert all(s["status"] in ("OK", "WARN") for s in result.values()), statuses(result)
-    assert harness_keys(CLUSTER_PORTS) == {}
-
-
-# ---- Compatibility ---------------------------------------------------------------------------------
-
-def test_compat_suite_reports_the_real_server_versions(compat_compose, tmp_path):
-    proc = run_script("test_runner.py", "--json-dir", str(tmp_path), env=user_env(tmp_path))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    reports = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("compat-*.json")}
-    text = json.dumps(reports)
-    # The image's tag is the version it really runs (offline: Debian's 7.0.15; registry: redis:7.2.6).
-    redis_version = image_settings().get("REDIS_IMAGE", "redis:7.2.6").rsplit(":", 1)[1]
-    valkey_version = image_settings().get("VALKEY_IMAGE", "valkey/valkey:9.0.0").rsplit(":", 1)[1]
-    assert redis_version in text and valkey_version in text, (
-        f"{redis_version} / {valkey_version} not reported in {sorted(reports)}")
-    if redis_version != "7.2.6":
-        assert "7.2.6" not in text, "a report claims Redis 7.2.6, which did not run"
-    assert harness_keys((6379, 6380)) == {}

@@ -141,7 +141,7 @@ class ComposeStack:
 
     def leftovers(self) -> list[str]:
         """Containers, networks or volumes of this compose project that still exist."""
-        project = _compose_project()
+        project = self.env.get("COMPOSE_PROJECT_NAME") or _compose_project()
         found = [name for name in self.containers.values() if _container_state(name) is not None]
         for kind in ("network", "volume"):
             proc = subprocess.run(["docker", kind, "ls", "-q", "--filter",
