@@ -8,8 +8,16 @@ import pytest
 import redis
 
 from conftest import first_events, outage_in_saved_ops, run_script, saved_op_end
+from lib.runs.ha_failover import WARMUP_OPS
+from lib.runs.ha_recovery import SETTLE_OPS
 
 pytestmark = pytest.mark.integration
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def metrics_of(path, scenario: str) -> dict:
+    return {s["scenario"]: s for s in json.loads(path.read_text())["scenarios"]}[scenario]["metrics"]
 
 
 def scenarios(path) -> dict[str, dict]:
@@ -18,11 +26,42 @@ def scenarios(path) -> dict[str, dict]:
     return {s["scenario"]: s for s in report["scenarios"]}
 
 
+def assert_history_holds_the_events(out, png, stdout: str) -> None:
+    """--plot wrote a PNG, and the saved history holds the sentinel events and an outage that the saved ops
+    (read here, a second computation) agree with."""
+    assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 5000, png.stat().st_size
+    kill = metrics_of(out, "master_kill")
+    events: dict[str, float] = {}
+    for event in kill["timeline"]["events"]:  # in time order; a later +sdown can be the old master as a replica
+        events.setdefault(event["event"], event["t_s"])
+    assert events["fault"] == 0.0
+    assert 1.5 <= events["+sdown"] <= events["+switch-master"] <= 15, events  # down-after-milliseconds 2000
+    assert "client: recovered" in events and "5 ms probe: recovered" in events, events
+    history = kill["history"]
+    last_ok, first_ok = outage_in_saved_ops(history["ops"])
+    assert kill["timeline"]["downtime_window_s"] == pytest.approx([last_ok, first_ok], abs=0.002), \
+        f"the saved ops say {last_ok:+.3f} s to {first_ok:+.3f} s"
+    assert kill["downtime_ms"] == pytest.approx((first_ok - last_ok) * 1000, abs=2), kill["downtime_ms"]
+    assert last_ok <= 0.1 and events["+sdown"] < first_ok, "writes stop at the kill, resume after the sentinels saw it"
+    inside = [op for op in history["ops"] if last_ok < saved_op_end(op) < first_ok]
+    assert inside and all(op["outcome"] != "ok" for op in inside), "every op that ended inside the window failed"
+    assert abs(first_ok - events["5 ms probe: recovered"]) <= 0.3, "the independent probe saw the same recovery"
+    ok_before = sum(1 for op in history["ops"] if op["outcome"] == "ok" and saved_op_end(op) < 0)
+    ok_after = sum(1 for op in history["ops"] if op["outcome"] == "ok" and op["t_s"] > first_ok)
+    assert ok_before >= WARMUP_OPS and ok_after >= SETTLE_OPS, f"{ok_before} acked before the kill, {ok_after} after"
+    assert {"+sdown", "+switch-master"} <= {e["event"] for e in history["events"]}, history["events"]
+    reconnect = metrics_of(out, "reconnect")
+    assert reconnect["plain_downtime_ms"] is not None and reconnect["plain_after_switch_ms"] is not None, reconnect
+    assert "+sdown" in stdout and " s │" in stdout, stdout[-3000:]
+
+
 def test_master_kill_fails_over_without_losing_confirmed_writes(ha_stack, tmp_path):
+    """The whole run, and (same run) --plot's PNG and the history the JSON holds (assert_history_holds_the_events)."""
     old_port = ha_stack.service("valkey-master").port
-    out = tmp_path / "ha.json"
-    proc = run_script("ha_test.py", "--json", str(out), state_dir=ha_stack.state_dir)
+    out, png = tmp_path / "ha.json", tmp_path / "plots" / "ha.png"
+    proc = run_script("ha_test.py", "--json", str(out), "--plot", str(png), state_dir=ha_stack.state_dir)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert_history_holds_the_events(out, png, proc.stdout)
     result = scenarios(out)
     # reconnect may be WARN only when our client wrote again before the probe (see check_reconnect).
     allowed = {name: ({"OK", "WARN"} if name == "reconnect" else {"OK"}) for name in result}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import run_script
+from conftest import outage_in_saved_ops, run_script
 from lib.cluster_client import ClusterClient
 from lib.launcher import process
 from lib.topology.cluster_topology import shards_of
@@ -16,6 +16,9 @@ from lib.topology.cluster_topology import shards_of
 from .conftest import run_init
 
 pytestmark = pytest.mark.integration
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def scenarios(path) -> dict[str, dict]:
@@ -72,13 +75,45 @@ def test_placement_moved_ask_and_distribution(cluster_stack, tmp_path):
         primary.close()
 
 
+def metrics_of(path: Path, scenario: str) -> dict:
+    return {s["scenario"]: s for s in json.loads(path.read_text())["scenarios"]}[scenario]["metrics"]
+
+
+def assert_timeline_holds_the_failure(out: Path, png: Path) -> None:
+    """--plot wrote a PNG, and the saved timeline holds the failure flag and the promotion, in an order the
+    saved ops (read here, a second computation) agree with."""
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    failure = metrics_of(out, "primary_failure")
+    events: dict[str, float] = {}
+    for event in failure["timeline"]["events"]:  # in time order: the first sighting of each
+        events.setdefault(event["event"], event["t_s"])
+    assert events["fault"] == 0.0
+    # The first failure flag our 10-20 ms poll of the replicas sees: usually fail? (PFAIL), but in a CI
+    # rehearsal the poll saw only fail (the replica learnt FAIL from the primaries, or PFAIL was brief).
+    flagged = events.get("node flagged pfail", events.get("node flagged fail"))
+    assert flagged is not None, f"no failure flag of the killed primary was recorded: {events}"
+    assert 0 < flagged <= events["promoted"] <= 15, events  # cluster-node-timeout 2000
+    victim_ops = [op for op in failure["history"]["ops"] if op.get("group") == failure["shard"]]
+    last_ok, first_ok = outage_in_saved_ops(victim_ops)
+    assert last_ok <= flagged, "the shard stopped taking writes before anyone flagged it"
+    # No write reaches the shard before a replica owns its slots; the promotion is seen by a 10-20 ms poll.
+    assert first_ok >= events["promoted"] - 0.1, f"the shard wrote again at {first_ok:+.3f} s, promoted " \
+                                                 f"{events['promoted']:+.3f} s"
+    assert failure["ours_after_promotion_ms"] == pytest.approx((first_ok - events["promoted"]) * 1000, abs=3), \
+        f"first ok write on {failure['shard']} at {first_ok:+.3f} s in the saved ops"
+    assert failure["plain_after_promotion_ms"] is not None, failure
+    groups = {op.get("group") for op in failure["history"]["ops"]}
+    assert len(groups) == 3, groups  # one writer per shard
+
+
 def test_primary_kill_promotes_the_replica_without_losing_acked_writes(cluster_stack, tmp_path):
     shard0 = shards_of(ClusterClient([("127.0.0.1", cluster_stack.service("node-7001").port)]).nodes())[0]
     victim_port, replica_port = shard0.primary.port, shard0.replicas[0].port
     victim_pid = cluster_stack.service(cluster_stack.service_at(victim_port)).pid
-    out = tmp_path / "cluster.json"
-    proc = run_script("cluster_test.py", "--json", str(out), state_dir=cluster_stack.state_dir)
+    out, png = tmp_path / "cluster.json", tmp_path / "cluster.png"
+    proc = run_script("cluster_test.py", "--json", str(out), "--plot", str(png), state_dir=cluster_stack.state_dir)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert_timeline_holds_the_failure(out, png)
     result = scenarios(out)
     failure = result["primary_failure"]
     assert failure["status"] == "OK", failure["detail"]
