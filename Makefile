@@ -17,9 +17,9 @@ venv: $(VENV)/.installed
 
 demo: venv demo-ha demo-cluster demo-cache demo-compat
 
-# The HA stack (master, 2 replicas, 3 sentinels) as local processes; the master is SIGKILLed.
+# The HA stack (master, 2 replicas, 3 sentinels) as local processes; the master is SIGKILLed (timeline: results/ha.png).
 demo-ha: venv
-	$(STACK) run ha -- $(PY) app/ha_test.py --json results/ha.json
+	$(STACK) run ha -- $(PY) app/ha_test.py --plot results/ha.png --json results/ha.json
 
 # The cluster (3 primaries + 3 replicas) as local processes; the primary of slot 0 is SIGKILLed.
 demo-cluster: venv

@@ -4,7 +4,11 @@ A fenced block right after `<!-- readme-test: run -->` is run line by line, as a
 it, in one bash with `set -e`: `python` is this venv's, `$VHC_FREE_PORTS=1` gives every stack free
 ports and `$VHC_STACK_ROOT` keeps its state (and `stack.py down`) away from the user's own stacks.
 `<!-- readme-test: two-commands -->` marks `make demo` / `make test`: the first is run here, the
-second is what CI runs (.ci/run), so running it here would recurse.
+second is what CI runs (.ci/run), so running it here would recurse. A block that repeats what
+another test already runs as written is marked for it instead, so that it runs once:
+`make-demo` (every command is one `make demo` runs: test_two_commands checks that and runs it),
+`clients` (tests/clients/test_client_comparison.py runs it and checks its JSON), `docker`
+(tests/docker/test_readme_docker.py) and `by-hand` (test_fault_by_hand, below).
 """
 
 from __future__ import annotations
@@ -98,6 +102,9 @@ RUN_BLOCKS = marked_blocks(README.read_text(), "run")
 def test_readme_marks_its_commands():
     assert len(RUN_BLOCKS) >= 3, f"expected the HA, cluster and compat no-Docker blocks to be marked, got {RUN_BLOCKS}"
     assert marked_blocks(README.read_text(), "two-commands"), "the 'Two commands' block is not marked"
+    kinds = set(re.findall(r"<!-- readme-test: ([\w-]+) -->", README.read_text()))
+    known = {"run", "two-commands", "make-demo", "clients", "docker", "by-hand"}
+    assert kinds <= known, f"README marks blocks no test runs: {sorted(kinds - known)}"
 
 
 def test_commands_in_parses_comments_and_continuations():
@@ -122,9 +129,20 @@ def test_two_commands(tmp_path):
     assert commands == ["make demo", "make test"], f"the README's two commands changed: {commands}"
     ci = (REPO_ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, re.M), ".ci/run must run the README's test command (make test) on a line"
+    demo = make_demo_commands()
+    not_in_demo = [c for _, block in marked_blocks(README.read_text(), "make-demo") for c in block if c not in demo]
+    assert not not_in_demo, f"README blocks marked make-demo show commands make demo does not run: {not_in_demo}"
     result = run_and_clean("make demo", tmp_path / "stacks")
     assert result.returncode == 0, (f"make demo failed ({result.returncode}):\n"
                                     f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def make_demo_commands() -> set[str]:
+    """The commands `make demo` runs (make -n), written as the README writes them: `python` for the venv's."""
+    proc = subprocess.run(["make", "-n", "demo"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    return {re.sub(r"\S*/bin/python\b", "python", line.strip()) for line in proc.stdout.splitlines()}
 
 
 def test_korean_readme_commands_are_the_tested_ones():

@@ -11,6 +11,7 @@ from conftest import run_script
 
 pytestmark = pytest.mark.integration
 
+
 def test_plot_without_matplotlib_is_a_one_line_setup_error(tmp_path):
     fake = tmp_path / "fake" / "matplotlib"
     fake.mkdir(parents=True)

@@ -1,4 +1,5 @@
-"""--client for real: one HA failover and one cluster failover, each seen by every client library at once.
+"""--client for real: one HA failover and one cluster failover (the README's block), each seen by every
+client library at once.
 
 Every row must have real numbers (downtime between 1 s and 20 s, counts that add up), or, where a
 library could not follow the failover, say so in words. Real local stacks, a real SIGKILL.
@@ -7,10 +8,13 @@ library could not follow the failover, say so in words. Real local stacks, a rea
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from conftest import run_script
+from lib.util import REPO_ROOT
+from test_readme import README, marked_blocks, run_and_clean
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +64,7 @@ def compare_through_every_client(script: str, stack, tmp_path, topology: str) ->
     result = comparison(proc, out)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert_rows(result, topology)
-    assert f"Clients during the fault ({'HA' if topology == 'ha' else 'cluster'})" in proc.stdout
+    assert "Clients during the fault (HA)" in proc.stdout
     assert "Error executing command" not in proc.stdout + proc.stderr, "a library's console output leaked"
     return result
 
@@ -69,8 +73,20 @@ def test_an_ha_failover_through_every_client(ha_stack, tmp_path):
     compare_through_every_client("ha_test.py", ha_stack, tmp_path, "ha")
 
 
-def test_a_cluster_failover_through_every_client(cluster_stack, tmp_path):
-    result = compare_through_every_client("cluster_test.py", cluster_stack, tmp_path, "cluster")
+def test_the_readmes_cluster_failover_through_every_client(tmp_path):
+    """The README's `--client` block, run as written (it is marked `clients`, so test_readme leaves it to
+    this test): its own stack, all four libraries, and its JSON checked row by row."""
+    (heading, commands), = marked_blocks(README.read_text(), "clients")
+    (command,) = commands
+    assert "--client " + ",".join(CLIENTS) in command, f"the block under {heading!r} must run every client"
+    out = REPO_ROOT / re.search(r"--json (\S+)", command).group(1)
+    out.unlink(missing_ok=True)
+    proc = run_and_clean(command, tmp_path / "stacks")
+    result = comparison(proc, out)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert_rows(result, "cluster")
+    assert "Clients during the fault (cluster)" in proc.stdout
+    assert "Error executing command" not in proc.stdout + proc.stderr, "a library's console output leaked"
     healthy = [row for row in result["metrics"]["clients"] if not row.get("why")]
     assert all(row["healthy_stall_ms"] is not None for row in healthy)
 
