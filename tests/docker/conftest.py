@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from docker.compose_checks import compose_project
-from lib.launcher.compose_stack import IMAGES_ENV_FILE, REGISTRY_IMAGES_ENV, ComposeStack, engine_answers
+from lib.launcher.compose_stack import IMAGES_ENV_FILE, REGISTRY_IMAGES_ENV, engine_answers
 from lib.util import REPO_ROOT
 
 IN_CI = os.environ.get("CI") == "true"
@@ -72,23 +71,3 @@ def docker_images(tmp_path_factory) -> None:
             pytest.fail(message)
         pytest.skip(message)
     assert IMAGES_ENV_FILE.exists(), f"{IMAGES_ENV_FILE} was not written by the image build"
-
-
-def compose_stack(topology: str) -> Iterator[ComposeStack]:
-    """The topology's compose stack, ready; afterwards nothing of it is left (checked)."""
-    stack = ComposeStack(topology, env={"COMPOSE_PROJECT_NAME": compose_project(topology)}).up(timeout=180)
-    try:
-        yield stack
-    finally:
-        stack.down()
-        assert stack.leftovers() == [], f"left after docker-compose down -v: {stack.leftovers()}"
-
-
-@pytest.fixture
-def ha_compose(docker_images):
-    yield from compose_stack("ha")
-
-
-@pytest.fixture
-def cluster_compose(docker_images):
-    yield from compose_stack("cluster")

@@ -2,7 +2,8 @@
 
 Each block brings a compose stack up and runs its suites against it, which kill a server with
 `docker kill` and start it again. Before the block's last line (`down -v`) the suites' JSON verdicts
-are checked and every server is checked for harness keys; then the last line runs as written.
+are checked and every server is checked for harness keys, and on the HA and cluster stacks a person's
+run follows (--fault manual, the kill done by docker here: person.py); then the last line runs as written.
 Whatever happens, the block's compose file is taken down afterwards and nothing of it may be left.
 """
 
@@ -21,6 +22,7 @@ from docker.compose_checks import (
     check_ha_docker_kill,
     compose_project,
 )
+from docker.person import person_kills_a_primary, person_kills_the_master
 from lib.launcher.compose_stack import ComposeStack, image_settings
 from lib.topology.topology import TOPOLOGY_FILES
 from lib.util import REPO_ROOT
@@ -30,6 +32,7 @@ DOCKER_BLOCKS = marked_blocks(README.read_text(), "docker")
 TOPOLOGY_OF_FILE = {file: name for name, file in TOPOLOGY_FILES.items()}
 SUITE_OUTPUT = re.compile(r"app/(?P<suite>ha_test|cluster_test|cache_test|test_runner)\.py\b.*?"
                           r"--json(?:-dir)? (?P<path>\S+)")
+BY_HAND: dict[str, Callable[[Path], None]] = {"ha": person_kills_the_master, "cluster": person_kills_a_primary}
 CHECKS: dict[str, Callable[[Path], None]] = {"ha_test": check_ha_docker_kill, "cluster_test": check_cluster_docker_kill,
                                              "cache_test": check_cache, "test_runner": check_compat_versions}
 
@@ -81,6 +84,8 @@ def test_readme_docker_block_runs(heading, commands, tmp_path, docker_images, mo
                                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         for suite, path in outputs:  # on the still running stack: no harness key may be left
             CHECKS[suite](path)
+        if topology in BY_HAND:  # the same stack, once more: a person does the docker kill (person.py)
+            BY_HAND[topology](tmp_path)
         result = run_as_user(down, tmp_path / "no-local-stacks", timeout=120)
         assert result.returncode == 0, f"{down} failed ({result.returncode}): {result.stderr[-2000:]}"
     finally:

@@ -1,9 +1,9 @@
-"""A person at a second terminal: the suites with --fault manual on their compose stacks, and this test
-doing what they ask, `docker kill` then `docker start`, as the README's "fault by hand" section shows.
+"""A person at a second terminal: a suite with --fault manual on a compose stack, and this code doing what
+it asks, `docker kill` then `docker start`, as the README's "fault by hand" section shows.
 
-(The suites' own `docker kill`, --fault auto, is run by the README's Docker blocks:
-test_readme_docker.py.) After each run no harness key is left on any server, and the compose stack
-is removed with nothing left behind (checked by the fixtures).
+Run by test_readme_docker.py on the stack a README Docker block brought up, after the block's own
+suites (their --fault auto `docker kill`) and before its `down -v`: the roles are already swapped
+then, so the container to kill is the one the suite names. Afterwards no harness key may be left.
 """
 
 from __future__ import annotations
@@ -75,15 +75,16 @@ class Person:
 
 # ---- Sentinel HA ---------------------------------------------------------------------------------
 
-def test_ha_suite_with_a_person_running_docker_kill(ha_compose, tmp_path):
-    out = tmp_path / "ha.json"
+def person_kills_the_master(tmp_path: Path) -> None:
+    out = tmp_path / "by-hand-ha.json"
     person = Person("ha_test.py", "--json", str(out), env=user_env(tmp_path))
     try:
         hint = person.wait_for("Now kill the master")
-        assert "docker kill valkey-master" in hint, hint
-        docker("kill", "valkey-master")
+        container = re.search(r"docker kill (valkey-[\w-]+)", hint)
+        assert container, f"the hint names no container of docker-compose.ha.yml: {hint}"
+        docker("kill", container.group(1))
         person.wait_for("now start")
-        docker("start", "valkey-master")
+        docker("start", container.group(1))
         code = person.finish()
     finally:
         person.stop()
@@ -94,10 +95,10 @@ def test_ha_suite_with_a_person_running_docker_kill(ha_compose, tmp_path):
     assert harness_keys(HA_DATA_PORTS) == {}
 
 
-# ---- Cluster -----------------------------------------------------------------
+# ---- Cluster -------------------------------------------------------------------------------------
 
-def test_cluster_suite_with_a_person_running_docker_kill(cluster_compose, tmp_path):
-    out = tmp_path / "cluster.json"
+def person_kills_a_primary(tmp_path: Path) -> None:
+    out = tmp_path / "by-hand-cluster.json"
     person = Person("cluster_test.py", "--json", str(out), env=user_env(tmp_path))
     try:
         hint = person.wait_for("docker kill node-")
