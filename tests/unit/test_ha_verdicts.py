@@ -430,9 +430,28 @@ def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while
     fault = LocalKill(Stack(), "valkey-master")
     result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30)
     assert result.status == OK, result.detail
-    assert log == [("SENTINEL", "DEBUG"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 1000, "PUBLISH-PERIOD", 500),
+    assert log == [("SENTINEL", "DEBUG"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 100, "PUBLISH-PERIOD", 100),
                    ("start", "valkey-master"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 10000, "PUBLISH-PERIOD", 2000)], \
         f"timers set, old master started, timers put back: {log}"
+
+
+@pytest.mark.parametrize("fault,owned,shorten", [
+    ("local", False, True), ("graceful", False, True), ("coordinated", True, True),
+    ("docker", True, True), ("docker", False, False), ("manual", True, True), ("manual", False, False)])
+def test_the_rejoin_after_a_run_is_watched_with_short_timers_only_where_the_harness_may_change_them(
+        fault, owned, shorten):
+    """After the measured failover: always for a local kill and SENTINEL FAILOVER (which needs
+    --allow-destructive on servers not ours); a docker kill or a kill by hand only on servers the harness
+    started. Undoing an interrupted run keeps the stricter fast_rejoin (a failover may be under way)."""
+    from lib.faults.fault import DockerKill, ManualKill
+    from lib.faults.sentinel_failover import SentinelFailover
+
+    faults = {"local": LocalKill(object(), "valkey-master"),
+              "graceful": SentinelFailover(FakeHA()), "coordinated": SentinelFailover(FakeHA(), coordinated=True),
+              "docker": DockerKill.__new__(DockerKill), "manual": ManualKill.__new__(ManualKill)}
+    assert ha_restore.fast_rejoin_after_failover(faults[fault], owned) is shorten
+    if fault in ("graceful", "coordinated", "docker", "manual"):
+        assert ha_restore.fast_rejoin(faults[fault], owned) is False
 
 
 # ---- roles_restored --------------------------------------------------------------------------------
