@@ -1,7 +1,7 @@
 """What a suite run on a compose stack must have left: its JSON verdicts, and no harness key on any server.
 
 Shared by the README's Docker blocks (tests/docker/test_readme_docker.py: each suite run by
---fault auto, i.e. `docker kill`) and the runs where a person does the kill (test_compose_suites.py).
+--fault auto, i.e. `docker kill`) and the runs where a person does the kill (person.py).
 """
 
 from __future__ import annotations

@@ -73,43 +73,35 @@ class Person:
         return "".join(self.lines)
 
 
-# ---- Sentinel HA ---------------------------------------------------------------------------------
-
-def person_kills_the_master(tmp_path: Path) -> None:
-    out = tmp_path / "by-hand-ha.json"
-    person = Person("ha_test.py", "--json", str(out), env=user_env(tmp_path))
+def run_by_hand(script: str, out: Path, tmp_path: Path, container: str) -> None:
+    """The suite with --fault manual; when it says which container to kill (matched by `container`), kill it
+    with docker, and start it again when asked. The suite must exit 0."""
+    person = Person(script, "--json", str(out), env=user_env(tmp_path))
     try:
-        hint = person.wait_for("Now kill the master")
-        container = re.search(r"docker kill (valkey-[\w-]+)", hint)
-        assert container, f"the hint names no container of docker-compose.ha.yml: {hint}"
-        docker("kill", container.group(1))
+        hint = person.wait_for("docker kill ")
+        named = re.search(rf"docker kill ({container})", hint)
+        assert named, f"the hint names no container matching {container!r}: {hint}"
+        docker("kill", named.group(1))
         person.wait_for("now start")
-        docker("start", container.group(1))
+        docker("start", named.group(1))
         code = person.finish()
     finally:
         person.stop()
     assert code == 0, person.output()[-4000:]
+
+
+def person_kills_the_master(tmp_path: Path) -> None:
+    out = tmp_path / "by-hand-ha.json"
+    run_by_hand("ha_test.py", out, tmp_path, r"valkey-[\w-]+")
     result = scenarios(out)
     assert result["master_kill"]["status"] == "OK", statuses(result)
     assert result["replica_sync"]["metrics"]["old_master_rejoined"] is True, statuses(result)
     assert harness_keys(HA_DATA_PORTS) == {}
 
 
-# ---- Cluster -------------------------------------------------------------------------------------
-
 def person_kills_a_primary(tmp_path: Path) -> None:
     out = tmp_path / "by-hand-cluster.json"
-    person = Person("cluster_test.py", "--json", str(out), env=user_env(tmp_path))
-    try:
-        hint = person.wait_for("docker kill node-")
-        container = re.search(r"docker kill (node-\d+)", hint).group(1)
-        docker("kill", container)
-        person.wait_for("now start")
-        docker("start", container)
-        code = person.finish()
-    finally:
-        person.stop()
-    assert code == 0, person.output()[-4000:]
+    run_by_hand("cluster_test.py", out, tmp_path, r"node-\d+")
     result = scenarios(out)
     assert result["primary_failure"]["status"] == "OK", statuses(result)
     assert result["rejoin"]["status"] == "OK", statuses(result)
