@@ -75,7 +75,7 @@ def cluster_stack(tmp_path_factory) -> Iterator[LocalStack]:
 
 DOCKER_TIER = "tests/docker/"
 README_RUNS = "tests/test_readme.py"
-TESTS_PER_UNIT = 4  # a module's tests go out in runs of up to four: its stack starts once per run
+TESTS_PER_UNIT = 2  # a module's tests go out in pairs: its stack starts once per pair (see work_units)
 
 
 def pytest_configure(config):
@@ -103,7 +103,9 @@ def work_units(nodeids: list[str]) -> dict[str, str]:
     The Docker tier is two units (docker_unit): fixed container names and ports. Every other test uses
     free ports and its own tmp dir. The README's runs are a unit each (the longest tests). A module's
     other tests go in runs of TESTS_PER_UNIT, so that a module-scoped stack starts once per run (not
-    per test) while a module of long fault runs still spreads over the workers.
+    per test) while a module of long fault runs still spreads over the workers. Pairs, not fours: runs
+    of four fault tests (60-80 s each under load) left a tail where most workers idled (make test is
+    CPU-bound on 2 cores; with pairs the five workers ended within 11 s of each other).
     """
     units: dict[str, str] = {}
     seen: Counter[str] = Counter()

@@ -33,6 +33,7 @@ from lib.suites import ha_faults, ha_ownership, ha_session
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
 from lib.workload.workload import ContinuousWriter
+from test_ha_integration import assert_graceful_loss_reported
 from unit.fakes import RecordingOutput
 
 APP = REPO_ROOT / "app"
@@ -426,7 +427,9 @@ def test_graceful_failover_with_allow_destructive_puts_the_original_master_back(
     proc = run_script("ha_test.py", *sentinel_args(ha_stack), "--fault", "graceful", "--allow-destructive",
                       "--json", str(out), env=foreign_env(tmp_path), timeout=240)
     report = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
-    assert report["new_master"]["status"] == "OK", report["new_master"]
+    for name in ("crud", "master_kill", "new_master", "replica_sync"):
+        assert report[name]["status"] == "OK", (name, report[name]["detail"])
+    assert_graceful_loss_reported(report, proc.returncode)
     assert report["roles_restored"]["status"] == "OK", (report["roles_restored"], proc.stdout[-3000:])
     assert announced_master(ha_stack) == master_port, "the original master must be master again"
     for port in replicas:

@@ -103,16 +103,14 @@ def test_master_kill_fails_over_without_losing_confirmed_writes(ha_stack, tmp_pa
     assert list(master.scan_iter(match="vhc:ha:*")) == []
 
 
-def test_graceful_failover_reports_what_sentinel_failover_loses(ha_stack, tmp_path):
-    out = tmp_path / "ha.json"
-    proc = run_script("ha_test.py", "--fault", "graceful", "--json", str(out), state_dir=ha_stack.state_dir)
-    result = scenarios(out)
-    for name in ("crud", "master_kill", "new_master", "replica_sync"):
-        assert result[name]["status"] == "OK", (name, result[name]["detail"])
-    assert result["reconnect"]["status"] in ("OK", "WARN"), result["reconnect"]["detail"]
-    assert result["replica_sync"]["metrics"]["old_master_rejoined"] is True
+def assert_graceful_loss_reported(result: dict[str, dict], returncode: int) -> None:
+    """A SENTINEL FAILOVER run (one run: tests/test_ha_defects.py, --allow-destructive on a stack the
+    harness does not see as its own): every write acknowledged between the promotion order and the switch
+    is reported lost, with the reason, and the exit code follows the verdict."""
     kill = result["master_kill"]["metrics"]
     assert kill["fault"].startswith("SENTINEL FAILOVER"), kill["fault"]
+    assert result["reconnect"]["status"] in ("OK", "WARN"), result["reconnect"]["detail"]
+    assert result["replica_sync"]["metrics"]["old_master_rejoined"] is True
 
     # Sentinel sends REPLICAOF NO ONE to the replica it announced as +selected-slave on its next timer
     # tick (it runs at 10-19 Hz), so 0.25 s later that replica has left the old master for certain.
@@ -131,13 +129,7 @@ def test_graceful_failover_reports_what_sentinel_failover_loses(ha_stack, tmp_pa
                                                               f"{last_lost:+.2f} s lost; switch {switched:+.2f} s")
     if loss["status"] == "FAIL":
         assert "SENTINEL FAILOVER does not pause the old master" in loss["detail"], loss["detail"]
-    assert proc.returncode == (1 if loss["status"] == "FAIL" else 0), (proc.returncode, loss["status"])
-
-    # The sentinels, asked directly, name the master the report named.
-    sentinel = redis.Redis(*ha_stack.endpoint("valkey-sentinel1"), decode_responses=True)
-    _, port = sentinel.sentinel_get_master_addr_by_name("myvalkey")
-    sentinel.close()
-    assert result["new_master"]["metrics"]["master"].endswith(f":{port}"), (port, result["new_master"]["metrics"])
+    assert returncode == (1 if loss["status"] == "FAIL" else 0), (returncode, loss["status"])
 
 
 def test_fault_none_runs_crud_and_skips_the_failover(ha_stack, tmp_path):
