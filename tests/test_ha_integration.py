@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import redis
 
 from conftest import first_events, outage_in_saved_ops, run_script, saved_op_end
+from lib.launcher.local_stack import LocalStack
 from lib.runs.ha_failover import WARMUP_OPS
 from lib.runs.ha_recovery import SETTLE_OPS
+from lib.util import REPO_ROOT
+from test_readme import checked_block, run_block_checked
 
 pytestmark = pytest.mark.integration
 
@@ -55,13 +60,30 @@ def assert_history_holds_the_events(out, png, stdout: str) -> None:
     assert "+sdown" in stdout and " s │" in stdout, stdout[-3000:]
 
 
-def test_master_kill_fails_over_without_losing_confirmed_writes(ha_stack, tmp_path):
-    """The whole run, and (same run) --plot's PNG and the history the JSON holds (assert_history_holds_the_events)."""
+README_HA_BLOCK = "sentinel-ha-ha-test-py-without-docker"
+
+
+def test_the_readmes_ha_block_fails_over_without_losing_confirmed_writes(tmp_path):
+    """The README's HA block as written (marked `checked`); right after its ha_test.py line, on the stack
+    it brought up: the whole run, its --plot PNG and saved history (assert_history_holds_the_events), and
+    the servers themselves. Then the block's status / kill / start / down lines."""
+    commands = checked_block(README_HA_BLOCK)
+    suite = next(command for command in commands if "app/ha_test.py" in command)
+    out, png = (REPO_ROOT / re.search(rf"{flag} (\S+)", suite).group(1) for flag in ("--json", "--plot"))
+    for path in (out, png):
+        path.unlink(missing_ok=True)
+    root = tmp_path / "stacks"
+
+    def check(stdout: str) -> None:
+        stack = LocalStack.load(root / "ha")
+        check_master_kill_run(stack, out, png, stdout)
+
+    run_block_checked(commands, root, "app/ha_test.py", check=check)
+
+
+def check_master_kill_run(ha_stack: LocalStack, out: Path, png: Path, stdout: str) -> None:
     old_port = ha_stack.service("valkey-master").port
-    out, png = tmp_path / "ha.json", tmp_path / "plots" / "ha.png"
-    proc = run_script("ha_test.py", "--json", str(out), "--plot", str(png), state_dir=ha_stack.state_dir)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert_history_holds_the_events(out, png, proc.stdout)
+    assert_history_holds_the_events(out, png, stdout)
     result = scenarios(out)
     # reconnect may be WARN only when our client wrote again before the probe (see check_reconnect).
     allowed = {name: ({"OK", "WARN"} if name == "reconnect" else {"OK"}) for name in result}

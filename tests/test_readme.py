@@ -7,9 +7,9 @@ ports and `$VHC_STACK_ROOT` keeps its state (and `stack.py down`) away from the 
 fresh machine, so running them here would repeat make demo's four runs (each suite's run is also a
 README block below) or recurse. A block that repeats what another run already does as written is
 marked for it instead, so that it runs once: `make-demo` (every command is one `make demo` runs,
-checked here with make -n),
-`clients` (tests/clients/test_client_comparison.py runs it and checks its JSON), `docker`
-(tests/docker/test_readme_docker.py) and `by-hand` (test_fault_by_hand, below).
+checked here with make -n), `checked` (the test that names the block's heading runs it as written and
+checks its JSON and servers in the middle: run_block_checked), `docker` (tests/docker/test_readme_docker.py)
+and `by-hand` (test_fault_by_hand, below).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,36 @@ def run_and_clean(script: str, stack_root: Path, timeout: float = 600) -> subpro
         assert not left, f"README commands left processes running under {stack_root}: {left}"
 
 
+def run_block_checked(commands: list[str], stack_root: Path, suite: str, *,
+                      before: Callable[[], None] = lambda: None,
+                      check: Callable[[str], None] = lambda stdout: None) -> None:
+    """A README block run as written, in three parts around its first line that runs `suite`: the lines
+    before it, then `before()`; that line, then `check(its stdout)` on the stack the block brought up (its
+    later lines may change it); then the rest. Whatever happens, `stack.py down` and nothing may survive."""
+    at = next(i for i, command in enumerate(commands) if suite in command)
+    try:
+        for part, then in ((commands[:at], before), (commands[at:at + 1], check), (commands[at + 1:], None)):
+            result = run_as_user("\n".join(part), stack_root, 600) if part else None
+            if result is not None:
+                assert result.returncode == 0, (f"README lines {part} failed ({result.returncode}):\n"
+                                                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            if then is before:
+                before()
+            elif then is check:
+                check(result.stdout if result is not None else "")
+    finally:
+        run_as_user("python app/stack.py down", stack_root, 60)
+        left = processes_under(stack_root)
+        assert not left, f"README commands left processes running under {stack_root}: {left}"
+
+
+def checked_block(heading: str) -> list[str]:
+    """The commands of the README block under `heading` marked `checked` (a test of its own runs it)."""
+    found = [commands for name, commands in marked_blocks(README.read_text(), "checked") if name == heading]
+    assert len(found) == 1, f"no README block marked checked under {heading!r}"
+    return found[0]
+
+
 RUN_BLOCKS = marked_blocks(README.read_text(), "run")
 
 
@@ -104,8 +135,17 @@ def test_readme_marks_its_commands():
     assert len(RUN_BLOCKS) >= 3, f"expected the HA, cluster and compat no-Docker blocks to be marked, got {RUN_BLOCKS}"
     assert marked_blocks(README.read_text(), "two-commands"), "the 'Two commands' block is not marked"
     kinds = set(re.findall(r"<!-- readme-test: ([\w-]+) -->", README.read_text()))
-    known = {"run", "two-commands", "make-demo", "clients", "docker", "by-hand"}
+    known = {"run", "two-commands", "make-demo", "checked", "docker", "by-hand"}
     assert kinds <= known, f"README marks blocks no test runs: {sorted(kinds - known)}"
+
+
+def test_every_checked_block_is_run_by_a_test():
+    """A block marked `checked` is run by the test that names its heading, which checks what it wrote."""
+    tests = "\n".join(path.read_text() for path in (REPO_ROOT / "tests").rglob("test_*.py"))
+    blocks = marked_blocks(README.read_text(), "checked")
+    assert blocks, "no README block is marked checked"
+    for heading, _ in blocks:
+        assert f'"{heading}"' in tests, f"no test names the README block {heading!r} (marked checked)"
 
 
 def test_commands_in_parses_comments_and_continuations():

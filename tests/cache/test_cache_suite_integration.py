@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from conftest import run_script
 from lib.cluster_client import ClusterClient
+from lib.launcher.local_stack import LocalStack
 from lib.topology.cluster_topology import shards_of
-from lib.util import free_ports
+from lib.util import REPO_ROOT, free_ports
+from test_readme import checked_block, run_block_checked
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +41,33 @@ def test_store_checks_and_the_ring_comparison_without_a_fault(cluster_stack, tmp
     assert result["store_clear"]["metrics"]["foreign_keys_kept"] == 3
 
 
-def test_http_cache_survives_a_primary_kill_with_zero_5xx(cluster_stack, tmp_path):
-    client = ClusterClient(cluster_stack.endpoints("server"))
-    shard0 = shards_of(client.nodes())[0]
-    client.close()
-    out = tmp_path / "cache.json"
-    plot = tmp_path / "cache.png"
-    proc = run_script("cache_test.py", "--fault", "local", "--json", str(out), "--plot", str(plot),
-                      state_dir=cluster_stack.state_dir)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+README_CACHE_BLOCK = "cache-store-and-http-cache-on-the-cluster-cache-test-py-without-docker"
+
+
+def test_the_readmes_cache_block_survives_a_primary_kill_with_zero_5xx(tmp_path):
+    """The README's cache block as written (marked `checked`: --fault auto, a SIGKILL through the launcher).
+    Before its cache_test.py line: shard 0 of the cluster it brought up; right after it: the run's JSON and
+    PNG. Then the block's down line."""
+    commands = checked_block(README_CACHE_BLOCK)
+    suite = next(command for command in commands if "app/cache_test.py" in command)
+    out, plot = (REPO_ROOT / re.search(rf"{flag} (\S+)", suite).group(1) for flag in ("--json", "--plot"))
+    for path in (out, plot):
+        path.unlink(missing_ok=True)
+    root = tmp_path / "stacks"
+    shards = []
+
+    def before() -> None:
+        client = ClusterClient(LocalStack.load(root / "cluster").endpoints("server"))
+        try:
+            shards.append(shards_of(client.nodes())[0])
+        finally:
+            client.close()
+
+    run_block_checked(commands, root, "app/cache_test.py", before=before,
+                      check=lambda stdout: check_http_failover_run(out, plot, shards[0]))
+
+
+def check_http_failover_run(out: Path, plot: Path, shard0) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "--plot wrote a PNG"
     result = scenarios(out)
     failover = result["http_failover"]

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_script
 from lib.util import REPO_ROOT
-from test_readme import README, marked_blocks, run_and_clean
+from test_readme import checked_block, run_and_clean
 
 pytestmark = pytest.mark.integration
 
@@ -74,10 +74,10 @@ def test_an_ha_failover_through_every_client(ha_stack, tmp_path):
 
 
 def test_the_readmes_cluster_failover_through_every_client(tmp_path):
-    """The README's `--client` block, run as written (it is marked `clients`, so test_readme leaves it to
-    this test): its own stack, all four libraries, and its JSON checked row by row."""
-    (heading, commands), = marked_blocks(README.read_text(), "clients")
-    (command,) = commands
+    """The README's `--client` block, run as written (marked `checked`: test_readme leaves it to this test):
+    its own stack, all four libraries, and its JSON checked row by row."""
+    heading = "which-client-which-server-client-server-bench-matrix-py"
+    (command,) = checked_block(heading)
     assert "--client " + ",".join(CLIENTS) in command, f"the block under {heading!r} must run every client"
     out = REPO_ROOT / re.search(r"--json (\S+)", command).group(1)
     out.unlink(missing_ok=True)

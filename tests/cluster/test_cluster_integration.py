@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,10 @@ import redis
 from conftest import outage_in_saved_ops, run_script
 from lib.cluster_client import ClusterClient
 from lib.launcher import process
+from lib.launcher.local_stack import LocalStack
 from lib.topology.cluster_topology import shards_of
+from lib.util import REPO_ROOT
+from test_readme import checked_block, run_block_checked
 
 from .conftest import run_init
 
@@ -106,13 +110,35 @@ def assert_timeline_holds_the_failure(out: Path, png: Path) -> None:
     assert len(groups) == 3, groups  # one writer per shard
 
 
-def test_primary_kill_promotes_the_replica_without_losing_acked_writes(cluster_stack, tmp_path):
-    shard0 = shards_of(ClusterClient([("127.0.0.1", cluster_stack.service("node-7001").port)]).nodes())[0]
-    victim_port, replica_port = shard0.primary.port, shard0.replicas[0].port
-    victim_pid = cluster_stack.service(cluster_stack.service_at(victim_port)).pid
-    out, png = tmp_path / "cluster.json", tmp_path / "cluster.png"
-    proc = run_script("cluster_test.py", "--json", str(out), "--plot", str(png), state_dir=cluster_stack.state_dir)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+README_CLUSTER_BLOCK = "cluster-cluster-test-py-without-docker"
+
+
+def test_the_readmes_cluster_block_promotes_the_replica_without_losing_acked_writes(tmp_path):
+    """The README's cluster block as written (marked `checked`). Before its cluster_test.py line: who is the
+    primary of slot 0 and its replica. Right after it, on the stack it brought up: the run, its --plot PNG and
+    saved timeline, and the servers themselves. Then the block's status / down lines."""
+    commands = checked_block(README_CLUSTER_BLOCK)
+    suite = next(command for command in commands if "app/cluster_test.py" in command)
+    out, png = (REPO_ROOT / re.search(rf"{flag} (\S+)", suite).group(1) for flag in ("--json", "--plot"))
+    for path in (out, png):
+        path.unlink(missing_ok=True)
+    root = tmp_path / "stacks"
+    seen: dict[str, int] = {}
+
+    def before() -> None:
+        stack = LocalStack.load(root / "cluster")
+        shard0 = shards_of(ClusterClient([("127.0.0.1", stack.service("node-7001").port)]).nodes())[0]
+        seen.update(victim_port=shard0.primary.port, replica_port=shard0.replicas[0].port,
+                    victim_pid=stack.service(stack.service_at(shard0.primary.port)).pid)
+
+    def check(stdout: str) -> None:
+        check_primary_kill_run(LocalStack.load(root / "cluster"), out, png, **seen)
+
+    run_block_checked(commands, root, "app/cluster_test.py", before=before, check=check)
+
+
+def check_primary_kill_run(cluster_stack: LocalStack, out: Path, png: Path, *, victim_port: int, replica_port: int,
+                           victim_pid: int) -> None:
     assert_timeline_holds_the_failure(out, png)
     result = scenarios(out)
     failure = result["primary_failure"]
