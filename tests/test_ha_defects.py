@@ -528,20 +528,17 @@ def in_process_run(tmp_path_factory):
 
 
 @pytest.mark.integration
-def test_every_client_ha_test_creates_is_closed(in_process_run):
+def test_an_in_process_run_closes_every_client_and_measures_the_stock_client_behind_a_remap(in_process_run):
+    """One run (the module fixture), two properties. One test, not two: make test hands a module's tests out
+    in pairs (tests/conftest.py), and two tests could land on two workers and run the failover twice."""
     code, report, created = in_process_run
     assert code in (0, 1), code
-    # A client that never connected holds no socket (lib/clients/probe.py builds one per probe write and drops it
-    # unused: setdefault evaluates its default): only clients that opened a connection must be closed.
+    # A client that never connected holds no socket: only clients that opened a connection must be closed.
     connected = [c for c in created if c.connection_pool._created_connections]  # redis-py 8 ConnectionPool
     left_open = [f"{c.connection_pool.connection_kwargs.get('host')}:{c.connection_pool.connection_kwargs.get('port')}"
                  for c in connected if not c.closed_by_us]
     assert connected and not left_open, f"{len(left_open)} of {len(connected)} clients never closed: {left_open[:10]}"
 
-
-@pytest.mark.integration
-def test_the_stock_redis_py_client_is_measured_when_addresses_are_remapped(in_process_run):
-    _, report, _ = in_process_run
     scenarios = {s["scenario"]: s for s in report["scenarios"]}
     reconnect = scenarios["reconnect"]["metrics"]
     assert reconnect["plain_downtime_ms"] is not None, f"the plain redis-py client did not run: {reconnect}"

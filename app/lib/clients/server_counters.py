@@ -107,7 +107,9 @@ class ClientListSampler(threading.Thread):
 
     def sample(self) -> None:
         for address in self.nodes():
-            client = self._clients.setdefault(address, _client(address, self.password))
+            client = self._clients.get(address)
+            if client is None:  # setdefault would build (and drop) a client on every sample
+                client = self._clients[address] = _client(address, self.password)
             try:
                 listed = client.client_list()
             except (redis.RedisError, OSError):
