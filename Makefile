@@ -67,8 +67,9 @@ pytest_tier = $(PY) -m pytest -q $(1); code=$$?; \
 TEST_WORKERS ?= 5
 
 # The fast tier first (a broken change fails in seconds), then the integration and Docker tiers.
+# (tests/unit starts no server, and its conftest imports every module: not collected here, ~0.6 s a worker.)
 test: test-fast
-	$(call pytest_tier,-n $(TEST_WORKERS) -m "integration or docker")
+	$(call pytest_tier,-n $(TEST_WORKERS) -m "integration or docker" --ignore=tests/unit)
 
 # The fast tier, for contributors: unit tests and checks of decision logic, no servers (seconds).
 test-fast: venv lint

@@ -30,3 +30,12 @@ def short_waits(monkeypatch):
     for module in list(sys.modules.values()):
         if module is not waits and getattr(module, "wait_until", None) is waits.wait_until:
             monkeypatch.setattr(module, "wait_until", wait_briefly)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Nothing under tests/unit may start a server: make test's server tier does not even collect this folder
+    (--ignore=tests/unit, Makefile), so a test marked integration or docker here would never run."""
+    misplaced = [item.nodeid for item in items if "tests/unit/" in item.nodeid
+                 and (item.get_closest_marker("integration") or item.get_closest_marker("docker"))]
+    if misplaced:
+        raise pytest.UsageError(f"tests/unit holds tests that start servers; move them beside it: {misplaced}")
