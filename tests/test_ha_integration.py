@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,7 @@ from conftest import first_events, outage_in_saved_ops, run_script, saved_op_end
 from lib.launcher.local_stack import LocalStack
 from lib.runs.ha_failover import WARMUP_OPS
 from lib.runs.ha_recovery import SETTLE_OPS
-from lib.util import REPO_ROOT
-from test_readme import checked_block, run_block_checked
+from test_readme import checked_block_outputs, run_block_checked
 
 pytestmark = pytest.mark.integration
 
@@ -67,11 +65,7 @@ def test_the_readmes_ha_block_fails_over_without_losing_confirmed_writes(tmp_pat
     """The README's HA block as written (marked `checked`); right after its ha_test.py line, on the stack
     it brought up: the whole run, its --plot PNG and saved history (assert_history_holds_the_events), and
     the servers themselves. Then the block's status / kill / start / down lines."""
-    commands = checked_block(README_HA_BLOCK)
-    suite = next(command for command in commands if "app/ha_test.py" in command)
-    out, png = (REPO_ROOT / re.search(rf"{flag} (\S+)", suite).group(1) for flag in ("--json", "--plot"))
-    for path in (out, png):
-        path.unlink(missing_ok=True)
+    commands, out, png = checked_block_outputs(README_HA_BLOCK, "app/ha_test.py")
     root = tmp_path / "stacks"
 
     def check(stdout: str) -> None:

@@ -128,6 +128,17 @@ def checked_block(heading: str) -> list[str]:
     return found[0]
 
 
+def checked_block_outputs(heading: str, script: str) -> tuple[list[str], Path, Path]:
+    """A checked block's commands, and the --json and --plot files its `script` line writes, removed first so
+    that only this run's are read."""
+    commands = checked_block(heading)
+    suite = next(command for command in commands if script in command)
+    out, png = (REPO_ROOT / re.search(rf"{flag} (\S+)", suite).group(1) for flag in ("--json", "--plot"))
+    for path in (out, png):
+        path.unlink(missing_ok=True)
+    return commands, out, png
+
+
 RUN_BLOCKS = marked_blocks(README.read_text(), "run")
 
 

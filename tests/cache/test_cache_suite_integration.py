@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from conftest import run_script
 from lib.cluster_client import ClusterClient
 from lib.launcher.local_stack import LocalStack
 from lib.topology.cluster_topology import shards_of
-from lib.util import REPO_ROOT, free_ports
-from test_readme import checked_block, run_block_checked
+from lib.util import free_ports
+from test_readme import checked_block_outputs, run_block_checked
 
 pytestmark = pytest.mark.integration
 
@@ -48,11 +47,7 @@ def test_the_readmes_cache_block_survives_a_primary_kill_with_zero_5xx(tmp_path)
     """The README's cache block as written (marked `checked`: --fault auto, a SIGKILL through the launcher).
     Before its cache_test.py line: shard 0 of the cluster it brought up; right after it: the run's JSON and
     PNG. Then the block's down line."""
-    commands = checked_block(README_CACHE_BLOCK)
-    suite = next(command for command in commands if "app/cache_test.py" in command)
-    out, plot = (REPO_ROOT / re.search(rf"{flag} (\S+)", suite).group(1) for flag in ("--json", "--plot"))
-    for path in (out, plot):
-        path.unlink(missing_ok=True)
+    commands, out, plot = checked_block_outputs(README_CACHE_BLOCK, "app/cache_test.py")
     root = tmp_path / "stacks"
     shards = []
 

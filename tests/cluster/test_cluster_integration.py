@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,7 @@ from lib.cluster_client import ClusterClient
 from lib.launcher import process
 from lib.launcher.local_stack import LocalStack
 from lib.topology.cluster_topology import shards_of
-from lib.util import REPO_ROOT
-from test_readme import checked_block, run_block_checked
+from test_readme import checked_block_outputs, run_block_checked
 
 from .conftest import run_init
 
@@ -117,11 +115,7 @@ def test_the_readmes_cluster_block_promotes_the_replica_without_losing_acked_wri
     """The README's cluster block as written (marked `checked`). Before its cluster_test.py line: who is the
     primary of slot 0 and its replica. Right after it, on the stack it brought up: the run, its --plot PNG and
     saved timeline, and the servers themselves. Then the block's status / down lines."""
-    commands = checked_block(README_CLUSTER_BLOCK)
-    suite = next(command for command in commands if "app/cluster_test.py" in command)
-    out, png = (REPO_ROOT / re.search(rf"{flag} (\S+)", suite).group(1) for flag in ("--json", "--plot"))
-    for path in (out, png):
-        path.unlink(missing_ok=True)
+    commands, out, png = checked_block_outputs(README_CLUSTER_BLOCK, "app/cluster_test.py")
     root = tmp_path / "stacks"
     seen: dict[str, int] = {}
 
