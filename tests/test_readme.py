@@ -14,12 +14,13 @@ and `by-hand` (test_fault_by_hand, below).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -88,14 +89,31 @@ def run_as_user(script: str, stack_root: Path, timeout: float) -> subprocess.Com
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def run_and_clean(script: str, stack_root: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the block; whatever happens, `stack.py down` on our root and check nothing survived."""
+@contextlib.contextmanager
+def stacks_taken_down(stack_root: Path) -> Iterator[None]:
+    """Whatever happens inside: `stack.py down` on our root, and no process under it may survive."""
     try:
-        return run_as_user(script, stack_root, timeout)
+        yield
     finally:
         run_as_user("python app/stack.py down", stack_root, 60)
         left = processes_under(stack_root)
         assert not left, f"README commands left processes running under {stack_root}: {left}"
+
+
+def run_and_clean(script: str, stack_root: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the block; whatever happens, `stack.py down` on our root and check nothing survived."""
+    with stacks_taken_down(stack_root):
+        return run_as_user(script, stack_root, timeout)
+
+
+def run_lines(lines: list[str], stack_root: Path) -> str:
+    """README lines in one bash, as a user pastes them: they must succeed; their stdout."""
+    if not lines:
+        return ""
+    result = run_as_user("\n".join(lines), stack_root, 600)
+    assert result.returncode == 0, (f"README lines {lines} failed ({result.returncode}):\n"
+                                    f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
 
 
 def run_block_checked(commands: list[str], stack_root: Path, suite: str, *,
@@ -105,20 +123,11 @@ def run_block_checked(commands: list[str], stack_root: Path, suite: str, *,
     before it, then `before()`; that line, then `check(its stdout)` on the stack the block brought up (its
     later lines may change it); then the rest. Whatever happens, `stack.py down` and nothing may survive."""
     at = next(i for i, command in enumerate(commands) if suite in command)
-    try:
-        for part, then in ((commands[:at], before), (commands[at:at + 1], check), (commands[at + 1:], None)):
-            result = run_as_user("\n".join(part), stack_root, 600) if part else None
-            if result is not None:
-                assert result.returncode == 0, (f"README lines {part} failed ({result.returncode}):\n"
-                                                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-            if then is before:
-                before()
-            elif then is check:
-                check(result.stdout if result is not None else "")
-    finally:
-        run_as_user("python app/stack.py down", stack_root, 60)
-        left = processes_under(stack_root)
-        assert not left, f"README commands left processes running under {stack_root}: {left}"
+    with stacks_taken_down(stack_root):
+        run_lines(commands[:at], stack_root)
+        before()
+        check(run_lines(commands[at:at + 1], stack_root))
+        run_lines(commands[at + 1:], stack_root)
 
 
 def checked_block(heading: str) -> list[str]:
@@ -155,7 +164,8 @@ def test_readme_marks_its_commands():
 
 def test_every_checked_block_is_run_by_a_test():
     """A block marked `checked` is run by the test that names its heading, which checks what it wrote."""
-    tests = "\n".join(path.read_text() for path in (REPO_ROOT / "tests").rglob("test_*.py"))
+    tests = "\n".join(path.read_text() for path in (REPO_ROOT / "tests").rglob("test_*.py")
+                      if path.name != "test_readme.py")
     blocks = marked_blocks(README.read_text(), "checked")
     assert blocks, "no README block is marked checked"
     for heading, _ in blocks:

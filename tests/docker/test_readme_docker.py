@@ -26,7 +26,7 @@ from docker.person import person_kills_a_primary, person_kills_the_master
 from lib.launcher.compose_stack import ComposeStack, image_settings
 from lib.topology.topology import TOPOLOGY_FILES
 from lib.util import REPO_ROOT
-from test_readme import README, marked_blocks, run_as_user
+from test_readme import README, marked_blocks, run_lines
 
 DOCKER_BLOCKS = marked_blocks(README.read_text(), "docker")
 TOPOLOGY_OF_FILE = {file: name for name, file in TOPOLOGY_FILES.items()}
@@ -79,15 +79,12 @@ def test_readme_docker_block_runs(heading, commands, tmp_path, docker_images, mo
     stack = ComposeStack(topology, env={"COMPOSE_PROJECT_NAME": compose_project(topology)}, started=True)
     try:
         *run, down = commands
-        result = run_as_user("\n".join(run), tmp_path / "no-local-stacks", timeout=600)
-        assert result.returncode == 0, (f"README Docker block under {heading!r} failed ({result.returncode}):\n"
-                                        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        run_lines(run, tmp_path / "no-local-stacks")
         for suite, path in outputs:  # on the still running stack: no harness key may be left
             CHECKS[suite](path)
         if topology in BY_HAND:  # the same stack, once more: a person does the docker kill (person.py)
             BY_HAND[topology](tmp_path)
-        result = run_as_user(down, tmp_path / "no-local-stacks", timeout=120)
-        assert result.returncode == 0, f"{down} failed ({result.returncode}): {result.stderr[-2000:]}"
+        run_lines([down], tmp_path / "no-local-stacks")
     finally:
         stack.down()
     assert stack.leftovers() == [], f"left after the block: {stack.leftovers()}"
