@@ -6,6 +6,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  := $(PY) app/stack.py
 
+# Python caches bytecode for everything make runs. Our machines set PYTHONDONTWRITEBYTECODE=1, and then
+# each of make test's ~180 Python processes compiled the harness from source and each pytest worker
+# rewrote every test module again (~3 s of CPU per worker): on 2 cores that is time taken from the
+# servers. The caches go to __pycache__ (ignored by git).
+export PYTHONDONTWRITEBYTECODE :=
+
 .PHONY: demo demo-ha demo-cluster demo-compat demo-cache demo-docker docker-images redis-server test test-fast lint coverage bench venv clean
 
 $(VENV)/.installed: app/requirements.txt
