@@ -149,6 +149,7 @@ class HAClient:
         self.backoff = SwitchAwareBackoff(self._switch_pending)
         self.retry = RetryPolicy(RETRIES_PER_CALL, RETRYABLE, self.backoff.wait)
         self._master: redis.Redis | None = None
+        self._views: dict[Address, redis.Redis] = {}  # sentinel_views(): one plain client per sentinel, kept open
         self._listeners: list = []
         self._listener_clients: list[redis.Redis] = []
         self.switches_followed = 0
@@ -240,18 +241,22 @@ class HAClient:
         return str(info.get("server_mode") or info.get("redis_mode") or "unknown")  # Valkey 9 renamed it
 
     def sentinel_views(self) -> dict[str, str]:
-        """What each sentinel reports as the master right now ('error: ...' if it cannot say)."""
+        """What each sentinel reports as the master right now ('error: ...' if it cannot say).
+
+        Asked every few ms while a failover settles: a client kept per sentinel saves building one (and
+        its connection) each time. A broken connection fails that question only; the next one reconnects.
+        """
         views = {}
         for address in self.sentinel_addresses:
-            client = self.node(address, sentinel=True)
+            client = self._views.get(address)
+            if client is None:
+                client = self._views[address] = self.node(address, sentinel=True)
             try:
                 reply = client.sentinel_get_master_addr_by_name(self.master_name)
                 views[format_endpoint(*address)] = (format_endpoint(reply[0], int(reply[1]))
                                                     if reply else "unknown")
             except redis.RedisError as exc:
                 views[format_endpoint(*address)] = f"error: {type(exc).__name__}"
-            finally:
-                client.close()
         return views
 
     def node(self, address: Address, timeout: float = 1.0, *, sentinel: bool = False) -> redis.Redis:
@@ -270,8 +275,9 @@ class HAClient:
             listener.stop()
         for listener in self._listeners:
             listener.join(1.0)
-        for client in self._listener_clients:
+        for client in [*self._listener_clients, *self._views.values()]:
             client.close()
+        self._views.clear()
         if self._master is not None:
             self._master.close()
         for client in self.sentinel.sentinels:
