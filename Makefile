@@ -12,7 +12,7 @@ STACK  := $(PY) app/stack.py
 # servers. The caches go to __pycache__ (ignored by git).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo demo-ha demo-cluster demo-compat demo-cache demo-docker docker-images redis-server test test-fast lint coverage bench venv clean
+.PHONY: demo demo-ha demo-cluster demo-compat demo-cache demo-docker docker-images redis-server test test-fast durations lint coverage bench venv clean
 
 $(VENV)/.installed: app/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,16 +68,21 @@ pytest_tier = $(PY) -m pytest -q $(1); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$code
 
 # The server tiers wait on failovers as much as they compute, so they run on more workers than cores.
-# With the units dealt across modules (tests/conftest.py), on 2 cores: 5 workers 168.9 s, 6 workers
-# 160.6 s, 7 workers 147.8 s but the Docker HA block's reconnect check failed (ours 215 ms behind the
-# probe: the harness's own threads starved). Tests that must not overlap (the Docker tier: fixed ports
-# and names) share a unit.
+# Measured on 2 cores (the server tier, one working-copy run each): module by module, 5 workers 182.7 s
+# and 6 workers 164.9 s; 7 workers 147.8 s, but the Docker HA block's reconnect check failed (ours 215 ms
+# behind the probe: the harness's own threads starved). With the longest runs first (tests/durations.json),
+# 6 workers 149.3 s. Tests that must not overlap (the Docker tier: fixed ports and names) share a unit.
 TEST_WORKERS ?= 6
 
 # The fast tier first (a broken change fails in seconds), then the integration and Docker tiers.
 # (tests/unit starts no server, and its conftest imports every module: not collected here, ~0.6 s a worker.)
 test: test-fast
 	$(call pytest_tier,-n $(TEST_WORKERS) -m "integration or docker" --ignore=tests/unit)
+
+# Re-measure how long each server test takes (tests/durations.json): make test hands out the longest
+# first, so that short ones fill the end. Run it after adding or reshaping server tests (~3 min).
+durations: venv
+	VHC_RECORD_DURATIONS=tests/durations.json $(call pytest_tier,-n $(TEST_WORKERS) -m "integration or docker" --ignore=tests/unit)
 
 # The fast tier, for contributors: unit tests and checks of decision logic, no servers (seconds).
 test-fast: venv lint

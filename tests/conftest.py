@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import statistics
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from itertools import zip_longest
 from pathlib import Path
 
 import pytest
@@ -103,22 +104,25 @@ def work_units(nodeids: list[str]) -> dict[str, str]:
 
     The Docker tier is two units (docker_unit): fixed container names and ports. Every other test uses
     free ports and its own tmp dir. The README's runs are a unit each (the longest tests). A module's
-    other tests go in runs of TESTS_PER_UNIT, so that a module-scoped stack starts once per run (not
-    per test) while a module of long fault runs still spreads over the workers. Pairs, not fours: runs
-    of four fault tests (60-80 s each under load) left a tail where most workers idled (make test is
-    CPU-bound on 2 cores; with pairs the five workers ended within 11 s of each other).
+    other tests go in runs of up to TESTS_PER_UNIT neighbours (in the order pytest_collection_modifyitems
+    made), so that a module-scoped stack starts once per run (not per test) while a module of long fault
+    runs still spreads over the workers. Pairs, not fours: runs of four fault tests (60-80 s each under
+    load) left a tail where most workers idled.
     """
     units: dict[str, str] = {}
-    seen: Counter[str] = Counter()
+    runs: Counter[str] = Counter()
+    current, size = "", 0
     for nodeid in nodeids:
         path = nodeid.split("::", 1)[0]
-        if path.startswith(DOCKER_TIER):
-            units[nodeid] = docker_unit(nodeid)
-        elif path == README_RUNS:
-            units[nodeid] = nodeid
-        else:
-            units[nodeid] = f"{path}#{seen[path] // TESTS_PER_UNIT}"
-            seen[path] += 1
+        if path.startswith(DOCKER_TIER) or path == README_RUNS:
+            units[nodeid] = docker_unit(nodeid) if path.startswith(DOCKER_TIER) else nodeid
+            current = ""
+            continue
+        if path != current or size == TESTS_PER_UNIT:
+            current, size = path, 0
+            runs[path] += 1
+        units[nodeid] = f"{path}#{runs[path]}"
+        size += 1
     return units
 
 
@@ -158,23 +162,59 @@ def run_rank(item: pytest.Item) -> int:
 def pytest_collection_modifyitems(config, items):
     """The order work is handed out in under -n, and run in without it.
 
-    After the ranks, the server tests' units (runs of TESTS_PER_UNIT tests of a module, in order) are
-    dealt round-robin across their modules, the modules with more server tests first. Module by module,
-    the workers ran the same kind of test together: the cluster fault runs (busy) saturated both cores
-    while the Sentinel fault runs (mostly waiting on timers) left 20-60 % of the CPU idle for a minute.
-    Mixed, the CPU stays busy and the tier ends sooner. A module's tests keep their order.
+    After the ranks, the server tests go out in runs of TESTS_PER_UNIT neighbours of a module, the
+    longest runs first by their recorded durations (tests/durations.json; a test not recorded yet counts
+    as the median). Module by module, the Sentinel fault runs (mostly waiting on timers) ran together and
+    left 20-60 % of the CPU idle for a minute, and dealt round-robin, a module's last long runs came last
+    and left a 20 s tail on one or two workers. Longest first, the short runs fill the end.
     """
     items.sort(key=run_rank)  # stable: each module's tests stay together and in order
-    server = [item for item in items if run_rank(item) == 3]
-    modules: dict[str, list[list[pytest.Item]]] = {}
-    for item in server:
-        runs = modules.setdefault(item.nodeid.split("::", 1)[0], [])
-        if not runs or len(runs[-1]) == TESTS_PER_UNIT:
+    server = {item.nodeid: item for item in items if run_rank(item) == 3}
+    ordered = longest_runs_first(list(server), recorded_durations())
+    items[len(items) - len(server):] = [server[nodeid] for run in ordered for nodeid in run]
+
+
+def longest_runs_first(nodeids: list[str], durations: dict[str, float]) -> list[list[str]]:
+    """The tests in runs of up to TESTS_PER_UNIT neighbours of one module, the longest runs first (by
+    durations; a test without one counts as the median). Equal runs keep their order."""
+    runs: list[list[str]] = []
+    for nodeid in nodeids:
+        if not runs or len(runs[-1]) == TESTS_PER_UNIT or module_of(runs[-1][0]) != module_of(nodeid):
             runs.append([])
-        runs[-1].append(item)
-    by_size = sorted(modules.values(), key=lambda runs: -sum(map(len, runs)))
-    dealt = [item for round_ in zip_longest(*by_size) for run in round_ if run for item in run]
-    items[len(items) - len(server):] = dealt
+        runs[-1].append(nodeid)
+    typical = statistics.median(durations.values()) if durations else 1.0
+    return sorted(runs, key=lambda run: -sum(durations.get(nodeid, typical) for nodeid in run))
+
+
+def module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+# ---- tests/durations.json: how long each server test took (make durations) -----------------------
+
+DURATIONS_FILE = Path(__file__).with_name("durations.json")
+RECORD_DURATIONS_ENV = "VHC_RECORD_DURATIONS"  # =PATH: write this run's durations there (make durations)
+_durations: Counter[str] = Counter()
+
+
+def recorded_durations() -> dict[str, float]:
+    """Seconds per test (setup + call + teardown) from the last `make durations`; {} if none."""
+    try:
+        return {nodeid: float(seconds) for nodeid, seconds in json.loads(DURATIONS_FILE.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def pytest_runtest_logreport(report):
+    if os.environ.get(RECORD_DURATIONS_ENV) and "PYTEST_XDIST_WORKER" not in os.environ:  # the controller sees all
+        _durations[report.nodeid] += report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get(RECORD_DURATIONS_ENV)
+    if path and "PYTEST_XDIST_WORKER" not in os.environ and _durations:
+        merged = {**recorded_durations(), **{nodeid: round(s, 1) for nodeid, s in _durations.items()}}
+        Path(path).write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
 
 
 def saved_op_end(op: dict) -> float:
