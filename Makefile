@@ -69,8 +69,8 @@ pytest_tier = $(PY) -m pytest -q $(1); code=$$?; \
 
 # The server tiers wait on failovers as much as they compute, so they run on more workers than cores.
 # Measured on 2 cores (the server tier, one working-copy run each): module by module, 5 workers 182.7 s
-# and 6 workers 164.9 s; 7 workers 147.8 s, but the Docker HA block's reconnect check failed (ours 215 ms
-# behind the probe: the harness's own threads starved). With the longest runs first (tests/durations.json),
+# and 6 workers 164.9 s; 7 workers 147.8 s, but the Docker HA block's reconnect check failed under that
+# load (ours +215 ms against the probe). With the longest runs first (tests/durations.json),
 # 6 workers 149.3 s. Tests that must not overlap (the Docker tier: fixed ports and names) share a unit.
 TEST_WORKERS ?= 6
 
