@@ -73,16 +73,17 @@ pytest_tier = $(PY) -m pytest -q $(1); code=$$?; \
 # load (ours +215 ms against the probe). With the longest runs first (tests/durations.json),
 # 6 workers 149.3 s. Tests that must not overlap (the Docker tier: fixed ports and names) share a unit.
 TEST_WORKERS ?= 6
+SERVER_TIER = -n $(TEST_WORKERS) -m "integration or docker" --ignore=tests/unit
 
 # The fast tier first (a broken change fails in seconds), then the integration and Docker tiers.
 # (tests/unit starts no server, and its conftest imports every module: not collected here, ~0.6 s a worker.)
 test: test-fast
-	$(call pytest_tier,-n $(TEST_WORKERS) -m "integration or docker" --ignore=tests/unit)
+	$(call pytest_tier,$(SERVER_TIER))
 
 # Re-measure how long each server test takes (tests/durations.json): make test hands out the longest
 # first, so that short ones fill the end. Run it after adding or reshaping server tests (~3 min).
 durations: venv
-	VHC_RECORD_DURATIONS=tests/durations.json $(call pytest_tier,-n $(TEST_WORKERS) -m "integration or docker" --ignore=tests/unit)
+	VHC_RECORD_DURATIONS=tests/durations.json $(call pytest_tier,$(SERVER_TIER))
 
 # The fast tier, for contributors: unit tests and checks of decision logic, no servers (seconds).
 test-fast: venv lint

@@ -110,19 +110,17 @@ def work_units(nodeids: list[str]) -> dict[str, str]:
     load) left a tail where most workers idled.
     """
     units: dict[str, str] = {}
-    runs: Counter[str] = Counter()
-    current, size = "", 0
+    server = []
     for nodeid in nodeids:
-        path = nodeid.split("::", 1)[0]
-        if path.startswith(DOCKER_TIER) or path == README_RUNS:
-            units[nodeid] = docker_unit(nodeid) if path.startswith(DOCKER_TIER) else nodeid
-            current = ""
-            continue
-        if path != current or size == TESTS_PER_UNIT:
-            current, size = path, 0
-            runs[path] += 1
-        units[nodeid] = f"{path}#{runs[path]}"
-        size += 1
+        path = module_of(nodeid)
+        if path.startswith(DOCKER_TIER):
+            units[nodeid] = docker_unit(nodeid)
+        elif path == README_RUNS:
+            units[nodeid] = nodeid
+        else:
+            server.append(nodeid)
+    for number, run in enumerate(neighbour_runs(server)):
+        units.update((nodeid, f"{module_of(nodeid)}#{number}") for nodeid in run)
     return units
 
 
@@ -175,15 +173,20 @@ def pytest_collection_modifyitems(config, items):
 
 
 def longest_runs_first(nodeids: list[str], durations: dict[str, float]) -> list[list[str]]:
-    """The tests in runs of up to TESTS_PER_UNIT neighbours of one module, the longest runs first (by
-    durations; a test without one counts as the median). Equal runs keep their order."""
+    """neighbour_runs, the longest first (by durations; a test without one counts as the median). Equal
+    runs keep their order."""
+    typical = statistics.median(durations.values()) if durations else 1.0
+    return sorted(neighbour_runs(nodeids), key=lambda run: -sum(durations.get(nodeid, typical) for nodeid in run))
+
+
+def neighbour_runs(nodeids: list[str]) -> list[list[str]]:
+    """The tests, in order, cut into runs of up to TESTS_PER_UNIT neighbours of one module."""
     runs: list[list[str]] = []
     for nodeid in nodeids:
         if not runs or len(runs[-1]) == TESTS_PER_UNIT or module_of(runs[-1][0]) != module_of(nodeid):
             runs.append([])
         runs[-1].append(nodeid)
-    typical = statistics.median(durations.values()) if durations else 1.0
-    return sorted(runs, key=lambda run: -sum(durations.get(nodeid, typical) for nodeid in run))
+    return runs
 
 
 def module_of(nodeid: str) -> str:

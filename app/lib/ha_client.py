@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, Time
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
+from lib.clients.kept_clients import KeptClients
 from lib.errors import SetupError
 from lib.history import Attempts
 from lib.retry import RetryPolicy
@@ -149,7 +150,7 @@ class HAClient:
         self.backoff = SwitchAwareBackoff(self._switch_pending)
         self.retry = RetryPolicy(RETRIES_PER_CALL, RETRYABLE, self.backoff.wait)
         self._master: redis.Redis | None = None
-        self._views: dict[Address, redis.Redis] = {}  # sentinel_views(): one plain client per sentinel, kept open
+        self._views = KeptClients(lambda address: self.node(address, sentinel=True))  # sentinel_views()
         self._listeners: list = []
         self._listener_clients: list[redis.Redis] = []
         self.switches_followed = 0
@@ -241,18 +242,12 @@ class HAClient:
         return str(info.get("server_mode") or info.get("redis_mode") or "unknown")  # Valkey 9 renamed it
 
     def sentinel_views(self) -> dict[str, str]:
-        """What each sentinel reports as the master right now ('error: ...' if it cannot say).
-
-        Asked every few ms while a failover settles: a client kept per sentinel saves building one (and
-        its connection) each time. A broken connection fails that question only; the next one reconnects.
-        """
+        """What each sentinel reports as the master right now ('error: ...' if it cannot say); asked every
+        few ms while a failover settles, so the clients are kept (lib/clients/kept_clients.py)."""
         views = {}
         for address in self.sentinel_addresses:
-            client = self._views.get(address)
-            if client is None:
-                client = self._views[address] = self.node(address, sentinel=True)
             try:
-                reply = client.sentinel_get_master_addr_by_name(self.master_name)
+                reply = self._views[address].sentinel_get_master_addr_by_name(self.master_name)
                 views[format_endpoint(*address)] = (format_endpoint(reply[0], int(reply[1]))
                                                     if reply else "unknown")
             except redis.RedisError as exc:
@@ -275,9 +270,9 @@ class HAClient:
             listener.stop()
         for listener in self._listeners:
             listener.join(1.0)
-        for client in [*self._listener_clients, *self._views.values()]:
+        for client in self._listener_clients:
             client.close()
-        self._views.clear()
+        self._views.close()
         if self._master is not None:
             self._master.close()
         for client in self.sentinel.sentinels:

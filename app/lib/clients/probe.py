@@ -14,6 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from lib.clients.kept_clients import KeptClients
 from lib.history import FAIL, OK, History, Op
 
 Address = tuple[str, int]
@@ -34,7 +35,7 @@ class SentinelProbe(threading.Thread):
         self.master_name, self.remap, self.key, self.password = master_name, remap, key, password
         self.interval_s = interval_s
         self.history = History()
-        self._nodes: dict[Address, redis.Redis] = {}
+        self._nodes = KeptClients(lambda address: plain_client(address, self.password))  # one per master seen
         self._halt = threading.Event()
 
     def _master(self) -> Address:
@@ -53,10 +54,7 @@ class SentinelProbe(threading.Thread):
             start = time.monotonic()
             try:
                 address = self._master()
-                node = self._nodes.get(address)
-                if node is None:  # one client per master seen (building one every 5 ms cost ~40 % of this thread)
-                    node = self._nodes[address] = plain_client(address, self.password)
-                node.set(self.key, seq)
+                self._nodes[address].set(self.key, seq)
                 self.history.record(Op(seq, self.key, start, time.monotonic(), OK))
             except redis.RedisError as exc:
                 self.history.record(Op(seq, self.key, start, time.monotonic(), FAIL, type(exc).__name__))
@@ -66,8 +64,9 @@ class SentinelProbe(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(5)
-        for client in [*self.sentinels, *self._nodes.values()]:
+        for client in self.sentinels:
             client.close()
+        self._nodes.close()
 
 
 class PlainClientProbe(threading.Thread):
