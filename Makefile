@@ -11,6 +11,9 @@ STACK  := $(PY) app/stack.py
 # rewrote every test module again (~3 s of CPU per worker): on 2 cores that is time taken from the
 # servers. The caches go to __pycache__ (ignored by git).
 export PYTHONDONTWRITEBYTECODE :=
+# Every process make starts carries this checkout's name in its environment, and so does everything those start:
+# tests/leftover_processes.py finds by it whatever a run left running (make test fails on it).
+export VHC_CHECKOUT := $(CURDIR)
 
 .PHONY: demo demo-ha demo-cluster demo-compat demo-cache demo-docker docker-images redis-server test test-fast durations lint coverage bench venv clean
 
@@ -64,8 +67,11 @@ lint: venv
 	$(VENV)/bin/ruff check app tests cluster-init bench
 
 # pytest exits 5 when it collected no test: that is a broken suite, not a pass (checked for each call).
-pytest_tier = $(PY) -m pytest -q $(1); code=$$?; \
-	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$code
+pytest_code = $(PY) -m pytest -q $(1); code=$$?; \
+	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing" >&2; code=1; fi
+pytest_tier = $(call pytest_code,$(1)); exit $$code
+# The server tiers start servers: after them, whether they passed or not, nothing of this checkout may be running.
+server_tier = $(call pytest_code,$(1)); $(PY) tests/leftover_processes.py || code=1; exit $$code
 
 # The server tiers wait on failovers as much as they compute, so they run on more workers than cores.
 # Measured on 2 cores (the server tier, one working-copy run each): module by module, 5 workers 182.7 s
@@ -73,17 +79,18 @@ pytest_tier = $(PY) -m pytest -q $(1); code=$$?; \
 # load (ours +215 ms against the probe). With the longest runs first (tests/durations.json),
 # 6 workers 149.3 s. Tests that must not overlap (the Docker tier: fixed ports and names) share a unit.
 TEST_WORKERS ?= 6
-SERVER_TIER = -n $(TEST_WORKERS) -m "integration or docker" --ignore=tests/unit
+SERVER_MARKS ?= integration or docker
+SERVER_TIER = -n $(TEST_WORKERS) -m "$(SERVER_MARKS)" --ignore=tests/unit
 
 # The fast tier first (a broken change fails in seconds), then the integration and Docker tiers.
 # (tests/unit starts no server, and its conftest imports every module: not collected here, ~0.6 s a worker.)
 test: test-fast
-	$(call pytest_tier,$(SERVER_TIER))
+	$(call server_tier,$(SERVER_TIER))
 
 # Re-measure how long each server test takes (tests/durations.json): make test hands out the longest
 # first, so that short ones fill the end. Run it after adding or reshaping server tests (~3 min).
 durations: venv
-	VHC_RECORD_DURATIONS=tests/durations.json $(call pytest_tier,$(SERVER_TIER))
+	VHC_RECORD_DURATIONS=tests/durations.json $(call server_tier,$(SERVER_TIER))
 
 # The fast tier, for contributors: unit tests and checks of decision logic, no servers (seconds).
 test-fast: venv lint

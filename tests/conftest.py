@@ -22,6 +22,28 @@ from lib.util import FREE_PORT_RANGE_ENV, REPO_ROOT, free_port_range, free_ports
 BUS_PORT_OFFSET = 10000  # a cluster node's bus port is its port + 10000, as in docker-compose.cluster.yml
 
 
+IN_CI = os.environ.get("CI") == "true"
+
+
+def skip_or_fail_in_ci(reason: str) -> None:
+    """Skip with the reason; under CI=true fail instead: CI installs everything, so a skip there hides a hole."""
+    if IN_CI:
+        pytest.fail(f"CI=true, so this test must run, but: {reason} (.ci/run installs what the tests need)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def partition_tools() -> None:
+    """Root and iptables, which a real partition needs; else a skip that says why (a failure under CI=true)."""
+    from lib.errors import SetupError
+    from lib.faults.partition import require_partition_tools
+
+    try:
+        require_partition_tools()
+    except SetupError as exc:
+        skip_or_fail_in_ci(str(exc))
+
+
 def start_stack(topology_name: str, state_dir: Path, *, bus_offset: int | None = None) -> LocalStack:
     """The topology from its compose file, every port replaced by a free one, tied to this process."""
     topology = load_topology(topology_name)
@@ -243,6 +265,37 @@ def first_events(history: dict) -> dict[str, float]:
     for event in sorted(history["events"], key=lambda e: e["t_s"]):
         seen.setdefault(event["event"], event["t_s"])
     return seen
+
+
+class CheckMetrics(dict):
+    """A check's metrics from a saved JSON: a metric that is missing fails with the check's status and detail,
+    so a test that reads one shows what the check said (a KeyError alone said nothing of the cause)."""
+
+    def __init__(self, check: dict):
+        super().__init__(check.get("metrics") or {})
+        self.check = check
+
+    def __missing__(self, key: str):
+        check = self.check
+        raise AssertionError(f"{check['scenario']} has no metric {key!r}; it said {check['status']}: "
+                             f"{check['detail'][:1500]}")
+
+
+class Checks(dict):
+    """scenario -> its result, as saved; an absent check fails with the names of those present."""
+
+    def __missing__(self, name: str):
+        raise AssertionError(f"no check {name!r} in the report; it has {sorted(self)}")
+
+
+def checks_in(report: dict) -> Checks:
+    """A suite's saved report as {scenario: result}, each result's metrics a CheckMetrics."""
+    return Checks({s["scenario"]: dict(s, metrics=CheckMetrics(s)) for s in report["scenarios"]})
+
+
+def checks_of(path: Path) -> Checks:
+    """checks_in() of the JSON file a suite wrote."""
+    return checks_in(json.loads(Path(path).read_text()))
 
 
 def run_script(script: str, *args: str, state_dir: Path | None = None, timeout: float = 240,

@@ -17,7 +17,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 import ha_test
-from conftest import run_script
+from conftest import checks_in, checks_of, run_script
 from lib.clients.sentinel_events import SentinelEvents, _Subscription
 from lib.errors import SetupError
 from lib.faults import fault as fault_module
@@ -426,7 +426,7 @@ def test_graceful_failover_with_allow_destructive_puts_the_original_master_back(
     out = tmp_path / "ha.json"
     proc = run_script("ha_test.py", *sentinel_args(ha_stack), "--fault", "graceful", "--allow-destructive",
                       "--json", str(out), env=foreign_env(tmp_path), timeout=240)
-    report = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
+    report = checks_of(out)
     for name in ("crud", "master_kill", "new_master", "replica_sync"):
         assert report[name]["status"] == "OK", (name, report[name]["detail"])
     assert_graceful_loss_reported(report, proc.returncode)
@@ -539,7 +539,7 @@ def test_an_in_process_run_closes_every_client_and_measures_the_stock_client_beh
                  for c in connected if not c.closed_by_us]
     assert connected and not left_open, f"{len(left_open)} of {len(connected)} clients never closed: {left_open[:10]}"
 
-    scenarios = {s["scenario"]: s for s in report["scenarios"]}
+    scenarios = checks_in(report)
     reconnect = scenarios["reconnect"]["metrics"]
     assert reconnect["plain_downtime_ms"] is not None, f"the plain redis-py client did not run: {reconnect}"
     assert 1000 <= reconnect["plain_downtime_ms"] <= 15000, reconnect

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import first_events, outage_in_saved_ops, run_script, saved_op_end
+from conftest import checks_in, checks_of, first_events, outage_in_saved_ops, run_script, saved_op_end
 from lib.launcher.local_stack import LocalStack
 from lib.runs.ha_failover import WARMUP_OPS
 from lib.runs.ha_recovery import SETTLE_OPS
@@ -20,13 +20,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def metrics_of(path, scenario: str) -> dict:
-    return {s["scenario"]: s for s in json.loads(path.read_text())["scenarios"]}[scenario]["metrics"]
+    return checks_of(path)[scenario]["metrics"]
 
 
 def scenarios(path) -> dict[str, dict]:
     report = json.loads(path.read_text())
     assert report["suite"] == "ha"
-    return {s["scenario"]: s for s in report["scenarios"]}
+    return checks_in(report)
 
 
 def assert_history_holds_the_events(out, png, stdout: str) -> None:

@@ -45,6 +45,7 @@ class History:
     ops: list[Op] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     final_read: dict[str, str | None] | None = None  # key -> value read back at the end (lib/runs/final_read.py)
+    final_read_error: str | None = None  # why the final read never succeeded: the verdict is ERROR, not FAIL
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, op: Op) -> None:

@@ -4,14 +4,13 @@ graceful failover."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from redis.crc import key_slot
 
-from conftest import run_script  # tests/conftest.py
+from conftest import checks_of, run_script  # tests/conftest.py
 from lib.cluster_client import ClusterClient
 from lib.runs.cluster_migration import SlotMigration, put_slot_back
 from lib.topology.cluster_topology import shards_of
@@ -80,7 +79,7 @@ def test_a_graceful_failover_is_undone_after_the_http_run(cluster_stack, tmp_pat
     out = tmp_path / "cache.json"
     proc = run_script("cache_test.py", "--fault", "graceful", "--json", str(out), state_dir=cluster_stack.state_dir)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    result = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
+    result = checks_of(out)
     assert result["http_failover"]["status"] == "OK", result["http_failover"]["detail"]
     assert result["rejoin"]["status"] == "OK" and "roles put back" in result["rejoin"]["detail"], result["rejoin"]
     with ClusterClient(cluster_stack.endpoints("server")) as client:

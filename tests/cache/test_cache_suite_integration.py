@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_script
+from conftest import checks_in, run_script
 from lib.cluster_client import ClusterClient
 from lib.launcher.local_stack import LocalStack
 from lib.topology.cluster_topology import shards_of
@@ -23,7 +23,7 @@ EVENTS = ("fault", "node flagged fail", "promoted", "client recovered", "hits re
 def scenarios(path) -> dict[str, dict]:
     report = json.loads(path.read_text())
     assert report["suite"] == "cache" and report["target"]["shards"] == 3, report["target"]
-    return {s["scenario"]: s for s in report["scenarios"]}
+    return checks_in(report)
 
 
 def test_store_checks_and_the_ring_comparison_without_a_fault(cluster_stack, tmp_path):

@@ -7,12 +7,11 @@ library could not follow the failover, say so in words. Real local stacks, a rea
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
-from conftest import run_script
+from conftest import checks_of, run_script
 from lib.util import REPO_ROOT
 from test_readme import checked_block, run_and_clean
 
@@ -23,7 +22,7 @@ CLIENTS = ["ours", "redis-py", "valkey-py", "glide"]
 
 def comparison(proc, out) -> dict:
     assert out.exists(), f"no JSON: exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
-    scenarios = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
+    scenarios = checks_of(out)
     assert "client_comparison" in scenarios, sorted(scenarios)
     return scenarios["client_comparison"]
 
@@ -43,7 +42,9 @@ def assert_rows(result: dict, topology: str) -> None:
         acc = row["accounting"]
         assert acc["acked"] + acc["unknown"] + acc["failed"] == row["ops"], (name, acc, row["ops"])
         assert sum(row["errors_by_type"].values()) == row["ops"] - acc["acked"], (name, row["errors_by_type"])
-        assert row["errors_by_type"], f"{name} saw no error during a SIGKILL failover"
+        # No assertion that a library saw an error: redis-py's RedisCluster (its default Retry: 10 retries, backoff
+        # up to 1 s) sometimes retries one call through the whole failover and succeeds (seen with redis-py 8.2 in
+        # CI under load): no error at all, yet the downtime above shows it could not write meanwhile.
         assert acc["acked_lost"] <= acc["acked"] and acc["acked"] > 100, (name, acc)
         assert row["connections_seen"] >= 1, f"{name}: no connection named vhc-{name} in CLIENT LIST"
         if name != "glide" or topology == "ha":

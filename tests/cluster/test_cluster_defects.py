@@ -3,7 +3,6 @@ judged by every attempt, a migration that names the target as the nodes know it 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import run_script  # tests/conftest.py
+from conftest import checks_of, run_script  # tests/conftest.py
 from lib.checks.cluster_placement import check_connect
 from lib.checks.cluster_redirects import check_ask
 from lib.checks.cluster_rejoin import cluster_ok
@@ -364,7 +363,7 @@ def assert_left_as_found(stack) -> None:
 
 
 def results(path) -> dict[str, dict]:
-    return {s["scenario"]: s for s in json.loads(path.read_text())["scenarios"]}
+    return checks_of(path)
 
 
 @pytest.mark.integration

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import outage_in_saved_ops, run_script
+from conftest import checks_in, checks_of, outage_in_saved_ops, run_script
 from lib.cluster_client import ClusterClient
 from lib.launcher import process
 from lib.launcher.local_stack import LocalStack
@@ -26,7 +26,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def scenarios(path) -> dict[str, dict]:
     report = json.loads(path.read_text())
     assert report["suite"] == "cluster" and report["target"]["shards"] == 3, report["target"]
-    return {s["scenario"]: s for s in report["scenarios"]}
+    return checks_in(report)
 
 
 def node_client(stack, name: str) -> redis.Redis:
@@ -78,7 +78,7 @@ def test_placement_moved_ask_and_distribution(cluster_stack, tmp_path):
 
 
 def metrics_of(path: Path, scenario: str) -> dict:
-    return {s["scenario"]: s for s in json.loads(path.read_text())["scenarios"]}[scenario]["metrics"]
+    return checks_of(path)[scenario]["metrics"]
 
 
 def assert_timeline_holds_the_failure(out: Path, png: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import redis
 
+from conftest import checks_of
 from lib.launcher.compose_stack import image_settings
 
 HA_DATA_PORTS = (6379, 6380, 6381)
@@ -26,7 +27,7 @@ def compose_project(topology: str) -> str:
 
 
 def scenarios(path: Path) -> dict[str, dict]:
-    return {s["scenario"]: s for s in json.loads(path.read_text())["scenarios"]}
+    return checks_of(path)
 
 
 def statuses(result: dict[str, dict]) -> dict[str, tuple[str, str]]:

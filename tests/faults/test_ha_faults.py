@@ -8,9 +8,7 @@ leaves the stack as it found it: every service running, the replicas synced, the
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import ha_test
-from conftest import run_script, running_stack
+from conftest import checks_of, run_script, running_stack
 from lib import events
 from lib.checks import ha_checks, ha_consistency, ha_fault_metrics, ha_master_kill
 from lib.checks.result import FAIL, OK
@@ -46,7 +44,6 @@ from lib.waits import wait_until
 from unit.fakes import FakeHA
 
 FAULT_AT = 100.0
-CAN_CUT = os.geteuid() == 0 and shutil.which("iptables") is not None
 DEFAULT_CONFIG = {"min-replicas-to-write": "0", "min-replicas-max-lag": "10", "shutdown-on-sigterm": "default"}
 
 
@@ -423,7 +420,7 @@ def run_fault(stack: LocalStack, tmp_path, *args: str) -> tuple[subprocess.Compl
     out = tmp_path / "ha.json"
     proc = run_script("ha_test.py", *args, "--json", str(out), state_dir=stack.state_dir)
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-2000:]
-    scenarios = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]}
+    scenarios = checks_of(out)
     wait_until(lambda: healthy(stack), timeout=60, what="the stack healthy after the run")
     assert config_of_every_server(stack) == {name: DEFAULT_CONFIG for name in config_of_every_server(stack)}
     return proc, scenarios
@@ -525,7 +522,7 @@ def test_exec_runs_the_users_kill_and_restore_commands(stack, tmp_path):
 
 
 @integration
-@pytest.mark.skipif(not CAN_CUT, reason="needs root and iptables (apt-get install -y iptables)")
+@pytest.mark.usefixtures("partition_tools")
 def test_partition_loses_what_the_cut_off_master_acknowledged(stack, tmp_path):
     from lib.faults.partition import leftover_rules
 

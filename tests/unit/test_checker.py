@@ -68,6 +68,27 @@ def test_an_outage_that_never_ends_has_no_downtime_figure():
     assert outage.failed_ops == 3 and outage.downtime_ms is None, f"3 failed, open window: {outage}"
 
 
+def test_a_write_that_blocked_through_the_fault_and_then_succeeded_is_an_outage():
+    ops = [op(0, 0.0, 0.001), op(1, 0.002, 0.003), op(2, 0.004, 3.204), op(3, 3.205, 3.206)]
+    outage = outage_around(ops, fault_at=0.01)
+    assert outage is not None, "no write failed, but none was acknowledged for 3.2 s: redis-py's retries hid it"
+    assert (outage.last_ok_end, outage.first_ok_end, outage.failed_ops) == (0.003, 3.204, 0), f"window {outage}"
+    assert outage.first_error is None and outage.downtime_ms == pytest.approx(3201.0), f"{outage}"
+
+
+def test_a_short_gap_without_a_failed_write_is_no_outage():
+    ops = [op(0, 0.0, 0.001), op(1, 0.002, 0.300), op(2, 0.301, 0.302)]
+    assert outage_around(ops, fault_at=0.0) is None, "299 ms with no failure is below BLOCKED_WRITE_S"
+
+
+def test_the_longest_outage_after_the_fault_is_the_one_reported():
+    ops = [op(0, 0.0, 0.001), op(1, 0.01, 0.02, FAIL, "E: short"), op(2, 0.03, 0.031),
+           op(3, 0.04, 0.05, FAIL, "E: long"), op(4, 0.06, 0.07, FAIL, "E: long 2"), op(5, 2.0, 2.001)]
+    outage = outage_around(ops, fault_at=0.005)
+    assert outage is not None and outage.first_error == "E: long", f"the 1.97 s outage, not the 30 ms one: {outage}"
+    assert (outage.last_ok_end, outage.first_ok_end, outage.failed_ops) == (0.031, 2.001, 2), f"{outage}"
+
+
 def test_no_ops_no_outage():
     assert outage_around([], fault_at=1.0) is None, "an empty history has no outage"
 

@@ -135,10 +135,14 @@ def steady(history: History, labels, until: float = 4.0, gap: float = 0.2) -> No
 
 
 def holding(client: FakeClusterClient, history: History, lose: set[str] = frozenset()) -> FakeClusterClient:
+    """The cluster holds every acknowledged write but those in lose, and the history records that as its final
+    read (the checks judge by the recorded read alone)."""
     fake = client.world
     for o in history.snapshot():
         if o.outcome == OP_OK and o.key not in lose:
             fake.data[fake.owner[fake.slot_of(o.key)]][o.key] = str(o.seq)
+    history.record_final_read({o.key: fake.data[fake.owner[fake.slot_of(o.key)]].get(o.key)
+                               for o in history.snapshot()})
     return client
 
 

@@ -15,7 +15,7 @@ from lib.checks.cluster_failover_checks import check_primary_failure
 from lib.checks.cluster_placement import check_connect, check_distribution, check_placement
 from lib.checks.cluster_redirects import check_ask, check_moved
 from lib.checks.cluster_rejoin import check_rejoin
-from lib.checks.result import FAIL, OK, WARN
+from lib.checks.result import ERROR, FAIL, OK, WARN
 from lib.faults.fault import Fault
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
@@ -236,7 +236,8 @@ REFUSED = "ConnectionError: Error 111 connecting to node-7000:7000. Connection r
 
 
 def op(group: str, seq: int, start: float, end: float, outcome: str = OP_OK, error: str | None = None) -> Op:
-    return Op(seq, f"{NS}w:{group}:{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, group=group)
+    return Op(seq, f"{NS}w:{group}:{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, group=group,
+              value=str(seq))
 
 
 def failover_history(other_pause: float = 0.7) -> History:
@@ -273,6 +274,8 @@ def holding_every_acked_write(history: History, *, lose: int = 0) -> FakeCluster
     acked = [o for o in history.snapshot() if o.outcome == OP_OK]
     for o in acked[lose:]:
         fake.data[fake.owner[fake.slot_of(o.key)]][o.key] = str(o.seq)
+    history.record_final_read({o.key: fake.data[fake.owner[fake.slot_of(o.key)]].get(o.key)
+                               for o in history.snapshot()})  # what the checks judge by
     return client
 
 
@@ -324,6 +327,17 @@ def test_primary_failure_fails_without_a_recovery_or_a_victim():
     nobody = primary_failure_run(history, shards, victim=None, timeout_reason="no primary stopped")
     result = check_primary_failure(holding_every_acked_write(history), nobody, None)
     assert (result.status, result.detail) == (FAIL, "no shard lost its primary: no primary stopped"), f"{result}"
+
+
+def test_primary_failure_is_an_error_of_the_harness_when_the_final_read_never_got_an_answer():
+    shards = three_shards()
+    history = failover_history()
+    history.final_read_error = "the harness could not read back the 40 written keys within 30 s: last seen " \
+                               "ClusterDownError: The cluster is down"
+    result = check_primary_failure(cluster()[0], primary_failure_run(history, shards), None, "partition")
+    assert result.status == ERROR, f"the harness's read failed, not Valkey: {result.status}"
+    assert result.detail.endswith("writes not judged: " + history.final_read_error), result.detail
+    assert result.metrics["fault"] and result.metrics["promoted"], "the result still says which fault ran and what"
 
 
 def test_primary_failure_is_skipped_without_a_fault():

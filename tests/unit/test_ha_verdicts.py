@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lib.checks import ha_checks, ha_consistency, ha_master_kill, ha_rejoin
-from lib.checks.result import FAIL, OK, WARN
+from lib.checks.result import ERROR, FAIL, OK, WARN
 from lib.faults.fault import Fault, LocalKill
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
@@ -292,9 +292,14 @@ def test_consistency_fails_when_a_wait_confirmed_write_was_lost(fault, explained
     assert (result.metrics["wait_confirmed"], result.metrics["wait_confirmed_lost"]) == (2, 1), f"{result.metrics}"
 
 
-def test_consistency_without_a_final_read_is_a_fail_not_a_guess():
+def test_consistency_without_a_final_read_is_an_error_of_the_harness_not_a_guess():
     result = ha_consistency.check_consistency(FakeHA(), failover_run(acked_writes()), None)
-    assert (result.status, result.detail) == (FAIL, "no final read was recorded after the run: nothing to judge by")
+    expected = "no final read was recorded after the run: nothing to judge the writes by"
+    assert (result.status, result.detail) == (ERROR, expected), "the harness could not read: not a FAIL of Valkey"
+    run = failover_run(acked_writes())
+    run.history.final_read_error = "the harness could not read back the 4 written keys on 127.0.0.1:1 within 30 s"
+    result = ha_consistency.check_consistency(FakeHA(), run, None)
+    assert (result.status, result.detail) == (ERROR, run.history.final_read_error), result
 
 
 def test_consistency_is_skipped_without_a_run_and_failed_without_a_recovery():

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from lib.history import OK, Op
 
+BLOCKED_WRITE_S = 0.5  # a gap this long between acknowledged writes is an outage even with no failed write
+
 
 @dataclass
 class Outage:
@@ -15,7 +17,7 @@ class Outage:
 
     last_ok_end: float
     first_ok_end: float | None  # None: it never recovered within the run
-    failed_ops: int
+    failed_ops: int  # 0: no write failed, one blocked through the outage inside the client and then succeeded
     first_error: str | None
 
     @property
@@ -24,26 +26,32 @@ class Outage:
 
 
 def outage_around(ops: list[Op], fault_at: float) -> Outage | None:
-    """The first run of failed operations that ends after fault_at, measured ok-to-ok.
+    """The longest stretch without an acknowledged write after the fault, measured ok-to-ok; None if there was none.
 
-    Measuring from the last success before the failures to the first success after them does not
-    depend on how errors are classified, or on retries hidden inside one call.
+    The stretches run between consecutive acknowledged writes, from the last one at or before the fault on. A
+    stretch is an outage when a write that ended after the fault failed inside it, or when it lasted at least
+    BLOCKED_WRITE_S: a client that retries inside one call through the whole failover and then succeeds (redis-py's
+    RedisCluster with its default Retry often does) records no failed write, yet it could not write. A failure
+    after the last acknowledged write is an outage that never ended, and it is the one returned.
+
+    Measuring from one success to the next does not depend on how errors are classified, or on retries hidden
+    inside one call.
     """
-    ops = sorted(ops, key=lambda op: op.start)
-    last_ok_end = None
-    for i, op in enumerate(ops):
-        if op.outcome == OK:
-            last_ok_end = op.end
+    ok_ends = sorted(op.end for op in ops if op.outcome == OK)
+    failed = sorted((op for op in ops if op.outcome != OK and op.end >= fault_at), key=lambda op: op.start)
+    points = [end for end in ok_ends if end <= fault_at][-1:] + [end for end in ok_ends if end > fault_at]
+    if not points:
+        return None
+    if tail := [op for op in failed if op.end > points[-1]]:
+        return Outage(points[-1], None, len(tail), tail[0].error)
+    longest: Outage | None = None
+    for last_ok, first_ok in zip(points, points[1:], strict=False):
+        inside = [op for op in failed if last_ok < op.end <= first_ok]
+        if not inside and first_ok - last_ok < BLOCKED_WRITE_S:
             continue
-        if op.end < fault_at or last_ok_end is None:
-            continue
-        failed = 0
-        for later in ops[i:]:
-            if later.outcome == OK:
-                return Outage(last_ok_end, later.end, failed, ops[i].error)
-            failed += 1
-        return Outage(last_ok_end, None, failed, ops[i].error)
-    return None
+        if longest is None or first_ok - last_ok > longest.first_ok_end - longest.last_ok_end:
+            longest = Outage(last_ok, first_ok, len(inside), inside[0].error if inside else None)
+    return longest
 
 
 def longest_gap_ms(ops: list[Op], start: float, end: float) -> float:

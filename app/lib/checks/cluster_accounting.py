@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from lib.checks.accounting import account_history, bound_line
 from lib.checks.timeline import history_to_dict
-from lib.cluster_client import ClusterClient
 from lib.runs.cluster_failover_run import ClusterFailoverRun
 
 
-def final_reader(client: ClusterClient, run: ClusterFailoverRun):  # noqa: ANN201 - MGET-like
-    """The final read the run recorded (what --recheck judges by), else a read now through the cluster client."""
-    final = run.history.final_read
-    if final is not None:
-        return lambda keys: [final.get(key) for key in keys]
-    return lambda keys: client.call(lambda rc: rc.mget_nonatomic(keys))
+def final_reader(run: ClusterFailoverRun):  # noqa: ANN201 - MGET-like
+    """The final read the run recorded: what the verdict and --recheck judge by (check unread() first)."""
+    final = run.history.final_read or {}
+    return lambda keys: [final.get(key) for key in keys]
+
+
+def unread(run: ClusterFailoverRun) -> str | None:
+    """Why no final read was recorded (the check's ERROR: the harness could not read), None when there is one."""
+    if run.history.final_read is not None:
+        return None
+    return run.history.final_read_error or "no final read was recorded after the run: nothing to judge the writes by"
 
 
 def accounting(run: ClusterFailoverRun, metrics: dict) -> str | None:

@@ -10,12 +10,12 @@ import time
 
 from lib import events
 from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
-from lib.checks.cluster_accounting import accounting, final_reader
+from lib.checks.cluster_accounting import accounting, final_reader, unread
 from lib.checks.cluster_fault_notes import fault_notes, loss_notes
 from lib.checks.cluster_replica_kill import judge_no_failover
 from lib.checks.cluster_shard_loss import judge_shard_loss
 from lib.checks.cluster_timeline import OTHER_SHARDS_MAX_GAP_MS, failover_timeline
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import ERROR, FAIL, OK, WARN, ScenarioResult
 from lib.checks.timeline import history_to_dict
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
 from lib.runs.cluster_failover_run import NO_FAILOVER, SHARD_DOWN, ClusterFailoverRun
@@ -57,7 +57,10 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
     if run.timeout_reason:
         return ScenarioResult("primary_failure", FAIL, f"no recovery: {run.timeout_reason}"
                               + "".join(f"; {n}" for n in notes), metrics)
-    loss = lost_writes(run.ops(), final_reader(client, run))
+    if why := unread(run):
+        return ScenarioResult("primary_failure", ERROR, f"{run.fault}; {metrics['promoted']} promoted after "
+                              f"{metrics['promoted_after_s']:.2f} s; writes not judged: {why}", metrics)
+    loss = lost_writes(run.ops(), final_reader(run))
     metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_keys_sample": loss.lost_keys})
     if strict:
         notes += loss_notes(run, loss, metrics)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from lib.checks.checker import longest_gap_ms, lost_writes
-from lib.checks.cluster_accounting import accounting, final_reader
+from lib.checks.cluster_accounting import accounting, final_reader, unread
 from lib.checks.cluster_timeline import OTHER_SHARDS_MAX_GAP_MS
-from lib.checks.result import FAIL, OK, ScenarioResult
+from lib.checks.result import ERROR, FAIL, OK, ScenarioResult
 from lib.checks.timeline import history_to_dict
 from lib.cluster_client import ClusterClient
 from lib.runs.cluster_failover_run import ClusterFailoverRun
@@ -28,7 +28,9 @@ def judge_no_failover(client: ClusterClient, run: ClusterFailoverRun, metrics: d
         return ScenarioResult("primary_failure", FAIL, f"no verdict: {run.timeout_reason}", metrics)
     me = own_view(client.nodes([client.reachable(victim.primary)]))
     metrics["primary_kept_slots"] = me.is_primary and bool(me.slots)
-    loss = lost_writes(run.ops(), final_reader(client, run))
+    if why := unread(run):
+        return ScenarioResult("primary_failure", ERROR, f"{run.fault}: writes not judged: {why}", metrics)
+    loss = lost_writes(run.ops(), final_reader(run))
     metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_keys_sample": loss.lost_keys})
     accounting(run, metrics)
     slow = {k: v for k, v in gaps.items() if v > OTHER_SHARDS_MAX_GAP_MS}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from lib.checks.checker import longest_gap_ms, lost_writes, outage_around
-from lib.checks.cluster_accounting import accounting, final_reader
+from lib.checks.cluster_accounting import accounting, final_reader, unread
 from lib.checks.cluster_timeline import OTHER_SHARDS_MAX_GAP_MS, failover_timeline
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import ERROR, FAIL, OK, WARN, ScenarioResult
 from lib.checks.timeline import history_to_dict
 from lib.cluster_client import ClusterClient
 from lib.history import OK as OP_OK
@@ -42,7 +42,10 @@ def judge_shard_loss(client: ClusterClient, run: ClusterFailoverRun, metrics: di
     if run.timeout_reason:
         return ScenarioResult("primary_failure", FAIL, f"no promotion possible (the whole shard {victim.label} is "
                               f"down), and then: {run.timeout_reason}", metrics)
-    loss = lost_writes(run.ops(), final_reader(client, run))
+    if why := unread(run):
+        return ScenarioResult("primary_failure", ERROR, f"{run.fault}: no promotion possible (the whole shard "
+                              f"{victim.label} is down), as expected; writes not judged: {why}", metrics)
+    loss = lost_writes(run.ops(), final_reader(run))
     lost_here = sum(1 for op in loss.lost_ops if op.group == victim.label)
     metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_on_lost_shard": lost_here,
                     "lost_keys_sample": loss.lost_keys})

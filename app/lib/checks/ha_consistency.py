@@ -5,7 +5,7 @@ from __future__ import annotations
 from lib.checks.accounting import account_history, consistency_result
 from lib.checks.checker import LossReport, lost_writes
 from lib.checks.ha_fault_metrics import first_noreplicas_s
-from lib.checks.result import FAIL, WARN, ScenarioResult
+from lib.checks.result import ERROR, FAIL, WARN, ScenarioResult
 from lib.checks.timeline import history_to_dict
 from lib.ha_client import HAClient
 from lib.history import Op
@@ -25,7 +25,8 @@ def check_consistency(ha: HAClient, run: FailoverRun | None, skipped: str | None
     if run is None or run.recovered_at is None:
         return ScenarioResult("consistency", WARN if run is None else FAIL, f"skipped: {skipped or 'no recovery'}")
     if run.history.final_read is None:
-        return ScenarioResult("consistency", FAIL, "no final read was recorded after the run: nothing to judge by")
+        return ScenarioResult("consistency", ERROR, run.history.final_read_error
+                              or "no final read was recorded after the run: nothing to judge the writes by")
     acc = account_history(history_to_dict(run.history, run.fault_at))
     loss = lost_writes(run.history.snapshot(), _read_from(run.history.final_read))
     metrics = {"lost": loss.lost, "checked_on": run.extra.get("final_read_on")}

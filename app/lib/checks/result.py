@@ -1,6 +1,8 @@
 """The result contract every suite shares: a check's verdict (OK, WARN, FAIL) with its detail and metrics,
 a suite's report of them, its exit code and its JSON.
 
+ERROR is not a verdict: the harness could not do what the check needs (lib.errors.HarnessError), and the
+detail says what. It exits 3 unless a check failed (1), so CI can tell the harness's trouble from Valkey's.
 Checks return ScenarioResult; run_scenario turns a crashing check into a FAIL so one broken check never
 ends the suite. Rendering lives in lib/report/report.py; this module has no presentation in it.
 """
@@ -14,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lib.errors import SetupError
+from lib.errors import HarnessError, SetupError
 from lib.waits import WaitTimeout
 
-OK, WARN, FAIL = "OK", "WARN", "FAIL"
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_SETUP_ERROR = 0, 1, 2
+OK, WARN, FAIL, ERROR = "OK", "WARN", "FAIL", "ERROR"
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_SETUP_ERROR, EXIT_NOT_JUDGED = 0, 1, 2, 3
 
 
 @dataclass
@@ -43,7 +45,8 @@ class SuiteReport:
         return result
 
     def exit_code(self) -> int:
-        return EXIT_CHECK_FAILED if any(s.status == FAIL for s in self.scenarios) else EXIT_OK
+        statuses = {s.status for s in self.scenarios}
+        return EXIT_CHECK_FAILED if FAIL in statuses else EXIT_NOT_JUDGED if ERROR in statuses else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         return {"suite": self.suite, "target": self.target,
@@ -58,11 +61,14 @@ def run_scenario(name: str, check: Callable[[], ScenarioResult]) -> ScenarioResu
 
     A wait that timed out inside the check (a migration that never converged) is that check's
     FAIL, with what was last seen; the remaining checks still run. Only a SetupError ends the suite.
+    A HarnessError (the harness could not do what the check needs) is that check's ERROR, never its FAIL.
     """
     try:
         return check()
     except SetupError:
         raise
+    except HarnessError as exc:
+        return ScenarioResult(name, ERROR, _with_notes(str(exc), exc), {"error_type": "HarnessError"})
     except WaitTimeout as exc:
         return ScenarioResult(name, FAIL, _with_notes(str(exc), exc),
                               {"error_type": "WaitTimeout", "last_seen": exc.observed})

@@ -121,8 +121,10 @@ def client_rows(ops: list[Op], fault_at: float, who: str = "client") -> list[Tim
         rows.append(TimelineEvent(first_fail.end - fault_at, events.client_row(who, events.CLIENT_FIRST_ERROR),
                                   first_fail.error or ""))
     if outage.first_ok_end is not None:
+        between = (f"{outage.failed_ops} failed in between" if outage.failed_ops else
+                   f"none failed: a write blocked {outage.downtime_ms:,.0f} ms inside the client, then succeeded")
         rows.append(TimelineEvent(outage.first_ok_end - fault_at, events.client_row(who, events.CLIENT_ROW_RECOVERED),
-                                  f"{outage.failed_ops} failed in between"))
+                                  between))
     return rows
 
 

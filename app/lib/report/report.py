@@ -14,14 +14,26 @@ from rich.live import Live
 from rich.table import Table
 
 from lib import interrupts
-from lib.checks.result import EXIT_SETUP_ERROR, FAIL, OK, WARN, SuiteReport
+from lib.checks.result import (
+    ERROR,
+    EXIT_CHECK_FAILED,
+    EXIT_NOT_JUDGED,
+    EXIT_OK,
+    EXIT_SETUP_ERROR,
+    FAIL,
+    OK,
+    WARN,
+    SuiteReport,
+)
 from lib.errors import SetupError
 from lib.waits import WaitTimeout
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-_STATUS_STYLE = {OK: "green", WARN: "yellow", FAIL: "bold red"}
+_STATUS_STYLE = {OK: "green", WARN: "yellow", FAIL: "bold red", ERROR: "bold magenta"}
+_EXIT_MEANING = {EXIT_OK: "all checks passed", EXIT_CHECK_FAILED: "a check failed",
+                 EXIT_NOT_JUDGED: "the harness could not judge a check: see ERROR"}
 
 
 def status_text(status: str) -> str:
@@ -64,7 +76,7 @@ def finish(report: SuiteReport, json_path: str | None) -> int:
         written = report.write_json(json_path)
         console.print(f"JSON written to {written}")
     code = report.exit_code()
-    console.print(f"exit code {code} ({'all checks passed' if code == 0 else 'a check failed'})")
+    console.print(f"exit code {code} ({_EXIT_MEANING[code]})")
     return code
 
 

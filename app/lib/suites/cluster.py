@@ -23,7 +23,7 @@ from lib.checks.cluster_redirects import check_ask, check_moved
 from lib.checks.cluster_timeline import failover_timeline
 from lib.checks.result import SuiteReport, run_scenario
 from lib.cluster_client import ClusterClient
-from lib.errors import SetupError
+from lib.errors import HarnessError, SetupError
 from lib.faults.fault import Fault
 from lib.faults.nodes import DockerNode, LocalNode, docker
 from lib.faults.sigterm import Terminate
@@ -124,7 +124,8 @@ class ClusterSuiteRun(ClusterTargetRun):
                 run.server_log = server_log()
         self.show_timeline(out, failover_timeline(run), f"Cluster failover: {run.fault}")
         if run.victim is not None:  # recorded, so the verdict and --recheck judge by the same read
-            with contextlib.suppress(*FAILOVER_ERRORS, SetupError):
+            # HarnessError: no answer within the read's deadline; the history keeps why, the check says ERROR
+            with contextlib.suppress(*FAILOVER_ERRORS, SetupError, HarnessError):
                 read_back(lambda keys: self.client.call(lambda rc: rc.mget_nonatomic(keys)), None, run.history,
                           where="through the cluster client")
                 for library in compared.clients if compared is not None else []:
