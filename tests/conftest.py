@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -97,14 +98,29 @@ def cluster_stack(tmp_path_factory) -> Iterator[LocalStack]:
 
 # ---- make test: the server tiers on several pytest-xdist workers (-n N) --------------------------
 
+def deliverable_sigint() -> None:
+    """Undo an inherited "ignore SIGINT": the Ctrl-C tests press Ctrl-C on the scripts they start.
+
+    A shell starts a background job (`make test &`, a CI step run with `&` or nohup) with SIGINT ignored, the
+    ignoring is inherited across exec, and a Python started that way never installs its KeyboardInterrupt
+    handler: the suites then ran to the end through the tests' SIGINT (seen in a load run started by a script in
+    the background: 8 interrupt tests failed). With a handler here, every process the tests start gets SIGINT's
+    default again.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 DOCKER_TIER = "tests/docker/"
 README_RUNS = "tests/test_readme.py"
 TESTS_PER_UNIT = 2  # a module's tests go out in pairs: its stack starts once per pair (see work_units)
 
 
 def pytest_configure(config):
-    """An xdist worker takes its ports (its stacks' and those of the scripts it runs) from its own slice of
-    the free-port range: another worker's new stack cannot take a port a killed server will restart on."""
+    """SIGINT as a terminal gives it, whoever started pytest; an xdist worker takes its ports (its stacks' and
+    those of the scripts it runs) from its own slice of the free-port range: another worker's new stack cannot
+    take a port a killed server will restart on."""
+    deliverable_sigint()
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if worker is None or count < 2:
         return
