@@ -8,7 +8,8 @@ The faults kill or fail over a primary: on servers the harness did not start onl
 --allow-destructive; a graceful failover (and, with --allow-destructive, a kill) is undone afterwards.
 
 Checks: store_basics, store_ttl, store_spread, store_clear, ring_vs_cluster, http_failover, rejoin.
-Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr).
+Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr), 3 the harness
+could not judge a check (ERROR: e.g. its read-back of the writes never got an answer).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
     python app/cluster_test.py --node redis.example:6379 --fault graceful --allow-destructive --json out.json
 
 Checks: connect, placement, moved, ask, distribution, primary_failure, rejoin.
-Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr).
+Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr), 3 the harness
+could not judge a check (ERROR: e.g. its read-back of the writes never got an answer).
 Reads the topology it is given: no assumption about ports or the number of shards.
 
 moved and ask migrate a slot, and the faults kill or fail over a primary: on servers the harness did

@@ -8,7 +8,8 @@ Checks: crud, master_kill, new_master, reconnect, consistency, replica_sync (and
 --fault graceful on servers the harness did not start).
 Faults and failovers run only on servers the harness started (lib/launcher/ownership.py), unless
 --allow-destructive; then the harness puts the original master back afterwards.
-Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr),
+Exit code: 0 all passed (WARN allowed), 1 a check failed, 2 setup error (one line on stderr), 3 the harness could
+not judge a check (ERROR: e.g. its read-back of the writes never got an answer),
 130 interrupted (Ctrl-C or SIGTERM: the killed master is started again and the keys deleted first).
 """
 

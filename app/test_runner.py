@@ -25,7 +25,16 @@ import redis
 
 from config import TARGETS_ENV, Target, resolve_targets
 from lib.checks.compat_diff import DEFAULT_TIMING_FACTOR, diff_results
-from lib.checks.result import EXIT_OK, FAIL, WARN, ScenarioResult, SuiteReport, run_scenario, write_json
+from lib.checks.result import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    FAIL,
+    WARN,
+    ScenarioResult,
+    SuiteReport,
+    run_scenario,
+    write_json,
+)
 from lib.clients.keyspace import delete_prefix
 from lib.errors import SetupError
 from lib.report.compat_report import (
@@ -218,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     diff_path = write_json(json_dir / "compat-diff.json", diff)
     console.print(f"JSON written to {json_dir}/compat-{{{','.join(results)}}}.json and {diff_path}")
     failed = sorted({f"{r.scenario}@{t}" for t, rs in results.items() for r in rs if r.status == FAIL})
-    code = max((report.exit_code() for report in reports.values()), default=EXIT_OK)
+    codes = {report.exit_code() for report in reports.values()}  # a failed check outranks one not judged
+    code = EXIT_CHECK_FAILED if EXIT_CHECK_FAILED in codes else max(codes, default=EXIT_OK)
     console.print(f"exit code {code} ({'no scenario failed' if not failed else 'failed: ' + ', '.join(failed)}); "
                   f"{len(diff['differing'])} of {len(diff['scenarios'])} scenarios differ between targets")
     return code
