@@ -79,8 +79,7 @@ server_tier = $(call pytest_code,$(1)); $(PY) tests/leftover_processes.py || cod
 # load (ours +215 ms against the probe). With the longest runs first (tests/durations.json),
 # 6 workers 149.3 s. Tests that must not overlap (the Docker tier: fixed ports and names) share a unit.
 TEST_WORKERS ?= 6
-SERVER_MARKS ?= integration or docker
-SERVER_TIER = -n $(TEST_WORKERS) -m "$(SERVER_MARKS)" --ignore=tests/unit
+SERVER_TIER = -n $(TEST_WORKERS) -m "integration or docker" --ignore=tests/unit
 
 # The fast tier first (a broken change fails in seconds), then the integration and Docker tiers.
 # (tests/unit starts no server, and its conftest imports every module: not collected here, ~0.6 s a worker.)
