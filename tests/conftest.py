@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -281,6 +282,21 @@ def first_events(history: dict) -> dict[str, float]:
     for event in sorted(history["events"], key=lambda e: e["t_s"]):
         seen.setdefault(event["event"], event["t_s"])
     return seen
+
+
+def sentinel_setting(name: str) -> int:
+    """A setting of sentinel/sentinel.conf (both the compose stack and the local one run it), e.g. failover-timeout."""
+    text = (REPO_ROOT / "sentinel" / "sentinel.conf").read_text()
+    return int(re.search(rf"^sentinel {name} \S+ (\d+)$", text, re.M).group(1))
+
+
+def ha_downtime_limit_ms(kill_metrics: dict, one_election_ms: float = 15000) -> float:
+    """How long an HA failover may keep writes away: one_election_ms when the first leader election succeeds,
+    plus 2 x failover-timeout for each election Sentinel had to try again. Under load every sentinel may try at
+    once and vote for itself (a split vote): Sentinel then waits 2 x failover-timeout before the next try (seen on
+    compose: a 23.3 s downtime; master_kill's leader_elections_s records each try)."""
+    retries = max(len(kill_metrics.get("leader_elections_s") or [0.0]) - 1, 0)
+    return one_election_ms + retries * 2 * sentinel_setting("failover-timeout")
 
 
 class CheckMetrics(dict):

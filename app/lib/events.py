@@ -18,9 +18,10 @@ FINAL_READ = "final read"
 # Announced by the sentinels (lib/clients/sentinel_events.py records their pub/sub channels as they are).
 SDOWN = "+sdown"
 ODOWN = "+odown"
+TRY_FAILOVER = "+try-failover"
 PROMOTED_SLAVE = "+promoted-slave"
 SWITCH_MASTER = "+switch-master"
-SENTINEL_EVENTS = ("+sdown", "-sdown", "+odown", "+try-failover", "+elected-leader", "+selected-slave",
+SENTINEL_EVENTS = ("+sdown", "-sdown", "+odown", TRY_FAILOVER, "+elected-leader", "+selected-slave",
                    PROMOTED_SLAVE, SWITCH_MASTER, "+convert-to-slave", "+slave", "+reboot")
 
 # Seen in the cluster's own view (lib/runs/cluster_watch.py polls CLUSTER NODES).

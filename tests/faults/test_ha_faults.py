@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import ha_test
-from conftest import checks_of, run_script, running_stack
+from conftest import checks_of, ha_downtime_limit_ms, run_script, running_stack
 from lib import events
 from lib.checks import ha_checks, ha_consistency, ha_fault_metrics, ha_master_kill
 from lib.checks.result import FAIL, OK
@@ -505,7 +505,7 @@ def test_sigterm_fails_over_like_a_kill_and_puts_shutdown_on_sigterm_back(stack,
     kill = result["master_kill"]["metrics"]
     assert kill["fault"].startswith("SIGTERM ") and "shutdown-on-sigterm failover" in kill["fault"], kill["fault"]
     assert kill["config_for_run"] == {"shutdown-on-sigterm": "failover"}
-    assert 1000 <= kill["downtime_ms"] <= 15000, kill["downtime_ms"]
+    assert 1000 <= kill["downtime_ms"] <= ha_downtime_limit_ms(kill), result["master_kill"]["detail"]
     assert result["consistency"]["metrics"]["wait_confirmed_lost"] == 0
 
 

@@ -42,6 +42,19 @@ def failover_run(writer: History, *, fault: str = KILL, probe: History | None = 
                        recovered_at=None if recovered is None else FAULT_AT + recovered, **fields)
 
 
+def test_master_kill_says_when_the_first_leader_election_failed_and_sentinel_tried_again():
+    """Seen on compose under load: all three sentinels tried at once (a split vote); Sentinel tried again 2 x
+    failover-timeout later, so the downtime was 23 s. The verdict says so instead of leaving a bare number."""
+    writer = history(op(0, -0.10, -0.09), op(1, 0.01, 0.02, OP_FAIL, REFUSED), op(2, 23.5, 23.54),
+                     events=(("fault", 0.0), ("+try-failover", 2.514), ("+try-failover", 2.514),
+                             ("+try-failover", 2.515), ("+try-failover", 22.918), ("+switch-master", 23.538)))
+    result = ha_master_kill.check_master_kill(failover_run(writer, recovered=23.6), None)
+    assert result.metrics["leader_elections_s"] == [2.514, 22.918], result.metrics["leader_elections_s"]
+    assert result.status == OK and result.detail.endswith(
+        "the sentinels' first leader election failed (tried at +2.51 s); Sentinel tried again at +22.92 s "
+        "(2 x failover-timeout later)"), result.detail
+
+
 # ---- crud ------------------------------------------------------------------------------------------
 
 def test_crud_passes_when_every_step_reads_back_what_it_wrote():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lib import events
 from lib.history import OK as OP_OK
 from lib.history import Op
 from lib.runs.ha_record import FailoverRun, acked_after
@@ -12,6 +13,8 @@ def fault_metrics(run: FailoverRun) -> dict:
     ops = run.history.snapshot()
     until = run.recovered_at or max((op.end for op in ops), default=run.fault_at)
     metrics: dict = {"write_pause_ms": round(write_pause_ms(ops, run.fault_at, until), 1)}
+    if attempts := leader_elections_s(run):
+        metrics["leader_elections_s"] = attempts
     metrics.update(run.extra)
     if run.settings:
         metrics["config_for_run"] = dict(run.settings)
@@ -45,3 +48,17 @@ def first_noreplicas_s(run: FailoverRun, *, pinned_only: bool = False) -> float 
     ops = pinned if pinned_only else run.history.snapshot() + pinned
     seen = [op.end for op in ops if op.error and "NOREPLICAS" in op.error and op.end >= run.fault_at]
     return round(run.offset(min(seen)), 3) if seen else None
+
+
+ELECTION_BURST_S = 1.0  # +try-failover events this close together belong to one attempt (every sentinel tries)
+
+
+def leader_elections_s(run: FailoverRun) -> list[float]:
+    """When the sentinels tried to elect a failover leader, one time per attempt, from the fault on.
+
+    More than one: the first election failed (a split vote: every sentinel tried at once and voted for
+    itself, seen on compose under load), and Sentinel tries again only 2 x failover-timeout later.
+    """
+    tries = sorted(e.at for e in run.history.events if e.name == events.TRY_FAILOVER and e.at >= run.fault_at)
+    attempts = [t for i, t in enumerate(tries) if i == 0 or t - tries[i - 1] > ELECTION_BURST_S]
+    return [round(run.offset(t), 3) for t in attempts]

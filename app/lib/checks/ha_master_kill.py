@@ -44,6 +44,9 @@ def check_master_kill(run: FailoverRun | None, skipped: str | None) -> ScenarioR
 
 def _heal_note(run: FailoverRun, metrics: dict) -> str:
     notes = []
+    if len(elections := metrics.get("leader_elections_s", [])) > 1:
+        notes.append(f"the sentinels' first leader election failed (tried at {elections[0]:+.2f} s); Sentinel tried "
+                     f"again at {', '.join(f'{t:+.2f} s' for t in elections[1:])} (2 x failover-timeout later)")
     if "healed_s" in metrics:
         notes.append(f"healed at {metrics['healed_s']:+.2f} s")
     if run.pinned is not None:
