@@ -22,7 +22,7 @@ from lib.suites.skeleton import run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(ClusterSuite(), argv, ConsoleOutput())
+    return run_cli(ClusterSuite(argv), argv, ConsoleOutput())
 
 
 if __name__ == "__main__":

@@ -30,19 +30,20 @@ from rich.console import Console  # noqa: E402 - after the path is set, as app/ 
 from rich.table import Table  # noqa: E402
 
 from lib.clients.libraries.base import client_names  # noqa: E402
-from lib.faults.fault import FAULT_MODES  # noqa: E402
+from lib.faults import registry  # noqa: E402
 from lib.launcher.servers import CATALOG as SERVERS  # noqa: E402
 
 console = Console(highlight=False)
 SUITES = {"ha": "app/ha_test.py", "cluster": "app/cluster_test.py"}
-FAULT_ALIASES = {"kill": "auto"}  # the matrix's name for the suites' default fault (SIGKILL by the launcher)
+FAULT_ALIASES = {"kill": registry.DEFAULT}  # the matrix's name for the suites' default fault (SIGKILL)
 # (row key, column title): the per-client figures summarised as median [min – max]
 FIGURES = [("downtime_ms", "down ms"), ("after_promotion_ms", "after promotion ms"),
            ("healthy_stall_ms", "healthy gap ms"), ("healthy_rate_kept_pct", "healthy rate %"),
            ("acked_lost", "lost"), ("unknown", "unknown"), ("connections_seen", "conns ≥"),
            ("refreshes", "refreshes")]
-# the faults a matrix can run unattended: not manual (a person), exec (the user's commands) or none
-UNATTENDED = [*FAULT_ALIASES, *(f for f in FAULT_MODES if f not in ("manual", "exec", "none"))]
+# the faults a matrix can run unattended (no person, no user command), as their facts say
+UNATTENDED = [*FAULT_ALIASES, *dict.fromkeys([*registry.unattended("sentinel", "ha"),
+                                              *registry.unattended("cluster", "cluster")])]
 SERVER_FIGURES = [("promotion_s", "promotion s"), ("topology_commands_total", "topology cmds (all)")]
 
 

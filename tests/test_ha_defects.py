@@ -22,14 +22,17 @@ from lib.clients.sentinel_events import SentinelEvents, _Subscription
 from lib.errors import SetupError
 from lib.faults import fault as fault_module
 from lib.faults import nodes as nodes_module
-from lib.faults.fault import DockerKill, ManualKill, WaitNotice, container_for
+from lib.faults.fault import FaultContext, Node, WaitNotice
+from lib.faults.kill import Kill
+from lib.faults.manual import Manual
+from lib.faults.nodes import DockerNode, container_for
 from lib.ha_client import HAClient
 from lib.history import UNKNOWN, Attempts, History
 from lib.launcher import discovery
 from lib.launcher.ownership import Ownership
 from lib.runs.ha_plain_client import RemappedSentinel, plain_sentinel_client
 from lib.suites import ha as ha_suite
-from lib.suites import ha_faults, ha_ownership, ha_session
+from lib.suites import ha_ownership, ha_session
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
 from lib.workload.workload import ContinuousWriter
@@ -85,6 +88,9 @@ class FakeNodeInfo:
     def info(self, section: str = "") -> dict:
         return self._info
 
+    def sentinel_slaves(self, name: str) -> list[dict]:
+        return [{"ip": "127.0.0.1", "port": 6380}]
+
     def close(self) -> None:
         self.closed = True
 
@@ -101,6 +107,9 @@ class WriteTrackingHA:
 
     def check_reachable(self):
         return ("127.0.0.1", 6379)
+
+    def remap(self, address):
+        return address
 
     def announced_master(self):
         return ("127.0.0.1", 6379)
@@ -127,7 +136,7 @@ def test_a_refused_fault_is_refused_before_any_write(monkeypatch, fault):
         raise SetupError(f"refusing to {action}: not ours")
 
     monkeypatch.setattr(ha_ownership, "require_owned", refuse)
-    monkeypatch.setattr(ha_faults, "choose_kill", lambda *a: fault_module.DockerKill("valkey-master"))
+    monkeypatch.setattr(fault_module, "node_control", lambda *a, **k: DockerNode("valkey-master"))
     ha = WriteTrackingHA()
     args = ha_suite.HASuite().build_parser().parse_args(["--fault", fault])
     session = ha_session.Session("vhc:ha:test:")
@@ -194,14 +203,17 @@ def test_library_modules_do_not_print(module):
     assert not printing and not imports_console, f"{module} prints at {printing}, imports console at {imports_console}"
 
 
-def test_manual_kill_reports_through_its_callback_and_prints_nothing(capsys):
-    answers = iter([True, True, False])
+def test_manual_kill_reports_through_its_callback_and_prints_nothing(capsys, monkeypatch):
+    answers = iter([True, True, False, True])
+    monkeypatch.setattr("lib.faults.manual.answers", lambda address, password, timeout: next(answers))
     notices: list[WaitNotice] = []
-    kill = ManualKill("127.0.0.1:6379", "python app/stack.py kill valkey-master", lambda: not next(answers),
-                      lambda: True, lambda remaining: f"view {remaining:.0f}", timeout=5,
-                      restart_hint="python app/stack.py start valkey-master", notify=notices.append)
+    master = Node(("127.0.0.1", 6379), ("127.0.0.1", 6379))
+    ctx = FaultContext("sentinel", "ha", "the master", master, [], primaries=[master],
+                       options={"manual_timeout": 5}, notify=notices.append,
+                       live_view=lambda remaining: f"view {remaining:.0f}")
+    kill = Manual(ctx, "python app/stack.py kill valkey-master", "python app/stack.py start valkey-master")
     kill.inject()
-    assert kill.restore(5) is True
+    assert kill.heal(5) is True
     assert capsys.readouterr().out == ""
     phases = [n.phase for n in notices]
     assert phases[0] == "kill" and "killed" in phases and phases[-1] == "restart", phases
@@ -209,20 +221,20 @@ def test_manual_kill_reports_through_its_callback_and_prints_nothing(capsys):
     assert "python app/stack.py start valkey-master" in notices[-1].message
 
 
-def test_docker_restore_waits_until_the_server_answers_ping(monkeypatch):
+def test_docker_heal_waits_until_the_server_answers_ping(monkeypatch):
     docker_calls, pings = [], iter([False, False, True])
     monkeypatch.setattr(nodes_module, "docker", lambda *args: docker_calls.append(args) or "")
     monkeypatch.setattr(nodes_module, "server_answers", lambda address: next(pings))
-    kill = DockerKill("valkey-master", ("127.0.0.1", 6379))
-    assert kill.restore(10) is True
+    kill = Kill(DockerNode("valkey-master", ("127.0.0.1", 6379)), ("127.0.0.1", 6379))
+    assert kill.heal(10) is True
     assert docker_calls == [("start", "valkey-master")]
-    assert next(pings, "used up") == "used up", "restore returned before the server answered PING"
+    assert next(pings, "used up") == "used up", "heal returned before the server answered PING"
 
 
-def test_docker_restore_reports_a_server_that_never_answers(monkeypatch):
+def test_docker_heal_reports_a_server_that_never_answers(monkeypatch):
     monkeypatch.setattr(nodes_module, "docker", lambda *args: "")
     monkeypatch.setattr(nodes_module, "server_answers", lambda address: False)
-    assert DockerKill("valkey-master", ("127.0.0.1", 6379)).restore(0.1) is False
+    assert Kill(DockerNode("valkey-master", ("127.0.0.1", 6379)), ("127.0.0.1", 6379)).heal(0.1) is False
 
 
 class DeadPubSub:
@@ -350,7 +362,7 @@ def test_a_node_on_another_address_is_never_a_local_stack_service_whatever_its_p
 
     (tmp_path / "state.json").write_text("{}")
     monkeypatch.setenv("VHC_STACK_STATE", str(tmp_path))
-    monkeypatch.setattr(fault_module.LocalStack, "load", staticmethod(lambda state_dir: Recorded()))
+    monkeypatch.setattr(discovery.LocalStack, "load", staticmethod(lambda state_dir: Recorded()))
     for here in ("127.0.0.1", "127.1", "localhost"):
         assert discovery.stack_serving("cluster", (here, 21610))[1] == "node-7000", f"{here} is 127.0.0.1"
     for elsewhere in ("127.0.0.2", "10.0.0.5", "node-7000"):

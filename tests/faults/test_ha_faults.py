@@ -27,21 +27,27 @@ from lib.checks.result import FAIL, OK
 from lib.clients.server_config import ConfigChange
 from lib.errors import SetupError
 from lib.faults import nodes as nodes_module
-from lib.faults.exec import ExecFault
-from lib.faults.fault import Fault
+from lib.faults.compound import one_stack
+from lib.faults.coordinated import Coordinated
+from lib.faults.exec import Exec
+from lib.faults.fault import Fault, FaultContext, Node, heal_fault
+from lib.faults.graceful import Graceful
+from lib.faults.kill import Kill
 from lib.faults.nodes import LocalNode
-from lib.faults.quorum import QuorumLoss, require_quorum_loss_possible, same_stack, sentinels_to_stop
-from lib.faults.sentinel_failover import SentinelFailover
+from lib.faults.pause import Pause
+from lib.faults.quorum_loss import QuorumLoss, require_quorum_loss_possible, sentinels_to_stop
+from lib.faults.replica_kill import ReplicaKill
+from lib.faults.sigterm import Sigterm
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
 from lib.history import History, Op
 from lib.launcher.local_stack import LocalStack
-from lib.runs.ha_record import FailoverRun, Watch
+from lib.runs.ha_record import FailoverRun, RunPlan, Watch
 from lib.suites import ha as ha_suite
-from lib.suites import ha_faults, ha_ownership, ha_restore, ha_session, ha_undo
+from lib.suites import ha_faults, ha_ownership, ha_session, ha_undo
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
-from unit.fakes import FakeHA
+from unit.fakes import FakeHA, FakeSentinel
 
 FAULT_AT = 100.0
 DEFAULT_CONFIG = {"min-replicas-to-write": "0", "min-replicas-max-lag": "10", "shutdown-on-sigterm": "default"}
@@ -56,7 +62,7 @@ def parse(*argv: str) -> argparse.Namespace:
 @pytest.mark.parametrize("argv,message", [
     (["--fault", "exec"], "--kill-cmd is empty"),
     (["--fault", "shard-loss"], "does not apply to the ha suite"),
-    (["--kill-cmd", "true"], "go with --fault exec"),
+    (["--kill-cmd", "true"], "goes with --fault exec"),
     (["--fault", "pause", "--min-replicas-max-lag", "2"], "goes with --min-replicas-to-write"),
 ])
 def test_fault_options_are_refused_before_any_sentinel_is_asked(argv, message):
@@ -65,23 +71,30 @@ def test_fault_options_are_refused_before_any_sentinel_is_asked(argv, message):
         ha_test.main([*argv, "--sentinel", f"127.0.0.1:{port}"])
 
 
+def sentinel_only_ha(replicas: list[tuple[str, int]] = (), master: dict | None = None) -> FakeHA:
+    """A FakeHA whose one sentinel knows the master's replicas and its state."""
+    ha = FakeHA()
+    ha.nodes[ha.sentinel_addresses[0]] = FakeSentinel(replicas, master)
+    return ha
+
+
 @pytest.mark.parametrize("fault", ["pause", "sigterm"])
 def test_a_process_fault_on_servers_of_no_stack_and_no_container_says_use_exec_or_manual(monkeypatch, fault):
     monkeypatch.setattr(nodes_module, "docker_usable", lambda: False)
     monkeypatch.setattr(nodes_module, "engine_answers", lambda: False)
     with pytest.raises(SetupError) as refused:
-        ha_faults.build_fault(parse("--fault", fault), FakeHA(), ("10.0.0.5", 6379), ("10.0.0.5", 6379), str)
+        ha_faults.build_fault(parse("--fault", fault), sentinel_only_ha([("10.0.0.6", 6380)]), ("10.0.0.5", 6379),
+                              ("10.0.0.5", 6379), str)
     message = str(refused.value)
     assert message.startswith(f"--fault {fault} cannot reach the process of 10.0.0.5:6379"), message
     assert "--fault exec" in message and "--fault manual" in message and "\n" not in message, message
 
 
-def test_partition_is_refused_in_one_line_while_its_module_is_missing(monkeypatch):
-    real = ha_faults.importlib.util.find_spec
-    monkeypatch.setattr(ha_faults.importlib.util, "find_spec",
-                        lambda name: None if name == "lib.faults.partition" else real(name))
-    with pytest.raises(SetupError, match="--fault partition is not available yet.*--fault exec"):
-        ha_faults.build_fault(parse("--fault", "partition"), FakeHA(), ("127.0.0.1", 6379), ("127.0.0.1", 6379), str)
+@pytest.mark.parametrize("fault", ["graceful", "pause", "replica-kill"])
+def test_a_master_without_a_replica_is_refused_for_a_fault_that_needs_one(fault):
+    with pytest.raises(SetupError, match=f"--fault {fault}: the master 10.0.0.5:6379 has no replica to"):
+        ha_faults.build_fault(parse("--fault", fault), sentinel_only_ha([]), ("10.0.0.5", 6379), ("10.0.0.5", 6379),
+                              str)
 
 
 @pytest.mark.parametrize("known,quorum,stop", [(3, 2, 2), (3, 1, 2), (5, 3, 3), (5, 2, 3), (2, 1, 1)])
@@ -99,29 +112,43 @@ def test_quorum_loss_needs_every_sentinel_given():
 
 
 class Part(Fault):
-    can_restore = True
-
     def __init__(self, name: str, log: list[str]):
-        self.name, self.log = name, log
+        self.part, self.log = name, log
 
-    def restore(self, timeout: float) -> bool:
-        self.log.append(self.name)
+    def heal(self, timeout: float) -> bool:
+        self.log.append(self.part)
         return True
 
 
 def test_quorum_loss_heals_the_sentinels_in_the_run_and_leaves_the_master_to_the_suite():
     log: list[str] = []
-    fault = QuorumLoss([Part("sentinel2", log), Part("sentinel3", log), Part("master", log)])
+    fault = QuorumLoss([Part("sentinel2", log), Part("sentinel3", log), Part("master", log)], "why", [])
     fault.inject()
-    assert fault.heal_sentinels(5) is True and log == ["sentinel3", "sentinel2"], log
-    assert fault.restore(5) is True and log == ["sentinel3", "sentinel2", "master"], "the master, once, at the end"
+    assert fault.heal_watched(5) == "2 sentinel(s) started again" and log == ["sentinel3", "sentinel2"], log
+    assert fault.heal(5) is True and log == ["sentinel3", "sentinel2", "master"], "the master, once, at the end"
 
 
 def test_services_of_one_stack_share_one_launcher_record(tmp_path):
     stack, copy = object.__new__(LocalStack), object.__new__(LocalStack)
     stack.state_dir = copy.state_dir = tmp_path
-    shared = same_stack([LocalNode(stack, "valkey-sentinel2"), LocalNode(copy, "valkey-master")])
+    shared = one_stack([LocalNode(stack, "valkey-sentinel2"), LocalNode(copy, "valkey-master")])
     assert [node.stack for node in shared] == [stack, stack], "a second copy would save dead pids back"
+
+
+def test_each_fault_file_says_what_the_ha_run_must_do_around_it():
+    """The run plan comes from the fault's facts: a watch where no failover may come, a writer kept on the old
+    master where the fault resumes it, the node stopped when it is not the master."""
+    ha = sentinel_only_ha([("10.0.0.6", 6380)], {"down-after-milliseconds": "2000"})
+    master = ("10.0.0.5", 6379)
+    kill = Kill(LocalNode(object(), "valkey-master"), master)
+    assert ha_faults.run_plan(kill, ha, master) == RunPlan(), "a kill: wait for a failover, nothing else"
+    pause = Pause(LocalNode(object(), "valkey-master"), [master])
+    assert ha_faults.run_plan(pause, ha, master).pin_old_master == master, "a writer stays on the paused master"
+    replica = Node(("10.0.0.6", 6380), ("10.0.0.6", 6380))
+    replica_kill = ReplicaKill(Kill(LocalNode(object(), "valkey-replica1"), replica.reachable), replica, [], "x")
+    plan = ha_faults.run_plan(replica_kill, ha, master)
+    assert (plan.expect_failover, plan.watch_s, plan.victim) == (False, 7.0, replica.announced), plan
+    assert plan.why_no_failover == "only a replica was killed"
 
 
 class OwnershipProbe:
@@ -136,20 +163,27 @@ class OwnershipProbe:
         monkeypatch.setattr(ha_ownership, "ownership", lambda host, port: type("O", (), {"owned": owned})())
 
 
+def exec_fault(kill_cmd: str, restore_cmd: str | None = None, master: tuple[str, int] = ("10.0.0.1", 6379)) -> Exec:
+    ctx = FaultContext("sentinel", "ha", "the master", Node(master, master), [],
+                       options={"fault": "exec", "kill_cmd": kill_cmd, "restore_cmd": restore_cmd})
+    return Exec.build(ctx)
+
+
 def test_exec_runs_the_persons_own_commands_without_an_ownership_refusal(monkeypatch):
     probe = OwnershipProbe(monkeypatch, owned=False)
-    fault = ExecFault("kubectl delete pod valkey-0")
-    owned = ha_ownership.require_ownership(parse(), FakeHA(), fault, ("10.0.0.1", 6379), touches=[])
+    fault = exec_fault("kubectl delete pod valkey-0")
+    owned = ha_ownership.require_ownership(parse(), FakeHA(), fault, ("10.0.0.1", 6379))
     assert owned is False and probe.asked == [], "asked whether the servers are ours, never refused"
 
 
-def test_exec_without_a_restore_command_waits_for_the_person_and_an_interrupt_says_heal_it_yourself():
-    fault = ExecFault("kill -STOP 1234")
-    fault.pending_restore = True
-    asked: list[float] = []
-    assert ha_restore.put_fault_back(fault, 45, heal_by_hand=lambda timeout: asked.append(timeout) or True) is True
-    assert asked == [45] and fault.pending_restore is False
-    fault.pending_restore = True
+def test_exec_without_a_restore_command_waits_for_the_person_and_an_interrupt_says_heal_it_yourself(monkeypatch):
+    answered: list[tuple] = []
+    monkeypatch.setattr("lib.faults.exec.answers", lambda address, password, timeout: answered.append(address) or True)
+    fault = exec_fault("kill -STOP 1234")
+    fault.pending_heal = True
+    assert heal_fault(fault, 45) is True and fault.pending_heal is False
+    assert answered == [("10.0.0.1", 6379)], "the harness waited for the master to answer again"
+    fault.pending_heal = True
     session = ha_session.Session("vhc:ha:t:", fault=fault)
     notes = ha_undo.undo_interrupted(FakeHA(), session)
     assert notes == ["the fault came from --kill-cmd 'kill -STOP 1234' and no --restore-cmd was given: heal it "
@@ -170,13 +204,14 @@ def test_min_replicas_on_servers_the_harness_did_not_start_is_refused_naming_eve
     ha = SlavesHA([("10.0.0.2", 6380), ("10.0.0.3", 6381)])
     with pytest.raises(SetupError, match="refusing to CONFIG SET min-replicas-to-write 1 min-replicas-max-lag 2"):
         ha_ownership.config_for_run(parse("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"), ha,
-                                ("10.0.0.1", 6379))
+                                    ("10.0.0.1", 6379), Fault())
     assert probe.asked[0][0] == [("10.0.0.1", 6379), ("10.0.0.2", 6380), ("10.0.0.3", 6381)], probe.asked
     assert probe.asked[0][1] is False, "without --allow-destructive"
 
 
 def test_sigterm_sets_shutdown_on_sigterm_failover_on_the_master_only():
-    changes = ha_ownership.config_for_run(parse("--fault", "sigterm"), SlavesHA([]), ("10.0.0.1", 6379))
+    sigterm = Sigterm(LocalNode(object(), "valkey-master"), [])
+    changes = ha_ownership.config_for_run(parse("--fault", "sigterm"), SlavesHA([]), ("10.0.0.1", 6379), sigterm)
     assert [(c.nodes, c.settings) for c in changes] == [([("10.0.0.1", 6379)], {"shutdown-on-sigterm": "failover"})]
 
 
@@ -240,17 +275,25 @@ def sentinel_ha(node: SentinelNode) -> FakeHA:
     return ha
 
 
+def sentinel_failover(cls: type[Graceful], node: SentinelNode) -> Graceful:
+    master = Node(("127.0.0.1", 6379), ("127.0.0.1", 6379))
+    sentinel = Node(("127.0.0.1", 26379), ("127.0.0.1", 26379))
+    ctx = FaultContext("sentinel", "ha", "the master", master, [], sentinels=[sentinel], master_name="myvalkey",
+                       connect=lambda address, **_: node)
+    return cls(ctx, None)
+
+
 def test_coordinated_failover_retries_nogoodslave_until_a_sentinel_accepts():
     nogood = redis.ResponseError("NOGOODSLAVE No suitable replica to promote")
     node = SentinelNode([nogood, nogood, "OK"])
-    SentinelFailover(sentinel_ha(node), coordinated=True).inject()
+    sentinel_failover(Coordinated, node).inject()
     assert node.commands == [("SENTINEL", "FAILOVER", "myvalkey", "COORDINATED")] * 3, node.commands
 
 
 def test_plain_sentinel_failover_gives_up_at_once_as_before():
     node = SentinelNode([redis.ResponseError("NOGOODSLAVE No suitable replica to promote")])
     with pytest.raises(SetupError, match="no sentinel accepted SENTINEL FAILOVER myvalkey: 127.0.0.1:26379: "):
-        SentinelFailover(sentinel_ha(node)).inject()
+        sentinel_failover(Graceful, node).inject()
     assert node.commands == [("SENTINEL", "FAILOVER", "myvalkey")]
 
 
@@ -340,8 +383,10 @@ def test_the_old_masters_writes_after_the_heal_are_counted_and_read_back():
 
 def test_coordinated_loss_is_not_explained_away_as_plain_sentinel_failovers():
     history = final_read(recorded(op(1, 0.1, 0.2)), {})
-    run = FailoverRun(SentinelFailover(FakeHA(), coordinated=True).description, ("127.0.0.1", 6379), history,
-                      fault_at=FAULT_AT, recovered_at=FAULT_AT + 1, extra={"coordinated_path_seen": False})
+    fault = sentinel_failover(Coordinated, SentinelNode(["OK"]))
+    evidence = {"coordinated_path_seen": False}
+    run = FailoverRun(fault.description, ("127.0.0.1", 6379), history, fault_at=FAULT_AT, recovered_at=FAULT_AT + 1,
+                      extra=evidence, loss_explained=fault.explain_loss(evidence))
     result = ha_consistency.check_consistency(FakeHA(), run, None)
     assert result.status == FAIL and "SENTINEL FAILOVER does not pause" not in result.detail, result.detail
     assert "coordinated path: the servers did not log it" in result.detail, result.detail

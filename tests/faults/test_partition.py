@@ -90,7 +90,7 @@ def test_local_rules_drop_each_peer_both_ways_and_never_name_the_harness_address
     fault = ha_cut(tmp_path, FakeIptables())
     master, replica = own_address(21001), own_address(21002)
     assert fault.description == "partition: 127.0.0.1:21001 cut off from 5 peers (iptables on lo)"
-    assert fault.heals_in_run and fault.can_restore, "the run heals it after the failover; an interrupt undoes it"
+    assert fault.heals_in_run and fault.can_heal, "the run heals it after the failover; an interrupt undoes it"
     commands = [" ".join(c) for c in fault.commands(list(IPTABLES))]
     assert commands[:5] == [
         "iptables -w 5 -N VHC-PARTITION-21001",
@@ -113,15 +113,15 @@ def test_a_cluster_cut_includes_the_bus_ports(tmp_path):
     assert fault.rules[2][-4:] == ["--dports", "21101,31101", "-j", "DROP"], "and each peer's"
 
 
-def test_inject_then_restore_leaves_no_chain_and_no_jump(tmp_path):
+def test_inject_then_heal_leaves_no_chain_and_no_jump(tmp_path):
     iptables = FakeIptables()
     fault = ha_cut(tmp_path, iptables)
     fault.inject()
     assert ["-i", "lo", "-j", "VHC-PARTITION-21001"] in iptables.chains["INPUT"]
     assert len(iptables.chains["VHC-PARTITION-21001"]) == 20
-    assert fault.restore(timeout=1) is True
+    assert fault.heal(timeout=1) is True
     assert iptables.chains == {"INPUT": [], "OUTPUT": []}, iptables.chains
-    assert fault.restore(timeout=1) is True, "healing twice (the run, then an interrupt's undo) is fine"
+    assert fault.heal(timeout=1) is True, "healing twice (the run, then an interrupt's undo) is fine"
 
 
 def test_a_cut_left_by_an_earlier_run_is_replaced_not_doubled(tmp_path):
@@ -174,17 +174,17 @@ def test_compose_cut_drops_the_peer_containers_inside_the_victims_namespace(monk
         f"{ns} -A VHC-PARTITION-6379 -s 172.18.0.3 -j DROP", f"{ns} -A VHC-PARTITION-6379 -d 172.18.0.3 -j DROP",
         f"{ns} -A VHC-PARTITION-6379 -s 172.18.0.5 -j DROP", f"{ns} -A VHC-PARTITION-6379 -d 172.18.0.5 -j DROP",
         f"{ns} -I INPUT 1 -j VHC-PARTITION-6379", f"{ns} -I OUTPUT 1 -j VHC-PARTITION-6379"]
-    assert fault.restore(timeout=1) and iptables.chains == {"INPUT": [], "OUTPUT": []}
+    assert fault.heal(timeout=1) and iptables.chains == {"INPUT": [], "OUTPUT": []}
     ips_seen = " ".join(" ".join(c) for c in iptables.commands)
     assert "172.18.0.1" not in ips_seen, "the bridge gateway (the harness through the published port) is never cut"
 
 
-def test_compose_restore_after_the_container_stopped_has_nothing_to_undo(monkeypatch):
+def test_compose_heal_after_the_container_stopped_has_nothing_to_undo(monkeypatch):
     monkeypatch.setattr(partition, "docker", lambda *args: "0\n")  # a stopped container has no pid, no namespace
     iptables = FakeIptables()
     fault = partition.Partition("valkey-master", "VHC-PARTITION-6379", [], [["INPUT"]], 1, "x",
                                 container="valkey-master", run=iptables)
-    assert fault.restore(timeout=1) is True and iptables.commands == []
+    assert fault.heal(timeout=1) is True and iptables.commands == []
     with pytest.raises(SetupError, match="container valkey-master is not running"):
         fault.inject()
 
@@ -314,7 +314,7 @@ def test_a_test_that_raises_inside_the_cut_leaves_no_rule(ha_partition_stack):
 HOLDER = """
 import sys
 sys.path.insert(0, {app!r})
-from lib.faults.fault import inject_recorded, undo_interrupted_fault
+from lib.faults.fault import inject_recorded
 from lib.faults.partition import cut_off
 from lib.history import History
 from lib.interrupts import handled, interrupts_raise
@@ -329,7 +329,7 @@ with interrupts_raise():
         wait_until(lambda: (False, "holding the cut"), timeout=120, what="an interrupt")
     except KeyboardInterrupt:
         handled()
-        print(undo_interrupted_fault(fault), flush=True)
+        print(fault.undo(), flush=True)
         sys.exit(130)
 """
 

@@ -72,8 +72,28 @@ class FakeNode:
         self.closed = True
 
 
+class FakeSentinel:
+    """A plain client to a sentinel that knows the master's replicas (SENTINEL REPLICAS) and its state."""
+
+    def __init__(self, replicas: list[Address] = (), master: dict | None = None):
+        self.replicas, self.master = list(replicas), master or {}
+        self.closed = False
+
+    def sentinel_slaves(self, name: str) -> list[dict]:
+        return [{"ip": host, "port": port} for host, port in self.replicas]
+
+    def sentinel_master(self, name: str) -> dict:
+        return dict(self.master)
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class FakeHA:
     """lib.ha_client.HAClient's surface: the master, what the sentinels say, and plain clients by address."""
+
+    master_name = "myvalkey"
+    password = None
 
     def __init__(self, *, master: FakeKV | None = None, master_address: Address = ("10.0.0.1", 6379),
                  announced: Address | None = None, views: dict[str, str] | None = None,

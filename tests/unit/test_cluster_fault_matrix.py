@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from lib.checks.cluster_failover_checks import STRICT_FAULTS, check_primary_failure
+from lib.checks.cluster_failover_checks import check_primary_failure
 from lib.checks.result import FAIL, OK, WARN
 from lib.errors import SetupError
-from lib.faults.cluster_failover import ClusterManualFailover
-from lib.faults.exec import ExecFault
+from lib.faults import registry
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
 from lib.history import History, Op
 from lib.runs.cluster_failover_run import NO_FAILOVER, PINNED_GROUP, SHARD_DOWN, ClusterFailoverRun
-from lib.suites import cluster_fault_effects as suite
-from lib.suites.cluster_fault_effects import changed_by, puts_back_roles
 from lib.suites.cluster_faults import build_fault
 from lib.suites.cluster_target import build_parser, run_config
 
@@ -27,7 +24,7 @@ LABELS = ("0-5460", "5461-10922", "10923-16383")
 
 
 def args(*argv: str):
-    return build_parser("cluster_test.py", "test").parse_args(list(argv))
+    return build_parser("cluster_test.py", "test", "cluster", []).parse_args(list(argv))
 
 
 def cluster(text: str = NODES_TEXT):
@@ -36,26 +33,22 @@ def cluster(text: str = NODES_TEXT):
     return FakeClusterClient(fake), fake, shards
 
 
-# ---- refusals, before any server is touched --------------------------------------------------------
+# ---- the faults, built from what the suite read (lib/faults/*.py via lib/suites/cluster_faults.py) -----------
 
 @pytest.mark.parametrize("fault", ["pause", "partition", "replica-kill", "shard-loss"])
 def test_the_cache_suite_refuses_faults_it_cannot_judge_in_one_line(fault):
-    client, _, shards = cluster()
-    with pytest.raises(SetupError) as refused:
-        build_fault(args("--fault", fault), client, shards, History(), suite="cache")
-    message = str(refused.value)
+    message = registry.applies(registry.fault_class(fault), "cluster", "cache")
     assert message.startswith(f"--fault {fault} does not apply to the cache suite: ") and "\n" not in message, message
     assert message.endswith(f"use python app/cluster_test.py --fault {fault}"), message
 
 
-def test_the_cache_suite_refuses_min_replicas_and_keeps_graceful_coordinated_and_none():
+def test_the_cache_suite_keeps_graceful_coordinated_and_none_and_they_hand_over():
     client, _, shards = cluster()
-    with pytest.raises(SetupError, match="--min-replicas-to-write does not apply to the cache suite"):
-        build_fault(args("--fault", "graceful", "--min-replicas-to-write", "1"), client, shards, History(),
-                    suite="cache")
     for fault in ("graceful", "coordinated"):
+        assert registry.applies(registry.fault_class(fault), "cluster", "cache") is None, fault
         built, victim = build_fault(args("--fault", fault), client, shards, History(), suite="cache")
-        assert isinstance(built, ClusterManualFailover) and victim() is shards[0], fault
+        assert built.hands_over and victim() is shards[0], fault
+        assert built.description.startswith("CLUSTER FAILOVER on replica node-7003:7003"), built.description
     assert build_fault(args("--fault", "none"), client, shards, History(), suite="cache") == (None, None)
 
 
@@ -81,41 +74,56 @@ def test_a_shard_without_a_replica_is_refused(fault, why):
         build_fault(args("--fault", fault), client, shards, History())
 
 
-def test_partition_says_it_is_not_available_while_its_module_is_missing(monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "lib.faults.partition", None)  # import fails
-    client, _, shards = cluster()
-    with pytest.raises(SetupError, match=r"--fault partition is not available yet \(lib/faults/partition.py"):
-        build_fault(args("--fault", "partition"), client, shards, History())
-
-
 def test_exec_runs_the_users_commands_anywhere_and_puts_roles_back_only_on_the_harness_servers():
     client, _, shards = cluster()
     options = args("--fault", "exec", "--kill-cmd", "kubectl delete pod valkey-0", "--restore-cmd", "true")
     fault, victim = build_fault(options, client, shards, History())
-    assert isinstance(fault, ExecFault) and fault.kill_cmd == "kubectl delete pod valkey-0", fault
-    assert changed_by("exec", fault, shards) == [], "the user's own commands: no ownership refusal"
-    assert not puts_back_roles(options, fault), "someone else's servers: their roles are theirs"
-    assert puts_back_roles(options, fault, owned=True), "on the harness's servers the roles are put back"
+    assert fault.description == "exec: kubectl delete pod valkey-0" and victim() is shards[0], fault.description
+    assert fault.touches() == [], "the user's own commands: no ownership refusal"
+    assert not fault.puts_back_roles("cluster", owned=False), "someone else's servers: their roles are theirs"
+    assert fault.puts_back_roles("cluster", owned=True), "on the harness's servers the roles are put back"
 
 
-def test_what_each_fault_changes_and_whose_roles_are_put_back():
-    _, _, shards = cluster()
-    victim = shards[0]
-    assert changed_by("replica-kill", object(), shards) == [victim.replicas[0]]
-    assert changed_by("shard-loss", object(), shards) == [victim.primary, victim.replicas[0]]
-    assert len(changed_by("partition", object(), shards)) == 6, "the cut changes every node's links"
-    assert not puts_back_roles(args("--fault", "replica-kill"), object()), "nothing was promoted"
-    assert puts_back_roles(args("--fault", "pause"), object())
-    assert not puts_back_roles(args("--fault", "auto"), object()), "a kill keeps today's behaviour"
+def test_what_each_fault_changes_and_whose_roles_are_put_back(monkeypatch):
+    monkeypatch.setattr("lib.faults.nodes.docker_usable", lambda: True)
+    monkeypatch.setattr("lib.faults.nodes.container_for", lambda host, port: host)  # every node a container
+    client, _, shards = cluster()
+    built = {name: build_fault(args("--fault", name), client, shards, History())[0]
+             for name in ("replica-kill", "shard-loss", "pause", "auto")}
+    primary, replica = ("node-7000", 7000), ("node-7003", 7003)
+    assert built["replica-kill"].touches() == [replica]
+    assert built["shard-loss"].touches() == [replica, primary], "the replicas first, then the primary"
+    assert built["pause"].touches() == [primary, replica]
+    assert not built["replica-kill"].puts_back_roles("cluster", owned=True), "nothing was promoted"
+    assert built["pause"].puts_back_roles("cluster", owned=True), "a pause's roles are put back always"
+    assert not built["auto"].puts_back_roles("cluster", owned=True), "a kill on our own stack: roles as they end"
+    assert built["auto"].puts_back_roles("cluster", owned=False), "a kill on servers not ours: put back"
+    with patched_partition_tools(monkeypatch):
+        cut = build_fault(args("--fault", "partition"), client, shards, History())[0]
+    assert len(cut.touches()) == 6, "the cut changes every node's links"
 
 
-def test_run_config_sets_shutdown_on_sigterm_on_the_victim_and_min_replicas_everywhere():
+def patched_partition_tools(monkeypatch):
+    """A compose cut built without docker or iptables: the peers' containers have made-up addresses."""
+    import contextlib
+
+    monkeypatch.setattr("lib.faults.partition.require_partition_tools", lambda **_: None)
+    monkeypatch.setattr("lib.faults.partition.docker_usable", lambda: True)
+    monkeypatch.setattr("lib.faults.partition.container_for", lambda host, port: host)
+    monkeypatch.setattr("lib.faults.partition.container_ips", lambda container: [f"172.18.0.{len(container)}"])
+    return contextlib.nullcontext()
+
+
+def test_run_config_sets_the_faults_own_settings_on_the_victim_and_min_replicas_everywhere(monkeypatch):
+    monkeypatch.setattr("lib.faults.nodes.docker_usable", lambda: True)
+    monkeypatch.setattr("lib.faults.nodes.container_for", lambda host, port: host)
     client, fake, shards = cluster()
     nodes = fake.nodes
-    sigterm = run_config(args("--fault", "sigterm"), client, nodes, shards)
-    assert [(c.nodes, c.settings) for c in sigterm] == [([("node-7000", 7000)], {"shutdown-on-sigterm": "failover"})]
+    sigterm, _ = build_fault(args("--fault", "sigterm"), client, shards, History())
+    changes = run_config(args("--fault", "sigterm"), client, nodes, shards, sigterm)
+    assert [(c.nodes, c.settings) for c in changes] == [([("node-7000", 7000)], {"shutdown-on-sigterm": "failover"})]
     bounded = run_config(args("--fault", "pause", "--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"),
-                         client, nodes, shards)
+                         client, nodes, shards, None)
     assert len(bounded) == 1 and len(bounded[0].nodes) == 6, bounded
     assert bounded[0].settings == {"min-replicas-to-write": "1", "min-replicas-max-lag": "2"}
 
@@ -153,13 +161,13 @@ def test_replica_kill_is_ok_without_a_failover_or_a_loss_and_fails_on_a_loss():
     run = ClusterFailoverRun("SIGKILL node-7003", shards, history, victim=shards[0], fault_at=FAULT_AT,
                              expect=NO_FAILOVER, down=shards[0].replicas[0], down_seen_at=FAULT_AT + 2.5,
                              recovered_at=FAULT_AT + 4.0)
-    result = check_primary_failure(holding(client, history), run, None, "replica-kill")
+    result = check_primary_failure(holding(client, history), run, None)
     assert result.status == OK, result.detail
     assert "no failover (node-7000:7000 still serves 0-5460)" in result.detail, result.detail
     assert result.metrics["replica_flagged_fail_s"] == 2.5 and result.metrics["lost"] == 0, result.metrics
     lost_key = history.snapshot()[3].key
     client, _, _ = cluster()
-    result = check_primary_failure(holding(client, history, {lost_key}), run, None, "replica-kill")
+    result = check_primary_failure(holding(client, history, {lost_key}), run, None)
     assert result.status == FAIL and "acknowledged writes were lost" in result.detail, result.detail
 
 
@@ -177,8 +185,7 @@ def test_shard_loss_with_partial_coverage_is_expected_and_the_others_keep_servin
     for o in [op(LABELS[0], 0, -0.2, -0.19), op(LABELS[0], 1, 0.0, 0.3, OP_FAIL, "ConnectionError"),
               op(LABELS[0], 2, 5.4, 5.5)]:
         history.record(o)
-    result = check_primary_failure(holding(client, history), shard_loss_run(shards, history, "no"),
-                                                  None, "shard-loss")
+    result = check_primary_failure(holding(client, history), shard_loss_run(shards, history, "no"), None)
     assert result.status == OK, result.detail
     assert "no promotion possible: the whole shard 0-5460 is down (expected)" in result.detail, result.detail
     assert "the other shards kept serving (longest pause 200 ms)" in result.detail, result.detail
@@ -186,7 +193,7 @@ def test_shard_loss_with_partial_coverage_is_expected_and_the_others_keep_servin
 
     client, _, _ = cluster()
     lost = holding(client, history, {history.snapshot()[-3].key})  # the shard's write before the fault
-    result = check_primary_failure(lost, shard_loss_run(shards, history, "no"), None, "shard-loss")
+    result = check_primary_failure(lost, shard_loss_run(shards, history, "no"), None)
     assert result.status == WARN and "every copy of the shard was lost" in result.detail, result.detail
     assert result.metrics["lost_on_lost_shard"] == 1, result.metrics
 
@@ -199,8 +206,7 @@ def test_shard_loss_with_full_coverage_reports_when_the_healthy_shards_stopped()
                   op(label, 2, 5.6, 5.7)]:
             history.record(o)
     history.record(op(LABELS[0], 0, 5.5, 5.52))
-    result = check_primary_failure(holding(client, history), shard_loss_run(shards, history, "yes"),
-                                                  None, "shard-loss")
+    result = check_primary_failure(holding(client, history), shard_loss_run(shards, history, "yes"), None)
     assert result.status == OK, result.detail
     assert result.metrics["healthy_shards_stopped_after_s"] == {"5461-10922": 3.1, "10923-16383": 3.1}
     assert result.metrics["healthy_shards_first_error_s"] == {"5461-10922": 4.2, "10923-16383": 4.2}
@@ -233,7 +239,7 @@ def test_a_pause_reports_the_pinned_writer_noreplicas_and_fails_on_what_the_old_
     client, _, shards = cluster()
     history = failover_history()
     run = pause_run(shards, history)
-    result = check_primary_failure(holding(client, history), run, None, "pause")
+    result = check_primary_failure(holding(client, history), run, None)
     metrics = result.metrics
     assert result.status == OK, result.detail
     assert (metrics["old_primary_acked_after_heal"], metrics["pinned_first_error_after_s"]) == (1, 0.5), metrics
@@ -241,7 +247,7 @@ def test_a_pause_reports_the_pinned_writer_noreplicas_and_fails_on_what_the_old_
     assert metrics["write_pause_ms"] == 3400.0, "last ok -0.09 s, next ok +3.31 s"
 
     client, _, _ = cluster()
-    result = check_primary_failure(holding(client, history, {f"{NS}pin:2"}), run, None, "pause")
+    result = check_primary_failure(holding(client, history, {f"{NS}pin:2"}), run, None)
     assert result.status == FAIL, result.detail
     assert (result.metrics["old_primary_acked_after_heal_lost"], result.metrics["lost_acked_at_s"]) == (1, [2.96])
 
@@ -252,14 +258,17 @@ def test_a_loss_fails_a_coordinated_failover_and_a_kill_alike():
     lose = {history.snapshot()[-5].key}  # the victim shard's write acknowledged at +3.31 s
     run = ClusterFailoverRun("CLUSTER FAILOVER", shards, history, victim=shards[0], fault_at=FAULT_AT,
                              promoted=shards[0].replicas[0], promoted_at=FAULT_AT + 2.9, recovered_at=FAULT_AT + 3.31)
-    coordinated = check_primary_failure(holding(client, history, lose), run, None, "coordinated")
+    run.facts = facts("coordinated")
+    coordinated = check_primary_failure(holding(client, history, lose), run, None)
     assert coordinated.status == FAIL and "any acknowledged write lost is a FAIL" in coordinated.detail
     client, _, _ = cluster()
-    killed = check_primary_failure(holding(client, history, lose), run, None, "auto")
+    run.facts = facts("auto")
+    killed = check_primary_failure(holding(client, history, lose), run, None)
     assert killed.status == FAIL and "write_pause_ms" not in killed.metrics, killed.detail
     assert "asynchronous replication" in killed.detail, "a kill's loss is explained, and still a FAIL"
 
 
-def test_every_strictly_judged_fault_is_one_the_suite_knows_what_to_expect_of():
-    known = set(suite.EXPECTS) | set(suite.ROLE_SWAPPING_FAULTS) | {"exec"}
-    assert known == set(STRICT_FAULTS), known ^ set(STRICT_FAULTS)
+def facts(name: str) -> dict:
+    """What a fault's file says of itself, as a run record carries it (lib/faults/fault.Fault.facts)."""
+    cls = registry.fault_class(name)
+    return {"strict": cls.strict, "loss_explained": cls.loss_explained, "minority_side": cls.minority_side}

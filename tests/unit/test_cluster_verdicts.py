@@ -17,6 +17,7 @@ from lib.checks.cluster_redirects import check_ask, check_moved
 from lib.checks.cluster_rejoin import check_rejoin
 from lib.checks.result import ERROR, FAIL, OK, WARN
 from lib.faults.fault import Fault
+from lib.faults.kill import Kill
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
 from lib.history import History, Op
@@ -258,13 +259,17 @@ def failover_history(other_pause: float = 0.7) -> History:
     return history
 
 
+KILL_FACTS = {"strict": Kill.strict, "loss_explained": Kill.loss_explained}  # what --fault auto says of itself
+
+
 def primary_failure_run(history: History, shards: list, **fields) -> ClusterFailoverRun:
     plain = History()
     for o in [op(LABELS[0], 0, -0.03, -0.02), op(LABELS[0], 1, 0.1, 0.2, OP_FAIL, "ConnectionError"),
               op(LABELS[0], 2, 3.5, 3.6)]:
         plain.record(o)
     defaults = {"victim": shards[0], "fault_at": FAULT_AT, "promoted_at": FAULT_AT + 2.95,
-                "promoted": shards[0].replicas[0], "recovered_at": FAULT_AT + 3.5, "plain": plain}
+                "promoted": shards[0].replicas[0], "recovered_at": FAULT_AT + 3.5, "plain": plain,
+                "facts": KILL_FACTS}
     return ClusterFailoverRun("SIGKILL node-7000 (local launcher, like docker kill)", shards, history,
                               **{**defaults, **fields})
 
@@ -334,7 +339,7 @@ def test_primary_failure_is_an_error_of_the_harness_when_the_final_read_never_go
     history = failover_history()
     history.final_read_error = "the harness could not read back the 40 written keys within 30 s: last seen " \
                                "ClusterDownError: The cluster is down"
-    result = check_primary_failure(cluster()[0], primary_failure_run(history, shards), None, "partition")
+    result = check_primary_failure(cluster()[0], primary_failure_run(history, shards), None)
     assert result.status == ERROR, f"the harness's read failed, not Valkey: {result.status}"
     assert result.detail.endswith("writes not judged: " + history.final_read_error), result.detail
     assert result.metrics["fault"] and result.metrics["promoted"], "the result still says which fault ran and what"
@@ -360,13 +365,14 @@ f5 10.0.0.15:7005@17005,node-7005 slave c2 0 0 3 connected
 
 
 class Restart(Fault):
-    can_restore = True
+    """A kill the suite heals by starting the node again (pending: injected, not healed yet)."""
 
     def __init__(self, comes_back: bool = True):
         self.comes_back = comes_back
         self.restores = 0
+        self.pending_heal = True
 
-    def restore(self, timeout: float) -> bool:
+    def heal(self, timeout: float) -> bool:
         self.restores += 1
         return self.comes_back
 
@@ -452,7 +458,7 @@ def test_rejoin_fails_when_the_roles_cannot_be_put_back():
 
 def test_rejoin_warns_when_restarting_the_old_primary_raised():
     class Unstartable(Restart):
-        def restore(self, timeout: float) -> bool:
+        def heal(self, timeout: float) -> bool:
             raise WaitTimeout("timed out after 30s waiting for node-7000 to answer PING")
 
     client, run = rejoin_cluster()

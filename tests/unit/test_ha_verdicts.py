@@ -6,7 +6,10 @@ import pytest
 
 from lib.checks import ha_checks, ha_consistency, ha_master_kill, ha_rejoin
 from lib.checks.result import ERROR, FAIL, OK, WARN
-from lib.faults.fault import Fault, LocalKill
+from lib.faults.fault import Fault
+from lib.faults.graceful import SENTINEL_LOSS
+from lib.faults.kill import Kill
+from lib.faults.nodes import LocalNode
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
 from lib.history import UNKNOWN, History, Op
@@ -294,14 +297,15 @@ def test_consistency_fails_when_any_acknowledged_write_was_lost_confirmed_by_wai
     assert result.metrics["lost_acked_window_s"] == [0.41, 0.41], result.metrics
 
 
-@pytest.mark.parametrize("fault,explained", [(GRACEFUL, True), (KILL, False)])
-def test_consistency_fails_when_a_wait_confirmed_write_was_lost(fault, explained):
-    run = read_back_holding(failover_run(acked_writes(), fault=fault), 0, 3)
+@pytest.mark.parametrize("fault,explained", [(GRACEFUL, SENTINEL_LOSS), (KILL, None)])
+def test_consistency_fails_when_a_wait_confirmed_write_was_lost_and_quotes_the_faults_own_explanation(fault,
+                                                                                                     explained):
+    run = read_back_holding(failover_run(acked_writes(), fault=fault, loss_explained=explained), 0, 3)
     result = ha_consistency.check_consistency(FakeHA(), run, None)
     assert result.status == FAIL, result.detail
     first = result.detail.splitlines()[0]
     assert first.startswith("2 of 4 acknowledged writes lost, acknowledged +0.21 s to +0.41 s"), first
-    assert first.endswith(ha_consistency.GRACEFUL_LOSS) is explained, "only SENTINEL FAILOVER gets the explanation"
+    assert first.endswith(f"; {explained}") if explained else first.endswith("after the fault"), first
     assert (result.metrics["wait_confirmed"], result.metrics["wait_confirmed_lost"]) == (2, 1), f"{result.metrics}"
 
 
@@ -338,22 +342,22 @@ def synced_ha(*master_replies: dict, old_master_reply: dict | None = None) -> Fa
 
 
 class RestartableFault(Fault):
-    can_restore = True
-
     def __init__(self, comes_back: bool = True, log: list | None = None):
         self.comes_back, self.log, self.timeouts = comes_back, log if log is not None else [], []
 
-    def restore(self, timeout: float) -> bool:
+    def heal(self, timeout: float) -> bool:
         self.timeouts.append(timeout)
-        self.log.append("restore")
+        self.log.append("heal")
         return self.comes_back
 
 
 class NeverDown(Fault):
     """Like SENTINEL FAILOVER: nothing to restart."""
 
-    def restore(self, timeout: float) -> bool:
-        raise AssertionError("a fault that cannot restore is not asked to")
+    can_heal = False
+
+    def heal(self, timeout: float) -> bool:
+        raise AssertionError("a fault that has nothing to heal is not asked to")
 
 
 REJOINED = replication_info("slave", master_host="valkey-replica1", master_port=6380, master_link_status="up",
@@ -398,7 +402,7 @@ def test_replica_sync_check_only_waits_for_the_rejoin_of_a_master_the_suite_rest
 def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new_one():
     fault = RestartableFault()
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
-    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30)
+    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30, owned=True)
     assert result.status == OK, result.detail
     assert fault.timeouts == [30], f"restored with the given timeout: {fault.timeouts}"
     assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
@@ -408,7 +412,7 @@ def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new
 
 def test_replica_sync_warns_when_the_old_master_was_not_started_again():
     result = ha_restore.replica_sync_scenario(synced_ha(REPLICAS_CAUGHT_UP), failover_run(kill_history()),
-                                            RestartableFault(comes_back=False), 45)
+                                              RestartableFault(comes_back=False), 45, owned=True)
     assert result.status == WARN, result.detail
     assert "valkey-master:6379 was not started again within 45s" in result.detail, result.detail
     assert result.metrics["old_master_restarted"] is False, f"{result.metrics}"
@@ -417,7 +421,7 @@ def test_replica_sync_warns_when_the_old_master_was_not_started_again():
 def test_replica_sync_fails_when_the_old_master_does_not_rejoin():
     still_master = replication_info("master")
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=still_master)
-    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), RestartableFault(), 30)
+    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), RestartableFault(), 30, owned=True)
     assert result.status == FAIL, result.detail
     assert result.metrics["old_master_rejoined"] is False, f"{result.metrics}"
     assert "old master did not rejoin" in result.detail and "role=master" in result.detail, result.detail
@@ -425,7 +429,8 @@ def test_replica_sync_fails_when_the_old_master_does_not_rejoin():
 
 def test_replica_sync_after_a_graceful_failover_restarts_nothing_but_checks_the_rejoin():
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
-    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history(), fault=GRACEFUL), NeverDown(), 30)
+    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history(), fault=GRACEFUL), NeverDown(), 30,
+                                              owned=True)
     assert result.status == OK and result.metrics["old_master_rejoined"] is True, result.detail
 
 
@@ -445,8 +450,8 @@ def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while
 
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
     ha.nodes[ha.sentinel_addresses[0]] = FakeNode(on_command=sentinel_debug)
-    fault = LocalKill(Stack(), "valkey-master")
-    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30)
+    fault = Kill(LocalNode(Stack(), "valkey-master"), ("127.0.0.1", 6379))
+    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30, owned=True)
     assert result.status == OK, result.detail
     assert log == [("SENTINEL", "DEBUG"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 100, "PUBLISH-PERIOD", 100),
                    ("start", "valkey-master"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 10000, "PUBLISH-PERIOD", 2000)], \
@@ -460,16 +465,22 @@ def test_the_rejoin_after_a_run_is_watched_with_short_timers_only_where_the_harn
         fault, owned, shorten):
     """After the measured failover: always for a local kill and SENTINEL FAILOVER (which needs
     --allow-destructive on servers not ours); a docker kill or a kill by hand only on servers the harness
-    started. Undoing an interrupted run keeps the stricter fast_rejoin (a failover may be under way)."""
-    from lib.faults.fault import DockerKill, ManualKill
-    from lib.faults.sentinel_failover import SentinelFailover
+    started. Undoing an interrupted run keeps the stricter rule (a failover may be under way)."""
+    from lib.faults.coordinated import Coordinated
+    from lib.faults.fault import FaultContext, Node
+    from lib.faults.graceful import Graceful
+    from lib.faults.manual import Manual
+    from lib.faults.nodes import DockerNode
 
-    faults = {"local": LocalKill(object(), "valkey-master"),
-              "graceful": SentinelFailover(FakeHA()), "coordinated": SentinelFailover(FakeHA(), coordinated=True),
-              "docker": DockerKill.__new__(DockerKill), "manual": ManualKill.__new__(ManualKill)}
-    assert ha_restore.fast_rejoin_after_failover(faults[fault], owned) is shorten
+    master = Node(("valkey-master", 6379), ("10.0.0.1", 6379))
+    ctx = FaultContext("sentinel", "ha", "the master valkey-master:6379", master, [], options={"fault": fault})
+    faults = {"local": Kill(LocalNode(object(), "valkey-master"), master.reachable),
+              "graceful": Graceful(ctx, None), "coordinated": Coordinated(ctx, None),
+              "docker": Kill(DockerNode("valkey-master"), master.reachable),
+              "manual": Manual(ctx, "kill it", "start it")}
+    assert faults[fault].shortens_rejoin(owned, after_failover=True) is shorten
     if fault in ("graceful", "coordinated", "docker", "manual"):
-        assert ha_restore.fast_rejoin(faults[fault], owned) is False
+        assert faults[fault].shortens_rejoin(owned) is False
 
 
 # ---- roles_restored --------------------------------------------------------------------------------

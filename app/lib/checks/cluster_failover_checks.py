@@ -21,14 +21,14 @@ from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
 from lib.runs.cluster_failover_run import NO_FAILOVER, SHARD_DOWN, ClusterFailoverRun
 from lib.util import format_endpoint
 
-# Any acknowledged write lost is a FAIL, whatever the fault. The faults of the fault matrix also get their
-# notes (write pause, heal, pinned writer, NOREPLICAS, the server's shutdown log).
-STRICT_FAULTS = ("coordinated", "pause", "partition", "sigterm", "exec", "replica-kill", "shard-loss")
 
+def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None, skipped: str | None) -> ScenarioResult:
+    """The shard's failover (or, when the fault should cause none, the lack of one) judged.
 
-def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None, skipped: str | None,
-                          mode: str = "auto") -> ScenarioResult:
-    """The shard's failover (or, for replica-kill and shard-loss, the lack of one) judged; mode is --fault."""
+    Any acknowledged write lost is a FAIL, whatever the fault. A strict fault (its facts say so) also gets its notes
+    (write pause, heal, pinned writer, NOREPLICAS, the server's shutdown log); another gets the explanation its
+    facts give for a loss.
+    """
     if run is None:
         return ScenarioResult("primary_failure", WARN, f"skipped: {skipped}")
     victim = run.victim
@@ -52,8 +52,8 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
     others = {s.label: round(longest_gap_ms(run.ops(s), run.fault_at, end), 1)
               for s in run.shards if s.label != victim.label}
     metrics["other_shards_longest_gap_ms"] = others
-    strict = mode in STRICT_FAULTS
-    notes = fault_notes(run, metrics, end, mode) if strict else []
+    strict = run.facts.get("strict", True)
+    notes = fault_notes(run, metrics, end) if strict else []
     if run.timeout_reason:
         return ScenarioResult("primary_failure", FAIL, f"no recovery: {run.timeout_reason}"
                               + "".join(f"; {n}" for n in notes), metrics)
@@ -75,8 +75,8 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
         return ScenarioResult("primary_failure", FAIL, f"{detail}; shards {', '.join(slow)} stopped serving "
                               f"for more than {OTHER_SHARDS_MAX_GAP_MS} ms", metrics)
     if loss.lost:  # strict, as Jepsen counts: the explanation does not excuse the loss
-        why = ("" if strict else " (asynchronous replication: writes the dead primary acknowledged but had not sent "
-               "to its replica)")
+        explained = run.facts.get("loss_explained")
+        why = "" if strict or not explained else f" ({explained})"
         return ScenarioResult("primary_failure", FAIL, f"{detail}{why}; any acknowledged write lost is a FAIL",
                               metrics)
     return ScenarioResult("primary_failure", OK, detail, metrics)

@@ -6,10 +6,8 @@ from lib.history import OK as OP_OK
 from lib.runs.cluster_failover_run import PINNED_GROUP, ClusterFailoverRun
 from lib.util import format_endpoint
 
-HANDOVER_MARKS = ("failover to replica", "replicas are in sync when shutting down")  # Valkey 9.0 shutdown log
 
-
-def fault_notes(run: ClusterFailoverRun, metrics: dict, end: float, mode: str) -> list[str]:
+def fault_notes(run: ClusterFailoverRun, metrics: dict, end: float) -> list[str]:
     """What the fault matrix measures besides the kill's numbers: the write pause, the heal, the writer pinned
     to the old primary, NOREPLICAS, the server's own account of a shutdown; into metrics, and as detail notes."""
     victim = run.victim
@@ -23,7 +21,7 @@ def fault_notes(run: ClusterFailoverRun, metrics: dict, end: float, mode: str) -
         notes.append(f"healed at +{metrics['healed_after_s']:.2f} s, the old primary a replica "
                      + (f"{demoted:,.0f} ms later" if demoted is not None else "never"))
     if run.pinned is not None:
-        notes.append(pinned_note(run, metrics, mode))
+        notes.append(pinned_note(run, metrics))
     if "min-replicas-to-write" in run.settings:
         refused = [op for op in run.ops() if op.error and "NOREPLICAS" in op.error and op.end >= run.fault_at]
         first = min((op.end for op in refused), default=None)
@@ -31,11 +29,10 @@ def fault_notes(run: ClusterFailoverRun, metrics: dict, end: float, mode: str) -
         notes.append(f"first NOREPLICAS at +{metrics['first_noreplicas_after_s']:.2f} s" if first is not None
                      else "no write refused with NOREPLICAS")
     metrics["run_settings"] = dict(run.settings)
-    if run.server_log is not None:
-        handover = [line for line in run.server_log if any(m in line.lower() for m in HANDOVER_MARKS)]
-        metrics.update({"server_log": run.server_log[-20:], "server_log_handover": bool(handover)})
-        notes.append(f"server log: {handover[-1].split(' * ', 1)[-1]}" if handover
-                     else "the server log shows no hand-over to a replica")
+    if "server_log" in run.evidence:  # the fault's own (lib/faults/sigterm.py): the server's shutdown lines
+        metrics.update(run.evidence)
+        line = run.evidence.get("server_log_handover_line")
+        notes.append(f"server log: {line}" if line else "the server log shows no hand-over to a replica")
     return notes
 
 
@@ -47,7 +44,7 @@ def write_pause_ms(ops: list, fault_at: float, end: float) -> float:
     return max((b - a) * 1000 for a, b in zip(points, points[1:], strict=False))
 
 
-def pinned_note(run: ClusterFailoverRun, metrics: dict, mode: str) -> str:
+def pinned_note(run: ClusterFailoverRun, metrics: dict) -> str:
     """The plain client pinned to the old primary: when it stopped taking writes, what it took after the heal."""
     ops = sorted(run.pinned_ops(), key=lambda op: op.start)
     first_error = next((op for op in ops if op.outcome != OP_OK and op.end >= run.fault_at), None)
@@ -58,7 +55,7 @@ def pinned_note(run: ClusterFailoverRun, metrics: dict, mode: str) -> str:
     metrics.update({"pinned_to": format_endpoint(*run.pinned), "pinned_first_error_after_s": stopped_s,
                     "pinned_first_error": first_error.error if first_error else None,
                     "old_primary_acked_during_fault": len(during), "old_primary_acked_after_heal": len(after_heal)})
-    if mode == "partition":  # the minority side: when it stops taking writes (cluster-node-timeout after the cut)
+    if run.facts.get("minority_side"):  # when the cut side stops taking writes (cluster-node-timeout after the cut)
         metrics["minority_stopped_writes_after_s"] = stopped_s
     stopped = (f"first error at +{stopped_s:.2f} s ({(first_error.error or '').split(' (attempts')[0][:60]})"
                if first_error else "no error")

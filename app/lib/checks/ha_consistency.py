@@ -11,8 +11,6 @@ from lib.ha_client import HAClient
 from lib.history import Op
 from lib.runs.ha_record import FailoverRun, acked_after
 
-GRACEFUL_LOSS = ("; SENTINEL FAILOVER does not pause the old master, so what it acknowledged between the "
-                 "promotion order and the switch is discarded when it is demoted (docs/ha.md)")
 LOST_AT_LIMIT = 5000  # lost_acked_at_s lists at most this many (sorted) acknowledgement times
 
 
@@ -68,16 +66,8 @@ def _read_from(final: dict[str, str | None]):  # noqa: ANN202 - the ReadMany los
 
 
 def _loss_explained(run: FailoverRun) -> str:
-    """Why a SENTINEL FAILOVER lost writes: plain does not pause the old master; COORDINATED should have."""
-    if not run.fault.startswith("SENTINEL FAILOVER"):
-        return ""
-    if "COORDINATED" not in run.fault:
-        return GRACEFUL_LOSS
-    seen = run.extra.get("coordinated_path_seen")
-    path = {True: "its log lines were seen", False: "the servers did not log it",
-            None: "no server log to tell"}[seen]
-    return (f"; SENTINEL FAILOVER COORDINATED should lose no acknowledged write (coordinated path: {path}; "
-            "see master_kill's coordinated_path_seen)")
+    """The fault's own words for why it can lose acknowledged writes (lib/faults/*.py: explain_loss)."""
+    return f"; {run.loss_explained}" if run.loss_explained else ""
 
 
 def _old_master_note(run: FailoverRun, pinned: LossReport, metrics: dict) -> str:

@@ -20,8 +20,9 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from lib import events
 from lib.errors import SetupError
-from lib.faults.fault import Fault
+from lib.faults.fault import ALWAYS, UNOWNED, Fault, FaultContext, failover_touches
 from lib.faults.nodes import container_for, docker, docker_usable
 from lib.launcher.discovery import stack_serving
 from lib.launcher.local_stack import (
@@ -53,7 +54,18 @@ class Side:
 
 @dataclass
 class Partition(Fault):
-    """Drop every packet between the victim and each peer; restore() deletes every rule again."""
+    """Drop every packet between the victim and each peer; heal() deletes every rule again."""
+
+    name = "partition"
+    help = ("cut the primary off from every peer (iptables; root), healed once a replica is promoted; a writer "
+            "stays on the cut side")
+    not_for_cache = "the cache suite does not account what the minority side acknowledges during the cut"
+    target = "the primary, cut off from its replicas and the sentinels (cluster: from every other node)"
+    heals_in_run = True
+    pins_old_primary = True
+    minority_side = True  # the writer kept on the old primary is on the minority side: when does it stop?
+    roles_put_back = {"sentinel": UNOWNED, "cluster": ALWAYS}
+    marks = (events.HEALED, events.DEMOTED)
 
     victim: str  # how the description names it
     chain: str
@@ -63,8 +75,23 @@ class Partition(Fault):
     where: str  # "iptables on lo", "iptables in valkey-master's network namespace"
     container: str | None = None  # compose: the victim's container, whose namespace holds the rules
     run: RunCommand = field(default=run_command, repr=False)
-    can_restore = True
-    heals_in_run = True
+    touched: list[tuple[str, int]] = field(default_factory=list)  # the servers whose links it cuts
+
+    @classmethod
+    def build(cls, ctx: FaultContext) -> Partition:
+        """The primary cut off from its replicas and the sentinels, or (cluster) from every other node."""
+        if ctx.topology == "sentinel":
+            peers = [*(r.reachable for r in ctx.replicas), *(s.reachable for s in ctx.sentinels)]
+            touched = failover_touches(ctx)
+        else:
+            peers = [n.reachable for n in (*ctx.replicas, *ctx.others)]
+            touched = [ctx.primary.reachable, *peers]
+        cut = cut_off(ctx.stack_name, ctx.primary.reachable, peers, announced=ctx.primary.announced)
+        cut.touched = touched
+        return cut
+
+    def touches(self) -> list[tuple[str, int]]:
+        return self.touched
 
     @property
     def description(self) -> str:
@@ -98,7 +125,7 @@ class Partition(Fault):
                 remove_iptables_chains([self.chain], iptables, self.run)
                 raise SetupError(f"partition: {' '.join(command)} failed: {(proc.stderr or proc.stdout).strip()}")
 
-    def restore(self, timeout: float) -> bool:
+    def heal(self, timeout: float) -> bool:
         """Delete the chain and its jumps; True once none is left (a stopped container took them along)."""
         iptables = self.iptables()
         if iptables is None:
@@ -222,10 +249,10 @@ def leftover_rules(ports: Iterable[int] | None = None, run: RunCommand = run_com
 @contextlib.contextmanager
 def partitioned(fault: Partition) -> Iterator[Partition]:
     """The cut for the length of a with block, healed however the block ends."""
-    fault.pending_restore = True
+    fault.pending_heal = True
     try:
         fault.inject()
         yield fault
     finally:
-        if fault.restore(timeout=10):
-            fault.pending_restore = False
+        if fault.heal(timeout=10):
+            fault.pending_heal = False

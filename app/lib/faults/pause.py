@@ -1,24 +1,36 @@
-"""Pause as a fault: SIGSTOP (docker pause) the master, longer than failure detection, then resume it.
+"""SIGSTOP the primary (`docker pause` on compose) for longer than failure detection, then resume it.
 
-The paused server keeps its sockets and its role. When it resumes it still believes it is the master
-until the sentinels (or the cluster) demote it, so a client that stayed with it can have writes
-acknowledged that the demotion then discards: the run counts them.
+The paused server keeps its sockets and its role. Resumed, it still believes it is the primary until the sentinels
+(or the cluster) demote it, so a client that stayed with it can have writes acknowledged that the demotion then
+discards: a writer is kept on it (pins_old_primary) and the run counts them. The run resumes it once the promotion
+is seen (heals_in_run) and waits for its demotion.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from lib import events
+from lib.faults.fault import ALWAYS, UNOWNED, Fault, FaultContext, failover_touches
+from lib.faults.nodes import DockerNode, NodeControl
 
-from lib.faults.fault import Fault
-from lib.faults.nodes import NodeControl
 
-
-@dataclass
 class Pause(Fault):
-    node: NodeControl
-    how: str = "SIGSTOP"  # "docker pause" on compose
-    can_restore = True
+    name = "pause"
+    help = "SIGSTOP (docker pause) the primary, resumed once a replica is promoted; a writer stays on it"
+    not_for_cache = "the cache suite does not account what the old primary acknowledges once it is resumed"
+    target = "the primary"
     heals_in_run = True
+    needs_replica = "to promote"
+    pins_old_primary = True
+    roles_put_back = {"sentinel": UNOWNED, "cluster": ALWAYS}
+    marks = (events.HEALED, events.DEMOTED)
+
+    def __init__(self, node: NodeControl, touched: list[tuple[str, int]]):
+        self.node, self.touched = node, touched
+        self.how = "docker pause" if isinstance(node, DockerNode) else "SIGSTOP"
+
+    @classmethod
+    def build(cls, ctx: FaultContext) -> Pause:
+        return cls(ctx.control(ctx.primary, cls.name), failover_touches(ctx))
 
     @property
     def description(self) -> str:
@@ -28,6 +40,9 @@ class Pause(Fault):
     def inject(self) -> None:
         self.node.pause()
 
-    def restore(self, timeout: float) -> bool:
+    def heal(self, timeout: float) -> bool:
         self.node.resume()
         return True
+
+    def touches(self) -> list[tuple[str, int]]:
+        return self.touched

@@ -17,9 +17,7 @@ from redis.crc import key_slot
 from lib import events
 from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
-from lib.faults.cluster_failover import ClusterManualFailover
 from lib.faults.fault import Fault, inject_recorded
-from lib.faults.sigterm import Terminate
 from lib.history import History
 from lib.runs.cache_outage import ok_count, shard_recovery
 from lib.runs.cluster_watch import wait_promoted
@@ -78,7 +76,7 @@ def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: F
     progress is told (one line) when the fault is about to be injected: library code does not print.
     """
     run = CacheFailoverRun(fault.description, shards, history if history is not None else History(),
-                           graceful=isinstance(fault, ClusterManualFailover | Terminate))  # SIGTERM hands over
+                           graceful=fault.hands_over)  # a promotion ordered, or a primary that hands over
     origin = OriginApp()
     cache = HTTPCache(origin, store, ttl=CACHE_TTL, expose_errors=True)
     loops: list[RequestLoop] = []

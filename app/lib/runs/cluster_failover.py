@@ -20,7 +20,7 @@ from redis.cluster import RedisCluster
 
 from lib.clients.probe import PlainClientProbe
 from lib.cluster_client import ClusterClient
-from lib.faults.fault import Fault, inject_recorded, restore_fault
+from lib.faults.fault import Fault, heal_fault, inject_recorded
 from lib.ha_client import AddressRemap
 from lib.history import Attempts, History
 from lib.runs.client_comparison import ClientComparison
@@ -98,9 +98,9 @@ def run_cluster_failover(client: ClusterClient, fault: Fault, shards: list[Shard
         if compared is not None:
             compared.wait_recovered(run.promoted_at if run.promoted_at is not None else run.fault_at)
     except BaseException:
-        if fault.heals_in_run and fault.pending_restore:  # Ctrl-C: resume now, or the writers stuck on the
+        if fault.heals_in_run and fault.pending_heal:  # Ctrl-C: resume now, or the writers stuck on the
             with contextlib.suppress(Exception):  # paused node hold up the undo until the failover happened
-                restore_fault(fault, HEAL_TIMEOUT_S)
+                heal_fault(fault, HEAL_TIMEOUT_S)
         raise
     finally:
         try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lib.faults import fault
 from lib.history import History
 from lib.topology.cluster_topology import Address, ClusterNode, Shard
 
 PINNED_GROUP = "pinned to the old primary"  # the group of the pinned writer's ops in the history
 
-# What the fault should cause: the run waits for that, and the checks judge against it.
-PROMOTION, NO_FAILOVER, SHARD_DOWN = "promotion", "no failover", "shard down"
+# What the fault should cause: the run waits for that, and the checks judge against it (lib/faults/fault.py).
+PROMOTION, NO_FAILOVER, SHARD_DOWN = fault.PROMOTION, fault.NO_FAILOVER, fault.SHARD_DOWN
 
 
 @dataclass
@@ -33,7 +34,8 @@ class ClusterFailoverRun:
     demoted_at: float | None = None  # the healed old primary turned replica
     pinned: Address | None = None  # where the writer pinned to the old primary wrote (ops of PINNED_GROUP)
     settings: dict[str, str] = field(default_factory=dict)  # what the cluster ran with (CONFIG GET/SET)
-    server_log: list[str] | None = None  # the old primary's log lines around the fault (local stack only)
+    facts: dict[str, Any] = field(default_factory=dict)  # what the fault says of itself (lib/faults/fault.py)
+    evidence: dict[str, Any] = field(default_factory=dict)  # what the fault saw itself (a server's shutdown log)
     compared: Any = None  # the compared client libraries (lib/runs/client_comparison.ClientComparison), --client
 
     def offset(self, at: float) -> float:

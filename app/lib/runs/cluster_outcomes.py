@@ -6,7 +6,7 @@ import time
 
 from lib import events
 from lib.cluster_client import ClusterClient
-from lib.faults.fault import Fault, restore_fault
+from lib.faults.fault import Fault, heal_fault
 from lib.history import OK
 from lib.runs.cluster_failover_run import ClusterFailoverRun
 from lib.runs.cluster_watch import wait_demoted, wait_flagged_fail, wait_promoted
@@ -71,7 +71,7 @@ def _recovered(run: ClusterFailoverRun) -> None:
 
 def heal(run: ClusterFailoverRun, fault: Fault, timeout: float = HEAL_TIMEOUT_S) -> None:
     """The run heals its own fault (resume, heal the cut, start the nodes) and records when."""
-    if not restore_fault(fault, timeout):
+    if not heal_fault(fault, timeout):
         raise WaitTimeout(f"{fault.description}: not healed within {timeout:.0f}s", observed="not restored")
     run.healed_at = time.monotonic()
     run.history.event(events.HEALED, f"{fault.description}: healed by the run", at=run.healed_at)

@@ -33,6 +33,7 @@ class FailoverRun:
     victim: Address | None = None  # the node the fault stopped when it is not the master (replica kill)
     settings: dict[str, str] = field(default_factory=dict)  # CONFIG SET on the servers for the run
     extra: dict[str, Any] = field(default_factory=dict)  # what the fault adds to the metrics
+    loss_explained: str | None = None  # the fault's own words for why it can lose acknowledged writes
     compared: Any = None  # the compared client libraries (lib/runs/client_comparison.ClientComparison), --client
 
     def offset(self, at: float) -> float:

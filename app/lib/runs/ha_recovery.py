@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from lib import events
-from lib.faults.fault import Fault, restore_fault
+from lib.faults.fault import Fault, heal_fault
 from lib.ha_client import Address, HAClient
 from lib.history import OK, History
 from lib.runs.ha_record import FailoverRun, RunPlan, Watch
@@ -34,7 +34,7 @@ def after_fault(run: FailoverRun, ha: HAClient, fault: Fault, plan: RunPlan, rec
             wait_until(lambda: (_switch_after_fault(run) is not None, "no +switch-master yet"),
                        timeout=recovery_timeout, what="+switch-master before healing the fault")
         finally:  # healed even when no failover came (or on Ctrl-C): the fault must not outlive the run
-            _heal(run, lambda: "healed after +switch-master" if restore_fault(fault, HEAL_TIMEOUT_S)
+            _heal(run, lambda: "healed after +switch-master" if heal_fault(fault, HEAL_TIMEOUT_S)
                   else "could not heal the fault")
     if not plan.expect_failover:
         _wait_kept_serving(run, ha)

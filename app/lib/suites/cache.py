@@ -79,8 +79,11 @@ class CacheSuite:
 
     name = "cache"
 
+    def __init__(self, argv: list[str] | None = None):
+        self.argv = argv  # --help lists every fault's own help (it imports every fault file)
+
     def build_parser(self) -> argparse.ArgumentParser:
-        return build_parser("python app/cache_test.py", DESCRIPTION)
+        return build_parser("python app/cache_test.py", DESCRIPTION, "cache", self.argv)
 
     @contextlib.contextmanager
     def prepare(self, args: argparse.Namespace, out: Output) -> Iterator[CacheSuiteRun]:

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 from lib.clients.libraries.base import CLIENTS, client_names
 from lib.errors import SetupError
-from lib.faults.fault import FAULT_MODES
+from lib.faults import registry
 from lib.report.plot import require_matplotlib
 
 DEFAULT_CLIENT_TIMEOUT_S = 30.0  # --client-timeout
 
 
+def fault_help(topology: str, suite: str, argv: list[str] | None) -> str:
+    """--fault's help: every fault that applies, from its own file; only built when --help is asked for (it imports
+    every fault file)."""
+    if not {"-h", "--help"} & set(sys.argv[1:] if argv is None else argv):
+        return "the fault to inject (default auto); --help lists each"
+    return "the fault to inject (default auto): " + "; ".join(registry.help_lines(topology, suite))
+
+
 def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, host_map_fallback: str) -> None:
-    parser.add_argument("--fault", choices=FAULT_MODES, default="auto", help=fault_help)
+    parser.add_argument("--fault", choices=registry.names(), default="auto", help=fault_help)
     parser.add_argument("--password", help="password of the data nodes (AUTH)")
     parser.add_argument("--host-map", action="append", default=[], metavar="NAME=HOST",
                         help=f"reach an announced host NAME at HOST (unresolvable names map to {host_map_fallback})")
@@ -109,8 +118,8 @@ def check_client_options(args: argparse.Namespace, suite: str) -> None:
         args.client_timeout = DEFAULT_CLIENT_TIMEOUT_S
     if suite == "cache":
         raise SetupError("--client goes with ha_test.py and cluster_test.py (the cache suite's clients are its own)")
-    if args.fault == "none":
-        raise SetupError("--client compares clients during a failover: drop --fault none")
+    if args.fault == registry.NONE:
+        raise SetupError(f"--client compares clients during a failover: drop --fault {registry.NONE}")
     if args.client_timeout <= 0:
         raise SetupError(f"--client-timeout {args.client_timeout}: give a positive number of seconds")
     for name in args.client:
@@ -120,22 +129,20 @@ def check_client_options(args: argparse.Namespace, suite: str) -> None:
             raise SetupError(str(exc)) from None
 
 
-def check_fault_options(args: argparse.Namespace, suite: str) -> None:
+def check_fault_options(args: argparse.Namespace, suite: str, topology: str) -> None:
     """The fault options that belong together, checked before any server is touched (one line, exit 2)."""
-    from lib.faults.exec import check_command
-    from lib.faults.fault import CLUSTER_ONLY, HA_ONLY
-
-    wrong_suite = {"ha": CLUSTER_ONLY, "cluster": HA_ONLY, "cache": HA_ONLY}.get(suite, ())
-    if args.fault in wrong_suite:
-        other = "cluster_test.py" if args.fault in CLUSTER_ONLY else "ha_test.py"
-        raise SetupError(f"--fault {args.fault} does not apply to the {suite} suite: it is a fault of {other}")
     check_client_options(args, suite)
-    if args.fault == "exec":
-        check_command(args.kill_cmd, "--kill-cmd")
-        if args.restore_cmd is not None:
-            check_command(args.restore_cmd, "--restore-cmd")
-    elif args.kill_cmd or args.restore_cmd:
-        raise SetupError("--kill-cmd and --restore-cmd go with --fault exec")
+    given = {name: getattr(args, name) for name in ("kill_cmd", "restore_cmd") if getattr(args, name, None)}
+    if args.fault != registry.NONE:
+        cls = registry.fault_class(args.fault)
+        if why := registry.applies(cls, topology, suite):
+            raise SetupError(why)
+        cls.check_options(fault_options(args))
+        given = {name: value for name, value in given.items() if name not in cls.options}
+    if given:
+        owners = [value for value in registry.FAULTS if set(given) <= set(registry.fault_class(value).options)]
+        flags = " and ".join(f"--{name.replace('_', '-')}" for name in given)
+        raise SetupError(f"{flags} go{'es' if len(given) == 1 else ''} with --fault {' or '.join(owners)}")
     if args.min_replicas_to_write is not None and args.min_replicas_to_write < 0:
         raise SetupError(f"--min-replicas-to-write {args.min_replicas_to_write}: give 0 or more replicas")
     if args.min_replicas_max_lag is not None:
@@ -143,3 +150,9 @@ def check_fault_options(args: argparse.Namespace, suite: str) -> None:
             raise SetupError("--min-replicas-max-lag goes with --min-replicas-to-write N")
         if args.min_replicas_max_lag < 1:
             raise SetupError(f"--min-replicas-max-lag {args.min_replicas_max_lag}: give 1 second or more")
+
+
+def fault_options(args: argparse.Namespace) -> dict:
+    """What a fault may take from the command line (FaultContext.options)."""
+    return {"fault": args.fault, "kill_cmd": args.kill_cmd, "restore_cmd": args.restore_cmd,
+            "manual_timeout": args.manual_timeout}

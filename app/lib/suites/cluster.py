@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Iterator
 
 import redis
 
@@ -24,17 +22,13 @@ from lib.checks.cluster_timeline import failover_timeline
 from lib.checks.result import SuiteReport, run_scenario
 from lib.cluster_client import ClusterClient
 from lib.errors import HarnessError, SetupError
-from lib.faults.fault import Fault
-from lib.faults.nodes import DockerNode, LocalNode, docker
-from lib.faults.sigterm import Terminate
 from lib.report.client_report import client_table
 from lib.report.cluster_report import distribution_table, topology_table
 from lib.report.report import key_value_table
 from lib.runs.cluster_failover import run_cluster_failover
-from lib.runs.cluster_failover_run import PROMOTION, ClusterFailoverRun
+from lib.runs.cluster_failover_run import ClusterFailoverRun
 from lib.runs.cluster_watch import wait_links_up
 from lib.runs.final_read import read_back
-from lib.suites.cluster_fault_effects import EXPECTS, PINNED_FAULTS
 from lib.suites.cluster_target import build_parser, connected
 from lib.suites.cluster_target_run import FAILOVER_ERRORS, ClusterTargetRun
 from lib.suites.compared import cluster_comparison
@@ -44,25 +38,6 @@ from lib.util import key_namespace
 
 DESCRIPTION = "Cluster check: topology, slot placement, MOVED, ASK during a live migration, key spread, shard failover."
 SERVER_LOG_LINES = 30  # the old primary's log lines kept around a SIGTERM
-
-
-def server_log_reader(fault: Fault | None) -> Callable[[], list[str]] | None:
-    """A reader of the SIGTERMed primary's log from now on (its shutdown says whether it handed over)."""
-    node = fault.node if isinstance(fault, Terminate) else None
-    if isinstance(node, LocalNode):
-        path = Path(node.stack.service(node.name).log)
-        offset = path.stat().st_size if path.exists() else 0
-
-        def read_local() -> list[str]:
-            with path.open(errors="replace") as log:
-                log.seek(offset)
-                return log.read().splitlines()[-SERVER_LOG_LINES:]
-
-        return read_local
-    if isinstance(node, DockerNode):
-        since, name = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), node.name
-        return lambda: docker("logs", "--since", since, name).splitlines()[-SERVER_LOG_LINES:]
-    return None
 
 
 def full_coverage(client: ClusterClient, shards: list[Shard]) -> str:
@@ -92,8 +67,7 @@ class ClusterSuiteRun(ClusterTargetRun):
             out.show(distribution_table(shards, distribution.metrics))
         run, failed = self.measured("primary_failure", lambda: self.failover(out), out)
         skipped = "--fault none" if self.plan.fault is None else None
-        report.add(failed or run_scenario("primary_failure", lambda: check_primary_failure(client, run, skipped,
-                                                                                           self.args.fault)))
+        report.add(failed or run_scenario("primary_failure", lambda: check_primary_failure(client, run, skipped)))
         if self.args.client:
             result = run_scenario("client_comparison", lambda: check_client_comparison(
                 run.compared if run else None, run.fault_at if run else 0.0, run.promoted_at if run else None,
@@ -106,22 +80,20 @@ class ClusterSuiteRun(ClusterTargetRun):
 
     def failover(self, out: Output) -> ClusterFailoverRun:
         """The measured failover, its timeline shown (and plotted with --plot)."""
-        plan, mode = self.plan, self.args.fault
+        plan, fault = self.plan, self.plan.fault
         wait_links_up(self.client, plan.shards, timeout=60)
         settings = {"cluster-require-full-coverage": full_coverage(self.client, plan.shards)}
         for change in plan.config:
             settings.update(change.settings)
-        server_log = server_log_reader(plan.fault)
         compared = cluster_comparison(self.args, self.client, plan.shards, self.ns)
         if compared is not None:
             out.show(f"comparing clients side by side: {', '.join(self.args.client)}")
-        run = run_cluster_failover(self.client, plan.fault, plan.shards, plan.victim, self.ns,
+        run = run_cluster_failover(self.client, fault, plan.shards, plan.victim, self.ns,
                                    recovery_timeout=self.args.recovery_timeout, history=plan.history,
-                                   progress=out.show, expect=EXPECTS.get(mode, PROMOTION),
-                                   pinned=mode in PINNED_FAULTS, settings=settings, compared=compared)
-        if server_log is not None:
-            with contextlib.suppress(OSError, SetupError):
-                run.server_log = server_log()
+                                   progress=out.show, expect=fault.expects, pinned=fault.pins_old_primary,
+                                   settings=settings, compared=compared)
+        run.facts = fault.facts()
+        run.evidence = fault.evidence(run.promoted.announced if run.promoted else None)
         self.show_timeline(out, failover_timeline(run), f"Cluster failover: {run.fault}")
         if run.victim is not None:  # recorded, so the verdict and --recheck judge by the same read
             # HarnessError: no answer within the read's deadline; the history keeps why, the check says ERROR
@@ -139,8 +111,11 @@ class ClusterSuite:
 
     name = "cluster"
 
+    def __init__(self, argv: list[str] | None = None):
+        self.argv = argv  # --help lists every fault's own help (it imports every fault file)
+
     def build_parser(self) -> argparse.ArgumentParser:
-        return build_parser("python app/cluster_test.py", DESCRIPTION)
+        return build_parser("python app/cluster_test.py", DESCRIPTION, "cluster", self.argv)
 
     @contextlib.contextmanager
     def prepare(self, args: argparse.Namespace, out: Output) -> Iterator[ClusterSuiteRun]:

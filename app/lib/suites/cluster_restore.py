@@ -13,8 +13,7 @@ from lib.checks.result import FAIL, OK, ScenarioResult
 from lib.clients.server_config import ConfigChange
 from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
-from lib.faults.exec import ExecFault
-from lib.faults.fault import Fault, restore_fault
+from lib.faults.fault import Fault, heal_fault
 from lib.history import History
 from lib.runs.cluster_failover_run import ClusterFailoverRun
 from lib.runs.cluster_roles import put_back_roles
@@ -23,34 +22,30 @@ from lib.waits import WaitTimeout
 RESTART_TIMEOUT_S = 30.0  # a killed node the harness starts again (a person gets --manual-timeout)
 
 
-def restart_after_broken_run(fault: Fault, history: History, timeout: float = RESTART_TIMEOUT_S) -> str:
-    """A run that broke after its kill still starts the node again: a fault must not outlive the run."""
-    if history.first_event(events.FAULT) is None or not fault.can_restore:
+def heal_after_broken_run(fault: Fault, history: History, timeout: float = RESTART_TIMEOUT_S) -> str:
+    """A run that broke after its fault still heals it: a fault must not outlive the run."""
+    if history.first_event(events.FAULT) is None or not fault.can_heal or fault.healed_by_person:
         return ""
     try:
-        restore_fault(fault, timeout)
+        heal_fault(fault, timeout)
     except (SetupError, WaitTimeout) as exc:
-        return f"; the killed node was NOT started again: {exc}"
-    return "; the killed node was started again"
+        return f"; the fault was NOT healed: {exc}"
+    return "; the fault was healed"
 
 
 def undoable(fault: Fault | None) -> bool:
-    """The fault is still in effect and the harness can undo it (an exec fault only with --restore-cmd)."""
-    if fault is None or not fault.pending_restore or not fault.can_restore:
-        return False
-    return not (isinstance(fault, ExecFault) and not fault.restore_cmd)
+    """The fault is still in effect and the harness can heal it (a person's fault: the person can)."""
+    return fault is not None and fault.pending_heal and (fault.can_heal or fault.by_hand)
 
 
 def restart_old_primary(fault: Fault, timeout: float) -> str | None:
-    """Start the killed primary again (or wait for the person to); None when it runs, else why not."""
-    if not (fault.can_restore or fault.by_hand):
+    """Heal the fault: start the killed primary again (or wait for the person to); None when it runs, else why not."""
+    if not (fault.can_heal or fault.by_hand):
         return None  # a graceful failover stopped nothing
-    if fault.heals_in_run and not fault.pending_restore:
+    if fault.heals_in_run and not fault.pending_heal:
         return None  # the run healed it already (resumed, cut healed)
-    if isinstance(fault, ExecFault) and not fault.restore_cmd:
-        return None  # no --restore-cmd: the user's fault heals by itself (a pod its orchestrator restarts)
     try:
-        if restore_fault(fault, timeout):
+        if heal_fault(fault, timeout):
             return None
     except (WaitTimeout, SetupError) as exc:
         return f"was not started again: {exc}"

@@ -16,9 +16,8 @@ from lib.faults.fault import Fault, WaitNotice
 from lib.history import History
 from lib.launcher.discovery import running_stack
 from lib.launcher.ownership import ownership, require_owned
-from lib.suites.cli import add_failover_options, check_fault_options, parse_host_map
-from lib.suites.cluster_fault_effects import changed_by
-from lib.suites.cluster_faults import build_fault, refuse_for_cache
+from lib.suites.cli import add_failover_options, check_fault_options, fault_help, parse_host_map
+from lib.suites.cluster_faults import build_fault
 from lib.suites.skeleton import Output
 from lib.topology.cluster_topology import Address, ClusterNode, Shard, shards_of
 from lib.util import format_endpoint, parse_endpoint
@@ -42,13 +41,12 @@ def resolve_target(args: argparse.Namespace) -> Target:
     return Target([DEFAULT_NODE], "default (the compose port of node-7000)")
 
 
-def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+def build_parser(prog: str, description: str, suite: str, argv: list[str] | None) -> argparse.ArgumentParser:
     """The options of cluster_test.py and cache_test.py, one parser for both."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--node", action="append", metavar="HOST:PORT",
                         help="a cluster node (repeat for more); default: the local stack, else 127.0.0.1:7000")
-    add_failover_options(parser, fault_help=("auto: local launcher kill, else docker kill; manual: you kill a primary; "
-                                             "graceful: CLUSTER FAILOVER on a replica; none: no failover"),
+    add_failover_options(parser, fault_help=fault_help("cluster", suite, argv),
                          host_map_fallback="the first node's host")
     return parser
 
@@ -64,7 +62,7 @@ class Plan:
     victim: Callable[[], Shard] | None
     history: History = field(default_factory=History)
     config: list[ConfigChange] = field(default_factory=list)  # CONFIG SET for the run, put back after the rejoin
-    owned: bool = False  # the harness started the victim's shard (an exec fault's roles are then put back)
+    owned: bool = False  # the harness started the victim's shard (the fault says whether roles are then put back)
 
 
 def prepare(args: argparse.Namespace, client: ClusterClient, target: Target, *, migrates: bool,
@@ -83,28 +81,25 @@ def prepare(args: argparse.Namespace, client: ClusterClient, target: Target, *, 
     if migrates and len(shards) > 1:
         require_owned([client.reachable(s.primary) for s in shards], allowed=args.allow_destructive,
                       action="migrate slots between the primaries (checks moved and ask)")
-    if changed := changed_by(args.fault, fault, shards):
-        require_owned([client.reachable(n) for n in changed], allowed=args.allow_destructive,
-                      action=fault.description)
-    config = run_config(args, client, nodes, shards)
+    if fault is not None and not fault.by_hand and (changed := fault.touches()):
+        require_owned(changed, allowed=args.allow_destructive, action=fault.description)
+    config = run_config(args, client, nodes, shards, fault)
     for change in config:
         require_owned(change.nodes, allowed=args.allow_destructive,
                       action=f"CONFIG SET {' '.join(f'{k} {v}' for k, v in change.settings.items())} for the run")
-    owned = args.fault == "exec" and all(ownership(*client.reachable(n)).owned
-                                         for n in (shards[0].primary, *shards[0].replicas))
+    owned = all(ownership(*client.reachable(n)).owned for n in (shards[0].primary, *shards[0].replicas))
     return Plan(nodes, shards, version, fault, victim, history, config, owned)
 
 
-def run_config(args: argparse.Namespace, client: ClusterClient, nodes: list[ClusterNode], shards: list[Shard]
-               ) -> list[ConfigChange]:
+def run_config(args: argparse.Namespace, client: ClusterClient, nodes: list[ClusterNode], shards: list[Shard],
+               fault: Fault | None) -> list[ConfigChange]:
     """The settings the run needs, set when it starts and put back after the rejoin."""
     def connect(address: Address) -> redis.Redis:
         return client.node(address, timeout=5.0)
 
     changes = []
-    if args.fault == "sigterm":
-        changes.append(ConfigChange(connect, [client.reachable(shards[0].primary)],
-                                    {"shutdown-on-sigterm": "failover"}))
+    if fault is not None and fault.config:
+        changes.append(ConfigChange(connect, [client.reachable(shards[0].primary)], dict(fault.config)))
     if args.min_replicas_to_write is not None:
         settings = {"min-replicas-to-write": str(args.min_replicas_to_write)}
         if args.min_replicas_max_lag is not None:
@@ -126,9 +121,10 @@ def server_version(client: ClusterClient, node: ClusterNode) -> str:
 def connected(args: argparse.Namespace, out: Output, *, migrates: bool, suite: str = "cluster"
               ) -> Iterator[tuple[ClusterClient, Target, Plan]]:
     """The head both cluster suites share: the target, its client and the plan; a SetupError writes nothing."""
-    check_fault_options(args, suite)
-    if suite == "cache":
-        refuse_for_cache(args)
+    check_fault_options(args, suite, "cluster")
+    if suite == "cache" and args.min_replicas_to_write is not None:
+        raise SetupError("--min-replicas-to-write does not apply to the cache suite: it counts cache hits, not "
+                         "lost writes; use python app/cluster_test.py --min-replicas-to-write N")
     host_map = parse_host_map(args.host_map, "node-7000=10.0.0.5")
     target = resolve_target(args)
     with ClusterClient(target.seeds, password=args.password, host_map=host_map) as client:

@@ -15,19 +15,16 @@ from lib.checks.timeline import Timeline
 from lib.clients.keyspace import delete_prefix
 from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
-from lib.faults.exec import ExecFault
-from lib.faults.fault import undo_interrupted_fault
 from lib.report.plot import plot_timeline
 from lib.report.timeline import timeline_table
 from lib.runs.cache_failover import CacheFailoverRun
 from lib.runs.cluster_failover_run import PROMOTION, ClusterFailoverRun
-from lib.suites.cluster_fault_effects import puts_back_roles
 from lib.suites.cluster_restore import (
     RESTART_TIMEOUT_S,
+    heal_after_broken_run,
     put_back_config,
     rejoin,
     rejoin_replica,
-    restart_after_broken_run,
 )
 from lib.suites.cluster_target import Plan, Target
 from lib.suites.skeleton import Output
@@ -85,12 +82,8 @@ class ClusterTargetRun:
 
     def undo_interrupted(self) -> list[str]:
         fault = self.plan.fault
-        self.undid_fault = fault is not None and fault.pending_restore
-        if isinstance(fault, ExecFault) and not fault.restore_cmd and fault.pending_restore:
-            notes = [f"the fault came from --kill-cmd {fault.kill_cmd!r} and no --restore-cmd was given: heal it "
-                     "yourself"]
-        else:
-            notes = [note for note in [undo_interrupted_fault(fault)] if note]
+        self.undid_fault = fault is not None and fault.pending_heal
+        notes = [note for note in [fault.undo() if fault is not None else None] if note]
         for change in (c for c in self.plan.config if c.saved):  # a run interrupted after its CONFIG SET
             nodes = len(change.saved)
             notes += change.restore() or [f"put back {', '.join(change.settings)} on {nodes} node(s)"]
@@ -120,7 +113,7 @@ class ClusterTargetRun:
             return failover(), None
         except FAILOVER_ERRORS as exc:
             return None, ScenarioResult(scenario, FAIL, f"the failover run stopped: {type(exc).__name__}: {exc}"
-                                        f"{restart_after_broken_run(fault, self.plan.history)}",
+                                        f"{heal_after_broken_run(fault, self.plan.history)}",
                                         {"fault": fault.description})
 
     def show_timeline(self, out: Output, timeline: Timeline, plot_title: str, table_title: str | None = None) -> None:
@@ -132,11 +125,12 @@ class ClusterTargetRun:
     def rejoin(self, run: ClusterFailoverRun | CacheFailoverRun | None) -> ScenarioResult:
         """The old primary back as a replica (and, when the suite puts roles back, as the primary again)."""
         fault = self.plan.fault
-        timeout = self.args.manual_timeout if fault and fault.by_hand else RESTART_TIMEOUT_S
-        if isinstance(run, ClusterFailoverRun) and run.expect != PROMOTION:
+        timeout = self.args.manual_timeout if fault and (fault.by_hand or fault.healed_by_person) else RESTART_TIMEOUT_S
+        if fault is not None and fault.expects != PROMOTION:
             result = run_scenario("rejoin", lambda: rejoin_replica(self.client, run, fault, timeout))
         else:
-            result = run_scenario("rejoin", lambda: rejoin(self.client, run, fault, timeout,
-                                                           put_back=puts_back_roles(self.args, fault,
-                                                                                    self.plan.owned)))
+            # --allow-destructive treats the servers as someone else's: what the run changed is put back
+            put_back = fault is not None and fault.puts_back_roles(
+                "cluster", self.plan.owned and not self.args.allow_destructive)
+            result = run_scenario("rejoin", lambda: rejoin(self.client, run, fault, timeout, put_back=put_back))
         return put_back_config(self.plan.config, result)

@@ -18,7 +18,7 @@ from lib.ha_client import Address, HAClient
 from lib.history import History
 from lib.launcher.discovery import running_stack
 from lib.report.ha_report import manual_kill_view
-from lib.suites.cli import add_failover_options, check_fault_options, parse_host_map
+from lib.suites.cli import add_failover_options, check_fault_options, fault_help, parse_host_map
 from lib.suites.ha_faults import build_fault
 from lib.suites.ha_ownership import config_for_run, require_ownership
 from lib.suites.ha_run import HARun
@@ -34,6 +34,9 @@ DESCRIPTION = "Sentinel HA check: find the master through the sentinels, fail it
 class HASuite:
     name = "ha"
 
+    def __init__(self, argv: list[str] | None = None):
+        self.argv = argv  # --help lists every fault's own help (it imports every fault file)
+
     def build_parser(self) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog="python app/ha_test.py", description=DESCRIPTION)
         parser.add_argument("--sentinel", action="append", metavar="HOST:PORT",
@@ -41,18 +44,13 @@ class HASuite:
                                  "else 127.0.0.1:26379-26381")
         parser.add_argument("--master-name", default="myvalkey")
         parser.add_argument("--sentinel-password", help="password of the sentinels, if they have one")
-        add_failover_options(parser, fault_help=("auto: local launcher kill, else docker kill; manual: you kill it; "
-                                                 "graceful: SENTINEL FAILOVER; coordinated: SENTINEL FAILOVER "
-                                                 "COORDINATED; pause: SIGSTOP, resumed after the failover; "
-                                                 "sigterm; exec: --kill-cmd/--restore-cmd; replica-kill; "
-                                                 "quorum-loss: 2 of 3 sentinels stopped, then the master "
-                                                 "killed; partition; none: no failover"),
+        add_failover_options(parser, fault_help=fault_help("sentinel", "ha", self.argv),
                              host_map_fallback="the sentinel's host")
         return parser
 
     @contextlib.contextmanager
     def prepare(self, args: argparse.Namespace, out: Output) -> Iterator[HARun]:
-        check_fault_options(args, "ha")
+        check_fault_options(args, "ha", "sentinel")
         host_map = parse_host_map(args.host_map, "valkey-master=10.0.0.5")
         target = resolve_target(args)
         ha = HAClient(target.sentinels, args.master_name, password=args.password,
@@ -89,9 +87,9 @@ def prepare_run(args: argparse.Namespace, ha: HAClient, target: Target, session:
     announced = ha.announced_master()
     server = server_info(ha, reachable)
     history = History()
-    choice = build_fault(args, ha, announced, reachable, manual_kill_view(ha, history), out.notify)
-    fault = choice.fault
-    session.owned = require_ownership(args, ha, fault, reachable, choice.touches)  # refuses before any write
-    config = config_for_run(args, ha, reachable) if fault is not None else []
+    fault, plan = build_fault(args, ha, announced, reachable, manual_kill_view(ha, history), out.notify)
+    session.owned = require_ownership(args, ha, fault, reachable)  # refuses before any write
+    session.allow_destructive = args.allow_destructive
+    config = config_for_run(args, ha, reachable, fault) if fault is not None else []
     session.fault, session.original_master = fault, announced
-    return HARun(args, ha, target, session, history, announced, reachable, server, choice.plan, config)
+    return HARun(args, ha, target, session, history, announced, reachable, server, plan, config)

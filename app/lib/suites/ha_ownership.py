@@ -12,17 +12,16 @@ from lib.launcher.ownership import ownership, require_owned
 from lib.util import format_endpoint
 
 
-def require_ownership(args: argparse.Namespace, ha: HAClient, fault: Fault | None, reachable: Address,
-                      touches: list[Address] | None = None) -> bool:
+def require_ownership(args: argparse.Namespace, ha: HAClient, fault: Fault | None, reachable: Address) -> bool:
     """Refuse a fault on servers the harness did not start unless --allow-destructive; True if they are ours.
 
-    A fault done by hand is the person's action, and --fault none changes nothing but our own keys; so are
-    --kill-cmd and --restore-cmd (touches=[]): only whether the servers are ours is asked.
+    A fault done by hand is the person's action, and --fault none changes nothing but our own keys; so are a user's
+    own commands (a fault that touches nothing itself): only whether the servers are ours is asked.
     Checked before any write, so a refusal leaves the target exactly as it was.
     """
     if fault is None or fault.by_hand:
         return True
-    addresses = [reachable, *ha.sentinel_addresses] if touches is None else touches
+    addresses = fault.touches()
     if not addresses:
         return all(ownership(*a).owned for a in [reachable, *ha.sentinel_addresses])
     found = require_owned(addresses, allowed=args.allow_destructive,
@@ -30,9 +29,9 @@ def require_ownership(args: argparse.Namespace, ha: HAClient, fault: Fault | Non
     return all(o.owned for o in found)
 
 
-def config_for_run(args: argparse.Namespace, ha: HAClient, reachable: Address) -> list[ConfigChange]:
-    """--min-replicas-to-write on every data node, shutdown-on-sigterm on the master: refused (exit 2) on servers
-    the harness did not start unless --allow-destructive; applied just before the fault, put back after."""
+def config_for_run(args: argparse.Namespace, ha: HAClient, reachable: Address, fault: Fault) -> list[ConfigChange]:
+    """--min-replicas-to-write on every data node, the fault's own settings on the master: refused (exit 2) on
+    servers the harness did not start unless --allow-destructive; applied just before the fault, put back after."""
     changes = []
     if args.min_replicas_to_write is not None:
         nodes = [reachable, *ha.sentinel.discover_slaves(ha.master_name)]
@@ -43,6 +42,6 @@ def config_for_run(args: argparse.Namespace, ha: HAClient, reachable: Address) -
                       action=f"CONFIG SET {' '.join(f'{k} {v}' for k, v in settings.items())} on "
                              f"{', '.join(format_endpoint(*n) for n in nodes)}")
         changes.append(ConfigChange(ha.node, nodes, settings))
-    if args.fault == "sigterm":  # the fault's ownership check covers the master
-        changes.append(ConfigChange(ha.node, [reachable], {"shutdown-on-sigterm": "failover"}))
+    if fault.config:  # the fault's ownership check covers the master
+        changes.append(ConfigChange(ha.node, [reachable], dict(fault.config)))
     return changes

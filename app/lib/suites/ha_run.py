@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +17,7 @@ from lib.checks.ha_rejoin import roles_note
 from lib.checks.result import SuiteReport, run_scenario
 from lib.clients.server_config import ConfigChange
 from lib.errors import HarnessError
-from lib.faults.exec import ExecFault
-from lib.faults.fault import WaitNotice
-from lib.faults.sentinel_failover import SentinelFailover
-from lib.ha_client import Address, HAClient, answers
+from lib.ha_client import Address, HAClient
 from lib.history import History
 from lib.report.client_report import client_table
 from lib.report.plot import plot_timeline
@@ -32,12 +28,11 @@ from lib.runs.final_read import read_back
 from lib.runs.ha_failover import run_failover, wait_replicas_synced
 from lib.runs.ha_record import FailoverRun, RunPlan
 from lib.suites.compared import ha_comparison
-from lib.suites.ha_restore import fast_rejoin_after_failover, replica_sync_scenario, roles_restored_scenario
+from lib.suites.ha_restore import replica_sync_scenario, roles_restored_scenario
 from lib.suites.ha_session import Session, Target, cleanup, put_config_back
 from lib.suites.ha_undo import undo_interrupted
 from lib.suites.skeleton import Output
 from lib.util import format_endpoint
-from lib.waits import WaitTimeout, wait_until
 
 
 @dataclass
@@ -77,14 +72,12 @@ class HARun:
             if result.metrics.get("clients"):
                 out.show(client_table(result.metrics, "Clients during the fault (HA)"))
         report.add(run_scenario("consistency", lambda: check_consistency(ha, run, skipped)))
-        heal_by_hand = self._heal_by_hand(out)
-        restore_timeout = args.manual_timeout if fault and (fault.by_hand or heal_by_hand) else 30
-        report.add(run_scenario("replica_sync", lambda: replica_sync_scenario(
-            ha, run, fault, restore_timeout, fast_rejoin=fast_rejoin_after_failover(fault, session.owned),
-            heal_by_hand=heal_by_hand)))
+        heal_timeout = args.manual_timeout if fault and (fault.by_hand or fault.healed_by_person) else 30
+        report.add(run_scenario("replica_sync", lambda: replica_sync_scenario(ha, run, fault, heal_timeout,
+                                                                              owned=session.owned)))
         if problems := put_config_back(session):
             out.warn("; ".join(problems))
-        if run is not None and not session.owned and isinstance(fault, SentinelFailover):
+        if run is not None and fault is not None and fault.puts_back_roles("sentinel", session.roles_ours):
             report.add(run_scenario("roles_restored", lambda: roles_restored_scenario(ha, session)))
         elif run is not None and (note := roles_note(ha, None if session.roles_put_back else session.original_master,
                                                      session.owned)):
@@ -118,8 +111,9 @@ class HARun:
         run = run_failover(self.ha, fault, self.session.namespace, recovery_timeout=args.recovery_timeout,
                            history=self.history, progress=out.show, plan=self.plan, settings=settings,
                            compared=compared)
-        if isinstance(fault, SentinelFailover) and fault.coordinated:
-            run.extra.update(fault.path_evidence(run.old_master, run.new_master))
+        run.extra.update(fault.evidence(run.new_master))
+        if explained := fault.explain_loss(run.extra):
+            run.loss_explained = explained
         if run.recovered_at is not None:
             self._final_read(run)
         timeline = failover_timeline(run)
@@ -155,25 +149,6 @@ class HARun:
             out.show(f"CONFIG SET {' '.join(f'{k} {v}' for k, v in change.settings.items())} on "
                      f"{', '.join(format_endpoint(*n) for n in change.nodes)} for this run (put back afterwards)")
         return settings
-
-    def _heal_by_hand(self, out: Output) -> Callable[[float], bool] | None:
-        """--fault exec without --restore-cmd: wait for the person to heal it, as after --fault manual."""
-        fault = self.session.fault
-        if not isinstance(fault, ExecFault) or fault.restore_cmd:
-            return None
-        target, reachable, password = format_endpoint(*self.announced), self.reachable, self.ha.password
-
-        def healed(timeout: float) -> bool:
-            out.notify(WaitNotice("restart", f"now heal the fault of --kill-cmd: {target} must answer again "
-                                  f"(no --restore-cmd was given); waiting up to {timeout:.0f}s", timeout))
-            try:
-                wait_until(lambda: (answers(reachable, password, timeout=0.3), "not answering yet"), timeout=timeout,
-                           what=f"{target} to answer again")
-            except WaitTimeout:
-                return False
-            return True
-
-        return healed
 
     def undo_interrupted(self) -> list[str]:
         return undo_interrupted(self.ha, self.session)

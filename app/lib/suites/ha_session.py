@@ -29,7 +29,14 @@ class Session:
     namespace: str
     wrote: bool = False  # False: nothing to clean up (an unreachable target must cost one line, not a block)
     fault: Fault | None = None
-    owned: bool = True  # the harness started the target (else the roles are put back after a failover)
+    owned: bool = True  # the harness started the target
+    allow_destructive: bool = False  # --allow-destructive: the servers are treated as someone else's
+
+    @property
+    def roles_ours(self) -> bool:
+        """The roles a failover left may stay as they ended: the harness's own servers, without --allow-destructive
+        (which treats them as someone else's: what the run changed is put back)."""
+        return self.owned and not self.allow_destructive
     original_master: Address | None = None  # as the sentinels announced it before the run
     roles_put_back: bool = False
     config: list[ConfigChange] = field(default_factory=list)  # CONFIG SET for the run, put back however it ends

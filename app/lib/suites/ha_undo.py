@@ -7,13 +7,9 @@ import contextlib
 
 import redis
 
-from lib.faults.exec import ExecFault
-from lib.faults.fault import undo_interrupted_fault
-from lib.faults.sentinel_failover import SentinelFailover
 from lib.ha_client import Address, HAClient, answers
 from lib.runs.ha_rejoin import faster_rejoin
 from lib.runs.ha_roles import put_back_master
-from lib.suites.ha_restore import fast_rejoin
 from lib.suites.ha_session import Session, cleanup, one_line, put_config_back
 from lib.util import format_endpoint, parse_endpoint
 from lib.waits import WaitTimeout, wait_until
@@ -24,20 +20,18 @@ def undo_interrupted(ha: HAClient, session: Session, timeout: float = 60.0) -> l
     else's servers, then delete our keys once a master is stable. Returns one line per step."""
     notes = []
     fault = session.fault
-    if isinstance(fault, ExecFault) and not fault.restore_cmd and fault.pending_restore:
-        notes.append(f"the fault came from --kill-cmd {fault.kill_cmd!r} and no --restore-cmd was given: "
-                     "heal it yourself")
-    elif note := undo_interrupted_fault(fault, timeout):
+    if fault is not None and (note := fault.undo(timeout)):
         notes.append(note)
     if session.config:
         names = sorted({name for change in session.config for name in change.settings})
         notes += put_config_back(session) or [f"put back: {', '.join(names)}"]
-    if (isinstance(fault, SentinelFailover) and not session.owned and session.original_master is not None
-            and not session.roles_put_back):
+    if (fault is not None and fault.puts_back_roles("sentinel", session.roles_ours) and not fault.by_hand
+            and session.original_master is not None and not session.roles_put_back):
         put_back = put_back_master(ha, session.original_master)
         notes.append(put_back.detail)
     if session.wrote:
-        with faster_rejoin(ha) if fast_rejoin(fault, session.owned) else contextlib.nullcontext():
+        with faster_rejoin(ha) if fault is not None and fault.shortens_rejoin(session.owned) else \
+                contextlib.nullcontext():
             notes.append(_cleanup_when_stable(ha, session, timeout))
     return notes
 
