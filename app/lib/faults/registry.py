@@ -28,6 +28,7 @@ FAULTS = {
     "replica-kill": "lib.faults.replica_kill",
     "quorum-loss": "lib.faults.quorum_loss",
     "shard-loss": "lib.faults.shard_loss",
+    "replica-pause": "lib.faults.replica_pause",
 }
 NONE = "none"  # no fault: the checks before it run, the failover is skipped
 DEFAULT = "auto"  # the suites' --fault default: the kill
