@@ -25,7 +25,11 @@ def fault_help(topology: str, suite: str, argv: list[str] | None) -> str:
 
 
 def add_failover_options(parser: argparse.ArgumentParser, *, fault_help: str, host_map_fallback: str) -> None:
-    parser.add_argument("--fault", choices=registry.names(), default="auto", help=fault_help)
+    parser.add_argument("--fault", choices=registry.names(), help=fault_help)
+    parser.add_argument("--fault-file", metavar="PATH",
+                        help="your own fault: a Python file defining one lib.faults.fault.Fault subclass (inject, heal "
+                             "and its facts; docs/faults.md), run under the same measurement as the built-in ones")
+    parser.set_defaults(fault_class=None)  # resolved from --fault or --fault-file (resolve_fault)
     parser.add_argument("--password", help="password of the data nodes (AUTH)")
     parser.add_argument("--host-map", action="append", default=[], metavar="NAME=HOST",
                         help=f"reach an announced host NAME at HOST (unresolvable names map to {host_map_fallback})")
@@ -130,11 +134,17 @@ def check_client_options(args: argparse.Namespace, suite: str) -> None:
 
 
 def check_fault_options(args: argparse.Namespace, suite: str, topology: str) -> None:
-    """The fault options that belong together, checked before any server is touched (one line, exit 2)."""
+    """The fault options that belong together, checked before any server is touched (one line, exit 2).
+
+    Resolves the fault: args.fault_class is --fault-file's class or the registry's for --fault (None: no fault), and
+    args.fault its --fault value (the default's, or the file's fault name).
+    """
+    if args.fault_file is not None and args.fault is not None and args.fault_class is None:
+        raise SetupError(f"--fault {args.fault} and --fault-file {args.fault_file}: give one of them")
+    resolve_fault(args)
     check_client_options(args, suite)
     given = {name: getattr(args, name) for name in ("kill_cmd", "restore_cmd") if getattr(args, name, None)}
-    if args.fault != registry.NONE:
-        cls = registry.fault_class(args.fault)
+    if (cls := args.fault_class) is not None:
         if why := registry.applies(cls, topology, suite):
             raise SetupError(why)
         cls.check_options(fault_options(args))
@@ -150,6 +160,18 @@ def check_fault_options(args: argparse.Namespace, suite: str, topology: str) -> 
             raise SetupError("--min-replicas-max-lag goes with --min-replicas-to-write N")
         if args.min_replicas_max_lag < 1:
             raise SetupError(f"--min-replicas-max-lag {args.min_replicas_max_lag}: give 1 second or more")
+
+
+def resolve_fault(args: argparse.Namespace) -> type | None:
+    """args.fault_class from --fault-file or --fault (None: --fault none), and args.fault its value; idempotent."""
+    if args.fault_class is None:
+        if args.fault_file is not None:
+            args.fault_class = registry.load_file(args.fault_file)
+            args.fault = args.fault_class.name
+        else:
+            args.fault = args.fault or registry.DEFAULT
+            args.fault_class = None if args.fault == registry.NONE else registry.fault_class(args.fault)
+    return args.fault_class
 
 
 def fault_options(args: argparse.Namespace) -> dict:

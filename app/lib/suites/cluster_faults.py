@@ -7,11 +7,10 @@ import argparse
 from collections.abc import Callable
 
 from lib.cluster_client import ClusterClient
-from lib.faults import registry
 from lib.faults.fault import Fault, FaultContext, Node, WaitNotice, make_fault
 from lib.history import History
 from lib.report.cluster_report import kill_wait_view
-from lib.suites.cli import fault_options
+from lib.suites.cli import fault_options, resolve_fault
 from lib.topology.cluster_topology import ClusterNode, Shard
 
 
@@ -23,10 +22,9 @@ def build_fault(args: argparse.Namespace, client: ClusterClient, shards: list[Sh
     The fault hits the primary of slot 0 (node-7000 in our stack) or its shard. Built before any server is
     touched: a fault that cannot be done (no docker, no replica) is a setup error that costs nothing.
     """
+    fault_class = fault_class or resolve_fault(args)  # --fault or --fault-file
     if fault_class is None:
-        if args.fault == registry.NONE:
-            return None, None
-        fault_class = registry.fault_class(args.fault)
+        return None, None
     victim = shards[0]
 
     def node(n: ClusterNode) -> Node:

@@ -10,7 +10,6 @@ from typing import Any
 import redis
 
 from lib.errors import SetupError
-from lib.faults import registry
 from lib.faults.fault import (
     NO_FAILOVER,
     NO_FAILOVER_UNTIL_HEALED,
@@ -23,7 +22,7 @@ from lib.faults.fault import (
 )
 from lib.ha_client import Address, HAClient
 from lib.runs.ha_record import RunPlan
-from lib.suites.cli import fault_options
+from lib.suites.cli import fault_options, resolve_fault
 from lib.util import format_endpoint
 
 # A watch for a failover that must not happen lasts twice the detection time plus this: from +odown to
@@ -35,10 +34,9 @@ def build_fault(args: argparse.Namespace, ha: HAClient, announced: Address, reac
                 history_view: Callable[[float], Any], notify: Callable[[WaitNotice], None] | None = None,
                 fault_class: type[Fault] | None = None) -> tuple[Fault | None, RunPlan]:
     """The fault --fault asks for (or --fault-file's), and what the run must do around it; nothing touched yet."""
+    fault_class = fault_class or resolve_fault(args)  # --fault or --fault-file
     if fault_class is None:
-        if args.fault == registry.NONE:
-            return None, RunPlan()
-        fault_class = registry.fault_class(args.fault)
+        return None, RunPlan()
     replicas = [Node(a, ha.remap(a)) for a in announced_replicas(ha)]
     ctx = FaultContext("sentinel", "ha", f"the master {format_endpoint(*announced)}", Node(announced, reachable),
                        replicas,
