@@ -46,7 +46,8 @@ def assert_history_holds_the_events(out, png, stdout: str) -> None:
     for event in kill["timeline"]["events"]:  # in time order; a later +sdown can be the old master as a replica
         events.setdefault(event["event"], event["t_s"])
     assert events["fault"] == 0.0
-    assert 1.5 <= events["+sdown"] <= events["+switch-master"] <= 15, events  # down-after-milliseconds 2000
+    # down-after-milliseconds 2000; a failed leader election adds 2 x failover-timeout (ha_downtime_limit_ms)
+    assert 1.5 <= events["+sdown"] <= events["+switch-master"] <= ha_downtime_limit_ms(kill) / 1000, events
     assert "client: recovered" in events and "5 ms probe: recovered" in events, events
     history = kill["history"]
     last_ok, first_ok = outage_in_saved_ops(history["ops"])
@@ -56,7 +57,11 @@ def assert_history_holds_the_events(out, png, stdout: str) -> None:
     assert last_ok <= 0.1 and events["+sdown"] < first_ok, "writes stop at the kill, resume after the sentinels saw it"
     inside = [op for op in history["ops"] if last_ok < saved_op_end(op) < first_ok]
     assert inside and all(op["outcome"] != "ok" for op in inside), "every op that ended inside the window failed"
-    assert abs(first_ok - events["5 ms probe: recovered"]) <= 0.3, "the independent probe saw the same recovery"
+    probe_gap = abs(first_ok - events["5 ms probe: recovered"])
+    if probe_gap > 0.3:  # loaded: +switch-master came late, and the probe follows the announcement; ours did not
+        reconnect = checks_of(out)["reconnect"]
+        assert reconnect["status"] == "WARN" and "the probe" in reconnect["detail"], \
+            f"ours and the probe recovered {probe_gap:.2f} s apart; reconnect did not say why: {reconnect['detail']}"
     ok_before = sum(1 for op in history["ops"] if op["outcome"] == "ok" and saved_op_end(op) < 0)
     ok_after = sum(1 for op in history["ops"] if op["outcome"] == "ok" and op["t_s"] > first_ok)
     assert ok_before >= WARMUP_OPS and ok_after >= SETTLE_OPS, f"{ok_before} acked before the kill, {ok_after} after"
