@@ -260,7 +260,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def saved_op_end(op: dict) -> float:
-    """When an op of a saved history (lib.report.timeline.history_to_dict) finished, in seconds from the fault."""
+    """When an op of a saved history (lib.history.History.to_dict) finished, in seconds from the fault."""
     return op["t_s"] + op["ms"] / 1000
 
 
@@ -314,20 +314,51 @@ class CheckMetrics(dict):
 
 
 class Checks(dict):
-    """scenario -> its result, as saved; an absent check fails with the names of those present."""
+    """scenario -> its result, as saved; an absent check fails with the names of those present. history is the
+    report's saved history (lib.history.History.to_dict: every process's ops and the events, times from the fault)."""
+
+    history: dict
 
     def __missing__(self, name: str):
         raise AssertionError(f"no check {name!r} in the report; it has {sorted(self)}")
 
+    def ops(self, process: str = "writer", f: str | None = "write", group: str | None = None) -> list[dict]:
+        """The saved ops of one process (the harness's writer by default), of one f (None: all), of one group."""
+        return [op for op in self.history["ops"] if op.get("process", "writer") == process
+                and (f is None or op.get("f", "write") == f) and (group is None or op.get("group") == group)]
+
+    @property
+    def events(self) -> list[dict]:
+        return self.history["events"]
+
 
 def checks_in(report: dict) -> Checks:
     """A suite's saved report as {scenario: result}, each result's metrics a CheckMetrics."""
-    return Checks({s["scenario"]: dict(s, metrics=CheckMetrics(s)) for s in report["scenarios"]})
+    checks = Checks({s["scenario"]: dict(s, metrics=CheckMetrics(s)) for s in report["scenarios"]})
+    checks.history = report.get("history") or {"ops": [], "events": []}
+    return checks
 
 
 def checks_of(path: Path) -> Checks:
     """checks_in() of the JSON file a suite wrote."""
     return checks_in(json.loads(Path(path).read_text()))
+
+
+def assert_recheck_agrees(script: str, path: Path) -> None:
+    """--recheck of a suite's saved run (no server touched) recomputes every check from the saved test description
+    and history alone: the same status, detail and metrics as the run saved, and the same exit code."""
+    path = Path(path)
+    again = path.with_name(f"{path.stem}-rechecked.json")
+    proc = run_script(script, "--recheck", str(path), "--json", str(again), timeout=60)
+    saved, rechecked = json.loads(path.read_text()), json.loads(again.read_text())
+    assert "match the file" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    verdicts = [[(s["scenario"], s["status"], s["detail"], s["metrics"]) for s in body["scenarios"]]
+                for body in (saved, rechecked)]
+    assert verdicts[0] == verdicts[1]
+    assert rechecked["test"] == saved["test"] and rechecked["history"] == saved["history"]
+    statuses = {s["scenario"]: s["status"] for s in saved["scenarios"]}
+    assert proc.returncode == (1 if "FAIL" in statuses.values() else 3 if "ERROR" in statuses.values() else 0), \
+        (proc.returncode, statuses)
 
 
 def run_script(script: str, *args: str, state_dir: Path | None = None, timeout: float = 240,

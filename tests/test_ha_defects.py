@@ -27,12 +27,13 @@ from lib.faults.kill import Kill
 from lib.faults.manual import Manual
 from lib.faults.nodes import DockerNode, container_for
 from lib.ha_client import HAClient
-from lib.history import UNKNOWN, Attempts, History
+from lib.history import PLAIN, UNKNOWN, Attempts, History
 from lib.launcher import discovery
 from lib.launcher.ownership import Ownership
 from lib.runs.ha_plain_client import RemappedSentinel, plain_sentinel_client
 from lib.suites import ha as ha_suite
 from lib.suites import ha_ownership, ha_session
+from lib.suites.cli import describe
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
 from lib.workload.workload import ContinuousWriter
@@ -311,8 +312,12 @@ def test_plain_client_runs_when_the_announced_addresses_need_a_remap():
         def announced_master():
             return ("valkey-master", 6379)
 
-    probe = plain_sentinel_client(ComposeHA(), "vhc:ha:test:plain")
+    plain = next(loop for loop in ha_suite.LOOPS if loop.name == "plain")
+    history = History()
+    probe = plain_sentinel_client(ComposeHA(), "vhc:ha:test:plain", history, plain)
     assert probe is not None, "the stock client must run on compose too (remapped addresses)"
+    assert (probe.history, probe.process, probe.interval_s) == (history, PLAIN, plain.pause_s), \
+        "it records into the run's history as the plain redis-py process, at the declared loop's rate"
     probe.close()
 
 
@@ -345,7 +350,8 @@ def test_a_corrupt_state_file_is_a_one_line_error_for_ha_test_and_the_fault(tmp_
     monkeypatch.setenv("VHC_STACK_STATE", str(tmp_path))
     monkeypatch.delenv("VHC_SENTINELS", raising=False)
     with pytest.raises(SetupError, match="state.json") as raised:
-        ha_suite.resolve_target(ha_suite.HASuite().build_parser().parse_args([]))
+        args = ha_suite.HASuite().build_parser().parse_args([])
+        ha_suite.resolve_target(describe(args, "ha", "sentinel", ha_suite.LOOPS))
     assert "\n" not in str(raised.value)
     with pytest.raises(SetupError, match="state.json"):
         discovery.stack_serving("ha", ("127.0.0.1", 6379))

@@ -9,6 +9,8 @@ import pytest
 import redis
 
 from conftest import (
+    Checks,
+    assert_recheck_agrees,
     checks_in,
     checks_of,
     first_events,
@@ -49,23 +51,24 @@ def assert_history_holds_the_events(out, png, stdout: str) -> None:
     # down-after-milliseconds 2000; a failed leader election adds 2 x failover-timeout (ha_downtime_limit_ms)
     assert 1.5 <= events["+sdown"] <= events["+switch-master"] <= ha_downtime_limit_ms(kill) / 1000, events
     assert "client: recovered" in events and "5 ms probe: recovered" in events, events
-    history = kill["history"]
-    last_ok, first_ok = outage_in_saved_ops(history["ops"])
+    saved = checks_of(out)
+    writes = saved.ops()
+    last_ok, first_ok = outage_in_saved_ops(writes)
     assert kill["timeline"]["downtime_window_s"] == pytest.approx([last_ok, first_ok], abs=0.002), \
         f"the saved ops say {last_ok:+.3f} s to {first_ok:+.3f} s"
     assert kill["downtime_ms"] == pytest.approx((first_ok - last_ok) * 1000, abs=2), kill["downtime_ms"]
     assert last_ok <= 0.1 and events["+sdown"] < first_ok, "writes stop at the kill, resume after the sentinels saw it"
-    inside = [op for op in history["ops"] if last_ok < saved_op_end(op) < first_ok]
+    inside = [op for op in writes if last_ok < saved_op_end(op) < first_ok]
     assert inside and all(op["outcome"] != "ok" for op in inside), "every op that ended inside the window failed"
     probe_gap = abs(first_ok - events["5 ms probe: recovered"])
     if probe_gap > 0.3:  # loaded: +switch-master came late, and the probe follows the announcement; ours did not
         reconnect = checks_of(out)["reconnect"]
         assert reconnect["status"] == "WARN" and "the probe" in reconnect["detail"], \
             f"ours and the probe recovered {probe_gap:.2f} s apart; reconnect did not say why: {reconnect['detail']}"
-    ok_before = sum(1 for op in history["ops"] if op["outcome"] == "ok" and saved_op_end(op) < 0)
-    ok_after = sum(1 for op in history["ops"] if op["outcome"] == "ok" and op["t_s"] > first_ok)
+    ok_before = sum(1 for op in writes if op["outcome"] == "ok" and saved_op_end(op) < 0)
+    ok_after = sum(1 for op in writes if op["outcome"] == "ok" and op["t_s"] > first_ok)
     assert ok_before >= WARMUP_OPS and ok_after >= SETTLE_OPS, f"{ok_before} acked before the kill, {ok_after} after"
-    assert {"+sdown", "+switch-master"} <= {e["event"] for e in history["events"]}, history["events"]
+    assert {"+sdown", "+switch-master"} <= {e["event"] for e in saved.events}, saved.events
     reconnect = metrics_of(out, "reconnect")
     assert reconnect["plain_downtime_ms"] is not None and reconnect["plain_after_switch_ms"] is not None, reconnect
     assert "+sdown" in stdout and " s │" in stdout, stdout[-3000:]
@@ -91,6 +94,7 @@ def test_the_readmes_ha_block_fails_over_without_losing_confirmed_writes(tmp_pat
 def check_master_kill_run(ha_stack: LocalStack, out: Path, png: Path, stdout: str) -> None:
     old_port = ha_stack.service("valkey-master").port
     assert_history_holds_the_events(out, png, stdout)
+    assert_recheck_agrees("ha_test.py", out)
     result = scenarios(out)
     # reconnect may be WARN only when our client wrote again before the probe (see check_reconnect).
     allowed = {name: ({"OK", "WARN"} if name == "reconnect" else {"OK"}) for name in result}
@@ -112,7 +116,7 @@ def check_master_kill_run(ha_stack: LocalStack, out: Path, png: Path, stdout: st
 
     # Our recovery read from the saved writer ops by this test, against the independent 5 ms probe's.
     reconnect = result["reconnect"]["metrics"]
-    last_ok, first_ok = outage_in_saved_ops(kill["history"]["ops"])
+    last_ok, first_ok = outage_in_saved_ops(result.ops())
     assert reconnect["ours_downtime_ms"] == pytest.approx((first_ok - last_ok) * 1000, abs=2), reconnect
     probe_back = {e["event"]: e["t_s"] for e in kill["timeline"]["events"]}["5 ms probe: recovered"]
     assert first_ok - probe_back <= 0.1, f"ours wrote again at {first_ok:+.3f} s, the probe at {probe_back:+.3f} s"
@@ -133,7 +137,7 @@ def check_master_kill_run(ha_stack: LocalStack, out: Path, png: Path, stdout: st
     assert list(master.scan_iter(match="vhc:ha:*")) == []
 
 
-def assert_graceful_loss_reported(result: dict[str, dict], returncode: int) -> None:
+def assert_graceful_loss_reported(result: Checks, returncode: int) -> None:
     """A SENTINEL FAILOVER run (one run: tests/test_ha_defects.py, --allow-destructive on a stack the
     harness does not see as its own): every write acknowledged between the promotion order and the switch
     is reported lost, with the reason, and the exit code follows the verdict."""
@@ -147,9 +151,9 @@ def assert_graceful_loss_reported(result: dict[str, dict], returncode: int) -> N
     # Until our client follows +switch-master (~1 s after the order: Sentinel sees the promotion by
     # INFO, polled every second) it writes to the old master, which drops those writes when it is
     # demoted. Every write acknowledged in between is lost: the report may not count fewer.
-    events = first_events(kill["history"])
+    events = first_events(result.history)
     selected, switched = events["+selected-slave"], events["+switch-master"]
-    surely_lost = [op for op in kill["history"]["ops"]
+    surely_lost = [op for op in result.ops()
                    if op["outcome"] == "ok" and op["t_s"] > selected + 0.25 and saved_op_end(op) < switched - 0.05]
     loss = result["consistency"]
     assert loss["metrics"]["lost"] >= len(surely_lost) > 0, (len(surely_lost), selected, switched, loss["detail"])

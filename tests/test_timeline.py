@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lib.checks.timeline import FaultWindow, bucket_ops, build_timeline, fault_windows, history_to_dict
+from lib.checks.timeline import FaultWindow, bucket_ops, build_timeline, fault_windows
 from lib.errors import SetupError
 from lib.history import FAIL, OK, UNKNOWN, History, Op
 from lib.report import plot
@@ -77,12 +77,14 @@ def test_no_recovery_leaves_the_window_open():
 def test_timeline_and_history_serialise_to_json():
     history = failover_history()
     history.ops[0].group = "0-5460"
-    payload = {"timeline": build_timeline(history, FAULT_AT).to_dict(), "history": history_to_dict(history, FAULT_AT)}
+    payload = {"timeline": build_timeline(history, FAULT_AT).to_dict(), "history": history.to_dict(FAULT_AT)}
     loaded = json.loads(json.dumps(payload))
-    assert loaded["history"]["ops"][0] == {"t_s": -0.5, "ms": 1.0, "outcome": "ok", "group": "0-5460"}
+    assert loaded["history"]["ops"][0] == {"t_s": -0.5, "ms": 1.0, "outcome": "ok", "key": "k0", "group": "0-5460"}
     assert {"t_s": 1.2, "event": "+sdown", "detail": "master mymaster 127.0.0.1 6379"} in loaded["history"]["events"]
     assert loaded["timeline"]["downtime_ms"] == 2050.0
     assert sum(b[1] + b[2] for b in loaded["timeline"]["buckets"]) == 70
+    again = build_timeline(History.from_dict(loaded["history"]), 0.0)  # the saved times are from the fault
+    assert again.to_dict() == loaded["timeline"], "a saved history gives the same timeline (--recheck)"
 
 
 def test_table_shows_offsets_in_seconds(capsys):

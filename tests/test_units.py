@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import redis
 
-from lib.checks.checker import longest_gap_ms, lost_writes, outage_around
+from lib import events
+from lib.checks.accounting import account
+from lib.checks.checker import longest_gap_ms, outage_around
 from lib.errors import SetupError
 from lib.ha_client import AddressRemap
-from lib.history import FAIL, OK, UNKNOWN, Op, classify
+from lib.history import FAIL, HARNESS, OK, PROBE, UNKNOWN, WRITER, History, Op, classify
 from lib.topology.topology import Translator
 from lib.util import key_namespace, parse_endpoint
 
@@ -60,11 +62,11 @@ def test_longest_gap():
 def test_lost_writes_counts_missing_and_stale_values_and_confirmations():
     history = ops("....")
     for op in history:
-        op.confirmed = op.seq % 2 == 0
-    store = {"k0": "0", "k1": "1", "k2": None, "k3": "2"}  # k2 missing, k3 holds an older value
-    loss = lost_writes(history, lambda keys: [store[k] for k in keys], chunk=3)
-    assert (loss.acked, loss.lost, loss.confirmed, loss.confirmed_lost) == (4, 2, 2, 1)
-    assert sorted(loss.lost_keys) == ["k2", "k3"]
+        op.confirmed, op.value = op.seq % 2 == 0, str(op.seq)
+    final = {"k0": "0", "k1": "1", "k2": None, "k3": "2"}  # k2 missing, k3 holds an older value
+    loss = account(history, final)
+    assert (loss.acked, loss.acked_lost, loss.wait_confirmed, loss.wait_confirmed_lost) == (4, 2, 2, 1)
+    assert sorted(loss.lost_keys_sample) == ["k2", "k3"]
 
 
 def test_classify_errors():
@@ -88,15 +90,23 @@ def test_key_namespaces_are_unique_per_run():
 
 
 def _run_with_recoveries(ours_s: float, probe_s: float):
-    """A FailoverRun whose writer and probe fail from the fault (t=100) until they recover."""
-    from lib.runs.ha_record import FailoverRun
+    """A FailoverRun, read back from its history, whose writer and probe fail from the fault (t=100) until they
+    recover; the sentinels announce +switch-master at +3.3 s and our client followed one switch."""
+    from lib.runs.ha_phases import SWITCHES
+    from lib.runs.ha_record import TARGET, FailoverRun
 
-    run = FailoverRun("test", ("127.0.0.1", 1), fault_at=100.0, recovered_at=100.0 + max(ours_s, probe_s))
-    for history, back in ((run.history, ours_s), (run.probe, probe_s)):
-        history.record(Op(0, "k", 99.99, 99.995, OK))
-        history.record(Op(1, "k", 100.01, 100.02, FAIL, "ConnectionError"))
-        history.record(Op(2, "k", 100.0 + back, 100.0 + back + 0.001, OK))
-    run.history.event("+switch-master", at=103.3)
+    history = History()
+    history.observe(HARNESS, TARGET, {"master": "127.0.0.1:1"}, at=99.0)
+    history.event(events.FAULT, "SIGKILL valkey-master", at=100.0)
+    for process, back in ((WRITER, ours_s), (PROBE, probe_s)):
+        history.record(Op(0, "k", 99.99, 99.995, OK, process=process))
+        history.record(Op(1, "k", 100.01, 100.02, FAIL, "ConnectionError", process=process))
+        history.record(Op(2, "k", 100.0 + back, 100.0 + back + 0.001, OK, process=process))
+    history.event(events.SWITCH_MASTER, at=103.3)
+    history.event(events.RECOVERED, "client writing, sentinels agree", at=100.0 + max(ours_s, probe_s))
+    history.observe(HARNESS, SWITCHES, 1, at=104.0)
+    run = FailoverRun.from_history(history, {"expects": "promotion"})
+    assert (run.fault_at, run.old_master) == (100.0, ("127.0.0.1", 1)), run
     return run
 
 
@@ -105,5 +115,8 @@ def test_reconnect_verdict_is_one_sided(ours_s, probe_s, status):
     """Later than the probe (+200 ms) is a failure of ours; earlier (the probe waits for +switch-master) a WARN."""
     from lib.checks.ha_checks import check_reconnect
 
-    result = check_reconnect(_run_with_recoveries(ours_s, probe_s), None, 1)
+    result = check_reconnect(_run_with_recoveries(ours_s, probe_s), None)
     assert result.status == status, (result.status, result.detail)
+    assert result.metrics["switches_followed"] == 1, result.metrics
+    assert result.metrics["ours_downtime_ms"] == pytest.approx(ours_s * 1000 + 6, abs=0.1), result.metrics
+    assert result.metrics["probe_downtime_ms"] == pytest.approx(probe_s * 1000 + 6, abs=0.1), result.metrics

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import checks_in, run_script
+from conftest import assert_recheck_agrees, checks_in, run_script
 from lib.cluster_client import ClusterClient
 from lib.launcher.local_stack import LocalStack
 from lib.topology.cluster_topology import shards_of
@@ -64,6 +64,7 @@ def test_the_readmes_cache_block_survives_a_primary_kill_with_zero_5xx(tmp_path)
 
 def check_http_failover_run(out: Path, plot: Path, shard0) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "--plot wrote a PNG"
+    assert_recheck_agrees("cache_test.py", out)
     result = scenarios(out)
     failover = result["http_failover"]
     assert failover["status"] == "OK", failover["detail"]
@@ -77,18 +78,20 @@ def check_http_failover_run(out: Path, plot: Path, shard0) -> None:
     assert 1.0 <= metrics["promoted_after_s"] <= metrics["hits_returned_after_s"] + 0.05 <= 30, metrics
     assert metrics["hit_ratio"] > 0.5, metrics
 
-    history = metrics["history"]  # lib.checks.timeline.history_to_dict, plus path/status/cache per request
-    names = [e["event"] for e in history["events"]]
+    # The report's saved history (lib.history.History.to_dict): each request an op of process "http", its value the
+    # status and the X-Cache header
+    names = [e["event"] for e in result.events]
     assert all(name in names for name in EVENTS), names
-    assert [e["t_s"] for e in history["events"]] == sorted(e["t_s"] for e in history["events"])
+    assert [e["t_s"] for e in result.events] == sorted(e["t_s"] for e in result.events)
+    requests = result.ops("http", "get")
     # What the clients saw (X-Cache per response) against what the server counted, independently:
     # a HIT never reaches the origin, every MISS or ERROR response was rendered by it exactly once.
-    seen = Counter(op["cache"] for op in history["ops"])
+    seen = Counter(op["value"]["cache"] for op in requests)
     assert metrics["middleware"]["hits"] == seen["HIT"], (metrics["middleware"], seen)
     assert metrics["origin_calls"] == seen["MISS"] + seen["ERROR"], (metrics["origin_calls"], seen)
-    assert {op["group"] for op in history["ops"]} == {shard0.label, *metrics["other_shards_cache_errors"]}
-    errors = [op for op in history["ops"] if op["cache"] == "ERROR"]
-    assert errors and all(op["group"] == shard0.label and op["status"] == 200 for op in errors), errors[:3]
+    assert {op["group"] for op in requests} == {shard0.label, *metrics["other_shards_cache_errors"]}
+    errors = [op for op in requests if op["value"]["cache"] == "ERROR"]
+    assert errors and all(op["group"] == shard0.label and op["value"]["status"] == 200 for op in errors), errors[:3]
     timeline = metrics["timeline"]
     assert timeline["downtime_ms"] >= 1000, "the cache on the killed shard was down until the promotion"
     assert result["rejoin"]["status"] == "OK", result["rejoin"]["detail"]
@@ -98,12 +101,13 @@ def test_graceful_failover_keeps_serving_with_zero_5xx(cluster_stack, tmp_path):
     out = tmp_path / "cache.json"
     proc = run_script("cache_test.py", "--fault", "graceful", "--json", str(out), state_dir=cluster_stack.state_dir)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    failover = scenarios(out)["http_failover"]
+    result = scenarios(out)
+    failover = result["http_failover"]
     assert failover["status"] == "OK", failover["detail"]
     metrics = failover["metrics"]
     assert metrics["fault"].startswith("CLUSTER FAILOVER") and metrics["http_5xx"] == 0, metrics["fault"]
     assert metrics["promoted_after_s"] < 10, "a manual failover needs no failure detection"
-    assert "node flagged fail" not in [e["event"] for e in metrics["history"]["events"]], "nothing failed"
+    assert "node flagged fail" not in [e["event"] for e in result.events], "nothing failed"
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):

@@ -11,12 +11,13 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 import redis
 
+from lib.history import Op
 from lib.runs.cache_outage import request_totals, shard_recovery
 from lib.util import REPO_ROOT
 from lib.workload.cache_ring import RingStore
 from lib.workload.cache_store import MAX_KEY, CacheError, CacheUnavailable, RedisCacheStore, storage_key, ttl_ms
 from lib.workload.http_cache import HIT, MISS, HTTPCache, decode_response, encode_response, request_key
-from lib.workload.http_requests import CACHE_ERROR, CacheOp
+from lib.workload.http_requests import CACHE_ERROR, request_op
 from lib.workload.http_server import OriginApp
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -224,9 +225,9 @@ def test_cluster_client_errors_that_are_not_redis_errors_still_reach_the_caller_
 
 # ---- the checker -------------------------------------------------------------------------------
 
-def op(seq: int, start: float, cache: str, status: int = 200, group: str = "s") -> CacheOp:
-    return CacheOp(seq, f"/p{seq}", start, start + 0.01, "ok" if status < 500 else "fail", None, group=group,
-                   status=status, cache=cache)
+def op(seq: int, start: float, cache: str, status: int = 200, group: str = "s") -> Op:
+    return request_op(seq, f"/p{seq}", start, start + 0.01, "ok" if status < 500 else "fail", None, group,
+                      status, cache)
 
 
 def test_hits_return_at_the_first_hit_after_the_last_store_error():

@@ -18,13 +18,16 @@ from redis.retry import Retry
 from conftest import checks_of, run_script  # tests/conftest.py
 from lib.checks.cluster_placement import check_connect
 from lib.checks.cluster_redirects import check_ask
-from lib.checks.cluster_rejoin import cluster_ok
 from lib.checks.result import FAIL as FAIL_STATUS
 from lib.cluster_client import RETRIES_PER_CALL, ClusterClient
+from lib.description import TestDescription as Description  # not Test*: pytest would collect it
 from lib.errors import SetupError
 from lib.faults.fault import Fault
-from lib.history import FAIL, OK, UNKNOWN, Attempts, History
+from lib.history import FAIL, OK, UNKNOWN, WRITER, Attempts, History
 from lib.runs import cluster_failover
+from lib.runs.cluster_phases import observe_ask, observe_connect
+from lib.suites.cluster import LOOPS
+from lib.suites.cluster_restore import cluster_ok
 from lib.suites.cluster_target_run import cleanup
 from lib.topology.cluster_topology import open_slots, own_view, parse_cluster_nodes, shards_of, tag_for_slot
 from lib.util import REPO_ROOT, format_endpoint, free_ports, key_namespace
@@ -97,7 +100,6 @@ class FailingKill(Fault):
     """A kill that cannot be done (e.g. docker kill failed) once the first writer has crashed."""
 
     description = "SIGKILL node-7000 (fake)"
-    by_hand = True  # no plain redis-py client: nothing real is started
 
     def inject(self) -> None:
         FakeClusterClient.broken.set()
@@ -107,7 +109,7 @@ class FailingKill(Fault):
 
 
 def _writer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "continuous-writer"]
+    return [t for t in threading.enumerate() if t.name == f"{WRITER}-loop"]  # lib/workload/workload.OpLoop
 
 
 def test_one_crashed_writer_does_not_leave_the_others_running(monkeypatch):
@@ -117,8 +119,11 @@ def test_one_crashed_writer_does_not_leave_the_others_running(monkeypatch):
     FakeClusterClient.broken.clear()
     seed = FakeClusterClient([("127.0.0.1", 7000)])
     shards = shards_of(parse_cluster_nodes(NODES))
+    # The cluster suite's writer per shard only: no stock RedisCluster yardstick, so nothing real is started.
+    test = Description("cluster", "cluster", workload=[loop for loop in LOOPS if loop.name == "writer"])
     with pytest.raises((SetupError, RuntimeError)):
-        cluster_failover.run_cluster_failover(seed, FailingKill(), shards, lambda: shards[0], "vhc:test:")
+        cluster_failover.run_cluster_failover(test, seed, FailingKill(), shards, lambda: shards[0], "vhc:test:",
+                                              History())
     assert _writer_threads() == [], "every writer is stopped, not just the ones before the crashed one"
     assert all(c.closed for c in FakeClusterClient.created[1:]), "every writer's client is closed"
 
@@ -464,7 +469,9 @@ def test_connect_fails_while_a_slot_is_left_migrating(cluster_stack):
         slot = shards[0].slots[0][0] + 11
         try:
             SlotMigration(client, slot, shards[0].primary, shards[1].primary).begin()
-            result = check_connect(client, shards)
+            history = History()
+            observe_connect(client, shards, history)
+            result = check_connect(history)
         finally:
             put_slot_back(client, slot, shards[0].primary, shards[1].primary, primaries)
     assert result.status == FAIL_STATUS, result.detail
@@ -577,7 +584,9 @@ def test_ask_leaves_alone_a_slot_that_is_already_migrating(cluster_stack):
         other = SlotMigration(client, slot, shards[0].primary, shards[2].primary)
         try:
             other.begin()
-            result = check_ask(client, shards, key_namespace("cluster"))
+            history = History()
+            observe_ask(client, shards, key_namespace("cluster"), history)
+            result = check_ask(history)
             still_open = open_slots(own_view(client.nodes([client.reachable(shards[2].primary)])))
         finally:
             put_slot_back(client, slot, shards[0].primary, shards[2].primary, primaries)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import checks_in, checks_of, outage_in_saved_ops, run_script
+from conftest import assert_recheck_agrees, checks_in, checks_of, outage_in_saved_ops, run_script
 from lib.cluster_client import ClusterClient
 from lib.launcher import process
 from lib.launcher.local_stack import LocalStack
@@ -95,7 +95,8 @@ def assert_timeline_holds_the_failure(out: Path, png: Path) -> None:
     flagged = events.get("node flagged pfail", events.get("node flagged fail"))
     assert flagged is not None, f"no failure flag of the killed primary was recorded: {events}"
     assert 0 < flagged <= events["promoted"] <= 15, events  # cluster-node-timeout 2000
-    victim_ops = [op for op in failure["history"]["ops"] if op.get("group") == failure["shard"]]
+    saved = checks_of(out)
+    victim_ops = saved.ops(group=failure["shard"])
     last_ok, first_ok = outage_in_saved_ops(victim_ops)
     assert last_ok <= flagged, "the shard stopped taking writes before anyone flagged it"
     # No write reaches the shard before a replica owns its slots; the promotion is seen by a 10-20 ms poll.
@@ -104,7 +105,7 @@ def assert_timeline_holds_the_failure(out: Path, png: Path) -> None:
     assert failure["ours_after_promotion_ms"] == pytest.approx((first_ok - events["promoted"]) * 1000, abs=3), \
         f"first ok write on {failure['shard']} at {first_ok:+.3f} s in the saved ops"
     assert failure["plain_after_promotion_ms"] is not None, failure
-    groups = {op.get("group") for op in failure["history"]["ops"]}
+    groups = {op.get("group") for op in saved.ops()}
     assert len(groups) == 3, groups  # one writer per shard
 
 
@@ -134,6 +135,7 @@ def test_the_readmes_cluster_block_promotes_the_replica_without_losing_acked_wri
 def check_primary_kill_run(cluster_stack: LocalStack, out: Path, png: Path, *, victim_port: int, replica_port: int,
                            victim_pid: int) -> None:
     assert_timeline_holds_the_failure(out, png)
+    assert_recheck_agrees("cluster_test.py", out)
     result = scenarios(out)
     failure = result["primary_failure"]
     assert failure["status"] == "OK", failure["detail"]

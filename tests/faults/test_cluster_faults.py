@@ -139,7 +139,7 @@ def test_pause_is_healed_after_the_promotion_and_the_old_primarys_writes_are_cou
     assert metrics["old_primary_demoted_after_heal_ms"] is not None, metrics
     assert metrics["old_primary_acked_after_heal"] >= 0 and "old_primary_acked_after_heal_lost" in metrics, metrics
     assert (failure["status"] == "FAIL") == (metrics["lost"] > 0), failure["detail"]
-    events = {e["event"] for e in metrics["history"]["events"]}
+    events = {e["event"] for e in result.events}
     assert {"fault", "promoted", "healed", "old primary demoted"} <= events, events
     assert result["rejoin"]["status"] == "OK", result["rejoin"]["detail"]
     assert_as_before(fault_cluster, before)
@@ -216,7 +216,7 @@ def test_shard_loss_is_expected_and_measured_with_and_without_full_coverage(faul
         assert min(stopped.values()) >= metrics["node_flagged_fail_s"] - 0.5, metrics
     assert result["rejoin"]["status"] == "OK", result["rejoin"]["detail"]
     assert proc.returncode == 0, proc.stdout[-3000:]
-    run_keys = [op["key"] for op in metrics["history"]["ops"] if op.get("group") == metrics["shard"] and "key" in op]
+    run_keys = [op["key"] for op in result.ops(group=metrics["shard"]) if "key" in op]
     assert run_keys and not set(run_keys) & resurrected, "the run's own keys were cleaned up by the run"
     assert_as_before(fault_cluster, before)
 

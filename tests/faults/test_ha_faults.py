@@ -39,15 +39,16 @@ from lib.faults.quorum_loss import QuorumLoss, require_quorum_loss_possible, sen
 from lib.faults.replica_kill import ReplicaKill
 from lib.faults.sigterm import Sigterm
 from lib.history import FAIL as OP_FAIL
+from lib.history import HARNESS, INJECT, NEMESIS, PINNED, WRITE, WRITER, History, Op
 from lib.history import OK as OP_OK
-from lib.history import History, Op
 from lib.launcher.local_stack import LocalStack
-from lib.runs.ha_record import FailoverRun, RunPlan, Watch
+from lib.runs import ha_phases
+from lib.runs.ha_record import TARGET, FailoverRun, RunPlan, Watch
 from lib.suites import ha as ha_suite
 from lib.suites import ha_faults, ha_ownership, ha_session, ha_undo
 from lib.util import REPO_ROOT, free_ports
 from lib.waits import wait_until
-from unit.fakes import FakeHA, FakeSentinel
+from unit.fakes import FakeHA, FakeNode, FakeSentinel, replication_info
 
 FAULT_AT = 100.0
 DEFAULT_CONFIG = {"min-replicas-to-write": "0", "min-replicas-max-lag": "10", "shutdown-on-sigterm": "default"}
@@ -300,8 +301,9 @@ def test_plain_sentinel_failover_gives_up_at_once_as_before():
 # ---- unit: the verdicts of the new faults ----------------------------------------------------------
 
 def op(seq: int, start: float, end: float, outcome: str = OP_OK, error: str | None = None, *,
-       confirmed: bool | None = True, prefix: str = "w:") -> Op:
-    return Op(seq, f"{prefix}{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, confirmed, value=str(seq))
+       confirmed: bool | None = True, prefix: str = "w:", process: str = WRITER) -> Op:
+    return Op(seq, f"{prefix}{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, confirmed, value=str(seq),
+              process=process)
 
 
 def recorded(*ops: Op, events_at: tuple[tuple[str, float], ...] = ()) -> History:
@@ -343,13 +345,12 @@ def test_a_failover_inside_the_watch_fails_whatever_came_after():
 def test_a_replica_kill_keeps_the_master_and_says_so():
     run = FailoverRun("replica kill", ("127.0.0.1", 6379), recorded(op(1, -0.01, 0.0), op(2, 0.02, 0.05)),
                       fault_at=FAULT_AT, recovered_at=FAULT_AT + 8, new_master=("127.0.0.1", 6379),
-                      watch=watch(why="only a replica was killed"), expected_failover=False,
-                      views_after={"s1": "127.0.0.1:6379"})
+                      watch=watch(why="only a replica was killed"), expected_failover=False)
     kill = ha_master_kill.check_master_kill(run, None)
     assert kill.status == OK and "the master kept serving (longest write gap 50 ms)" in kill.detail, kill.detail
-    ha = FakeHA(nodes={("127.0.0.1", 6379): type("N", (), {"info": lambda self, s: {"role": "master"},
-                                                            "close": lambda self: None})()})
-    new = ha_checks.check_new_master(ha, run)
+    ha = FakeHA(views={"s1": "127.0.0.1:6379"}, nodes={("127.0.0.1", 6379): FakeNode(replication_info("master"))})
+    ha_phases.after_run(ha, run.history)  # the phase records what the sentinels name and that node's role
+    new = ha_checks.check_new_master(run.history, run)
     assert new.status == OK and new.detail.startswith("no failover, as expected"), new.detail
 
 
@@ -361,24 +362,32 @@ def final_read(history: History, holding: dict[str, str]) -> History:
 
 def test_the_old_masters_writes_after_the_heal_are_counted_and_read_back():
     holding = {"w:1": "1", "w:2": "2", "old:10": "10"}  # 11 and 12 were discarded by the demotion
-    main = final_read(recorded(op(1, -1, -0.99), op(2, 4.0, 4.01)), holding)
-    pinned = final_read(recorded(op(10, -1, -0.99, prefix="old:"), op(11, 4.2, 4.21, confirmed=False, prefix="old:"),
-                                 op(12, 5.0, 5.01, confirmed=False, prefix="old:"),
-                                 op(13, 9.0, 9.01, OP_FAIL, "ReadOnlyError: READONLY", prefix="old:")), holding)
-    run = FailoverRun("SIGSTOP valkey-master", ("127.0.0.1", 6379), main, fault_at=FAULT_AT,
-                      recovered_at=FAULT_AT + 4.1, pinned=pinned, healed_at=FAULT_AT + 4.1,
-                      old_master_demoted_at=FAULT_AT + 8.0)
-    result = ha_consistency.check_consistency(FakeHA(), run, None)
+    old = {"prefix": "old:", "process": PINNED}  # the second writer, kept on the old master: one history for both
+    history = recorded(op(1, -1, -0.99), op(2, 4.0, 4.01), op(10, -1, -0.99, **old),
+                       op(11, 4.2, 4.21, confirmed=False, **old), op(12, 5.0, 5.01, confirmed=False, **old),
+                       op(13, 9.0, 9.01, OP_FAIL, "ReadOnlyError: READONLY", **old),
+                       events_at=((events.FAULT, 0.0), (events.RECOVERED, 4.1), (events.HEALED, 4.1),
+                                  (events.DEMOTED, 8.0)))
+    history.observe(HARNESS, TARGET, {"master": "127.0.0.1:6379"}, at=FAULT_AT - 2)
+    history.observe(NEMESIS, INJECT, {"description": "SIGSTOP valkey-master"}, at=FAULT_AT)
+    history.record_final_read({o.key: holding.get(o.key) for o in history.snapshot(None) if o.f == WRITE})
+    run = FailoverRun.from_history(history, {})
+    assert (run.fault_at, run.healed_at, run.old_master_demoted_at) == (FAULT_AT, FAULT_AT + 4.1, FAULT_AT + 8.0)
+    result = ha_consistency.check_consistency(run, None)
     assert result.status == FAIL, "acknowledged writes of the resumed old master were lost: strict FAIL"
     metrics = result.metrics
     assert (metrics["old_master_acked"], metrics["old_master_acked_after_heal"],
             metrics["old_master_acked_after_heal_lost"], metrics["old_master_acked_lost"]) == (3, 2, 2, 2), metrics
     assert metrics["lost_acked_at_s"] == [4.21, 5.01] and metrics["lost"] == 0, metrics
     assert (metrics["acked"], metrics["acked_lost"]) == (5, 2), "both writers' writes are accounted"
-    assert metrics["old_master_history"]["final_read"] == {"old:10": "10", "old:11": None, "old:12": None,
-                                                           "old:13": None}, "saved for --recheck"
+    assert run.pinned is not None and run.pinned.final_read == {"old:10": "10", "old:11": None, "old:12": None,
+                                                                "old:13": None}, "the old master's keys read back"
     assert "discarded when it was demoted at +8.00 s" in result.detail, result.detail
     assert ha_master_kill.check_master_kill(run, None).metrics["old_master_acked_after_heal"] == 2
+    saved = History.from_dict(history.to_dict(FAULT_AT))  # what --recheck judges: the saved history, fault at 0
+    rechecked = ha_consistency.check_consistency(FailoverRun.from_history(saved, {}), None)
+    assert (rechecked.status, rechecked.detail, rechecked.metrics) == (result.status, result.detail, metrics), \
+        "the saved history is judged the same way"
 
 
 def test_coordinated_loss_is_not_explained_away_as_plain_sentinel_failovers():
@@ -387,16 +396,17 @@ def test_coordinated_loss_is_not_explained_away_as_plain_sentinel_failovers():
     evidence = {"coordinated_path_seen": False}
     run = FailoverRun(fault.description, ("127.0.0.1", 6379), history, fault_at=FAULT_AT, recovered_at=FAULT_AT + 1,
                       extra=evidence, loss_explained=fault.explain_loss(evidence))
-    result = ha_consistency.check_consistency(FakeHA(), run, None)
+    result = ha_consistency.check_consistency(run, None)
     assert result.status == FAIL and "SENTINEL FAILOVER does not pause" not in result.detail, result.detail
     assert "coordinated path: the servers did not log it" in result.detail, result.detail
 
 
 def test_first_noreplicas_is_timed_from_the_fault_for_all_writers_and_for_the_old_master():
-    main = recorded(op(1, 0.5, 3.8, OP_FAIL, "ResponseError: NOREPLICAS Not enough good replicas to write."))
-    pinned = recorded(op(2, 4.0, 4.1, OP_FAIL, "ResponseError: NOREPLICAS Not enough good replicas", prefix="o:"))
-    run = FailoverRun("partition", ("127.0.0.1", 6379), main, fault_at=FAULT_AT, recovered_at=FAULT_AT + 4,
-                      pinned=pinned, settings={"min-replicas-to-write": "1"})
+    both = recorded(op(1, 0.5, 3.8, OP_FAIL, "ResponseError: NOREPLICAS Not enough good replicas to write."),
+                    op(2, 4.0, 4.1, OP_FAIL, "ResponseError: NOREPLICAS Not enough good replicas", prefix="o:",
+                       process=PINNED))
+    run = FailoverRun("partition", ("127.0.0.1", 6379), both, fault_at=FAULT_AT, recovered_at=FAULT_AT + 4,
+                      settings={"min-replicas-to-write": "1"})
     metrics = ha_master_kill.check_master_kill(run, None).metrics
     assert (metrics["first_noreplicas_after_s"], metrics["old_master_first_noreplicas_after_s"]) == (3.8, 4.1)
     assert metrics["config_for_run"] == {"min-replicas-to-write": "1"}

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from lib.history import FAIL, OK, UNKNOWN
+from lib.history import FAIL, OK, UNKNOWN, History, Op
 from lib.runs.cache_outage import ok_count, request_totals, shard_recovery
-from lib.workload.http_requests import CacheOp
+from lib.workload.http_requests import HTTP, request_op
 
 HIT, MISS, ERROR = "HIT", "MISS", "ERROR"
 
 
 def req(seq: int, start: float, cache: str | None, *, status: int | None = 200, group: str = "A",
-        duration: float = 0.01, error: str | None = None) -> CacheOp:
+        duration: float = 0.01, error: str | None = None) -> Op:
     outcome = UNKNOWN if status is None else (FAIL if status >= 500 else OK)
     if error is None and cache == ERROR:
         error = "cache: CacheUnavailable"
-    return CacheOp(seq, f"/p{seq}", start, start + duration, outcome, error, group=group, status=status,
-                   cache=cache)
+    return request_op(seq, f"/p{seq}", start, start + duration, outcome, error, group, status, cache)
 
 
 # ---- shard_recovery ----------------------------------------------------------------------------------
@@ -85,3 +84,19 @@ def test_ok_count_counts_answered_requests_of_one_shard_started_after_a_moment()
     assert ok_count(ops, "A", after=2.0) == 3, "3.0 MISS, 5.0 ERROR (served by the app), 6.0 HIT; 2.0 is not after"
     assert ok_count(ops, "A", after=2.0, cache=HIT) == 1, "only the HIT at 6.0"
     assert ok_count(ops, "B", after=0.0) == 1, "B's one request"
+
+
+# ---- a saved history is judged the same (--recheck) --------------------------------------------------
+
+def test_requests_saved_and_read_back_give_the_same_recovery_and_totals():
+    history = History()
+    for op in [req(0, 10.0, HIT), req(1, 11.0, ERROR), req(2, 12.0, None, status=502, error="HTTP 502"),
+               req(3, 13.0, MISS), req(4, 14.0, HIT), req(5, 14.5, HIT, group="B")]:
+        history.record(op)
+    saved = History.from_dict(history.to_dict(zero=10.5))  # times become seconds from the fault at 10.5
+    ops = saved.snapshot(HTTP)
+    assert len(ops) == 6, "every request is an op of process HTTP, told apart from the writer's ops"
+    recovery = shard_recovery("A", ops, fault_at=0.0)
+    assert (recovery.cache_errors, recovery.client_recovered_at, recovery.hits_returned_at) == (
+        1, pytest.approx(2.51), pytest.approx(3.51)), f"{recovery}"
+    assert request_totals(ops).to_dict() == request_totals(history.snapshot(HTTP)).to_dict()

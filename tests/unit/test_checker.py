@@ -1,11 +1,14 @@
-"""lib/checks/checker.py on hand-made histories: outage windows, gaps, error counts and lost writes."""
+"""lib/checks/checker.py on hand-made histories: outage windows, gaps, error counts; and lost writes, which the
+final read (lib/runs/final_read.py) and the accounting (lib/checks/accounting.py) count now."""
 
 from __future__ import annotations
 
 import pytest
 
-from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
-from lib.history import FAIL, OK, UNKNOWN, Op
+from lib.checks.accounting import LOST_SAMPLE, account, account_history
+from lib.checks.checker import error_counts, longest_gap_ms, outage_around
+from lib.history import FAIL, OK, UNKNOWN, History, Op
+from lib.runs.final_read import read_back
 
 
 def op(seq: int, start: float, end: float, outcome: str = OK, error: str | None = None, key: str | None = None,
@@ -122,34 +125,49 @@ def test_error_counts_group_failed_ops_by_exception_name():
     assert error_counts([]) == {}, "no ops, no errors"
 
 
-# ---- lost_writes -----------------------------------------------------------------------------------
+# ---- lost writes: the final read and the accounting -----------------------------------------------
 
-def test_lost_writes_reads_back_every_acknowledged_write_in_chunks():
-    history = [op(0, 0, 1, confirmed=True), op(1, 1, 2, confirmed=True), op(2, 2, 3, confirmed=False),
-               op(3, 3, 4, confirmed=True), op(4, 4, 5, FAIL, "ConnectionError: x"), op(5, 5, 6)]
-    store = {"k0": "0", "k1": None, "k2": "1", "k3": "3", "k5": "5"}  # k1 missing, k2 an older value
+def written(*ops: Op) -> list[Op]:
+    """The ops as writes of value str(seq), as ContinuousWriter records them."""
+    for o in ops:
+        o.value = str(o.seq)
+    return list(ops)
+
+
+def test_the_final_read_reads_every_written_key_in_batches_and_the_accounting_finds_the_lost_ones():
+    history = History()
+    for o in written(op(0, 0, 1, confirmed=True), op(1, 1, 2, confirmed=True), op(2, 2, 3, confirmed=False),
+                     op(3, 3, 4, confirmed=True), op(4, 4, 5, FAIL, "ConnectionError: x"), op(5, 5, 6)):
+        history.record(o)
+    history.record(op(6, 6, 7))  # no value: not a write of the harness's (a probe's), not read back
+    store = {"k0": "0", "k1": None, "k2": "1", "k3": "3", "k4": None, "k5": "5"}  # k1 missing, k2 an older value
     asked: list[list[str]] = []
 
     def read_many(keys: list[str]) -> list[str | None]:
         asked.append(list(keys))
         return [store[k] for k in keys]
 
-    loss = lost_writes(history, read_many, chunk=2)
-    assert asked == [["k0", "k1"], ["k2", "k3"], ["k5"]], f"the failed write k4 is not read back: {asked}"
-    assert (loss.acked, loss.lost, loss.confirmed, loss.confirmed_lost) == (5, 2, 3, 1), f"{loss}"
-    assert loss.lost_keys == ["k1", "k2"] and [o.seq for o in loss.lost_ops] == [1, 2], f"{loss.lost_keys}"
+    read_back(read_many, None, history, batch=2)
+    assert asked == [["k0", "k1"], ["k2", "k3"], ["k4", "k5"]], f"the failed write k4 is read back too: {asked}"
+    loss = account_history(history)
+    assert (loss.acked, loss.acked_lost, loss.wait_confirmed, loss.wait_confirmed_lost) == (5, 2, 3, 1), f"{loss}"
+    assert (loss.failed, loss.failed_present) == (1, 0), "the failed write is not in the final read: not applied"
+    assert loss.lost_keys_sample == ["k1", "k2"] and [o.seq for o in loss.lost_ops] == [1, 2], f"{loss}"
 
 
 def test_lost_keys_are_a_sample_of_twenty_but_all_are_counted():
-    history = [op(i, i, i + 1) for i in range(25)]
-    loss = lost_writes(history, lambda keys: [None] * len(keys))
-    assert loss.lost == 25 and len(loss.lost_ops) == 25, f"every write is lost, got {loss.lost}"
-    assert loss.lost_keys == [f"k{i}" for i in range(20)], f"the first 20 keys, got {loss.lost_keys}"
+    history = written(*(op(i, i, i + 1) for i in range(25)))
+    loss = account(history, {o.key: None for o in history})
+    assert loss.acked_lost == 25 and len(loss.lost_ops) == 25, f"every write is lost, got {loss.acked_lost}"
+    assert LOST_SAMPLE == 20 and loss.lost_keys_sample == [f"k{i}" for i in range(20)], f"{loss.lost_keys_sample}"
 
 
-def test_nothing_acknowledged_nothing_read():
+def test_nothing_written_nothing_read_and_a_failed_write_is_not_lost():
     def read_many(keys):
         raise AssertionError(f"nothing to read, asked for {keys}")
 
-    loss = lost_writes([op(0, 0, 1, FAIL, "E: x")], read_many)
-    assert (loss.acked, loss.lost, loss.lost_keys) == (0, 0, []), f"{loss}"
+    history = History()
+    history.record(op(0, 0, 1, FAIL, "E: x"))  # no value: no write to read back
+    assert read_back(read_many, None, history) == {}, "no key written, none read"
+    loss = account(written(op(1, 0, 1, FAIL, "E: x")), {"k1": None})
+    assert (loss.acked, loss.acked_lost, loss.failed, loss.lost_keys_sample) == (0, 0, 1, []), f"{loss}"

@@ -12,10 +12,10 @@ from rich.console import Console
 from lib.checks.client_rows import check_client_comparison, client_row, error_type
 from lib.checks.result import OK, WARN
 from lib.clients.server_counters import NodeCounts, delta
-from lib.history import FAIL, UNKNOWN, ClientOpError, Op, classify
+from lib.history import FAIL, UNKNOWN, ClientOpError, History, Op, classify
 from lib.history import OK as OP_OK
 from lib.report.client_report import client_table
-from lib.runs.client_comparison import ClientComparison
+from lib.runs.client_comparison import ClientComparison, ComparedView
 from lib.suites.cli import _clients
 from lib.workload.compared_clients import ComparedClients, Keys, Opener
 
@@ -30,19 +30,35 @@ class FakeSampler:
     def connections(self, name: str) -> int:
         return self.seen.get(name, 0)
 
+    def stop(self) -> None:
+        pass
 
-def comparison_with(ops_by_client: dict[str, list[Op]], groups=("a", "b")) -> ClientComparison:
-    writers = ComparedClients(list(ops_by_client), Opener("cluster", None), {g: Keys() for g in groups}, "ns:")
+
+def comparison_with(ops_by_client: dict[str, list[Op]], groups=("a", "b"), *,
+                    not_recovered: dict[str, list[str]] | None = None,
+                    open_errors: dict[str, str] | None = None) -> ComparedView:
+    """What a run with these libraries records into its one history (each library's writes as process
+    `client NAME`, what it says of itself, the final read, the harness's COMPARED observation), read back
+    the way the check reads it (ComparedView.from_history)."""
+    history = History()
+    writers = ComparedClients(list(ops_by_client), Opener("cluster", None), {g: Keys() for g in groups}, "ns:",
+                              history)
     for client in writers.clients:
         client.version = "1.0"
+        client.open_error = (open_errors or {}).get(client.name)
         for op in ops_by_client[client.name]:
-            client.history.record(op)
-        client.history.record_final_read({op.key: op.value if op.outcome == OP_OK else None
-                                          for op in ops_by_client[client.name]})
+            op.process = client.process
+            history.record(op)
+    history.record_final_read({op.key: op.value if op.outcome == OP_OK else None
+                               for ops in ops_by_client.values() for op in ops})
     comparison = ClientComparison(writers, lambda: [], None, timeout_s=20)
     comparison.sampler = FakeSampler({"vhc-ours": 4})  # type: ignore[assignment]
     comparison.waited_from = PROMOTED
-    return comparison
+    comparison.not_recovered = dict(not_recovered or {})
+    comparison.stop()  # records each library's description and the COMPARED observation
+    view = ComparedView.from_history(history)
+    assert view is not None
+    return view
 
 
 def op(seq: int, group: str, start: float, outcome: str = OP_OK, error: str | None = None) -> Op:
@@ -79,9 +95,8 @@ def test_a_row_measures_downtime_after_promotion_and_the_healthy_shards():
 def test_a_library_that_did_not_recover_or_start_is_a_row_in_words():
     stuck = steady("a", 98.0, 100.0) + [op(900 + i, "a", 100.0 + i, FAIL, "ClientOpError: RequestError: READONLY")
                                         for i in range(20)] + steady("b", 98.0, 120.0, first_seq=5000)
-    comparison = comparison_with({"glide": stuck, "valkey-py": []})
-    comparison.not_recovered = {"glide": ["a"]}
-    comparison.clients[1].open_error = "ImportError: no valkey"
+    comparison = comparison_with({"glide": stuck, "valkey-py": []}, not_recovered={"glide": ["a"]},
+                                 open_errors={"valkey-py": "ImportError: no valkey"})
     result = check_client_comparison(comparison, FAULT, PROMOTED, "a")
     assert result.status == WARN
     glide, valkey_py = result.metrics["clients"]

@@ -10,21 +10,25 @@ from lib.checks.result import FAIL, OK, WARN
 from lib.errors import SetupError
 from lib.faults import registry
 from lib.history import FAIL as OP_FAIL
-from lib.history import OK as OP_OK
-from lib.history import History, Op
-from lib.runs.cluster_failover_run import NO_FAILOVER, PINNED_GROUP, SHARD_DOWN, ClusterFailoverRun
+from lib.history import UNKNOWN as OP_UNKNOWN
+from lib.history import History
+from lib.runs.cluster_failover_run import NO_FAILOVER, PROMOTION, SHARD_DOWN
+from lib.suites import cache
+from lib.suites import cluster as cluster_suite
+from lib.suites.cli import describe
 from lib.suites.cluster_faults import build_fault
 from lib.suites.cluster_target import build_parser, run_config
 
+from .cluster_history_builders import RecordedRun, pinned_key, writer_key
 from .fake_cluster import NODES_TEXT, FakeCluster, FakeClusterClient, three_shards
 
-NS = "vhc:cluster:unit:"
-FAULT_AT = 100.0
 LABELS = ("0-5460", "5461-10922", "10923-16383")
 
 
-def args(*argv: str):
-    return build_parser("cluster_test.py", "test", "cluster", []).parse_args(list(argv))
+def args(*argv: str, suite: str = "cluster"):
+    """The test description the suite builds from these options (lib/suites/cli.describe)."""
+    parsed = build_parser(f"{suite}_test.py", "test", suite, []).parse_args(list(argv))
+    return describe(parsed, suite, "cluster", cache.LOOPS if suite == "cache" else cluster_suite.LOOPS)
 
 
 def cluster(text: str = NODES_TEXT):
@@ -46,10 +50,10 @@ def test_the_cache_suite_keeps_graceful_coordinated_and_none_and_they_hand_over(
     client, _, shards = cluster()
     for fault in ("graceful", "coordinated"):
         assert registry.applies(registry.fault_class(fault), "cluster", "cache") is None, fault
-        built, victim = build_fault(args("--fault", fault), client, shards, History(), suite="cache")
+        built, victim = build_fault(args("--fault", fault, suite="cache"), client, shards, History())
         assert built.hands_over and victim() is shards[0], fault
         assert built.description.startswith("CLUSTER FAILOVER on replica node-7003:7003"), built.description
-    assert build_fault(args("--fault", "none"), client, shards, History(), suite="cache") == (None, None)
+    assert build_fault(args("--fault", "none", suite="cache"), client, shards, History()) == (None, None)
 
 
 @pytest.mark.parametrize("fault", ["pause", "sigterm", "replica-kill", "shard-loss"])
@@ -128,147 +132,156 @@ def test_run_config_sets_the_faults_own_settings_on_the_victim_and_min_replicas_
     assert bounded[0].settings == {"min-replicas-to-write": "1", "min-replicas-max-lag": "2"}
 
 
-# ---- verdicts --------------------------------------------------------------------------------------
+# ---- verdicts: pure functions of the recorded history (ClusterFailoverRun.from_history) --------------------
 
-def op(group: str, seq: int, start: float, end: float, outcome: str = OP_OK, error: str | None = None) -> Op:
-    return Op(seq, f"{NS}w:{group}:{seq}", FAULT_AT + start, FAULT_AT + end, outcome, error, group=group)
-
-
-def steady(history: History, labels, until: float = 4.0, gap: float = 0.2) -> None:
-    for label in labels:
-        t, seq = -0.5, 0
-        while t < until:
-            history.record(op(label, seq, t, t + 0.01))
-            t, seq = t + gap, seq + 1
-
-
-def holding(client: FakeClusterClient, history: History, lose: set[str] = frozenset()) -> FakeClusterClient:
-    """The cluster holds every acknowledged write but those in lose, and the history records that as its final
-    read (the checks judge by the recorded read alone)."""
-    fake = client.world
-    for o in history.snapshot():
-        if o.outcome == OP_OK and o.key not in lose:
-            fake.data[fake.owner[fake.slot_of(o.key)]][o.key] = str(o.seq)
-    history.record_final_read({o.key: fake.data[fake.owner[fake.slot_of(o.key)]].get(o.key)
-                               for o in history.snapshot()})
-    return client
-
-
-def test_replica_kill_is_ok_without_a_failover_or_a_loss_and_fails_on_a_loss():
+@pytest.fixture
+def facts(monkeypatch):
+    """facts(name): what the fault's file says of itself, as the suite saves it in the test description
+    (Fault.facts of the fault built for this cluster; every node a container here)."""
+    monkeypatch.setattr("lib.faults.nodes.docker_usable", lambda: True)
+    monkeypatch.setattr("lib.faults.nodes.container_for", lambda host, port: host)
     client, _, shards = cluster()
-    history = History()
-    steady(history, LABELS)
-    run = ClusterFailoverRun("SIGKILL node-7003", shards, history, victim=shards[0], fault_at=FAULT_AT,
-                             expect=NO_FAILOVER, down=shards[0].replicas[0], down_seen_at=FAULT_AT + 2.5,
-                             recovered_at=FAULT_AT + 4.0)
-    result = check_primary_failure(holding(client, history), run, None)
+    return lambda name: build_fault(args("--fault", name), client, shards, History())[0].facts()
+
+
+def judged(recorded: RecordedRun, facts: dict):
+    """The verdict on the run as recorded; the same verdict on it as the JSON saves it (--recheck's input)."""
+    result = check_primary_failure(recorded.run(facts), None)
+    again = check_primary_failure(recorded.saved(facts), None)
+    assert (again.status, again.detail) == (result.status, result.detail), "a saved run is judged the same"
+    return result
+
+
+def replica_kill_run(shards, facts: dict, *, lose=(), kept_slots: bool = True) -> RecordedRun:
+    recorded = RecordedRun(shards)
+    recorded.steady(LABELS)
+    recorded.failover(facts, victim=shards[0], down=shards[0].replicas[0], down_seen_s=2.5, recovered_s=4.0,
+                      primary_kept_slots=kept_slots)
+    recorded.final_read(lose)
+    return recorded
+
+
+def test_replica_kill_is_ok_without_a_failover_or_a_loss_and_fails_on_a_loss(facts):
+    shards = three_shards()
+    replica_kill = facts("replica-kill")
+    recorded = replica_kill_run(shards, replica_kill)
+    assert recorded.run(replica_kill).expect == NO_FAILOVER, "the fault's facts say what it should cause"
+    result = judged(recorded, replica_kill)
     assert result.status == OK, result.detail
     assert "no failover (node-7000:7000 still serves 0-5460)" in result.detail, result.detail
     assert result.metrics["replica_flagged_fail_s"] == 2.5 and result.metrics["lost"] == 0, result.metrics
-    lost_key = history.snapshot()[3].key
-    client, _, _ = cluster()
-    result = check_primary_failure(holding(client, history, {lost_key}), run, None)
+    result = judged(replica_kill_run(shards, replica_kill, lose={writer_key(LABELS[0], 3)}), replica_kill)
     assert result.status == FAIL and "acknowledged writes were lost" in result.detail, result.detail
+    result = judged(replica_kill_run(shards, replica_kill, kept_slots=False), replica_kill)
+    assert result.status == FAIL and "the primary is no longer the primary of its slots" in result.detail, (
+        result.detail)
 
 
-def shard_loss_run(shards, history: History, coverage: str) -> ClusterFailoverRun:
-    return ClusterFailoverRun("shard loss: SIGKILL node-7003; SIGKILL node-7000", shards, history,
-                              victim=shards[0], fault_at=FAULT_AT, expect=SHARD_DOWN, down=shards[0].primary,
-                              down_seen_at=FAULT_AT + 3.0, healed_at=FAULT_AT + 3.5, recovered_at=FAULT_AT + 5.5,
-                              settings={"cluster-require-full-coverage": coverage})
+def shard_loss_run(shards, facts: dict, coverage: str, writes, lose=()) -> RecordedRun:
+    recorded = RecordedRun(shards)
+    writes(recorded)
+    recorded.failover(facts, victim=shards[0], down=shards[0].primary, down_seen_s=3.0, healed_s=3.5,
+                      recovered_s=5.5, settings={"cluster-require-full-coverage": coverage})
+    recorded.final_read(lose)
+    return recorded
 
 
-def test_shard_loss_with_partial_coverage_is_expected_and_the_others_keep_serving():
-    client, _, shards = cluster()
-    history = History()
-    steady(history, LABELS[1:], until=6.0)
-    for o in [op(LABELS[0], 0, -0.2, -0.19), op(LABELS[0], 1, 0.0, 0.3, OP_FAIL, "ConnectionError"),
-              op(LABELS[0], 2, 5.4, 5.5)]:
-        history.record(o)
-    result = check_primary_failure(holding(client, history), shard_loss_run(shards, history, "no"), None)
+def partial_coverage_writes(recorded: RecordedRun) -> None:
+    recorded.steady(LABELS[1:], until_s=6.0)
+    recorded.write(LABELS[0], 0, -0.2, -0.19)
+    recorded.write(LABELS[0], 1, 0.0, 0.3, OP_FAIL, "ConnectionError")
+    recorded.write(LABELS[0], 2, 5.4, 5.5)
+
+
+def test_shard_loss_with_partial_coverage_is_expected_and_the_others_keep_serving(facts):
+    shards = three_shards()
+    shard_loss = facts("shard-loss")
+    recorded = shard_loss_run(shards, shard_loss, "no", partial_coverage_writes)
+    assert recorded.run(shard_loss).expect == SHARD_DOWN
+    result = judged(recorded, shard_loss)
     assert result.status == OK, result.detail
     assert "no promotion possible: the whole shard 0-5460 is down (expected)" in result.detail, result.detail
     assert "the other shards kept serving (longest pause 200 ms)" in result.detail, result.detail
     assert (result.metrics["recovered_after_heal_s"], result.metrics["affected_downtime_ms"]) == (2.0, 5690.0)
 
-    client, _, _ = cluster()
-    lost = holding(client, history, {history.snapshot()[-3].key})  # the shard's write before the fault
-    result = check_primary_failure(lost, shard_loss_run(shards, history, "no"), None)
+    lost = shard_loss_run(shards, shard_loss, "no", partial_coverage_writes,  # the shard's write before the fault
+                          lose={writer_key(LABELS[0], 0)})
+    result = judged(lost, shard_loss)
     assert result.status == WARN and "every copy of the shard was lost" in result.detail, result.detail
     assert result.metrics["lost_on_lost_shard"] == 1, result.metrics
 
 
-def test_shard_loss_with_full_coverage_reports_when_the_healthy_shards_stopped():
-    client, _, shards = cluster()
-    history = History()
-    for label in LABELS[1:]:
-        for o in [op(label, 0, 2.9, 3.1), op(label, 1, 3.2, 4.2, OP_FAIL, "ClusterDownError: The cluster is down"),
-                  op(label, 2, 5.6, 5.7)]:
-            history.record(o)
-    history.record(op(LABELS[0], 0, 5.5, 5.52))
-    result = check_primary_failure(holding(client, history), shard_loss_run(shards, history, "yes"), None)
+def test_shard_loss_with_full_coverage_reports_when_the_healthy_shards_stopped(facts):
+    def writes(recorded: RecordedRun) -> None:
+        for label in LABELS[1:]:
+            recorded.write(label, 0, 2.9, 3.1)
+            recorded.write(label, 1, 3.2, 4.2, OP_FAIL, "ClusterDownError: The cluster is down")
+            recorded.write(label, 2, 5.6, 5.7)
+        recorded.write(LABELS[0], 0, 5.5, 5.52)
+
+    shard_loss = facts("shard-loss")
+    result = judged(shard_loss_run(three_shards(), shard_loss, "yes", writes), shard_loss)
     assert result.status == OK, result.detail
     assert result.metrics["healthy_shards_stopped_after_s"] == {"5461-10922": 3.1, "10923-16383": 3.1}
     assert result.metrics["healthy_shards_first_error_s"] == {"5461-10922": 4.2, "10923-16383": 4.2}
     assert "every other shard stopped taking writes at +3.10-3.10 s" in result.detail, result.detail
 
 
-def failover_history() -> History:
-    history = History()
-    steady(history, LABELS[1:])
-    for o in [op(LABELS[0], 0, -0.1, -0.09), op(LABELS[0], 1, 0.0, 0.5, OP_FAIL, "TimeoutError"),
-              op(LABELS[0], 2, 3.0, 3.02, OP_FAIL, "ResponseError: NOREPLICAS Not enough good replicas to write."),
-              op(LABELS[0], 3, 3.3, 3.31)]:
-        history.record(o)
-    for o in [Op(0, f"{NS}pin:0", FAULT_AT - 0.2, FAULT_AT - 0.19, OP_OK, group=PINNED_GROUP),
-              Op(1, f"{NS}pin:1", FAULT_AT + 0.0, FAULT_AT + 0.5, "unknown", "TimeoutError", group=PINNED_GROUP),
-              Op(2, f"{NS}pin:2", FAULT_AT + 2.95, FAULT_AT + 2.96, OP_OK, group=PINNED_GROUP),
-              Op(3, f"{NS}pin:3", FAULT_AT + 3.0, FAULT_AT + 3.01, OP_FAIL, "MovedError", group=PINNED_GROUP)]:
-        history.record(o)
-    return history
+def failover_writes(recorded: RecordedRun) -> None:
+    """The victim's writer: a timeout at the fault, NOREPLICAS at +3.0 s, acknowledged again at +3.31 s; the
+    writer pinned to the old primary: a timeout at the fault, one write taken after the heal, then MOVED."""
+    recorded.steady(LABELS[1:])
+    recorded.write(LABELS[0], 0, -0.1, -0.09)
+    recorded.write(LABELS[0], 1, 0.0, 0.5, OP_FAIL, "TimeoutError")
+    recorded.write(LABELS[0], 2, 3.0, 3.02, OP_FAIL, "ResponseError: NOREPLICAS Not enough good replicas to write.")
+    recorded.write(LABELS[0], 3, 3.3, 3.31)
+    recorded.pinned_write(0, -0.2, -0.19)
+    recorded.pinned_write(1, 0.0, 0.5, OP_UNKNOWN, "TimeoutError")
+    recorded.pinned_write(2, 2.95, 2.96)
+    recorded.pinned_write(3, 3.0, 3.01, OP_FAIL, "MovedError")
 
 
-def pause_run(shards, history: History) -> ClusterFailoverRun:
-    return ClusterFailoverRun("SIGSTOP node-7000", shards, history, victim=shards[0], fault_at=FAULT_AT,
-                              promoted=shards[0].replicas[0], promoted_at=FAULT_AT + 2.9, healed_at=FAULT_AT + 2.9,
-                              demoted_at=FAULT_AT + 2.97, recovered_at=FAULT_AT + 3.31, pinned=("node-7000", 7000),
-                              settings={"min-replicas-to-write": "1"})
+def pause_run(shards, facts: dict, lose=()) -> RecordedRun:
+    recorded = RecordedRun(shards)
+    failover_writes(recorded)
+    recorded.failover(facts, victim=shards[0], promoted=shards[0].replicas[0], promoted_s=2.9, healed_s=2.9,
+                      demoted_s=2.97, recovered_s=3.31, pinned=("node-7000", 7000),
+                      settings={"min-replicas-to-write": "1"})
+    recorded.final_read(lose)
+    return recorded
 
 
-def test_a_pause_reports_the_pinned_writer_noreplicas_and_fails_on_what_the_old_primary_took_after_resuming():
-    client, _, shards = cluster()
-    history = failover_history()
-    run = pause_run(shards, history)
-    result = check_primary_failure(holding(client, history), run, None)
+def test_a_pause_reports_the_pinned_writer_noreplicas_and_fails_on_what_the_old_primary_took_after_resuming(facts):
+    shards = three_shards()
+    pause = facts("pause")
+    result = judged(pause_run(shards, pause), pause)
     metrics = result.metrics
     assert result.status == OK, result.detail
     assert (metrics["old_primary_acked_after_heal"], metrics["pinned_first_error_after_s"]) == (1, 0.5), metrics
     assert (metrics["first_noreplicas_after_s"], metrics["old_primary_demoted_after_heal_ms"]) == (3.02, 70.0)
     assert metrics["write_pause_ms"] == 3400.0, "last ok -0.09 s, next ok +3.31 s"
 
-    client, _, _ = cluster()
-    result = check_primary_failure(holding(client, history, {f"{NS}pin:2"}), run, None)
+    result = judged(pause_run(shards, pause, lose={pinned_key(2)}), pause)
     assert result.status == FAIL, result.detail
     assert (result.metrics["old_primary_acked_after_heal_lost"], result.metrics["lost_acked_at_s"]) == (1, [2.96])
 
 
-def test_a_loss_fails_a_coordinated_failover_and_a_kill_alike():
-    client, _, shards = cluster()
-    history = failover_history()
-    lose = {history.snapshot()[-5].key}  # the victim shard's write acknowledged at +3.31 s
-    run = ClusterFailoverRun("CLUSTER FAILOVER", shards, history, victim=shards[0], fault_at=FAULT_AT,
-                             promoted=shards[0].replicas[0], promoted_at=FAULT_AT + 2.9, recovered_at=FAULT_AT + 3.31)
-    run.facts = facts("coordinated")
-    coordinated = check_primary_failure(holding(client, history, lose), run, None)
-    assert coordinated.status == FAIL and "any acknowledged write lost is a FAIL" in coordinated.detail
-    client, _, _ = cluster()
-    run.facts = facts("auto")
-    killed = check_primary_failure(holding(client, history, lose), run, None)
+def test_a_loss_fails_a_coordinated_failover_and_a_kill_alike(facts):
+    shards = three_shards()
+
+    def lost_run(fault_facts: dict) -> RecordedRun:
+        recorded = RecordedRun(shards)
+        failover_writes(recorded)
+        recorded.failover(fault_facts, victim=shards[0], promoted=shards[0].replicas[0], promoted_s=2.9,
+                          recovered_s=3.31)
+        recorded.final_read({writer_key(LABELS[0], 3)})  # the victim shard's write acknowledged at +3.31 s
+        return recorded
+
+    coordinated = facts("coordinated")
+    assert lost_run(coordinated).run(coordinated).expect == PROMOTION, "the fault's facts say what it should cause"
+    result = judged(lost_run(coordinated), coordinated)
+    assert result.status == FAIL and "any acknowledged write lost is a FAIL" in result.detail, result.detail
+    kill = facts("auto")
+    killed = judged(lost_run(kill), kill)
     assert killed.status == FAIL and "write_pause_ms" not in killed.metrics, killed.detail
     assert "asynchronous replication" in killed.detail, "a kill's loss is explained, and still a FAIL"
-
-
-def facts(name: str) -> dict:
-    """What a fault's file says of itself, as a run record carries it (lib/faults/fault.Fault.facts)."""
-    cls = registry.fault_class(name)
-    return {"strict": cls.strict, "loss_explained": cls.loss_explained, "minority_side": cls.minority_side}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+import redis
 
 from lib.checks import ha_checks, ha_consistency, ha_master_kill, ha_rejoin
 from lib.checks.result import ERROR, FAIL, OK, WARN
@@ -11,10 +14,10 @@ from lib.faults.graceful import SENTINEL_LOSS
 from lib.faults.kill import Kill
 from lib.faults.nodes import LocalNode
 from lib.history import FAIL as OP_FAIL
+from lib.history import HARNESS, HEAL, NEMESIS, PLAIN, PROBE, UNKNOWN, WRITER, History, Op
 from lib.history import OK as OP_OK
-from lib.history import UNKNOWN, History, Op
+from lib.runs import ha_phases
 from lib.runs.ha_record import FailoverRun
-from lib.suites import ha_restore, ha_session
 
 from .fakes import FakeHA, FakeKV, FakeNode, replication_info
 
@@ -40,9 +43,17 @@ def history(*ops: Op, events: tuple[tuple[str, float], ...] = ()) -> History:
 
 
 def failover_run(writer: History, *, fault: str = KILL, probe: History | None = None,
-                 plain: History | None = None, recovered: float | None = 3.5, **fields) -> FailoverRun:
-    return FailoverRun(fault, ("valkey-master", 6379), writer, probe or History(), plain, fault_at=FAULT_AT,
-                       recovered_at=None if recovered is None else FAULT_AT + recovered, **fields)
+                 plain: History | None = None, recovered: float | None = 3.5, switches: int | None = None,
+                 fault_at: float = FAULT_AT, **fields) -> FailoverRun:
+    """The run's view as the checks get it: one history, the probe's and plain redis-py's ops in it as their own
+    processes, and (switches) how many +switch-master our client followed, as the after-run phase records it."""
+    for process, other in ((PROBE, probe), (PLAIN, plain)):
+        for o in other.snapshot() if other is not None else []:
+            writer.record(replace(o, process=process))
+    if switches is not None:
+        writer.observe(HARNESS, ha_phases.SWITCHES, switches, at=fault_at + 60)
+    return FailoverRun(fault, ("valkey-master", 6379), writer, fault_at=fault_at,
+                       recovered_at=None if recovered is None else fault_at + recovered, **fields)
 
 
 def test_master_kill_says_when_the_first_leader_election_failed_and_sentinel_tried_again():
@@ -60,9 +71,16 @@ def test_master_kill_says_when_the_first_leader_election_failed_and_sentinel_tri
 
 # ---- crud ------------------------------------------------------------------------------------------
 
+def crud(ha: FakeHA) -> History:
+    """The crud phase against a fake master: each step recorded as an operation for the check to judge."""
+    recorded = History()
+    ha_phases.crud(ha, "vhc:t:", recorded)
+    return recorded
+
+
 def test_crud_passes_when_every_step_reads_back_what_it_wrote():
     store = FakeKV()
-    result = ha_checks.check_crud(FakeHA(master=store, master_address=("10.0.0.1", 6379)), "vhc:t:")
+    result = ha_checks.check_crud(crud(FakeHA(master=store, master_address=("10.0.0.1", 6379))))
     assert result.status == OK, result.detail
     assert result.metrics["steps"] == {"set": True, "get": True, "ttl": True, "update": True, "delete": True}
     assert (result.metrics["master"], result.metrics["ttl_s"]) == ("10.0.0.1:6379", 60), f"{result.metrics}"
@@ -71,10 +89,21 @@ def test_crud_passes_when_every_step_reads_back_what_it_wrote():
 
 @pytest.mark.parametrize("broken,failed_step", [({"keeps_ttl": False}, "ttl"), ({"deletes": False}, "delete")])
 def test_crud_names_the_step_that_failed(broken, failed_step):
-    result = ha_checks.check_crud(FakeHA(master=FakeKV(**broken)), "vhc:t:")
+    result = ha_checks.check_crud(crud(FakeHA(master=FakeKV(**broken))))
     assert result.status == FAIL, result.detail
     assert result.detail == f"failed steps: {failed_step}", f"got {result.detail!r}"
     assert result.metrics["steps"][failed_step] is False, f"{result.metrics['steps']}"
+
+
+def test_crud_names_a_step_that_raised_and_is_skipped_when_no_step_was_recorded():
+    class Refusing(FakeKV):
+        def ttl(self, key: str) -> int:
+            raise redis.ConnectionError("Connection refused")
+
+    result = ha_checks.check_crud(crud(FakeHA(master=Refusing())))
+    assert (result.status, result.detail) == (FAIL, "failed steps: ttl (ttl: ConnectionError: Connection refused)"), \
+        result.detail
+    assert ha_checks.check_crud(History()).status == WARN, "no CRUD recorded: nothing to judge"
 
 
 # ---- master_kill -----------------------------------------------------------------------------------
@@ -89,8 +118,8 @@ def kill_history() -> History:
 
 def test_master_kill_reports_the_ok_to_ok_downtime_and_the_errors_seen():
     probe = history(op(0, -0.01, -0.005), op(1, 0.1, 0.101, OP_FAIL, "ConnectionError"), op(2, 3.23, 3.231))
-    result = ha_master_kill.check_master_kill(failover_run(kill_history(), probe=probe,
-                                                    new_master=("valkey-replica1", 6380)), None)
+    run = failover_run(kill_history(), probe=probe, new_master=("valkey-replica1", 6380))
+    result = ha_master_kill.check_master_kill(run, None)
     metrics = result.metrics
     assert result.status == OK, result.detail
     assert result.detail == f"{KILL}; client unable to write for 3,290 ms", f"-0.04 s to +3.25 s: {result.detail!r}"
@@ -103,7 +132,19 @@ def test_master_kill_reports_the_ok_to_ok_downtime_and_the_errors_seen():
     assert metrics["timeline"]["downtime_window_s"] == [-0.04, 3.25], f"{metrics['timeline']}"
     recovered = {e["event"]: e["t_s"] for e in metrics["timeline"]["events"]}
     assert recovered["5 ms probe: recovered"] == 3.231, f"the probe's own recovery: {recovered}"
-    assert len(metrics["history"]["ops"]) == 7, "every writer op is in the saved history"
+    assert "history" not in metrics, "the history is saved once, beside the verdicts, not in a check's metrics"
+    saved = History.from_dict(run.history.to_dict(FAULT_AT))  # what the JSON holds and --recheck judges
+    assert len(saved.snapshot(WRITER)) == 7 and len(saved.snapshot(PROBE)) == 3, "every writer and probe op saved"
+    again = ha_master_kill.check_master_kill(failover_run(saved, fault_at=0.0, new_master=("valkey-replica1", 6380)),
+                                             None)
+    assert (again.status, again.detail) == (result.status, result.detail), "the saved history is judged the same way"
+    # the same metrics, but for the timeline's 100 ms buckets: an op ending exactly on a boundary (+1.6 s here) may
+    # fall on either side of it once its time is relative to the fault (the suite judges the saved history too)
+    assert without_buckets(again.metrics) == without_buckets(metrics)
+
+
+def without_buckets(metrics: dict) -> dict:
+    return {**metrics, "timeline": {k: v for k, v in metrics["timeline"].items() if k != "buckets"}}
 
 
 def test_master_kill_without_an_error_is_ok_with_zero_downtime():
@@ -142,9 +183,16 @@ def ha_with_node(role: str, views_now: dict[str, str] | None = None) -> FakeHA:
                   nodes={("127.0.0.1", 6380): FakeNode(replication_info(role))})
 
 
+def after_run(ha: FakeHA, recorded: History | None = None) -> History:
+    """The after-run phase against the fakes: what the sentinels name, and the role of that node, recorded."""
+    recorded = recorded if recorded is not None else History()
+    ha_phases.after_run(ha, recorded)
+    return recorded
+
+
 def test_new_master_without_a_run_needs_all_sentinels_to_agree_on_a_master():
     ha = ha_with_node("master", views("valkey-replica1:6380", "valkey-replica1:6380", "valkey-replica1:6380"))
-    result = ha_checks.check_new_master(ha, None)
+    result = ha_checks.check_new_master(after_run(ha), None)
     assert result.status == OK, result.detail
     assert result.detail == "no failover run; all 3 sentinels agree on valkey-replica1:6380", f"{result.detail!r}"
     assert (result.metrics["master"], result.metrics["role"]) == ("valkey-replica1:6380", "master")
@@ -155,20 +203,27 @@ def test_new_master_without_a_run_needs_all_sentinels_to_agree_on_a_master():
                                      ("error: ConnectionError",) * 3, ("unknown",) * 3])
 def test_new_master_fails_when_the_sentinels_disagree_or_cannot_say(answers):
     ha = ha_with_node("master", views(*answers))
-    result = ha_checks.check_new_master(ha, None)
+    result = ha_checks.check_new_master(after_run(ha), None)
     assert result.status == FAIL and result.detail.startswith("the sentinels disagree"), result.detail
     assert ha.nodes_asked == [], "no node is asked when the sentinels do not agree"
 
 
 def test_new_master_fails_when_the_named_node_is_not_a_master():
-    result = ha_checks.check_new_master(ha_with_node("slave", views(*["valkey-replica1:6380"] * 3)), None)
+    recorded = after_run(ha_with_node("slave", views(*["valkey-replica1:6380"] * 3)))
+    result = ha_checks.check_new_master(recorded, None)
     assert result.status == FAIL, result.detail
     assert result.detail == "all sentinels say valkey-replica1:6380, but its role is slave", f"{result.detail!r}"
 
 
+def test_new_master_is_not_judged_when_the_run_stopped_before_asking_the_sentinels():
+    result = ha_checks.check_new_master(History(), None)
+    assert (result.status, result.detail) == (WARN, "not observed: the run stopped before asking the sentinels")
+
+
 def test_new_master_after_a_run_uses_the_views_recorded_then_and_names_the_switch():
-    run = failover_run(history(events=(("+switch-master", 3.221),)), views_after=views(*["valkey-replica1:6380"] * 3))
-    result = ha_checks.check_new_master(ha_with_node("master", views_now=None), run)  # no live sentinel question
+    writer = history(events=(("+switch-master", 3.221),))
+    after_run(ha_with_node("master", views(*["valkey-replica1:6380"] * 3)), writer)
+    result = ha_checks.check_new_master(writer, failover_run(writer))  # judged from the record: no server asked
     assert result.status == OK, result.detail
     assert result.detail == ("all 3 sentinels agree: valkey-master:6379 -> valkey-replica1:6380 (role master)"), \
         f"{result.detail!r}"
@@ -176,9 +231,10 @@ def test_new_master_after_a_run_uses_the_views_recorded_then_and_names_the_switc
 
 
 def test_new_master_fails_when_the_old_master_is_still_the_master():
-    run = failover_run(history(), views_after=views(*["valkey-master:6379"] * 3))
-    ha = FakeHA(remap={"valkey-master": "127.0.0.1"}, nodes={("127.0.0.1", 6379): FakeNode(replication_info())})
-    result = ha_checks.check_new_master(ha, run)
+    ha = FakeHA(views=views(*["valkey-master:6379"] * 3), remap={"valkey-master": "127.0.0.1"},
+                nodes={("127.0.0.1", 6379): FakeNode(replication_info())})
+    recorded = after_run(ha)
+    result = ha_checks.check_new_master(recorded, failover_run(recorded))
     assert result.status == FAIL, result.detail
     assert result.detail == "the master is still the old one, valkey-master:6379", f"{result.detail!r}"
 
@@ -194,8 +250,9 @@ def recovering(back_at: float, last_ok: float = -0.005) -> History:
 def test_reconnect_measures_ours_the_probe_and_plain_redis_py_against_the_switch():
     writer = recovering(3.301)
     writer.event("+switch-master", "", at=FAULT_AT + 3.25)
-    run = failover_run(writer, probe=recovering(3.285, last_ok=-0.004), plain=recovering(13.01, last_ok=-0.01))
-    result = ha_checks.check_reconnect(run, None, 1)
+    run = failover_run(writer, probe=recovering(3.285, last_ok=-0.004), plain=recovering(13.01, last_ok=-0.01),
+                       switches=1)
+    result = ha_checks.check_reconnect(run, None)
     metrics = result.metrics
     assert result.status == OK, result.detail
     assert (metrics["ours_downtime_ms"], metrics["probe_downtime_ms"], metrics["plain_downtime_ms"]) == (
@@ -212,7 +269,7 @@ def test_reconnect_measures_ours_the_probe_and_plain_redis_py_against_the_switch
 def test_reconnect_limit_is_100_ms_later_than_the_probe_and_earlier_is_a_warning(ours_back, status):
     """The probe is back at +3.300 s (last ok at -0.005 s for both): later than +3.400 s fails, before +3.200 warns."""
     run = failover_run(recovering(ours_back), probe=recovering(3.300))
-    result = ha_checks.check_reconnect(run, None, 0)
+    result = ha_checks.check_reconnect(run, None)
     assert result.status == status, f"ours back at {ours_back}, probe at 3.300: {result.status} {result.detail}"
     assert result.metrics["difference_ms"] == pytest.approx((ours_back - 3.300) * 1000, abs=0.1)
 
@@ -226,7 +283,7 @@ def test_reconnect_later_than_the_probe_is_a_warning_only_when_the_probe_ran_ahe
         switch_at, ours_back, status):
     writer = recovering(ours_back)
     writer.event("+switch-master", "", at=FAULT_AT + switch_at)
-    result = ha_checks.check_reconnect(failover_run(writer, probe=recovering(3.300)), None, 1)
+    result = ha_checks.check_reconnect(failover_run(writer, probe=recovering(3.300), switches=1), None)
     assert result.status == status, f"{result.status} {result.detail}"
     if status == WARN:
         assert ("the probe found the new master 150 ms before +switch-master reached us, and ours wrote 70 ms "
@@ -235,37 +292,38 @@ def test_reconnect_later_than_the_probe_is_a_warning_only_when_the_probe_ran_ahe
 
 def test_reconnect_warning_says_whether_a_switch_was_seen():
     run = failover_run(recovering(3.0), probe=recovering(3.3))
-    result = ha_checks.check_reconnect(run, None, 0)
+    result = ha_checks.check_reconnect(run, None)
     assert result.status == WARN and "no +switch-master seen" in result.detail, result.detail
 
 
 def test_reconnect_fails_when_our_client_never_wrote_again():
     stuck = history(op(0, -0.01, -0.005), op(1, 0.01, 0.02, OP_FAIL, REFUSED))
-    result = ha_checks.check_reconnect(failover_run(stuck, probe=recovering(3.3)), None, 0)
+    result = ha_checks.check_reconnect(failover_run(stuck, probe=recovering(3.3)), None)
     assert (result.status, result.detail) == (FAIL, "no write succeeded after the fault"), f"{result}"
 
 
 def test_reconnect_without_errors_on_either_side_is_ok_with_zero_difference():
     quiet = history(op(0, -0.01, -0.005), op(1, 0.1, 0.11))
-    result = ha_checks.check_reconnect(failover_run(quiet, probe=history(op(0, 0.2, 0.21))), None, 0)
+    result = ha_checks.check_reconnect(failover_run(quiet, probe=history(op(0, 0.2, 0.21))), None)
     assert result.status == OK and result.metrics["difference_ms"] == 0.0, f"{result}"
     assert (result.metrics["ours_downtime_ms"], result.metrics["probe_downtime_ms"]) == (None, None)
 
 
 def test_reconnect_is_skipped_without_a_run_and_failed_without_a_recovery():
-    skipped = ha_checks.check_reconnect(None, "--fault none", 0)
+    skipped = ha_checks.check_reconnect(None, "--fault none")
     assert (skipped.status, skipped.detail) == (WARN, "skipped: --fault none"), f"{skipped}"
-    unrecovered = ha_checks.check_reconnect(failover_run(recovering(3.3), recovered=None), None, 0)
+    unrecovered = ha_checks.check_reconnect(failover_run(recovering(3.3), recovered=None), None)
     assert (unrecovered.status, unrecovered.detail) == (FAIL, "skipped: no recovery"), f"{unrecovered}"
 
 
 # ---- consistency -----------------------------------------------------------------------------------
 
 def acked_writes() -> History:
-    """Four acknowledged writes (the first two confirmed by WAIT) and one refused."""
+    """Four acknowledged writes (the first two confirmed by WAIT) and one refused; the fault as the run records it
+    (the accounting times the lost writes from it)."""
     return history(op(0, -0.5, -0.49, confirmed=True), op(1, 0.2, 0.21, confirmed=True),
                    op(2, 0.4, 0.41, confirmed=False), op(3, 1.0, 1.01, confirmed=False),
-                   op(4, 1.1, 1.2, OP_FAIL, REFUSED))
+                   op(4, 1.1, 1.2, OP_FAIL, REFUSED), events=(("fault", 0.0),))
 
 
 def read_back_holding(run: FailoverRun, *seqs: int) -> FailoverRun:
@@ -278,8 +336,7 @@ def read_back_holding(run: FailoverRun, *seqs: int) -> FailoverRun:
 
 
 def test_consistency_is_ok_when_every_acknowledged_write_is_in_the_final_read():
-    result = ha_consistency.check_consistency(FakeHA(), read_back_holding(failover_run(acked_writes()), 0, 1, 2, 3),
-                                              None)
+    result = ha_consistency.check_consistency(read_back_holding(failover_run(acked_writes()), 0, 1, 2, 3), None)
     assert result.status == OK, result.detail
     assert result.detail.startswith("all 4 acknowledged writes present in the final read; 0 unknown"), result.detail
     assert (result.metrics["acked"], result.metrics["lost"], result.metrics["checked_on"]) == (4, 0, "10.0.0.2:6380")
@@ -287,7 +344,7 @@ def test_consistency_is_ok_when_every_acknowledged_write_is_in_the_final_read():
 
 
 def test_consistency_fails_when_any_acknowledged_write_was_lost_confirmed_by_wait_or_not():
-    result = ha_consistency.check_consistency(FakeHA(), read_back_holding(failover_run(acked_writes()), 0, 1, 3), None)
+    result = ha_consistency.check_consistency(read_back_holding(failover_run(acked_writes()), 0, 1, 3), None)
     assert result.status == FAIL, "strict: an acknowledged write lost is a FAIL, WAIT or not"
     first, second = result.detail.split("\n")
     assert first.startswith("1 of 4 acknowledged writes lost, acknowledged +0.41 s to +0.41 s from the fault"), first
@@ -301,7 +358,7 @@ def test_consistency_fails_when_any_acknowledged_write_was_lost_confirmed_by_wai
 def test_consistency_fails_when_a_wait_confirmed_write_was_lost_and_quotes_the_faults_own_explanation(fault,
                                                                                                      explained):
     run = read_back_holding(failover_run(acked_writes(), fault=fault, loss_explained=explained), 0, 3)
-    result = ha_consistency.check_consistency(FakeHA(), run, None)
+    result = ha_consistency.check_consistency(run, None)
     assert result.status == FAIL, result.detail
     first = result.detail.splitlines()[0]
     assert first.startswith("2 of 4 acknowledged writes lost, acknowledged +0.21 s to +0.41 s"), first
@@ -310,23 +367,23 @@ def test_consistency_fails_when_a_wait_confirmed_write_was_lost_and_quotes_the_f
 
 
 def test_consistency_without_a_final_read_is_an_error_of_the_harness_not_a_guess():
-    result = ha_consistency.check_consistency(FakeHA(), failover_run(acked_writes()), None)
+    result = ha_consistency.check_consistency(failover_run(acked_writes()), None)
     expected = "no final read was recorded after the run: nothing to judge the writes by"
     assert (result.status, result.detail) == (ERROR, expected), "the harness could not read: not a FAIL of Valkey"
     run = failover_run(acked_writes())
     run.history.final_read_error = "the harness could not read back the 4 written keys on 127.0.0.1:1 within 30 s"
-    result = ha_consistency.check_consistency(FakeHA(), run, None)
+    result = ha_consistency.check_consistency(run, None)
     assert (result.status, result.detail) == (ERROR, run.history.final_read_error), result
 
 
 def test_consistency_is_skipped_without_a_run_and_failed_without_a_recovery():
-    skipped = ha_consistency.check_consistency(FakeHA(), None, "--fault none")
+    skipped = ha_consistency.check_consistency(None, "--fault none")
     assert (skipped.status, skipped.detail) == (WARN, "skipped: --fault none"), f"{skipped}"
-    unrecovered = ha_consistency.check_consistency(FakeHA(), failover_run(acked_writes(), recovered=None), None)
+    unrecovered = ha_consistency.check_consistency(failover_run(acked_writes(), recovered=None), None)
     assert (unrecovered.status, unrecovered.detail) == (FAIL, "skipped: no recovery"), f"{unrecovered}"
 
 
-# ---- replica_sync (the check; the suite's replica_sync_scenario starts the old master again first) ---
+# ---- replica_sync (the rejoin phase heals the fault and records what it saw; the check judges the record) ---
 
 MASTER = ("127.0.0.1", 6380)  # valkey-replica1, promoted, as reached from here
 REPLICAS_CAUGHT_UP = replication_info(offset=1020, replicas=[("10.0.0.3", 6381, "online", 1020),
@@ -339,6 +396,27 @@ def synced_ha(*master_replies: dict, old_master_reply: dict | None = None) -> Fa
         nodes[("127.0.0.1", 6379)] = FakeNode(old_master_reply)
     return FakeHA(master_address=MASTER, announced=("valkey-replica1", 6380), nodes=nodes,
                   remap={"valkey-master": "127.0.0.1", "valkey-replica1": "127.0.0.1"})
+
+
+@pytest.fixture
+def short_waits(monkeypatch):
+    """The phase's waits (30 s for the replicas, 60 s for the rejoin) cut short: a wait that times out here is
+    one that would have timed out there."""
+    monkeypatch.setattr(ha_phases, "CAUGHT_UP_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(ha_phases, "REJOIN_TIMEOUT_S", 0.3)
+
+
+def caught_up(ha: FakeHA) -> History:
+    """The phase without a failover to heal: the replicas' wait alone."""
+    recorded = History()
+    ha_phases.replicas_caught_up(ha, recorded)
+    return recorded
+
+
+def rejoined(ha: FakeHA, run: FailoverRun, fault: Fault, heal_timeout: float = 30) -> History:
+    """The rejoin phase after a failover run: heal, wait for the stopped node to replicate, then the replicas."""
+    ha_phases.rejoin(ha, run, fault, heal_timeout, owned=True)
+    return run.history
 
 
 class RestartableFault(Fault):
@@ -369,7 +447,7 @@ def test_replica_sync_waits_until_the_replicas_reach_the_offset_the_master_had_w
                                                      ("10.0.0.1", 6379, "online", 950)])
     moved_on = replication_info(offset=1020, replicas=[("10.0.0.3", 6381, "online", 1000),
                                                        ("10.0.0.1", 6379, "online", 1010)])
-    result = ha_rejoin.check_replica_sync(synced_ha(behind, moved_on), None, None, 30)
+    result = ha_rejoin.check_replica_sync(caught_up(synced_ha(behind, moved_on)), False)
     assert result.status == OK, result.detail
     assert result.detail == "2 replica(s) online on 127.0.0.1:6380, offsets [1000, 1010] vs master 1020", \
         f"both reached 1000, the offset when the wait began: {result.detail!r}"
@@ -377,51 +455,63 @@ def test_replica_sync_waits_until_the_replicas_reach_the_offset_the_master_had_w
     assert result.metrics["replicas"][0] == {"address": "10.0.0.3:6381", "state": "online", "offset": 1000, "lag": 0}
 
 
-def test_replica_sync_fails_when_a_replica_stays_behind():
+def test_replica_sync_fails_when_a_replica_stays_behind(short_waits):
     behind = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "online", 1000),
                                                      ("10.0.0.1", 6379, "online", 999)])
-    result = ha_rejoin.check_replica_sync(synced_ha(behind), None, None, 30)
+    result = ha_rejoin.check_replica_sync(caught_up(synced_ha(behind)), False)
     assert result.status == FAIL, result.detail
     assert "replica offsets [1000, 999], master 1000 (waiting for 1000)" in result.detail, result.detail
 
 
 def test_replica_sync_fails_when_no_replica_is_online():
     syncing = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "wait_bgsave", 1000)])
-    result = ha_rejoin.check_replica_sync(synced_ha(syncing), None, None, 30)
+    result = ha_rejoin.check_replica_sync(caught_up(synced_ha(syncing)), False)
     assert result.status == FAIL and result.detail.startswith("0 replica(s) online"), result.detail
 
 
-def test_replica_sync_check_only_waits_for_the_rejoin_of_a_master_the_suite_restarted():
+def test_replica_sync_fails_when_the_replicas_were_never_looked_at():
+    result = ha_rejoin.check_replica_sync(History(), False)
+    assert (result.status, result.detail) == (FAIL, "the replicas were not looked at"), result
+
+
+def test_replica_sync_judges_the_rejoin_only_after_a_failover_run():
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
-    result = ha_rejoin.check_replica_sync(ha, failover_run(kill_history()), True, 30)
+    recorded = rejoined(ha, failover_run(kill_history()), RestartableFault())
+    assert ha.nodes_asked == [("127.0.0.1", 6379), MASTER], f"the old master, then the new one: {ha.nodes_asked}"
+    result = ha_rejoin.check_replica_sync(recorded, True)
     assert result.status == OK, result.detail
     assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
-    assert ha.nodes_asked == [("127.0.0.1", 6379), MASTER], f"the old master, then the new one: {ha.nodes_asked}"
+    without = ha_rejoin.check_replica_sync(recorded, False)
+    assert "old_master_restarted" not in without.metrics and "rejoined" not in without.detail, without
 
 
 def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new_one():
     fault = RestartableFault()
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
-    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30, owned=True)
+    recorded = rejoined(ha, failover_run(kill_history()), fault)
+    result = ha_rejoin.check_replica_sync(recorded, True)
     assert result.status == OK, result.detail
     assert fault.timeouts == [30], f"restored with the given timeout: {fault.timeouts}"
     assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
     assert ("old master valkey-master:6379 rejoined as a replica (role=slave master=valkey-replica1:6380 "
             "link=up sync_in_progress=0)") in result.detail, result.detail
+    heal = recorded.observed(NEMESIS, HEAL)
+    assert heal is not None and heal.outcome == OP_OK, "the heal is the nemesis's operation in the history"
 
 
 def test_replica_sync_warns_when_the_old_master_was_not_started_again():
-    result = ha_restore.replica_sync_scenario(synced_ha(REPLICAS_CAUGHT_UP), failover_run(kill_history()),
-                                              RestartableFault(comes_back=False), 45, owned=True)
+    recorded = rejoined(synced_ha(REPLICAS_CAUGHT_UP), failover_run(kill_history()),
+                        RestartableFault(comes_back=False), 45)
+    result = ha_rejoin.check_replica_sync(recorded, True)
     assert result.status == WARN, result.detail
     assert "valkey-master:6379 was not started again within 45s" in result.detail, result.detail
     assert result.metrics["old_master_restarted"] is False, f"{result.metrics}"
 
 
-def test_replica_sync_fails_when_the_old_master_does_not_rejoin():
+def test_replica_sync_fails_when_the_old_master_does_not_rejoin(short_waits):
     still_master = replication_info("master")
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=still_master)
-    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), RestartableFault(), 30, owned=True)
+    result = ha_rejoin.check_replica_sync(rejoined(ha, failover_run(kill_history()), RestartableFault()), True)
     assert result.status == FAIL, result.detail
     assert result.metrics["old_master_rejoined"] is False, f"{result.metrics}"
     assert "old master did not rejoin" in result.detail and "role=master" in result.detail, result.detail
@@ -429,9 +519,10 @@ def test_replica_sync_fails_when_the_old_master_does_not_rejoin():
 
 def test_replica_sync_after_a_graceful_failover_restarts_nothing_but_checks_the_rejoin():
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
-    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history(), fault=GRACEFUL), NeverDown(), 30,
-                                              owned=True)
+    recorded = rejoined(ha, failover_run(kill_history(), fault=GRACEFUL), NeverDown())
+    result = ha_rejoin.check_replica_sync(recorded, True)
     assert result.status == OK and result.metrics["old_master_rejoined"] is True, result.detail
+    assert recorded.observed(NEMESIS, HEAL) is None, "nothing was healed"
 
 
 def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while_rejoining():
@@ -451,7 +542,7 @@ def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
     ha.nodes[ha.sentinel_addresses[0]] = FakeNode(on_command=sentinel_debug)
     fault = Kill(LocalNode(Stack(), "valkey-master"), ("127.0.0.1", 6379))
-    result = ha_restore.replica_sync_scenario(ha, failover_run(kill_history()), fault, 30, owned=True)
+    result = ha_rejoin.check_replica_sync(rejoined(ha, failover_run(kill_history()), fault), True)
     assert result.status == OK, result.detail
     assert log == [("SENTINEL", "DEBUG"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 100, "PUBLISH-PERIOD", 100),
                    ("start", "valkey-master"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 10000, "PUBLISH-PERIOD", 2000)], \
@@ -495,9 +586,15 @@ def test_roles_restored_follows_whether_the_original_master_is_master_again(monk
         asked.append(original)
         return PutBack(done, "valkey-master:6379 is master again" if done else "sentinels picked another", ["s1"])
 
-    monkeypatch.setattr(ha_restore, "put_back_master", put_back_master)  # the I/O; the verdict is what is tested
-    session = ha_session.Session("vhc:t:", original_master=("valkey-master", 6379))
-    result = ha_restore.roles_restored_scenario(FakeHA(), session)
-    assert (result.status, session.roles_put_back) == (status, done), f"{result}"
+    monkeypatch.setattr(ha_phases, "put_back_master", put_back_master)  # the I/O; the verdict is what is tested
+    recorded = History()
+    assert ha_phases.put_back_roles(FakeHA(), ("valkey-master", 6379), recorded) is done, "the suite keeps it"
+    result = ha_rejoin.check_roles_restored(recorded)
+    assert result.status == status, f"{result}"
     assert result.metrics == {"original_master": "valkey-master:6379", "steps": ["s1"]}, f"{result.metrics}"
     assert asked == [("valkey-master", 6379)], "the master the sentinels announced before the run"
+
+
+def test_roles_restored_is_skipped_when_the_roles_were_not_put_back():
+    result = ha_rejoin.check_roles_restored(History())
+    assert (result.status, result.detail) == (WARN, "skipped: the roles were not put back"), f"{result}"

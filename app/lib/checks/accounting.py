@@ -1,9 +1,11 @@
-"""Lost-write accounting, Jepsen's way: every write of a saved history against the final read.
+"""Lost-write accounting, Jepsen's way: every write of a history against its final read; the one definition of a
+lost write for every suite (HA, cluster, cache, the compared clients).
 
 A write is ok (acknowledged), fail (surely not applied) or unknown (may have been applied: a timeout,
 or a connection dropped after the command was sent); a retried write is judged by all its attempts.
-Input is what timeline.history_to_dict() saves, so a run and `--recheck FILE.json` judge the same data.
-Values are unique per key (ContinuousWriter writes key(seq) = seq), so "present" means that exact value.
+The input is a History (a live run's, or a saved one read back by History.from_dict), so a run and
+`--recheck FILE.json` judge the same data. Values are unique per key (ContinuousWriter writes key(seq) = seq),
+so "present" means that exact value.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from lib import events
 from lib.checks.result import FAIL, OK, WARN, ScenarioResult
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
-from lib.history import UNKNOWN
+from lib.history import UNKNOWN, WRITE, WRITER, History, Op
 
 LOST_SAMPLE = 20  # lost keys named in the metrics; all of them are counted
 
@@ -42,6 +44,7 @@ class Accounting:
     lost_by_group: dict[str, int] = field(default_factory=dict)  # cluster: per shard
     lost_keys_sample: list[str] = field(default_factory=list)
     failed_present_keys_sample: list[str] = field(default_factory=list)
+    lost_ops: list[Op] = field(default_factory=list, repr=False)  # every lost write, for the notes on when
 
     def merged(self, other: Accounting) -> Accounting:
         """Two writers' accountings as one (the HA client and the writer pinned to the old master)."""
@@ -57,7 +60,8 @@ class Accounting:
             cut_at_s=self.cut_at_s, heal_at_s=self.heal_at_s if self.heal_at_s is not None else other.heal_at_s,
             lost_by_group=groups, lost_keys_sample=(self.lost_keys_sample + other.lost_keys_sample)[:LOST_SAMPLE],
             failed_present_keys_sample=(self.failed_present_keys_sample
-                                        + other.failed_present_keys_sample)[:LOST_SAMPLE])
+                                        + other.failed_present_keys_sample)[:LOST_SAMPLE],
+            lost_ops=self.lost_ops + other.lost_ops)
 
     def metrics(self) -> dict[str, Any]:
         metrics: dict[str, Any] = {
@@ -78,47 +82,48 @@ class Accounting:
         return metrics
 
 
-def op_class(op: dict[str, Any]) -> str:
+def op_class(op: Op) -> str:
     """ok | fail | unknown, from every attempt when the op was retried, not only its last outcome."""
-    if op["outcome"] == OP_OK:
+    if op.outcome == OP_OK:
         return OP_OK
-    attempts = op.get("attempts") or [op["outcome"]]
-    return UNKNOWN if UNKNOWN in attempts or op["outcome"] == UNKNOWN else OP_FAIL
+    attempts = op.attempts or [op.outcome]
+    return UNKNOWN if UNKNOWN in attempts or op.outcome == UNKNOWN else OP_FAIL
 
 
-def acked_at_s(op: dict[str, Any]) -> float:
-    """When the client had the answer: the op's start plus its duration."""
-    return op["t_s"] + op["ms"] / 1000
+def writes(ops: list[Op]) -> list[Op]:
+    """The operations that wrote a value (the accounting's input), whatever their process."""
+    return [op for op in ops if op.f == WRITE and op.key and op.value is not None]
 
 
-def account(ops: list[dict[str, Any]], final: dict[str, str | None], cut_at_s: float = 0.0,
-            heal_at_s: float | None = None) -> Accounting:
-    """Classify every write (a row with key and value) of a saved history by the final read.
+def account(ops: list[Op], final: dict[str, str | None], fault_at: float = 0.0,
+            heal_at: float | None = None) -> Accounting:
+    """Classify every write among ops by the final read; times in the result are seconds from fault_at.
 
     A write whose value is gone is not lost if a later write to the same key, begun after it was
     acknowledged, is what the final read holds: it was overwritten, as the client asked.
     """
-    writes = [op for op in ops if "key" in op and "value" in op]
-    missing = {op["key"] for op in writes} - final.keys()
+    written = writes(ops)
+    missing = {op.key for op in written} - final.keys()
     if missing:
         raise ValueError(f"the final read has no entry for {len(missing)} written key(s), e.g. {sorted(missing)[0]}")
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    for op in writes:
-        by_key.setdefault(op["key"], []).append(op)
-    acc = Accounting(cut_at_s=cut_at_s, heal_at_s=heal_at_s)
-    lost: list[dict[str, Any]] = []
-    failed_present: list[dict[str, Any]] = []
-    for op in writes:
-        present = final[op["key"]] == op["value"]
+    by_key: dict[str, list[Op]] = {}
+    for op in written:
+        by_key.setdefault(op.key, []).append(op)
+    heal_at_s = None if heal_at is None else round(heal_at - fault_at, 4)
+    acc = Accounting(cut_at_s=0.0, heal_at_s=heal_at_s)
+    lost: list[Op] = []
+    failed_present: list[Op] = []
+    for op in written:
+        present = final[op.key] == op.value
         kind = op_class(op)
         if kind == OP_OK:
             acc.acked += 1
-            acc.wait_confirmed += bool(op.get("confirmed"))
-            after_heal = heal_at_s is not None and acked_at_s(op) >= heal_at_s
+            acc.wait_confirmed += bool(op.confirmed)
+            after_heal = heal_at is not None and op.end >= heal_at
             acc.acked_after_heal += after_heal
-            if not present and not _overwritten(op, by_key[op["key"]], final):
+            if not present and not _overwritten(op, by_key[op.key], final):
                 lost.append(op)
-                acc.wait_confirmed_lost += bool(op.get("confirmed"))
+                acc.wait_confirmed_lost += bool(op.confirmed)
                 acc.acked_lost_after_heal += after_heal
         elif kind == UNKNOWN:
             acc.unknown += 1
@@ -128,39 +133,41 @@ def account(ops: list[dict[str, Any]], final: dict[str, str | None], cut_at_s: f
             if present:
                 failed_present.append(op)
     acc.failed_present = len(failed_present)
-    acc.failed_present_keys_sample = [op["key"] for op in failed_present[:LOST_SAMPLE]]
+    acc.failed_present_keys_sample = [op.key for op in failed_present[:LOST_SAMPLE]]
     acc.unknown_lost = acc.unknown - acc.unknown_applied
-    acc.acked_lost = len(lost)
-    acc.lost_keys_sample = [op["key"] for op in lost[:LOST_SAMPLE]]
+    acc.acked_lost, acc.lost_ops = len(lost), lost
+    acc.lost_keys_sample = [op.key for op in lost[:LOST_SAMPLE]]
     if lost:
-        acks = [acked_at_s(op) for op in lost]
+        acks = [op.end - fault_at for op in lost]
         acc.lost_acked_window_s = [round(min(acks), 3), round(max(acks), 3)]
-    acc.lost_by_group = dict(Counter(op["group"] for op in lost if op.get("group")))
+    acc.lost_by_group = dict(Counter(op.group for op in lost if op.group))
     return acc
 
 
-def _overwritten(op: dict[str, Any], same_key: list[dict[str, Any]], final: dict[str, str | None]) -> bool:
-    return any(other is not op and other["t_s"] >= acked_at_s(op) and final[op["key"]] == other["value"]
-               for other in same_key)
+def _overwritten(op: Op, same_key: list[Op], final: dict[str, str | None]) -> bool:
+    return any(other is not op and other.start >= op.end and final[op.key] == other.value for other in same_key)
 
 
-def fault_window_s(saved_events: list[dict[str, Any]]) -> tuple[float, float | None]:
-    """(cut, heal) from a saved history's events: when the fault took effect and when the run healed it."""
-    cut = next((e["t_s"] for e in saved_events if e["event"] == events.FAULT_SEEN),
-               next((e["t_s"] for e in saved_events if e["event"] == events.FAULT), 0.0))
-    heal = next((e["t_s"] for e in saved_events if e["event"] == events.HEALED and e["t_s"] >= cut), None)
-    return cut, heal
+def fault_window(history: History) -> tuple[float, float | None]:
+    """(cut, heal): when the fault took effect and when the run healed it (monotonic times of the history)."""
+    cut = history.first_event(events.FAULT_SEEN) or history.first_event(events.FAULT)
+    cut_at = cut.at if cut is not None else 0.0
+    heal = next((e.at for e in sorted(history.events, key=lambda e: e.at)
+                 if e.name == events.HEALED and e.at >= cut_at), None)
+    return cut_at, heal
 
 
-def account_history(saved: dict[str, Any]) -> Accounting:
-    """account() over one history_to_dict() result, its final read and its fault's cut and heal.
+def account_history(history: History, processes: tuple[str, ...] = (WRITER,)) -> Accounting:
+    """account() over the writes of these processes, by the history's own final read and fault window.
 
     A history without a final read cannot be judged: KeyError names what is missing.
     """
-    if saved.get("final_read") is None:
+    final = history.final_read
+    if final is None:
         raise KeyError("final_read")
-    cut, heal = fault_window_s(saved.get("events", []))
-    return account(saved["ops"], saved["final_read"], cut, heal)
+    cut, heal = fault_window(history)
+    ops = [op for process in processes for op in history.snapshot(process)]
+    return account(ops, final, cut, heal)
 
 
 def bound_line(acc: Accounting, max_lag_s: float | None, system: str = "Sentinel") -> str:

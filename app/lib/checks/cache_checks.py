@@ -3,71 +3,52 @@ the HTTP cache through a primary failover."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-
-import redis
 
 from lib import events
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
-from lib.checks.timeline import Timeline, build_timeline, history_to_dict
-from lib.cluster_client import ClusterClient
+from lib.checks.cluster_placement import layout
+from lib.checks.result import FAIL, OK, WARN, ScenarioResult, run_scenario
+from lib.checks.timeline import Timeline, build_timeline
+from lib.description import TestDescription
 from lib.history import FAIL as FAIL_OP
-from lib.history import History, Op
+from lib.history import OK as OP_OK
+from lib.history import WRITER, History, Op
 from lib.runs.cache_failover import CacheFailoverRun
 from lib.runs.cache_outage import rate_kept, request_totals, shard_recovery
-from lib.topology.cluster_topology import Shard, key_in_shard
+from lib.runs.cache_phases import BODY, RING_KEYS, SPREAD_KEYS, TTL_S
+from lib.runs.cluster_phases import broken, recorded
 from lib.util import format_endpoint
-from lib.waits import WaitTimeout, wait_until
-from lib.workload.cache_ring import RingStore, exercise
-from lib.workload.cache_store import ClusterCacheStore, storage_key
-from lib.workload.http_requests import CACHE_ERROR
-
-SPREAD_KEYS = 300
-RING_KEYS = 300
-TTL_S = 1.5
+from lib.workload.http_requests import CACHE_ERROR, HTTP, cache_of
 
 
-def _later(seconds: float = 60) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
-
-
-def check_basics(store: ClusterCacheStore) -> ScenarioResult:
-    body = b"HTTP/1.1 200 OK\r\n\r\n\x00\xff binary body"
-    problems, key = [], 2**64 - 1  # the largest key: 64 bits, unsigned
-    store.set(key, body, _later())
-    if store.get(key) != (body, True):
-        problems.append(f"get after set returned {store.get(key)!r}")
-    store.delete(key)
-    if store.get(key) != (b"", False):
+def check_basics(history: History) -> ScenarioResult:
+    seen = recorded(history, "store basics")
+    if why := broken(history, "store basics"):
+        return ScenarioResult("store_basics", FAIL, f"the store failed: {why}")
+    problems = []
+    if seen.get("get after set") != repr((BODY, True)):
+        problems.append(f"get after set returned {seen.get('get after set')}")
+    if seen.get("get after delete") != repr((b"", False)):
         problems.append("the entry is still there after delete")
-    if store.get(12345) != (b"", False):
+    if seen.get("get never set") != repr((b"", False)):
         problems.append("a key never set was found")
-    store.set(7, b"old", _later())
-    store.set(7, b"new", datetime.now(UTC) - timedelta(seconds=1))
-    if store.get(7)[1]:
+    if seen.get("found after a past expiration replaced it"):
         problems.append("an expiration in the past did not delete the entry")
-    store.set(8, b"stale", datetime.now(UTC) - timedelta(seconds=1))
-    if store.get(8)[1]:
+    if seen.get("found after a set with a past expiration"):
         problems.append("an expiration in the past stored the entry")
     detail = ("set/get of a binary body on key 2**64-1, delete, missing key -> (b'', False), a past expiration "
               "neither stores nor keeps the entry")
     return ScenarioResult("store_basics", FAIL if problems else OK, "; ".join(problems) or detail)
 
 
-def check_ttl(store: ClusterCacheStore) -> ScenarioResult:
-    key = 424242
-    set_at = time.monotonic()
-    store.set(key, b"short-lived", _later(TTL_S))
-    pttl = store.client.pttl(storage_key(store.prefix, key))
-    try:
-        wait_until(lambda: (not store.get(key)[1], "still there"), timeout=TTL_S + 10,
-                   what=f"the entry to expire {TTL_S} s after it was set")
-    except WaitTimeout as exc:
-        return ScenarioResult("store_ttl", FAIL, str(exc), {"pttl_ms": pttl})
-    gone_after = time.monotonic() - set_at
-    metrics = {"ttl_s": TTL_S, "pttl_ms": pttl, "gone_after_s": round(gone_after, 3)}
+def check_ttl(history: History) -> ScenarioResult:
+    seen = recorded(history, "store ttl")
+    pttl = seen.get("pttl")
+    failed = [op for op in history.snapshot("store ttl") if op.outcome != OP_OK]
+    if failed:
+        return ScenarioResult("store_ttl", FAIL, failed[-1].error or "", {"pttl_ms": pttl})
+    gone_after = seen["gone after"]
+    metrics = {"ttl_s": TTL_S, "pttl_ms": pttl, "gone_after_s": gone_after}
     if not 0 < pttl <= TTL_S * 1000:
         return ScenarioResult("store_ttl", FAIL, f"PTTL {pttl} ms right after set, expected 1..{TTL_S * 1000:.0f}",
                               metrics)
@@ -77,10 +58,11 @@ def check_ttl(store: ClusterCacheStore) -> ScenarioResult:
                           f"(expiration {TTL_S} s)", metrics)
 
 
-def check_spread(store: ClusterCacheStore, shards: list[Shard]) -> ScenarioResult:
-    for key in range(SPREAD_KEYS):
-        store.set(key * 7919, f"page {key}".encode(), _later())
-    counts = store.shard_counts()
+def check_spread(history: History) -> ScenarioResult:
+    if why := broken(history, "store spread"):
+        return ScenarioResult("store_spread", FAIL, f"the store failed: {why}")
+    counts = recorded(history, "store spread")["counts"]
+    shards = layout(history)
     metrics = {"written": SPREAD_KEYS, "per_primary": counts}
     problems = []
     if sum(counts.values()) != SPREAD_KEYS:
@@ -92,60 +74,42 @@ def check_spread(store: ClusterCacheStore, shards: list[Shard]) -> ScenarioResul
     return ScenarioResult("store_spread", FAIL if problems else OK, "; ".join(problems) or detail, metrics)
 
 
-def check_clear(store: ClusterCacheStore, client: ClusterClient, shards: list[Shard],
-                foreign_prefix: str) -> ScenarioResult:
+def check_clear(history: History) -> ScenarioResult:
     """clear() empties the prefix on every primary and leaves a key outside it (one per shard) alone."""
-    foreign = [key_in_shard(shard, foreign_prefix, i) for i, shard in enumerate(shards)]
-    for key in foreign:
-        client.call(lambda rc, k=key: rc.set(k, "not the cache's"))
-    try:
-        before = store.shard_counts()
-        if not sum(before.values()):
-            for key in range(SPREAD_KEYS):
-                store.set(key, b"x", _later())
-            before = store.shard_counts()
-        deleted = store.clear()
-        after = store.shard_counts()
-        kept = [client.call(lambda rc, k=key: rc.get(k)) for key in foreign]
-    finally:
-        for key in foreign:
-            client.call(lambda rc, k=key: rc.delete(k))
-    metrics = {"before": before, "deleted": deleted, "after": after, "foreign_keys_kept": sum(v is not None
-                                                                                              for v in kept)}
+    if why := broken(history, "store clear"):
+        return ScenarioResult("store_clear", FAIL, f"the store failed: {why}")
+    seen = recorded(history, "store clear")
+    before, deleted, after = seen["before"], seen["deleted"], seen["after"]
+    foreign, kept = seen["foreign keys"], seen["foreign keys kept"]
+    metrics = {"before": before, "deleted": deleted, "after": after, "foreign_keys_kept": kept}
     problems = []
     if any(after.values()):
         problems.append(f"entries left after clear: {after}")
     if deleted != sum(before.values()):
         problems.append(f"clear reported {deleted} deleted, there were {sum(before.values())}")
-    if None in kept:
+    if kept < foreign:
         problems.append("clear deleted a key outside its prefix")
-    if sum(1 for v in before.values() if v) < len(shards):
+    if sum(1 for v in before.values() if v) < len(layout(history)):
         problems.append(f"entries were on only {sum(1 for v in before.values() if v)} shards before clear")
-    detail = (f"{deleted} entries on {len(before)} primaries removed by SCAN + UNLINK; 0 left; the {len(foreign)} "
+    detail = (f"{deleted} entries on {len(before)} primaries removed by SCAN + UNLINK; 0 left; the {foreign} "
               "foreign keys (one per shard) untouched")
     return ScenarioResult("store_clear", FAIL if problems else OK, "; ".join(problems) or detail, metrics)
 
 
-def check_ring_vs_cluster(store: ClusterCacheStore, client: ClusterClient, shards: list[Shard],
-                          expiration: datetime) -> ScenarioResult:
+def check_ring_vs_cluster(history: History) -> ScenarioResult:
     """The same set/get/delete through a client-side ring over the primaries, and through the cluster store."""
-    keys = [k * 104729 + 1 for k in range(RING_KEYS)]
-    nodes = [redis.Redis(*client.reachable(s.primary), password=client.password, socket_timeout=2.0)
-             for s in shards]
-    try:
-        ring = exercise(RingStore(nodes, store.prefix), keys, expiration)
-    finally:
-        for node in nodes:
-            node.close()
-    cluster = exercise(store, keys, expiration)
-    metrics = {"ring_nodes": [format_endpoint(*s.primary.announced) for s in shards], "ring": ring.to_dict(),
-               "cluster_store": cluster.to_dict()}
-    detail = (f"{ring.ops} ops (set/get/delete of {RING_KEYS} keys): ring of {len(nodes)} independent primaries "
-              f"(key mod {len(nodes)}) failed {ring.moved} with MOVED ({ring.moved / ring.ops:.0%}); cluster store: "
-              f"{sum(cluster.errors.values())} errors")
-    if cluster.errors:
-        return ScenarioResult("ring_vs_cluster", FAIL, f"{detail}; cluster store error: {cluster.first_error}", metrics)
-    if len(shards) > 1 and ring.moved == 0:
+    if why := broken(history, "ring vs cluster"):
+        return ScenarioResult("ring_vs_cluster", FAIL, f"the phase failed: {why}")
+    seen = recorded(history, "ring vs cluster")
+    ring, cluster, nodes = seen["ring"], seen["cluster store"], seen["ring nodes"]
+    metrics = {"ring_nodes": nodes, "ring": ring, "cluster_store": cluster}
+    detail = (f"{ring['ops']} ops (set/get/delete of {RING_KEYS} keys): ring of {len(nodes)} independent primaries "
+              f"(key mod {len(nodes)}) failed {ring['moved']} with MOVED ({ring['moved'] / ring['ops']:.0%}); "
+              f"cluster store: {sum(cluster['errors'].values())} errors")
+    if cluster["errors"]:
+        return ScenarioResult("ring_vs_cluster", FAIL, f"{detail}; cluster store error: {cluster['first_error']}",
+                              metrics)
+    if len(nodes) > 1 and ring["moved"] == 0:
         return ScenarioResult("ring_vs_cluster", FAIL, f"{detail}: expected MOVED from the ring", metrics)
     return ScenarioResult("ring_vs_cluster", OK, detail, metrics)
 
@@ -153,11 +117,10 @@ def check_ring_vs_cluster(store: ClusterCacheStore, client: ClusterClient, shard
 def check_http_failover(run: CacheFailoverRun | None, skipped: str | None) -> ScenarioResult:
     if run is None:
         return ScenarioResult("http_failover", WARN, f"skipped: {skipped}")
-    ops = run.history.snapshot()
+    ops = run.history.snapshot(HTTP)
     totals = request_totals(ops)
     metrics: dict = {"fault": run.fault, **totals.to_dict(), "origin_calls": run.origin_calls,
-                     "middleware": run.middleware, "timeline": cache_timeline(run).to_dict(),
-                     "history": history_json(run)}
+                     "middleware": run.middleware, "timeline": cache_timeline(run).to_dict()}
     if run.victim is None:
         return ScenarioResult("http_failover", FAIL, f"no shard lost its primary: {run.timeout_reason}", metrics)
     recovery = shard_recovery(run.victim.label, ops, run.fault_at)
@@ -204,22 +167,32 @@ def _after(run: CacheFailoverRun, at: float | None) -> float | None:
 
 
 def cache_view(ops: list[Op]) -> list[Op]:
-    """The requests as cache lookups: a store error is a failed op, though the page itself was served."""
-    return [replace(op, outcome=FAIL_OP) if getattr(op, "cache", None) == CACHE_ERROR else op for op in ops]
+    """The requests as cache lookups (the writer's process, for the timeline): a store error is a failed op, though
+    the page itself was served."""
+    return [replace(op, outcome=FAIL_OP if cache_of(op) == CACHE_ERROR else op.outcome, process=WRITER) for op in ops]
 
 
 def cache_timeline(run: CacheFailoverRun) -> Timeline:
     """The timeline of the run (table, JSON summary, plot), with the cache's outage on the killed shard."""
-    view = History(ops=cache_view(run.history.snapshot()), events=list(run.history.events))
+    view = History(ops=cache_view(run.history.snapshot(HTTP)), events=list(run.history.events))
     label = run.victim.label if run.victim is not None else None
     return build_timeline(view, run.fault_at, ops=[op for op in view.ops if op.group == label] or None,
                           who=f"cache ({label})" if label else "cache")
 
 
-def history_json(run: CacheFailoverRun) -> dict:
-    """timeline.history_to_dict (times from the fault), each request with its path, HTTP status and X-Cache."""
-    history = history_to_dict(run.history, run.fault_at)
-    ordered = sorted(run.history.snapshot(), key=lambda op: op.start)  # the order history_to_dict writes
-    for row, op in zip(history["ops"], ordered, strict=True):
-        row.update({"path": op.key, "status": getattr(op, "status", None), "cache": getattr(op, "cache", None)})
-    return history
+def judge(test: TestDescription, history: History) -> list[ScenarioResult]:
+    """Every check of the cache suite from the description and the history alone (the suite, and --recheck)."""
+    from lib.checks.cluster_checks import failover_of
+    from lib.checks.cluster_rejoin import check_rejoin
+
+    _, failed = failover_of(test, history)
+    skipped = f"--fault {test.fault}" if test.facts is None else None
+    run = CacheFailoverRun.from_history(history, test.facts) if test.facts is not None and failed is None else None
+    http = ScenarioResult("http_failover", failed.status, failed.detail, failed.metrics) if failed else None
+    return [run_scenario("store_basics", lambda: check_basics(history)),
+            run_scenario("store_ttl", lambda: check_ttl(history)),
+            run_scenario("store_spread", lambda: check_spread(history)),
+            run_scenario("store_clear", lambda: check_clear(history)),
+            run_scenario("ring_vs_cluster", lambda: check_ring_vs_cluster(history)),
+            http or run_scenario("http_failover", lambda: check_http_failover(run, skipped)),
+            run_scenario("rejoin", lambda: check_rejoin(history, run))]

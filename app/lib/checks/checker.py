@@ -1,10 +1,11 @@
-"""Checkers read a recorded history afterwards and give the verdict: downtime and lost writes."""
+"""The measures the checks share, read from recorded ops afterwards: the outage around a fault, the longest gap
+between acknowledged writes, errors by type. Lost writes are lib/checks/accounting.py's."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from lib.history import OK, Op
 
@@ -63,27 +64,3 @@ def longest_gap_ms(ops: list[Op], start: float, end: float) -> float:
 
 def error_counts(ops: Iterable[Op]) -> dict[str, int]:
     return dict(Counter((op.error or "").split(":")[0] for op in ops if op.outcome != OK))
-
-
-@dataclass
-class LossReport:
-    acked: int
-    lost: int
-    confirmed: int  # acked and confirmed by WAIT
-    confirmed_lost: int
-    lost_keys: list[str]  # a sample, for the report
-    lost_ops: list[Op] = field(default_factory=list, repr=False)
-
-
-def lost_writes(ops: list[Op], read_many: Callable[[list[str]], list[str | None]],
-                chunk: int = 500) -> LossReport:
-    """Look up every acknowledged write; a key missing or holding an older value is lost."""
-    acked = [op for op in ops if op.outcome == OK]
-    lost: list[Op] = []
-    for i in range(0, len(acked), chunk):
-        batch = acked[i:i + chunk]
-        values = read_many([op.key for op in batch])
-        lost += [op for op, value in zip(batch, values, strict=True) if value != str(op.seq)]
-    confirmed = [op for op in acked if op.confirmed]
-    return LossReport(len(acked), len(lost), len(confirmed), sum(1 for op in lost if op.confirmed),
-                      [op.key for op in lost[:20]], lost)

@@ -17,11 +17,9 @@ from typing import Any
 from lib.checks.accounting import account
 from lib.checks.checker import longest_gap_ms
 from lib.checks.result import OK, WARN, ScenarioResult
-from lib.checks.timeline import history_to_dict
 from lib.history import OK as OP_OK
 from lib.history import Op
-from lib.runs.client_comparison import ClientComparison
-from lib.workload.compared_clients import ComparedClient
+from lib.runs.client_comparison import ComparedView, LibraryView
 
 RATE_WINDOW_S = 2.0  # the pre-fault rate is measured over this long before the fault
 SCENARIO = "client_comparison"
@@ -56,7 +54,7 @@ def _rate(ops: list[Op], start: float, end: float) -> float | None:
     return sum(1 for op in ops if op.outcome == OP_OK and start <= op.end <= end) / (end - start)
 
 
-def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: float, promoted_at: float | None,
+def client_row(comparison: ComparedView, client: LibraryView, fault_at: float, promoted_at: float | None,
                victim: str | None) -> dict[str, Any]:
     """The row's numbers; "why" holds the words where a number cannot be given."""
     row: dict[str, Any] = {"client": client.name, "version": client.version, "notes": client.notes,
@@ -66,7 +64,7 @@ def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: f
     if client.open_error is not None:
         row["why"] = f"could not start: {client.open_error}"
         return row
-    groups = list(comparison.writers.groups)
+    groups = list(comparison.groups)
     ops = client.ops()
     end = max((op.end for op in ops), default=fault_at)
     final = client.history.final_read
@@ -116,16 +114,15 @@ def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: f
     if never:
         waited = comparison.timeout_s
         row["why"] = (f"did not write to {', '.join(never)} again within {waited:.0f} s of the promotion"
-                      if comparison.waited_from is not None else f"did not write to {', '.join(never)} again")
+                      if comparison.waited else f"did not write to {', '.join(never)} again")
     row["errors_by_type"] = dict(Counter(error_type(op) for op in ops if op.outcome != OP_OK))
     row["ops"] = len(ops)
-    if client.history.final_read is not None:
-        saved = history_to_dict(client.history, fault_at)
-        row["accounting"] = account(saved["ops"], saved["final_read"]).metrics()
+    if final is not None:
+        row["accounting"] = account(ops, final, fault_at).metrics()
     else:
         row["accounting"] = None
         row.setdefault("why", "no final read of its keys (the servers did not answer it)")
-    connections = comparison.connections(client)
+    connections = client.connections
     row["connections_seen"] = connections  # at least: CLIENT LIST sampled every 100 ms
     row["refreshes"] = client.refreshes
     if client.refreshes is None:
@@ -133,14 +130,13 @@ def client_row(comparison: ClientComparison, client: ComparedClient, fault_at: f
     return row
 
 
-def check_client_comparison(comparison: ClientComparison | None, fault_at: float, promoted_at: float | None,
+def check_client_comparison(comparison: ComparedView | None, fault_at: float, promoted_at: float | None,
                             victim: str | None, skipped: str | None = None) -> ScenarioResult:
     """WARN when a library could not start or did not write again; OK when every row has numbers."""
     if comparison is None:
         return ScenarioResult(SCENARIO, WARN, skipped or "no compared client ran")
     rows = [client_row(comparison, c, fault_at, promoted_at, victim) for c in comparison.clients]
-    metrics: dict[str, Any] = {"clients": rows, "servers": comparison.counts.metrics() if comparison.counts else None,
-                               "client_timeout_s": comparison.timeout_s}
+    metrics: dict[str, Any] = {"clients": rows, "servers": comparison.counts, "client_timeout_s": comparison.timeout_s}
     if comparison.counts_note:
         metrics["servers_note"] = comparison.counts_note
     troubled = [f"{r['client']}: {r['why']}" for r in rows if r.get("why")]

@@ -1,16 +1,11 @@
-"""The acknowledged writes a cluster fault lost, counted from the final read the run recorded."""
+"""The acknowledged writes a cluster fault lost, counted from the final read the run recorded (the one lost-write
+definition, lib/checks/accounting.py, over the writers' and the pinned writer's operations)."""
 
 from __future__ import annotations
 
-from lib.checks.accounting import account_history, bound_line
-from lib.checks.timeline import history_to_dict
+from lib.checks.accounting import Accounting, account_history, bound_line
+from lib.history import PINNED, WRITER
 from lib.runs.cluster_failover_run import ClusterFailoverRun
-
-
-def final_reader(run: ClusterFailoverRun):  # noqa: ANN201 - MGET-like
-    """The final read the run recorded: what the verdict and --recheck judge by (check unread() first)."""
-    final = run.history.final_read or {}
-    return lambda keys: [final.get(key) for key in keys]
 
 
 def unread(run: ClusterFailoverRun) -> str | None:
@@ -20,13 +15,14 @@ def unread(run: ClusterFailoverRun) -> str | None:
     return run.history.final_read_error or "no final read was recorded after the run: nothing to judge the writes by"
 
 
-def accounting(run: ClusterFailoverRun, metrics: dict) -> str | None:
-    """Jepsen's classes of every write (lib/checks/accounting.py) from the saved history and its final read, into
-    metrics; the line saying whether the loss is within what min-replicas-max-lag documents (None: nothing to say)."""
-    saved = metrics.get("history") or history_to_dict(run.history, run.fault_at)
-    if saved.get("final_read") is None:
-        return None
-    acc = account_history(saved)
+def loss(run: ClusterFailoverRun) -> Accounting:
+    """Jepsen's classes of every write of the harness (its shard writers and the writer pinned to the old primary)."""
+    return account_history(run.history, (WRITER, PINNED))
+
+
+def accounting(run: ClusterFailoverRun, acc: Accounting, metrics: dict) -> str | None:
+    """The accounting into metrics; the line saying whether the loss is within what min-replicas-max-lag documents
+    (None: nothing to say)."""
     lag = max_lag_s(run.settings)
     metrics.update({**acc.metrics(), "min_replicas_max_lag_s": lag})
     return bound_line(acc, lag, "Valkey Cluster") if acc.acked_lost or lag is not None else None

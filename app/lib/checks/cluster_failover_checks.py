@@ -6,23 +6,20 @@ Checks read and judge: the fault, restarting the killed node and putting the rol
 
 from __future__ import annotations
 
-import time
-
 from lib import events
-from lib.checks.checker import error_counts, longest_gap_ms, lost_writes, outage_around
-from lib.checks.cluster_accounting import accounting, final_reader, unread
+from lib.checks.checker import error_counts, longest_gap_ms, outage_around
+from lib.checks.cluster_accounting import accounting, loss, unread
 from lib.checks.cluster_fault_notes import fault_notes, loss_notes
 from lib.checks.cluster_replica_kill import judge_no_failover
 from lib.checks.cluster_shard_loss import judge_shard_loss
 from lib.checks.cluster_timeline import OTHER_SHARDS_MAX_GAP_MS, failover_timeline
 from lib.checks.result import ERROR, FAIL, OK, WARN, ScenarioResult
-from lib.checks.timeline import history_to_dict
-from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL, ClusterClient
+from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL
 from lib.runs.cluster_failover_run import NO_FAILOVER, SHARD_DOWN, ClusterFailoverRun
 from lib.util import format_endpoint
 
 
-def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None, skipped: str | None) -> ScenarioResult:
+def check_primary_failure(run: ClusterFailoverRun | None, skipped: str | None) -> ScenarioResult:
     """The shard's failover (or, when the fault should cause none, the lack of one) judged.
 
     Any acknowledged write lost is a FAIL, whatever the fault. A strict fault (its facts say so) also gets its notes
@@ -37,9 +34,9 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
     if victim is None:
         return ScenarioResult("primary_failure", FAIL, f"no shard lost its primary: {run.timeout_reason}", metrics)
     if run.expect == NO_FAILOVER:
-        return judge_no_failover(client, run, metrics)
+        return judge_no_failover(run, metrics)
     if run.expect == SHARD_DOWN:
-        return judge_shard_loss(client, run, metrics)
+        return judge_shard_loss(run, metrics)
     metrics.update({"shard": victim.label, "old_primary": format_endpoint(*victim.primary.announced),
                     "promoted": format_endpoint(*run.promoted.announced) if run.promoted else None,
                     "promoted_after_s": round(run.offset(run.promoted_at), 3) if run.promoted_at else None})
@@ -47,8 +44,7 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
     metrics["affected_downtime_ms"] = round(outage.downtime_ms, 1) if outage and outage.downtime_ms else 0.0
     metrics.update(recovery_metrics(run, outage))
     metrics["timeline"] = failover_timeline(run).to_dict()
-    metrics["history"] = history_to_dict(run.history, run.fault_at)
-    end = run.recovered_at or time.monotonic()
+    end = run.end_at
     others = {s.label: round(longest_gap_ms(run.ops(s), run.fault_at, end), 1)
               for s in run.shards if s.label != victim.label}
     metrics["other_shards_longest_gap_ms"] = others
@@ -60,21 +56,21 @@ def check_primary_failure(client: ClusterClient, run: ClusterFailoverRun | None,
     if why := unread(run):
         return ScenarioResult("primary_failure", ERROR, f"{run.fault}; {metrics['promoted']} promoted after "
                               f"{metrics['promoted_after_s']:.2f} s; writes not judged: {why}", metrics)
-    loss = lost_writes(run.ops(), final_reader(run))
-    metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_keys_sample": loss.lost_keys})
+    acc = loss(run)
+    metrics.update({"acked": acc.acked, "lost": acc.acked_lost, "lost_keys_sample": acc.lost_keys_sample})
     if strict:
-        notes += loss_notes(run, loss, metrics)
-    if bound := accounting(run, metrics):
+        notes += loss_notes(run, acc, metrics)
+    if bound := accounting(run, acc, metrics):
         notes.append(bound)
     slow = {k: v for k, v in others.items() if v > OTHER_SHARDS_MAX_GAP_MS}
     detail = (f"{run.fault}; {metrics['promoted']} promoted after {metrics['promoted_after_s']:.2f} s; "
               f"shard {victim.label} unable to write for {metrics['affected_downtime_ms']:,.0f} ms; other shards' "
-              f"longest pause {max(others.values(), default=0):,.0f} ms; {loss.acked:,} acknowledged writes, "
-              f"{loss.lost} lost") + "".join(f"; {n}" for n in notes)
+              f"longest pause {max(others.values(), default=0):,.0f} ms; {acc.acked:,} acknowledged writes, "
+              f"{acc.acked_lost} lost") + "".join(f"; {n}" for n in notes)
     if slow:
         return ScenarioResult("primary_failure", FAIL, f"{detail}; shards {', '.join(slow)} stopped serving "
                               f"for more than {OTHER_SHARDS_MAX_GAP_MS} ms", metrics)
-    if loss.lost:  # strict, as Jepsen counts: the explanation does not excuse the loss
+    if acc.acked_lost:  # strict, as Jepsen counts: the explanation does not excuse the loss
         explained = run.facts.get("loss_explained")
         why = "" if strict or not explained else f" ({explained})"
         return ScenarioResult("primary_failure", FAIL, f"{detail}{why}; any acknowledged write lost is a FAIL",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lib.checks.accounting import Accounting
 from lib.history import OK as OP_OK
 from lib.runs.cluster_failover_run import PINNED_GROUP, ClusterFailoverRun
 from lib.util import format_endpoint
@@ -63,7 +64,7 @@ def pinned_note(run: ClusterFailoverRun, metrics: dict) -> str:
             f"{len(after_heal)} after the heal")
 
 
-def loss_notes(run: ClusterFailoverRun, loss, metrics: dict) -> list[str]:
+def loss_notes(run: ClusterFailoverRun, loss: Accounting, metrics: dict) -> list[str]:
     """When each lost write was acknowledged (seconds from the fault), and the pinned writer's share."""
     acked_at = sorted(round(run.offset(op.end), 3) for op in loss.lost_ops)
     metrics.update({"lost_acked_at_s": acked_at,

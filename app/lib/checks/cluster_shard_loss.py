@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import time
-
-from lib.checks.checker import longest_gap_ms, lost_writes, outage_around
-from lib.checks.cluster_accounting import accounting, final_reader, unread
+from lib.checks.checker import longest_gap_ms, outage_around
+from lib.checks.cluster_accounting import accounting, loss, unread
 from lib.checks.cluster_timeline import OTHER_SHARDS_MAX_GAP_MS, failover_timeline
 from lib.checks.result import ERROR, FAIL, OK, WARN, ScenarioResult
-from lib.checks.timeline import history_to_dict
-from lib.cluster_client import ClusterClient
 from lib.history import OK as OP_OK
 from lib.runs.cluster_failover_run import ClusterFailoverRun
 from lib.topology.cluster_topology import Shard
 from lib.util import format_endpoint
 
 
-def judge_shard_loss(client: ClusterClient, run: ClusterFailoverRun, metrics: dict) -> ScenarioResult:
+def judge_shard_loss(run: ClusterFailoverRun, metrics: dict) -> ScenarioResult:
     """A primary and its replicas killed: no promotion is possible (expected). The other shards keep serving
     (cluster-require-full-coverage no) or all stop (yes); then the run restarts the shard and it recovers."""
     victim = run.victim
     others = [s for s in run.shards if s.label != victim.label]
-    until = run.healed_at or run.recovered_at or time.monotonic()
+    until = run.healed_at or run.end_at
     coverage = run.settings.get("cluster-require-full-coverage", "unknown")
     gaps = {s.label: round(longest_gap_ms(run.ops(s), run.fault_at, until), 1) for s in others}
     failures = {s.label: _stopped_s(run, s) for s in others}
@@ -38,18 +34,18 @@ def judge_shard_loss(client: ClusterClient, run: ClusterFailoverRun, metrics: di
         "recovered_after_heal_s": (round(run.recovered_at - run.healed_at, 3)
                                    if run.recovered_at and run.healed_at else None),
         "affected_downtime_ms": round(outage.downtime_ms, 1) if outage and outage.downtime_ms else None,
-        "timeline": failover_timeline(run).to_dict(), "history": history_to_dict(run.history, run.fault_at)})
+        "timeline": failover_timeline(run).to_dict()})
     if run.timeout_reason:
         return ScenarioResult("primary_failure", FAIL, f"no promotion possible (the whole shard {victim.label} is "
                               f"down), and then: {run.timeout_reason}", metrics)
     if why := unread(run):
         return ScenarioResult("primary_failure", ERROR, f"{run.fault}: no promotion possible (the whole shard "
                               f"{victim.label} is down), as expected; writes not judged: {why}", metrics)
-    loss = lost_writes(run.ops(), final_reader(run))
-    lost_here = sum(1 for op in loss.lost_ops if op.group == victim.label)
-    metrics.update({"acked": loss.acked, "lost": loss.lost, "lost_on_lost_shard": lost_here,
-                    "lost_keys_sample": loss.lost_keys})
-    accounting(run, metrics)
+    acc = loss(run)
+    lost_here = sum(1 for op in acc.lost_ops if op.group == victim.label)
+    metrics.update({"acked": acc.acked, "lost": acc.acked_lost, "lost_on_lost_shard": lost_here,
+                    "lost_keys_sample": acc.lost_keys_sample})
+    accounting(run, acc, metrics)
     if coverage == "yes":
         seen = [v for v in stopped.values() if v is not None]
         errors = [v for v in metrics["healthy_shards_first_error_s"].values() if v is not None]
@@ -62,9 +58,9 @@ def judge_shard_loss(client: ClusterClient, run: ClusterFailoverRun, metrics: di
               f"fail after {metrics['node_flagged_fail_s']:.2f} s; cluster-require-full-coverage {coverage}: "
               f"{others_line}; nodes started again at +{metrics['healed_after_s']:.2f} s, writes to {victim.label} "
               f"{metrics['recovered_after_heal_s']:.2f} s later (shard down {metrics['affected_downtime_ms'] or 0:,.0f}"
-              f" ms); {loss.acked:,} acknowledged writes, {lost_here} lost on {victim.label}, "
-              f"{loss.lost - lost_here} on the others")
-    if loss.lost - lost_here:
+              f" ms); {acc.acked:,} acknowledged writes, {lost_here} lost on {victim.label}, "
+              f"{acc.acked_lost - lost_here} on the others")
+    if acc.acked_lost - lost_here:
         return ScenarioResult("primary_failure", FAIL, f"{detail}: shards that lost nothing lost writes", metrics)
     if coverage != "yes" and max(gaps.values(), default=0) > OTHER_SHARDS_MAX_GAP_MS:
         return ScenarioResult("primary_failure", FAIL, f"{detail}; the other shards stopped serving for more than "

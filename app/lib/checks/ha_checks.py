@@ -1,80 +1,91 @@
 """The HA suite's verdicts on the client and the sentinels: crud before the fault, new_master and reconnect
 after it. The other verdicts are beside it: ha_master_kill, ha_consistency, ha_rejoin.
 
-Checks do no fault work: the suite (lib/suites/ha_restore.py) starts a killed master again or puts the roles
-back, and hands the check what came of it.
+Every verdict is a function of the recorded history (its view, lib/runs/ha_record.FailoverRun): the phases that act
+(lib/runs/ha_phases.py) recorded what they saw, so a saved run is judged again the same way (--recheck).
 """
 
 from __future__ import annotations
 
-import time
-
 from lib import events
 from lib.checks.checker import outage_around
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
-from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL, HAClient
-from lib.runs.ha_record import FailoverRun
-from lib.util import format_endpoint, parse_endpoint
+from lib.checks.result import FAIL, OK, WARN, ScenarioResult, run_scenario
+from lib.description import TestDescription
+from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL
+from lib.history import HARNESS, History
+from lib.history import OK as OP_OK
+from lib.runs.client_comparison import ComparedView
+from lib.runs.ha_phases import CRUD, NEW_MASTER_ROLE, SWITCHES
+from lib.runs.ha_record import SENTINELS_AFTER, FailoverRun
 
 MEASUREMENT_TOLERANCE_MS = 100  # our reported downtime vs the independent probe's
 
 
-def check_crud(ha: HAClient, ns: str) -> ScenarioResult:
-    master = ha.master()
-    key = f"{ns}crud"
-    steps = {}
-    t0 = time.perf_counter()
-    steps["set"] = master.set(key, "v1", ex=60)
-    steps["get"] = master.get(key) == "v1"
-    ttl = master.ttl(key)
-    steps["ttl"] = 0 < ttl <= 60
-    steps["update"] = master.set(key, "v2", xx=True) and master.get(key) == "v2"
-    steps["delete"] = master.delete(key) == 1 and master.get(key) is None
-    elapsed_ms = (time.perf_counter() - t0) * 1000
+def check_crud(history: History) -> ScenarioResult:
+    """set/get/update/delete with a TTL through the master, from the steps the crud phase recorded."""
+    ops = {op.f: op for op in history.snapshot(CRUD)}
+    if not ops:
+        return ScenarioResult("crud", WARN, "skipped: no CRUD step was recorded")
+
+    def value(name: str):
+        op = ops.get(name)
+        return op.value if op is not None and op.outcome == OP_OK else None
+
+    ttl = value("ttl")
+    steps = {"set": value("set") is True, "get": value("get") == "v1", "ttl": isinstance(ttl, int) and 0 < ttl <= 60,
+             "update": value("update") is True and value("get after update") == "v2",
+             "delete": value("delete") == 1 and "get after delete" in ops and ops["get after delete"].outcome == OP_OK
+             and value("get after delete") is None}
     failed = [name for name, ok in steps.items() if not ok]
-    address = ha.master_address()
-    detail = (f"set/get/update/delete with TTL through the master at {format_endpoint(*address)}" if not failed
-              else f"failed steps: {', '.join(failed)}")
+    errors = [f"{op.f}: {op.error}" for op in ops.values() if op.outcome != OP_OK]
+    first, last = min(op.start for op in ops.values()), max(op.end for op in ops.values())
+    master = value("master")
+    detail = (f"set/get/update/delete with TTL through the master at {master}" if not failed
+              else f"failed steps: {', '.join(failed)}" + (f" ({'; '.join(errors)})" if errors else ""))
     return ScenarioResult("crud", FAIL if failed else OK, detail,
-                          {"master": format_endpoint(*address), "ttl_s": ttl, "elapsed_ms": round(elapsed_ms, 2),
-                           "steps": {k: bool(v) for k, v in steps.items()}})
+                          {"master": master, "ttl_s": ttl, "elapsed_ms": round((last - first) * 1000, 2),
+                           "steps": steps})
 
 
-def check_new_master(ha: HAClient, run: FailoverRun | None) -> ScenarioResult:
-    views = run.views_after if run else ha.sentinel_views()
+def check_new_master(history: History, run: FailoverRun | None) -> ScenarioResult:
+    """Every sentinel names one master after the run, whose own role is master; not the old one if a failover was
+    expected, still the old one if not (or, without a failover run, the one they all name)."""
+    after = history.observed(HARNESS, SENTINELS_AFTER)
+    if after is None:
+        return ScenarioResult("new_master", WARN, "not observed: the run stopped before asking the sentinels")
+    views = dict((after.value or {}).get("views", {}))
     values = set(views.values())
     metrics: dict = {"sentinel_views": views}
     if len(values) != 1 or next(iter(values)).startswith(("error", "unknown")):
         return ScenarioResult("new_master", FAIL, f"the sentinels disagree: {views}", metrics)
     (announced,) = values
-    node = ha.node(ha.remap(parse_endpoint(announced)))
-    try:
-        role = node.info("replication").get("role")
-    finally:
-        node.close()
+    role_op = history.observed(HARNESS, NEW_MASTER_ROLE)
+    role = (role_op.value or {}).get("role") if role_op is not None else None
+    if role_op is not None and role_op.outcome != OP_OK:
+        role = f"unknown ({role_op.error})"
     metrics.update({"master": announced, "role": role})
     if role != "master":
         return ScenarioResult("new_master", FAIL, f"all sentinels say {announced}, but its role is {role}", metrics)
     if run is None:
         return ScenarioResult("new_master", OK, f"no failover run; all {len(views)} sentinels agree on {announced}",
                               metrics)
-    metrics["old_master"] = format_endpoint(*run.old_master)
+    metrics["old_master"] = old = f"{run.old_master[0]}:{run.old_master[1]}"
     if not run.expected_failover:
-        if announced != metrics["old_master"]:
-            return ScenarioResult("new_master", FAIL, f"the master moved from {metrics['old_master']} to {announced} "
-                                  "although no failover was expected", metrics)
+        if announced != old:
+            return ScenarioResult("new_master", FAIL, f"the master moved from {old} to {announced} although no "
+                                  "failover was expected", metrics)
         return ScenarioResult("new_master", OK, f"no failover, as expected: all {len(views)} sentinels still agree "
                               f"on {announced} (role master)", metrics)
-    if announced == metrics["old_master"]:
+    if announced == old:
         return ScenarioResult("new_master", FAIL, f"the master is still the old one, {announced}", metrics)
     switch = run.history.first_event(events.SWITCH_MASTER)
     if switch:
         metrics["switch_master_s"] = round(run.offset(switch.at), 3)
-    return ScenarioResult("new_master", OK, f"all {len(views)} sentinels agree: {metrics['old_master']} -> "
-                          f"{announced} (role master)", metrics)
+    return ScenarioResult("new_master", OK, f"all {len(views)} sentinels agree: {old} -> {announced} (role master)",
+                          metrics)
 
 
-def check_reconnect(run: FailoverRun | None, skipped: str | None, switches: int) -> ScenarioResult:
+def check_reconnect(run: FailoverRun | None, skipped: str | None) -> ScenarioResult:
     cap = {"backoff_cap_ms": BACKOFF_CAP_S * 1000, "retries_per_call": RETRIES_PER_CALL}
     if run is None or run.recovered_at is None:
         return ScenarioResult("reconnect", WARN if run is None else FAIL, f"skipped: {skipped or 'no recovery'}", cap)
@@ -96,7 +107,8 @@ def check_reconnect(run: FailoverRun | None, skipped: str | None, switches: int)
     probe_ms = probe.downtime_ms if probe and probe.downtime_ms is not None else 0.0
     diff = ours_ms - probe_ms
     metrics["difference_ms"] = round(diff, 1)
-    metrics["switches_followed"] = switches
+    switches = run.history.observed(HARNESS, SWITCHES)
+    metrics["switches_followed"] = switches.value if switches is not None else None
     detail = (f"same client, no restart; backoff capped at {BACKOFF_CAP_S * 1000:.0f} ms; reported "
               f"downtime {ours_ms:,.0f} ms vs independent 5 ms probe {probe_ms:,.0f} ms "
               f"(difference {diff:+.0f} ms, limit ±{MEASUREMENT_TOLERANCE_MS})")
@@ -125,3 +137,29 @@ def check_reconnect(run: FailoverRun | None, skipped: str | None, switches: int)
 
 def _ms(outage) -> float | None:
     return None if outage is None or outage.downtime_ms is None else round(outage.downtime_ms, 1)
+
+
+def judge(test: TestDescription, history: History) -> list[ScenarioResult]:
+    """Every HA check, in the order the report shows them, from the test description and the history alone:
+    what the suite runs after its phases, and what --recheck runs on a saved file."""
+    from lib.checks.client_rows import check_client_comparison
+    from lib.checks.ha_consistency import check_consistency
+    from lib.checks.ha_master_kill import check_master_kill
+    from lib.checks.ha_rejoin import check_replica_sync, check_roles_restored
+
+    skipped = None if test.facts is not None else f"--fault {test.fault}"
+    run = FailoverRun.from_history(history, test.facts, test.config) if test.facts is not None else None
+    results = [run_scenario("crud", lambda: check_crud(history)),
+               run_scenario("master_kill", lambda: check_master_kill(run, skipped)),
+               run_scenario("new_master", lambda: check_new_master(history, run)),
+               run_scenario("reconnect", lambda: check_reconnect(run, skipped))]
+    if test.clients:
+        switch = history.first_event(events.SWITCH_MASTER)
+        compared = ComparedView.from_history(history) if run is not None else None
+        results.append(run_scenario("client_comparison", lambda: check_client_comparison(
+            compared, run.fault_at if run else 0.0, switch.at if switch else None, "master", skipped)))
+    results += [run_scenario("consistency", lambda: check_consistency(run, skipped)),
+                run_scenario("replica_sync", lambda: check_replica_sync(history, run is not None))]
+    if "roles_restored" in test.checks:
+        results.append(run_scenario("roles_restored", lambda: check_roles_restored(history)))
+    return results

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from lib.checks.accounting import account_history, consistency_result
-from lib.checks.checker import LossReport, lost_writes
+from lib.checks.accounting import Accounting, account_history, consistency_result
 from lib.checks.ha_fault_metrics import first_noreplicas_s
 from lib.checks.result import ERROR, FAIL, WARN, ScenarioResult
-from lib.checks.timeline import history_to_dict
-from lib.ha_client import HAClient
-from lib.history import Op
+from lib.history import PINNED, WRITER, Op
 from lib.runs.ha_record import FailoverRun, acked_after
 
 LOST_AT_LIMIT = 5000  # lost_acked_at_s lists at most this many (sorted) acknowledgement times
 
 
-def check_consistency(ha: HAClient, run: FailoverRun | None, skipped: str | None) -> ScenarioResult:
+def check_consistency(run: FailoverRun | None, skipped: str | None) -> ScenarioResult:
     """Every write judged against the final read the run recorded (lib/checks/accounting.py), Jepsen's way.
 
     Strict: any acknowledged write lost is a FAIL; the second line says whether the loss is within the bound
@@ -25,22 +22,20 @@ def check_consistency(ha: HAClient, run: FailoverRun | None, skipped: str | None
     if run.history.final_read is None:
         return ScenarioResult("consistency", ERROR, run.history.final_read_error
                               or "no final read was recorded after the run: nothing to judge the writes by")
-    acc = account_history(history_to_dict(run.history, run.fault_at))
-    loss = lost_writes(run.history.snapshot(), _read_from(run.history.final_read))
-    metrics = {"lost": loss.lost, "checked_on": run.extra.get("final_read_on")}
-    if loss.lost_ops:
-        metrics["lost_between_s"] = [round(run.offset(min(op.start for op in loss.lost_ops)), 3),
-                                     round(run.offset(max(op.end for op in loss.lost_ops)), 3)]
+    acc = account_history(run.history, (WRITER,))
+    metrics = {"lost": acc.acked_lost, "checked_on": run.extra.get("final_read_on")}
+    if acc.lost_ops:
+        metrics["lost_between_s"] = [round(run.offset(min(op.start for op in acc.lost_ops)), 3),
+                                     round(run.offset(max(op.end for op in acc.lost_ops)), 3)]
     window = (f"; lost writes were acknowledged between +{metrics['lost_between_s'][0]:.2f} s and "
-              f"+{metrics['lost_between_s'][1]:.2f} s after the fault" if loss.lost_ops else "")
-    pinned = None
-    if run.pinned is not None and run.pinned.final_read is not None:
-        saved_pinned = history_to_dict(run.pinned, run.fault_at)
-        acc = acc.merged(account_history(saved_pinned))
-        pinned = lost_writes(run.pinned.snapshot(), _read_from(run.pinned.final_read))
-        metrics["old_master_history"] = saved_pinned  # --recheck accounts it too
-    notes = window + (_old_master_note(run, pinned, metrics) if pinned is not None else "")
-    lost_ops = loss.lost_ops + (pinned.lost_ops if pinned is not None else [])
+              f"+{metrics['lost_between_s'][1]:.2f} s after the fault" if acc.lost_ops else "")
+    lost_ops = list(acc.lost_ops)
+    notes = window
+    if run.history.snapshot(PINNED):
+        pinned = account_history(run.history, (PINNED,))
+        acc = acc.merged(pinned)
+        notes += _old_master_note(run, pinned, metrics)
+        lost_ops += pinned.lost_ops
     if lost_ops:
         lost_at = sorted(round(run.offset(op.end), 3) for op in lost_ops)
         metrics["lost_acked_at_s"] = lost_at[:LOST_AT_LIMIT]  # when each lost write was acknowledged
@@ -61,31 +56,27 @@ def max_lag_s(settings: dict[str, str]) -> float | None:
     return float(settings.get("min-replicas-max-lag", 10))  # 10 s: the server's default max-lag
 
 
-def _read_from(final: dict[str, str | None]):  # noqa: ANN202 - the ReadMany lost_writes takes
-    return lambda keys: [final.get(key) for key in keys]
-
-
 def _loss_explained(run: FailoverRun) -> str:
     """The fault's own words for why it can lose acknowledged writes (lib/faults/*.py: explain_loss)."""
     return f"; {run.loss_explained}" if run.loss_explained else ""
 
 
-def _old_master_note(run: FailoverRun, pinned: LossReport, metrics: dict) -> str:
+def _old_master_note(run: FailoverRun, pinned: Accounting, metrics: dict) -> str:
     """The second writer's: what the old master acknowledged after the heal, and whether it survived."""
+    ops = run.history.snapshot(PINNED)
     after_heal = acked_after(pinned.lost_ops, run.healed_at) if run.healed_at is not None else []
-    acked_after_heal = (len(acked_after(run.pinned.snapshot(), run.healed_at))  # type: ignore[union-attr]
-                        if run.healed_at is not None else 0)
-    metrics.update({"old_master_acked": pinned.acked, "old_master_acked_lost": pinned.lost,
-                    "old_master_wait_confirmed_lost": pinned.confirmed_lost,
+    acked_after_heal = len(acked_after(ops, run.healed_at)) if run.healed_at is not None else 0
+    metrics.update({"old_master_acked": pinned.acked, "old_master_acked_lost": pinned.acked_lost,
+                    "old_master_wait_confirmed_lost": pinned.wait_confirmed_lost,
                     "old_master_acked_after_heal": acked_after_heal,
                     "old_master_acked_after_heal_lost": len(after_heal)})
     if pinned.lost_ops:
         metrics["old_master_lost_between_s"] = [round(run.offset(min(op.start for op in pinned.lost_ops)), 3),
                                                 round(run.offset(max(op.end for op in pinned.lost_ops)), 3)]
     demoted = (f", discarded when it was demoted at {run.offset(run.old_master_demoted_at):+.2f} s"
-               if run.old_master_demoted_at is not None and pinned.lost else "")
+               if run.old_master_demoted_at is not None and pinned.acked_lost else "")
     return (f"; a second writer kept on the old master had {pinned.acked:,} writes acknowledged there, "
-            f"{acked_after_heal:,} of them after the heal: {pinned.lost:,} lost ({len(after_heal):,} after the "
+            f"{acked_after_heal:,} of them after the heal: {pinned.acked_lost:,} lost ({len(after_heal):,} after the "
             f"heal){demoted}")
 
 

@@ -7,7 +7,7 @@ from lib import events
 from lib.checks.checker import error_counts, outage_around
 from lib.checks.ha_fault_metrics import fault_metrics
 from lib.checks.result import FAIL, OK, WARN, ScenarioResult
-from lib.checks.timeline import Timeline, build_timeline, client_rows, history_to_dict
+from lib.checks.timeline import Timeline, build_timeline, client_rows
 from lib.history import OK as OP_OK
 from lib.runs.ha_record import FailoverRun
 from lib.util import format_endpoint
@@ -30,7 +30,6 @@ def check_master_kill(run: FailoverRun | None, skipped: str | None) -> ScenarioR
         "events": [{"t_s": round(run.offset(e.at), 3), "event": e.name, "detail": e.detail}
                    for e in run.history.events],
         "timeline": failover_timeline(run).to_dict(),
-        "history": history_to_dict(run.history, run.fault_at),
     }
     metrics.update(fault_metrics(run))
     if run.watch is not None:

@@ -39,6 +39,8 @@ class SuiteReport:
     suite: str
     target: dict[str, Any]
     scenarios: list[ScenarioResult] = field(default_factory=list)
+    test: dict[str, Any] | None = None  # the test description (lib/description.py), as saved
+    history: dict[str, Any] | None = None  # the run's one history (History.to_dict), times from the fault
 
     def add(self, result: ScenarioResult) -> ScenarioResult:
         self.scenarios.append(result)
@@ -49,8 +51,13 @@ class SuiteReport:
         return EXIT_CHECK_FAILED if FAIL in statuses else EXIT_NOT_JUDGED if ERROR in statuses else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
-        return {"suite": self.suite, "target": self.target,
-                "scenarios": [s.to_dict() for s in self.scenarios]}
+        body: dict[str, Any] = {"suite": self.suite, "target": self.target}
+        if self.test is not None:
+            body["test"] = self.test
+        body["scenarios"] = [s.to_dict() for s in self.scenarios]
+        if self.history is not None:
+            body["history"] = self.history
+        return body
 
     def write_json(self, path: str | Path) -> Path:
         return write_json(path, self.to_dict())

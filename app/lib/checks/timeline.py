@@ -63,7 +63,7 @@ class Timeline:
         return (self.downtime[1] - self.downtime[0]) * 1000
 
     def to_dict(self) -> dict[str, Any]:
-        """The summary for the JSON report (the raw history goes next to it, see history_to_dict)."""
+        """The summary for the JSON report (the raw history goes next to it: History.to_dict)."""
         return {
             "interval_s": self.interval_s,
             "events": [{"t_s": round(e.offset_s, 3), "event": e.name, "detail": e.detail, "count": e.count}
@@ -161,32 +161,3 @@ def build_timeline(history: History, fault_at: float, *, ops: list[Op] | None = 
     return Timeline(interval_s, events, bucket_ops(all_ops, fault_at, interval_s), window,
                     len(all_ops), sum(1 for op in all_ops if op.outcome == OK),
                     fault_windows=fault_windows(history, fault_at))
-
-
-def history_to_dict(history: History, fault_at: float) -> dict[str, Any]:
-    """The raw history for the JSON: every op (offset, duration, outcome) and event, times from the fault.
-
-    A write also carries its key and value (and WAIT's confirmation, each retried attempt's class), and
-    the history its final read: enough for lib/checks/accounting.py to re-judge the run from the file.
-    """
-    ops = []
-    for op in sorted(history.snapshot(), key=lambda op: op.start):
-        row: dict[str, Any] = {"t_s": round(op.start - fault_at, 4), "ms": round((op.end - op.start) * 1000, 2),
-                               "outcome": op.outcome}
-        if op.error:
-            row["error"] = op.error
-        if op.group:
-            row["group"] = op.group
-        if op.value is not None:
-            row.update(key=op.key, value=op.value)
-        if op.confirmed is not None:
-            row["confirmed"] = op.confirmed
-        if op.attempts:
-            row["attempts"] = list(op.attempts)
-        ops.append(row)
-    events = [{"t_s": round(e.at - fault_at, 4), "event": e.name, "detail": e.detail}
-              for e in sorted(history.events, key=lambda e: e.at)]
-    saved: dict[str, Any] = {"ops": ops, "events": events}
-    if history.final_read is not None:
-        saved["final_read"] = dict(history.final_read)
-    return saved

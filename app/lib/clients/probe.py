@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from lib.clients.kept_clients import KeptClients
-from lib.history import FAIL, OK, History, Op
+from lib.history import FAIL, OK, PLAIN, PROBE, History, Op
 
 Address = tuple[str, int]
 
@@ -28,13 +28,13 @@ def plain_client(address: Address, password: str | None, timeout: float = 0.2) -
 
 class SentinelProbe(threading.Thread):
     def __init__(self, sentinels: list[Address], master_name: str, remap: Callable[[Address], Address],
-                 key: str, *, password: str | None = None, sentinel_password: str | None = None,
-                 interval_s: float = 0.005):
+                 key: str, history: History, *, password: str | None = None, sentinel_password: str | None = None,
+                 interval_s: float = 0.005, process: str = PROBE):
         super().__init__(daemon=True, name="probe")
         self.sentinels = [plain_client(a, sentinel_password) for a in sentinels]
         self.master_name, self.remap, self.key, self.password = master_name, remap, key, password
-        self.interval_s = interval_s
-        self.history = History()
+        self.interval_s, self.process = interval_s, process
+        self.history = history
         self._nodes = KeptClients(lambda address: plain_client(address, self.password))  # one per master seen
         self._halt = threading.Event()
 
@@ -55,9 +55,10 @@ class SentinelProbe(threading.Thread):
             try:
                 address = self._master()
                 self._nodes[address].set(self.key, seq)
-                self.history.record(Op(seq, self.key, start, time.monotonic(), OK))
+                self.history.record(Op(seq, self.key, start, time.monotonic(), OK, process=self.process))
             except redis.RedisError as exc:
-                self.history.record(Op(seq, self.key, start, time.monotonic(), FAIL, type(exc).__name__))
+                self.history.record(Op(seq, self.key, start, time.monotonic(), FAIL, type(exc).__name__,
+                                       process=self.process))
             seq += 1
             self._halt.wait(self.interval_s)
 
@@ -73,12 +74,12 @@ class PlainClientProbe(threading.Thread):
     """A plain redis-py client with its default settings writing every ~5 ms: the yardstick for our
     client's recovery (ours must never be behind what a user gets without the harness's wrappers)."""
 
-    def __init__(self, write: Callable[[int], object], close: Callable[[], object], *, key: str = "plain",
-                 interval_s: float = 0.005, group: str | None = None):
+    def __init__(self, write: Callable[[int], object], close: Callable[[], object], history: History, *,
+                 key: str = "plain", interval_s: float = 0.005, group: str | None = None, process: str = PLAIN):
         super().__init__(daemon=True, name="plain-client-probe")
         self.write, self.close, self.key, self.group = write, close, key, group
-        self.interval_s = interval_s
-        self.history = History()
+        self.interval_s, self.process = interval_s, process
+        self.history = history
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -87,10 +88,11 @@ class PlainClientProbe(threading.Thread):
             start = time.monotonic()
             try:
                 self.write(seq)
-                self.history.record(Op(seq, self.key, start, time.monotonic(), OK, group=self.group))
+                self.history.record(Op(seq, self.key, start, time.monotonic(), OK, group=self.group,
+                                       process=self.process))
             except (redis.RedisError, OSError) as exc:
                 self.history.record(Op(seq, self.key, start, time.monotonic(), FAIL, type(exc).__name__,
-                                       group=self.group))
+                                       group=self.group, process=self.process))
             seq += 1
             self._halt.wait(self.interval_s)
 

@@ -22,11 +22,13 @@ import redis
 from lib import events
 from lib.errors import SetupError
 from lib.faults.nodes import NodeControl, node_control
-from lib.history import History
+from lib.history import INJECT, NEMESIS, History
 from lib.launcher.local_stack import LocalStack
 from lib.waits import WaitTimeout
 
 Address = tuple[str, int]
+
+EVIDENCE = "evidence"  # the nemesis's observation of what the fault saw itself
 
 # What a fault should cause: the run waits for it, and the checks judge against it.
 PROMOTION = "promotion"  # a replica takes over
@@ -233,11 +235,25 @@ def inject_recorded(fault: Fault, history: History, seen: str) -> float:
     fault_at = time.monotonic()
     history.event(events.FAULT, fault.description, at=fault_at)
     fault.pending_heal = fault.can_heal or fault.by_hand  # a kill interrupted half-way may still have happened
-    fault.inject()
+    stops = f"{fault.stops.announced[0]}:{fault.stops.announced[1]}" if fault.stops is not None else None
+    try:
+        fault.inject()
+    except BaseException as exc:
+        history.observe(NEMESIS, INJECT, {"description": fault.description, "stops": stops}, at=fault_at,
+                        error=f"{type(exc).__name__}: {exc}")
+        raise
+    history.observe(NEMESIS, INJECT, {"description": fault.description, "stops": stops}, at=fault_at)
     if fault.by_hand:
         fault_at = time.monotonic()
         history.event(events.FAULT_SEEN, seen, at=fault_at)
     return fault_at
+
+
+def record_evidence(fault: Fault, history: History, promoted: Address | None) -> dict[str, Any]:
+    """What the fault saw itself, and its words for a loss, recorded for the checks (and --recheck) to read."""
+    evidence = fault.evidence(promoted)
+    history.observe(NEMESIS, EVIDENCE, {**evidence, "loss_explained": fault.explain_loss(evidence)})
+    return evidence
 
 
 def heal_fault(fault: Fault, timeout: float) -> bool:

@@ -45,6 +45,13 @@ def fault_class(name: str) -> type[Fault]:
     return _the_fault(module, f"{FAULTS[name]} (--fault {name})", name)
 
 
+def chosen(name: str | None, file: str | None) -> type[Fault] | None:
+    """The fault a run asked for: --fault-file's, else --fault's (None: --fault none)."""
+    if file is not None:
+        return load_file(file)
+    return None if (name or DEFAULT) == NONE else fault_class(name or DEFAULT)
+
+
 def load_file(path: str) -> type[Fault]:
     """--fault-file PATH: the one Fault subclass a user's Python file defines; a SetupError says what is wrong."""
     file = Path(path)

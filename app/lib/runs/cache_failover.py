@@ -11,28 +11,42 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from redis.crc import key_slot
 
 from lib import events
 from lib.cluster_client import ClusterClient
+from lib.description import TestDescription
 from lib.errors import SetupError
 from lib.faults.fault import Fault, inject_recorded
-from lib.history import History
+from lib.history import HARNESS, History
 from lib.runs.cache_outage import ok_count, shard_recovery
+from lib.runs.cluster_failover_run import (
+    GAVE_UP,
+    PROMOTED_NODE,
+    PROMOTION,
+    VICTIM,
+    ClusterFailoverRun,
+    record_layout,
+    record_node,
+)
 from lib.runs.cluster_watch import wait_promoted
 from lib.topology.cluster_topology import ClusterNode, Shard
 from lib.waits import WaitTimeout, wait_until
 from lib.workload.cache_store import ClusterCacheStore, storage_key
 from lib.workload.http_cache import HTTPCache, request_key
-from lib.workload.http_requests import RequestLoop
+from lib.workload.http_requests import HTTP, RequestLoop
 from lib.workload.http_server import LocalWsgiServer, OriginApp
-from lib.workload.workload import stop_all
+from lib.workload.scheduler import Scheduler
 
 PATHS_PER_SHARD = 20
 WARMUP_HITS = 50  # hits per shard before the fault: the cache is warm everywhere
 SETTLE_REQUESTS = 100  # answered requests per shard after hits returned: the client keeps working
 CACHE_TTL = timedelta(minutes=5)  # longer than any run: a MISS after the fault is a lost entry, not expiry
+
+
+CACHE_RUN = "cache run"  # the harness's observation: origin calls, the middleware's counters, slot-map refreshes
 
 
 @dataclass
@@ -52,6 +66,20 @@ class CacheFailoverRun:
     def offset(self, at: float) -> float:
         return at - self.fault_at
 
+    @property
+    def expect(self) -> str:
+        return PROMOTION
+
+    @classmethod
+    def from_history(cls, history: History, facts: dict[str, Any] | None) -> CacheFailoverRun:
+        """The view of a recorded run (what the checks judge); facts are what the fault said of itself."""
+        cluster = ClusterFailoverRun.from_history(history, facts)
+        seen = history.observed(HARNESS, CACHE_RUN)
+        value = seen.value if seen is not None else {}
+        return cls(cluster.fault, cluster.shards, history, cluster.victim, cluster.fault_at, cluster.promoted,
+                   bool((facts or {}).get("hands_over")), value.get("origin_calls", 0), value.get("middleware", {}),
+                   cluster.timeout_reason, value.get("refreshes"))
+
 
 def paths_by_shard(base_url: str, prefix: str, shards: list[Shard]) -> dict[str, list[str]]:
     """PATHS_PER_SHARD paths per shard, chosen by where the middleware will store their responses."""
@@ -67,47 +95,55 @@ def paths_by_shard(base_url: str, prefix: str, shards: list[Shard]) -> dict[str,
     raise SetupError("could not find request paths for every shard (is every slot covered?)")
 
 
-def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: Fault, shards: list[Shard],
-                       victim: Callable[[], Shard], *, recovery_timeout: float = 60.0,
-                       history: History | None = None,
+def run_cache_failover(test: TestDescription, client: ClusterClient, store: ClusterCacheStore, fault: Fault,
+                       shards: list[Shard], victim: Callable[[], Shard], history: History, *,
                        progress: Callable[[str], None] | None = None) -> CacheFailoverRun:
-    """Serve cached pages, inject the fault, wait for promotion and for hits on the shard again.
+    """Serve cached pages, inject the fault, wait for promotion and for hits on the shard again; into history.
 
-    progress is told (one line) when the fault is about to be injected: library code does not print.
+    progress is told (one line) when the fault is about to be injected: library code does not print. The request
+    loops are the test description's (one per shard, over URLs whose cache keys live on that shard).
     """
-    run = CacheFailoverRun(fault.description, shards, history if history is not None else History(),
-                           graceful=fault.hands_over)  # a promotion ordered, or a primary that hands over
+    run = CacheFailoverRun(fault.description, shards, history, graceful=fault.hands_over)
+    record_layout(history, shards)
     origin = OriginApp()
     cache = HTTPCache(origin, store, ttl=CACHE_TTL, expose_errors=True)
-    loops: list[RequestLoop] = []
     refreshes_before = store.refreshes()
     with LocalWsgiServer(cache) as server:
+        paths = paths_by_shard(server.url, store.prefix, shards)
+        loops = Scheduler(test.workload, {"http": lambda loop: [
+            RequestLoop(server.url, shard_paths, label, history, pause_s=loop.pause_s)
+            for label, shard_paths in paths.items()]})
         try:
-            for label, paths in paths_by_shard(server.url, store.prefix, shards).items():
-                loops.append(RequestLoop(server.url, paths, label, run.history))
-                loops[-1].start()
+            loops.start()
             _wait_per_shard(run, shards, WARMUP_HITS, after=0.0, cache="HIT", what="hits per shard before the fault")
             if progress is not None:
-                progress(f"serving {server.url} with a warm cache ({len(run.history.snapshot())} requests so "
+                progress(f"serving {server.url} with a warm cache ({len(history.snapshot(HTTP))} requests so "
                          f"far); fault: {fault.description}")
             try:
-                run.fault_at = inject_recorded(fault, run.history, "a primary stopped answering")
+                run.fault_at = inject_recorded(fault, history, "a primary stopped answering")
             except WaitTimeout as exc:  # --fault manual: nobody killed a primary in time
                 run.timeout_reason = str(exc)
+                history.observe(HARNESS, GAVE_UP, error=str(exc))
                 return run
             run.victim = victim()
+            history.observe(HARNESS, VICTIM, run.victim.label)
             try:
-                run.promoted, promoted_at = wait_promoted(run.victim, run.history, client, recovery_timeout)
-                _wait_per_shard(run, [run.victim], 1, after=promoted_at, cache="HIT", timeout=recovery_timeout,
+                run.promoted, promoted_at = wait_promoted(run.victim, history, client, test.recovery_timeout_s)
+                record_node(history, PROMOTED_NODE, run.promoted)
+                _wait_per_shard(run, [run.victim], 1, after=promoted_at, cache="HIT",
+                                timeout=test.recovery_timeout_s,
                                 what=f"a cache hit on {run.victim.label} after the promotion")
                 _wait_per_shard(run, shards, SETTLE_REQUESTS, after=time.monotonic(),
                                 what="answered requests per shard after hits returned")
             except WaitTimeout as exc:
                 run.timeout_reason = str(exc)
+                history.observe(HARNESS, GAVE_UP, error=str(exc))
         finally:
-            stop_all(loops)
+            loops.stop()
             run.origin_calls, run.middleware = origin.total_calls, cache.stats.to_dict()
             run.refreshes = store.refreshes() - refreshes_before if refreshes_before is not None else None
+            history.observe(HARNESS, CACHE_RUN, {"origin_calls": run.origin_calls, "middleware": run.middleware,
+                                                 "refreshes": run.refreshes})
     _record_recovery(run)
     return run
 
@@ -115,7 +151,7 @@ def run_cache_failover(client: ClusterClient, store: ClusterCacheStore, fault: F
 def _wait_per_shard(run: CacheFailoverRun, shards: list[Shard], count: int, *, after: float, what: str,
                     cache: str | None = None, timeout: float = 60.0) -> None:
     def enough() -> tuple[bool, str]:
-        ops = run.history.snapshot()
+        ops = run.history.snapshot(HTTP)
         counts = {s.label: ok_count(ops, s.label, after, cache) for s in shards}
         return all(c >= count for c in counts.values()), f"per shard: {counts}"
 
@@ -124,7 +160,7 @@ def _wait_per_shard(run: CacheFailoverRun, shards: list[Shard], count: int, *, a
 
 def _record_recovery(run: CacheFailoverRun) -> None:
     """Client-side moments, read from the finished history: hits returned / client recovered per shard."""
-    ops = run.history.snapshot()
+    ops = run.history.snapshot(HTTP)
     for shard in run.shards:
         recovery = shard_recovery(shard.label, ops, run.fault_at)
         if recovery.client_recovered_at is not None:

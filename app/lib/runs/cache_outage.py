@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from lib.history import OK
-from lib.workload.http_requests import CACHE_ERROR, CacheOp
+from lib.history import OK, Op
+from lib.workload.http_requests import CACHE_ERROR, cache_of, status_of
 
 
 @dataclass
@@ -26,22 +26,22 @@ class ShardRecovery:
     hits_returned_at: float | None  # first HIT after the last error (None: errors, and no HIT since)
 
 
-def shard_recovery(shard: str, ops: list[CacheOp], fault_at: float) -> ShardRecovery:
+def shard_recovery(shard: str, ops: list[Op], fault_at: float) -> ShardRecovery:
     ops = sorted((op for op in ops if op.group == shard), key=lambda op: op.start)
-    errors = [op for op in ops if op.cache == CACHE_ERROR and op.end >= fault_at]
+    errors = [op for op in ops if cache_of(op) == CACHE_ERROR and op.end >= fault_at]
     if not errors:
         return ShardRecovery(shard, len(ops), 0, None, None, None, None)
     last = errors[-1]
     after = [op for op in ops if op.start > last.start]
-    recovered = next((op.end for op in after if op.cache in ("HIT", "MISS")), None)
-    hits = next((op.end for op in after if op.cache == "HIT"), None)
+    recovered = next((op.end for op in after if cache_of(op) in ("HIT", "MISS")), None)
+    hits = next((op.end for op in after if cache_of(op) == "HIT"), None)
     return ShardRecovery(shard, len(ops), len(errors), errors[0].end, last.end, recovered, hits)
 
 
 RATE_WINDOW_S = 3.0  # the healthy shards' rate before the fault is measured over at most this long
 
 
-def rate_kept(ops: list[CacheOp], shard: str, fault_at: float, until: float) -> dict:
+def rate_kept(ops: list[Op], shard: str, fault_at: float, until: float) -> dict:
     """A healthy shard's answered requests per second before the fault and during the outage [fault, until].
 
     The goal (issue 14): a shard that lost nothing keeps >= 95% of its rate while another shard is out.
@@ -78,12 +78,12 @@ class RequestTotals:
                 "slowest_request_ms": round(self.slowest_ms, 1)}
 
 
-def request_totals(ops: list[CacheOp]) -> RequestTotals:
-    by_cache = Counter(op.cache for op in ops)
+def request_totals(ops: list[Op]) -> RequestTotals:
+    by_cache = Counter(cache_of(op) for op in ops)
     return RequestTotals(
         requests=len(ops), hits=by_cache["HIT"], misses=by_cache["MISS"], cache_errors=by_cache[CACHE_ERROR],
-        http_5xx=sum(1 for op in ops if op.status is not None and op.status >= 500),
-        http_failed=sum(1 for op in ops if op.status is None),
+        http_5xx=sum(1 for op in ops if (status_of(op) or 0) >= 500),
+        http_failed=sum(1 for op in ops if status_of(op) is None),
         errors_by_type=dict(Counter(_error_kind(op.error) for op in ops if op.error)),
         slowest_ms=max(((op.end - op.start) * 1000 for op in ops), default=0.0))
 
@@ -93,7 +93,7 @@ def _error_kind(error: str) -> str:
     return error if error.startswith("cache: ") else error.split(":")[0]
 
 
-def ok_count(ops: list[CacheOp], shard: str, after: float, cache: str | None = None) -> int:
+def ok_count(ops: list[Op], shard: str, after: float, cache: str | None = None) -> int:
     """Requests of shard that started after `after` and got a response (optionally: with this cache result)."""
     return sum(1 for op in ops if op.group == shard and op.start > after and op.outcome == OK
-               and (cache is None or op.cache == cache))
+               and (cache is None or cache_of(op) == cache))

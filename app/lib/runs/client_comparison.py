@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lib.clients.server_counters import ClientListSampler, CountDelta, delta, snapshot
-from lib.history import OK
+from lib.history import HARNESS, OK, History, Op
 from lib.waits import WaitTimeout, wait_until
-from lib.workload.compared_clients import ComparedClient, ComparedClients, Keys, Opener
+from lib.workload.compared_clients import CLIENT, DESCRIBE, ComparedClient, ComparedClients, Keys, Opener
 
 Address = tuple[str, int]
 LANDED_CHECKED = 5  # the newest acknowledged keys of a group looked up where the data lives now
 DEFAULT_CLIENT_TIMEOUT_S = 30.0  # after the promotion: a library still not writing by then is reported so
+COMPARED = "compared clients"  # the harness's observation of them: groups, what the servers counted, who lagged
 
 
 @dataclass
@@ -105,12 +106,68 @@ class ClientComparison:
         finally:
             self.writers.stop()
             self.counts = delta(self._before, snapshot(self.nodes(), self.password))
+            self.history.observe(HARNESS, COMPARED, {
+                "clients": [c.name for c in self.clients], "groups": list(self.writers.groups),
+                "timeout_s": self.timeout_s, "counts": self.counts.metrics() if self.counts else None,
+                "counts_note": self.counts_note, "not_recovered": self.not_recovered,
+                "waited": self.waited_from is not None,
+                "connections": {c.name: self.connections(c) for c in self.clients}})
+
+    @property
+    def history(self) -> History:
+        return self.clients[0].history
 
     def connections(self, client: ComparedClient) -> int | None:
         return self.sampler.connections(client.client_name) if self.sampler is not None else None
 
 
-def client_comparison(names: list[str], opener: Opener, groups: dict[str, Keys], namespace: str,
+@dataclass
+class ComparedView:
+    """The compared libraries of a recorded run, read from its history alone (what client_rows judges)."""
+
+    clients: list[LibraryView]
+    groups: list[str]
+    timeout_s: float
+    counts: dict | None
+    counts_note: str
+    not_recovered: dict[str, list[str]]
+    waited: bool
+
+    @classmethod
+    def from_history(cls, history: History) -> ComparedView | None:
+        seen = history.observed(HARNESS, COMPARED)
+        if seen is None:
+            return None
+        value = seen.value
+        libraries = []
+        for name in value["clients"]:
+            described = history.observed(CLIENT.format(name), DESCRIBE)
+            libraries.append(LibraryView(name, history, value["connections"].get(name),
+                                         **(described.value if described is not None else {})))
+        return cls(libraries, list(value["groups"]), float(value["timeout_s"]), value.get("counts"),
+                   value.get("counts_note", ""), dict(value.get("not_recovered") or {}), bool(value.get("waited")))
+
+
+@dataclass
+class LibraryView:
+    """One compared library as recorded: its ops (process `client NAME`) and what it said of itself."""
+
+    name: str
+    history: History
+    connections: int | None = None
+    version: str = ""
+    notes: list[str] = field(default_factory=list)
+    open_error: str | None = None
+    open_s: float | None = None
+    refreshes: int | None = None
+    log: str | None = None
+
+    def ops(self, group: str | None = None) -> list[Op]:
+        ops = self.history.snapshot(CLIENT.format(self.name), "write")
+        return ops if group is None else [op for op in ops if op.group == group]
+
+
+def client_comparison(names: list[str], opener: Opener, groups: dict[str, Keys], namespace: str, history: History,
                       nodes: Callable[[], list[Address]], password: str | None,
                       timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S) -> ClientComparison:
-    return ClientComparison(ComparedClients(names, opener, groups, namespace), nodes, password, timeout_s)
+    return ClientComparison(ComparedClients(names, opener, groups, namespace, history), nodes, password, timeout_s)

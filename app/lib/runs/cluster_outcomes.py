@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 
+import redis
+
 from lib import events
 from lib.cluster_client import ClusterClient
+from lib.errors import SetupError
 from lib.faults.fault import Fault, heal_fault
-from lib.history import OK
-from lib.runs.cluster_failover_run import ClusterFailoverRun
+from lib.history import HARNESS, OK
+from lib.runs.cluster_failover_run import PRIMARY_KEPT_SLOTS, ClusterFailoverRun
 from lib.runs.cluster_watch import wait_demoted, wait_flagged_fail, wait_promoted
-from lib.topology.cluster_topology import Shard
+from lib.topology.cluster_topology import Shard, own_view
 from lib.waits import WaitTimeout, wait_until
 
 SETTLE_OPS = 100  # acknowledged writes per shard after recovery: the client keeps working
@@ -41,6 +44,14 @@ def after_replica_loss(run: ClusterFailoverRun, client: ClusterClient, fault: Fa
     wait_ok_per_shard(run, run.shards, SETTLE_OPS, after=run.down_seen_at,
                       what="acknowledged writes on every shard after the replica was flagged fail")
     run.recovered_at = time.monotonic()
+    run.history.event(events.RECOVERED, "every shard kept taking writes after the replica was flagged fail",
+                      at=run.recovered_at)
+    try:
+        me = own_view(client.nodes([client.reachable(victim.primary)]))
+    except (SetupError, redis.RedisError) as exc:
+        run.history.observe(HARNESS, PRIMARY_KEPT_SLOTS, error=f"{type(exc).__name__}: {exc}")
+    else:
+        run.history.observe(HARNESS, PRIMARY_KEPT_SLOTS, me.is_primary and bool(me.slots))
 
 
 def after_shard_loss(run: ClusterFailoverRun, client: ClusterClient, fault: Fault, recovery_timeout: float) -> None:

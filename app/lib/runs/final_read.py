@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 from lib import events
 from lib.errors import HarnessError
-from lib.history import History
+from lib.history import WRITE, History
 from lib.waits import WaitTimeout, wait_until
 
 ReadMany = Callable[[list[str]], list]  # MGET-like: one value (str, bytes or None) per key, in order
@@ -22,8 +22,9 @@ FINAL_READ_TIMEOUT_S = 30.0
 
 
 def written_keys(history: History) -> list[str]:
-    """Every key a write in the history wrote, once, in the order first written."""
-    return list(dict.fromkeys(op.key for op in history.snapshot() if op.value is not None))
+    """Every key a write in the history wrote (every process's: the writers, the compared clients), once, in the
+    order first written."""
+    return list(dict.fromkeys(op.key for op in history.snapshot(None, WRITE) if op.key and op.value is not None))
 
 
 def read_back(read_many: ReadMany, keys: Iterable[str] | None, history: History, *, where: str = "",

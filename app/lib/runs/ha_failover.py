@@ -1,8 +1,8 @@
-"""One measured Sentinel failover: writer, probe and event recorder running around one fault.
+"""One measured Sentinel failover: the declared loops and the event recorder running around one fault.
 
-The run only records; lib/checks/checker.py gives the verdicts afterwards from what was recorded, so the
-same history can be re-read, saved to JSON, or plotted. The record is ha_record.py; what the run waits for
-after the fault is ha_recovery.py.
+The run only records, into the one history of the run; the checks give the verdicts afterwards from what was
+recorded, so the same history can be re-read, saved to JSON, re-judged or plotted. Its view is ha_record.py; what
+the run waits for after the fault is ha_recovery.py.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ import redis
 from lib import events as event_names
 from lib.clients.probe import SentinelProbe
 from lib.clients.sentinel_events import SentinelEvents
+from lib.description import Loop, TestDescription
 from lib.faults.fault import Fault, inject_recorded
 from lib.ha_client import Address, HAClient
-from lib.history import Attempts, History
+from lib.history import HARNESS, Attempts, History
 from lib.runs.client_comparison import ClientComparison
 from lib.runs.ha_plain_client import plain_sentinel_client
-from lib.runs.ha_record import FailoverRun, RunPlan
+from lib.runs.ha_record import GAVE_UP, FailoverRun, RunPlan
 from lib.runs.ha_recovery import after_fault, ok_count
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
+from lib.workload.scheduler import Scheduler
 from lib.workload.workload import ContinuousWriter
 
 WAIT_REPLICAS = 1  # WAIT 1: a write is "confirmed" once one replica has it
@@ -56,74 +58,68 @@ def wait_replicas_synced(ha: HAClient, timeout: float) -> list[Address]:
     return ha.sentinel.discover_slaves(ha.master_name)
 
 
-def run_failover(ha: HAClient, fault: Fault, namespace: str, *, recovery_timeout: float = 60.0,
-                 require_new_master: bool = True, history: History | None = None,
-                 progress: Callable[[str], None] | None = None, plan: RunPlan | None = None,
-                 settings: dict[str, str] | None = None, compared: ClientComparison | None = None) -> FailoverRun:
-    """Write continuously, inject the fault, wait for the client and the sentinels to recover.
+def run_failover(test: TestDescription, ha: HAClient, fault: Fault, namespace: str, history: History, *,
+                 require_new_master: bool = True, progress: Callable[[str], None] | None = None,
+                 plan: RunPlan | None = None, compared: ClientComparison | None = None) -> FailoverRun:
+    """Write continuously, inject the fault, wait for the client and the sentinels to recover; all into history.
 
-    Pass history to watch the run while it happens (the live view of a manual fault does), and
-    progress to be told (one line) when the fault is about to be injected. plan says what else the
-    fault asks of the run: a watch for a failover that must not happen, a heal, a writer on the old master.
-    compared: client libraries writing beside ours (--client); after our recovery the run waits, up to their
-    own deadline, for each of them to write again.
+    The loops are the test description's (lib/workload/scheduler.py runs them): the writer, the 5 ms probe, the
+    stock redis-py client, a writer kept on the old master when the fault pins one, the compared libraries
+    (--client; after our recovery the run waits, up to their own deadline, for each to write again). plan says what
+    else the fault asks of the run: a watch for a failover that must not happen, a heal. Returns the live record;
+    the checks judge FailoverRun.from_history of the same history.
     """
     plan = plan or RunPlan()
-    run = FailoverRun(fault.description, ha.announced_master(), history if history is not None else History(),
-                      expected_failover=plan.expect_failover, victim=plan.victim, settings=dict(settings or {}))
+    run = FailoverRun(fault.description, ha.announced_master(), history, expected_failover=plan.expect_failover,
+                      victim=plan.victim, settings=dict(test.config))
     ha.master()  # connect, and start following +switch-master
+    events = SentinelEvents(ha.sentinel_addresses, history, ha.sentinel_password)
+    clients: list = []
 
-    def write(key: str, value: str, attempts: Attempts) -> bool:
-        return ha.call(lambda master: set_and_wait(master, key, value), attempts)
+    def writer(loop: Loop) -> ContinuousWriter:
+        def write(key: str, value: str, attempts: Attempts) -> bool:
+            return ha.call(lambda master: set_and_wait(master, key, value), attempts)
+        return ContinuousWriter(write, lambda seq: f"{namespace}w:{seq}", history, with_attempts=True,
+                                pause_s=loop.pause_s, process=loop.process)
 
-    events = SentinelEvents(ha.sentinel_addresses, run.history, ha.sentinel_password)
-    probe = SentinelProbe(ha.sentinel_addresses, ha.master_name, ha.remap, f"{namespace}probe",
-                          password=ha.password, sentinel_password=ha.sentinel_password)
-    writer = ContinuousWriter(write, lambda seq: f"{namespace}w:{seq}", run.history, with_attempts=True)
-    plain = plain_sentinel_client(ha, f"{namespace}plain")
-    pinned, pinned_client = None, None
-    if plan.pin_old_master is not None:
-        run.pinned = History()
-        pinned_client = ha.node(plan.pin_old_master, timeout=PINNED_TIMEOUT_S)
-        pinned = pinned_writer(pinned_client, f"{namespace}old:", run.pinned)
-    run.probe = probe.history
-    run.plain = plain.history
-    run.compared = compared
+    def pinned(loop: Loop) -> ContinuousWriter:
+        node = ha.node(plan.pin_old_master, timeout=PINNED_TIMEOUT_S)  # type: ignore[arg-type]
+        clients.append(node)
+        return ContinuousWriter(lambda key, value: set_and_wait(node, key, value), lambda seq: f"{namespace}old:{seq}",
+                                history, pause_s=loop.pause_s, process=loop.process)
+
+    loops = Scheduler(test.workload, {
+        "writer": writer, "pinned": pinned,
+        "probe": lambda loop: SentinelProbe(ha.sentinel_addresses, ha.master_name, ha.remap, f"{namespace}probe",
+                                            history, password=ha.password, sentinel_password=ha.sentinel_password,
+                                            interval_s=loop.pause_s, process=loop.process),
+        "plain": lambda loop: plain_sentinel_client(ha, f"{namespace}plain", history, loop),
+        "clients": lambda loop: compared})  # type: ignore[dict-item]
     try:
         events.start()
-        probe.start()
-        plain.start()
-        writer.start()
-        if pinned is not None:
-            pinned.start()
-        if compared is not None:
-            compared.start()
-        wait_until(lambda: (ok_count(run.history) >= WARMUP_OPS, f"{ok_count(run.history)} acknowledged"),
+        loops.start()
+        wait_until(lambda: (ok_count(history) >= WARMUP_OPS, f"{ok_count(history)} acknowledged"),
                    timeout=30, what=f"{WARMUP_OPS} acknowledged writes before the fault")
         if compared is not None:
             compared.wait_warm(COMPARED_WARMUP_OPS)
         if progress is not None:
-            progress(f"writing ({ok_count(run.history)} acknowledged so far); fault: {fault.description}")
-        run.fault_at = inject_recorded(fault, run.history, "the master stopped answering")
+            progress(f"writing ({ok_count(history)} acknowledged so far); fault: {fault.description}")
+        run.fault_at = inject_recorded(fault, history, "the master stopped answering")
         try:
-            after_fault(run, ha, fault, plan, recovery_timeout, require_new_master)
+            after_fault(run, ha, fault, plan, test.recovery_timeout_s, require_new_master)
         except WaitTimeout as exc:
             run.timeout_reason = str(exc)
+            history.observe(HARNESS, GAVE_UP, error=str(exc))
         if compared is not None:
-            switch = run.history.first_event(event_names.SWITCH_MASTER)
+            switch = history.first_event(event_names.SWITCH_MASTER)
             compared.wait_recovered(switch.at if switch is not None and switch.at > run.fault_at else run.fault_at)
     finally:  # stop what started (Ctrl-C may come between two starts)
         try:
-            if compared is not None:
-                compared.stop()
+            loops.stop(first=[compared] if compared is not None else [])
         finally:
-            for worker in (writer, probe, plain, pinned):
-                if worker is not None and worker.ident is not None:
-                    worker.stop()
             events.stop()  # closes its sentinel connections, started or not
-        if pinned_client is not None:
-            pinned_client.close()
-    run.views_after = ha.sentinel_views()
+            for node in clients:
+                node.close()
     return run
 
 
@@ -134,10 +130,3 @@ def set_and_wait(master: redis.Redis, key: str, value: str) -> bool:
     pipe.execute_command("WAIT", WAIT_REPLICAS, WAIT_TIMEOUT_MS)
     _, acked_by = pipe.execute()
     return int(acked_by) >= WAIT_REPLICAS
-
-
-def pinned_writer(client: redis.Redis, prefix: str, history: History) -> ContinuousWriter:
-    """A writer that never follows a failover: a plain client on the old master's address, as a client on
-    its side of a pause or a cut would be. What it had acknowledged there is read back like the rest."""
-    return ContinuousWriter(lambda key, value: set_and_wait(client, key, value), lambda seq: f"{prefix}{seq}",
-                            history)

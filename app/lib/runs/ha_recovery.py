@@ -10,8 +10,8 @@ from collections.abc import Callable
 from lib import events
 from lib.faults.fault import Fault, heal_fault
 from lib.ha_client import Address, HAClient
-from lib.history import OK, History
-from lib.runs.ha_record import FailoverRun, RunPlan, Watch
+from lib.history import HARNESS, OK, History
+from lib.runs.ha_record import WATCH, FailoverRun, RunPlan, Watch
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
 
@@ -69,8 +69,10 @@ def _watch_for_failover(run: FailoverRun, ha: HAClient, seconds: float, why: str
     ended = time.monotonic()
     switch = _switch_after_fault(run)
     seen = Counter(e.name for e in list(run.history.events) if run.fault_at <= e.at <= ended)
-    run.watch = Watch(seconds, why, ended, switch.at if switch else None, dict(seen), ha.sentinel_views())
+    views = ha.sentinel_views()
+    run.watch = Watch(seconds, why, ended, switch.at if switch else None, dict(seen), views)
     run.history.event(events.WATCH_ENDED, f"{seconds:.1f}s watched, {'a' if switch else 'no'} failover", at=ended)
+    run.history.observe(HARNESS, WATCH, {"seconds": seconds, "why": why, "views": views}, at=ended)
 
 
 def _wait_kept_serving(run: FailoverRun, ha: HAClient) -> None:
@@ -78,6 +80,8 @@ def _wait_kept_serving(run: FailoverRun, ha: HAClient) -> None:
     wait_until(lambda: (_ok_after(run.history, run.fault_at), "no write acknowledged since the fault"),
                timeout=30, what="a write acknowledged after the fault")
     run.recovered_at = time.monotonic()
+    run.history.event(events.RECOVERED, "a write acknowledged after the fault: the master kept serving",
+                      at=run.recovered_at)
     run.new_master = ha.announced_master()
 
 
@@ -97,6 +101,7 @@ def _wait_demoted(run: FailoverRun, ha: HAClient, address: Address) -> None:
     except WaitTimeout:
         return  # still a master: replica_sync judges the rejoin; old_master_demoted_s stays null
     run.old_master_demoted_at = time.monotonic()
+    run.history.event(events.DEMOTED, f"{format_endpoint(*address)} reported role:slave", at=run.old_master_demoted_at)
 
 
 def sentinels_agree_on_new_master(ha: HAClient, old: Address) -> tuple[bool, str]:

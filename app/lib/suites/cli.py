@@ -9,9 +9,11 @@ import tempfile
 from pathlib import Path
 
 from lib.clients.libraries.base import CLIENTS, client_names
+from lib.description import Loop, TestDescription
 from lib.errors import SetupError
 from lib.faults import registry
 from lib.report.plot import require_matplotlib
+from lib.workload.compared_clients import WRITE_PAUSE_S
 
 DEFAULT_CLIENT_TIMEOUT_S = 30.0  # --client-timeout
 
@@ -165,16 +167,27 @@ def check_fault_options(args: argparse.Namespace, suite: str, topology: str) -> 
 def resolve_fault(args: argparse.Namespace) -> type | None:
     """args.fault_class from --fault-file or --fault (None: --fault none), and args.fault its value; idempotent."""
     if args.fault_class is None:
-        if args.fault_file is not None:
-            args.fault_class = registry.load_file(args.fault_file)
-            args.fault = args.fault_class.name
-        else:
-            args.fault = args.fault or registry.DEFAULT
-            args.fault_class = None if args.fault == registry.NONE else registry.fault_class(args.fault)
+        args.fault_class = registry.chosen(args.fault, args.fault_file)
+        args.fault = args.fault_class.name if args.fault_file else (args.fault or registry.DEFAULT)
     return args.fault_class
 
 
-def fault_options(args: argparse.Namespace) -> dict:
-    """What a fault may take from the command line (FaultContext.options)."""
-    return {"fault": args.fault, "kill_cmd": args.kill_cmd, "restore_cmd": args.restore_cmd,
-            "manual_timeout": args.manual_timeout}
+def fault_options(test: argparse.Namespace | TestDescription) -> dict:
+    """What a fault may take from the command line (FaultContext.options), from the namespace or the description."""
+    manual = test.manual_timeout_s if isinstance(test, TestDescription) else test.manual_timeout
+    return {"fault": test.fault, "kill_cmd": test.kill_cmd, "restore_cmd": test.restore_cmd, "manual_timeout": manual}
+
+
+def describe(args: argparse.Namespace, suite: str, topology: str, loops: list[Loop]) -> TestDescription:
+    """The test description from the command line, once its options were checked (check_fault_options): the
+    one place an argparse namespace becomes what the rest of the harness gets."""
+    endpoints = getattr(args, "sentinel", None) or getattr(args, "node", None) or []
+    clients = list(args.client or []) if hasattr(args, "client") else []
+    workload = [*loops, *([Loop("clients", "client *", WRITE_PAUSE_S)] if clients else [])]
+    return TestDescription(
+        suite, topology, list(endpoints), getattr(args, "master_name", None),
+        parse_host_map(args.host_map, "valkey-master=10.0.0.5" if topology == "sentinel" else "node-7000=10.0.0.5"),
+        args.fault, args.fault_file, args.kill_cmd, args.restore_cmd, clients, getattr(args, "client_timeout", None),
+        args.min_replicas_to_write, args.min_replicas_max_lag, args.recovery_timeout, args.manual_timeout,
+        args.allow_destructive, args.json, args.plot, workload=workload, password=args.password,
+        sentinel_password=getattr(args, "sentinel_password", None))

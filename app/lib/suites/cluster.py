@@ -14,19 +14,26 @@ from collections.abc import Iterator
 
 import redis
 
-from lib.checks.client_rows import check_client_comparison
-from lib.checks.cluster_failover_checks import check_primary_failure
-from lib.checks.cluster_placement import check_connect, check_distribution, check_placement
-from lib.checks.cluster_redirects import check_ask, check_moved
+from lib.checks.cluster_checks import judge
 from lib.checks.cluster_timeline import failover_timeline
-from lib.checks.result import SuiteReport, run_scenario
+from lib.checks.result import SuiteReport
 from lib.cluster_client import ClusterClient
+from lib.description import Loop
 from lib.errors import HarnessError, SetupError
+from lib.faults.fault import record_evidence
+from lib.history import PLAIN, WRITER
 from lib.report.client_report import client_table
 from lib.report.cluster_report import distribution_table, topology_table
 from lib.report.report import key_value_table
 from lib.runs.cluster_failover import run_cluster_failover
 from lib.runs.cluster_failover_run import ClusterFailoverRun
+from lib.runs.cluster_phases import (
+    observe_ask,
+    observe_connect,
+    observe_distribution,
+    observe_moved,
+    observe_placement,
+)
 from lib.runs.cluster_watch import wait_links_up
 from lib.runs.final_read import read_back
 from lib.suites.cluster_target import build_parser, connected
@@ -37,7 +44,10 @@ from lib.topology.cluster_topology import Shard
 from lib.util import key_namespace
 
 DESCRIPTION = "Cluster check: topology, slot placement, MOVED, ASK during a live migration, key spread, shard failover."
-SERVER_LOG_LINES = 30  # the old primary's log lines kept around a SIGTERM
+# The loops beside the fault (lib/workload/scheduler.py): a writer per shard (our cluster client, every ~2 ms) and the
+# stock RedisCluster yardstick on the victim's shard; the pinned writer and --client's libraries are added by the
+# fault and the options (lib/suites/cluster_target.connected).
+LOOPS = [Loop("writer", WRITER, 0.002, per_shard=True), Loop("plain", PLAIN, 0.005)]
 
 
 def full_coverage(client: ClusterClient, shards: list[Shard]) -> str:
@@ -53,56 +63,48 @@ def full_coverage(client: ClusterClient, shards: list[Shard]) -> str:
 
 class ClusterSuiteRun(ClusterTargetRun):
     def checks(self, out: Output) -> SuiteReport:
-        client, shards, ns = self.client, self.plan.shards, self.ns
+        client, shards, ns, history = self.client, self.plan.shards, self.ns, self.history
         out.show(key_value_table("Target", [("seed nodes", self.seed_nodes()), ("server", self.plan.version),
                                             ("nodes", len(self.plan.nodes)), ("shards", len(shards))]))
         out.show(topology_table(client, shards))
-        report = self.report("cluster")
-        report.add(run_scenario("connect", lambda: check_connect(client, shards)))
-        report.add(run_scenario("placement", lambda: check_placement(client, shards, ns)))
-        report.add(run_scenario("moved", lambda: check_moved(client, shards, ns)))
-        report.add(run_scenario("ask", lambda: check_ask(client, shards, ns)))
-        distribution = report.add(run_scenario("distribution", lambda: check_distribution(client, shards, ns)))
-        if "per_shard" in distribution.metrics:  # not when the check crashed
+        observe_connect(client, shards, history)
+        observe_placement(client, shards, ns, history)
+        observe_moved(client, shards, ns, history)
+        observe_ask(client, shards, ns, history)
+        observe_distribution(client, shards, ns, history)
+        run = self.measured(lambda: self.failover(out), out)
+        self.rejoin(run)
+        zero = run.fault_at if run is not None else 0.0
+        results = self.judged(judge, zero)
+        distribution = next(r for r in results if r.scenario == "distribution")
+        if "per_shard" in distribution.metrics:  # not when the phase broke
             out.show(distribution_table(shards, distribution.metrics))
-        run, failed = self.measured("primary_failure", lambda: self.failover(out), out)
-        skipped = "--fault none" if self.plan.fault is None else None
-        report.add(failed or run_scenario("primary_failure", lambda: check_primary_failure(client, run, skipped)))
-        if self.args.client:
-            result = run_scenario("client_comparison", lambda: check_client_comparison(
-                run.compared if run else None, run.fault_at if run else 0.0, run.promoted_at if run else None,
-                run.victim.label if run and run.victim else None, skipped or (None if run else "the failover failed")))
-            report.add(result)
-            if result.metrics.get("clients"):
-                out.show(client_table(result.metrics, "Clients during the fault (cluster)"))
-        report.add(self.rejoin(run))
-        return report
+        comparison = next((r for r in results if r.scenario == "client_comparison"), None)
+        if comparison is not None and comparison.metrics.get("clients"):
+            out.show(client_table(comparison.metrics, "Clients during the fault (cluster)"))
+        return self.report("cluster", results, zero)
 
     def failover(self, out: Output) -> ClusterFailoverRun:
-        """The measured failover, its timeline shown (and plotted with --plot)."""
-        plan, fault = self.plan, self.plan.fault
+        """The measured failover, its timeline shown (and plotted with --plot), and the final read."""
+        plan, fault, test = self.plan, self.plan.fault, self.test
         wait_links_up(self.client, plan.shards, timeout=60)
         settings = {"cluster-require-full-coverage": full_coverage(self.client, plan.shards)}
         for change in plan.config:
             settings.update(change.settings)
-        compared = cluster_comparison(self.args, self.client, plan.shards, self.ns)
+        test.config.update({k: v for change in plan.config for k, v in change.settings.items()})
+        compared = cluster_comparison(test, self.client, plan.shards, self.ns, self.history)
         if compared is not None:
-            out.show(f"comparing clients side by side: {', '.join(self.args.client)}")
-        run = run_cluster_failover(self.client, fault, plan.shards, plan.victim, self.ns,
-                                   recovery_timeout=self.args.recovery_timeout, history=plan.history,
-                                   progress=out.show, expect=fault.expects, pinned=fault.pins_old_primary,
-                                   settings=settings, compared=compared)
-        run.facts = fault.facts()
-        run.evidence = fault.evidence(run.promoted.announced if run.promoted else None)
-        self.show_timeline(out, failover_timeline(run), f"Cluster failover: {run.fault}")
-        if run.victim is not None:  # recorded, so the verdict and --recheck judge by the same read
+            out.show(f"comparing clients side by side: {', '.join(test.clients)}")
+        live = run_cluster_failover(test, self.client, fault, plan.shards, plan.victim, self.ns, self.history,
+                                    progress=out.show, settings=settings, compared=compared)
+        record_evidence(fault, self.history, live.promoted.announced if live.promoted else None)
+        if live.victim is not None:  # recorded, so the verdict and --recheck judge by the same read
             # HarnessError: no answer within the read's deadline; the history keeps why, the check says ERROR
             with contextlib.suppress(*FAILOVER_ERRORS, SetupError, HarnessError):
-                read_back(lambda keys: self.client.call(lambda rc: rc.mget_nonatomic(keys)), None, run.history,
+                read_back(lambda keys: self.client.call(lambda rc: rc.mget_nonatomic(keys)), None, self.history,
                           where="through the cluster client")
-                for library in compared.clients if compared is not None else []:
-                    read_back(lambda keys: self.client.call(lambda rc: rc.mget_nonatomic(keys)), None,
-                              library.history, where="through the cluster client")
+        run = ClusterFailoverRun.from_history(self.history, test.facts)
+        self.show_timeline(out, failover_timeline(run), f"Cluster failover: {run.fault}")
         return run
 
 
@@ -119,5 +121,7 @@ class ClusterSuite:
 
     @contextlib.contextmanager
     def prepare(self, args: argparse.Namespace, out: Output) -> Iterator[ClusterSuiteRun]:
-        with connected(args, out, migrates=True) as (client, target, plan):
-            yield ClusterSuiteRun(args, client, target, plan, key_namespace("cluster"))
+        with connected(args, out, migrates=True, suite="cluster", loops=LOOPS) as (test, client, target, plan):
+            test.checks = ["connect", "placement", "moved", "ask", "distribution", "primary_failure",
+                           *(["client_comparison"] if test.clients else []), "rejoin"]
+            yield ClusterSuiteRun(test, client, target, plan, key_namespace("cluster"))

@@ -8,16 +8,18 @@ from __future__ import annotations
 import redis
 
 from lib import events
-from lib.checks.cluster_rejoin import check_rejoin, check_replica_return, check_roles_put_back
-from lib.checks.result import FAIL, OK, ScenarioResult
 from lib.clients.server_config import ConfigChange
 from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
 from lib.faults.fault import Fault, heal_fault
 from lib.history import History
 from lib.runs.cluster_failover_run import ClusterFailoverRun
-from lib.runs.cluster_roles import put_back_roles
-from lib.waits import WaitTimeout
+from lib.runs.cluster_phases import Steps
+from lib.runs.cluster_rejoin import REJOIN
+from lib.runs.cluster_roles import put_back_roles, wait_rejoined
+from lib.topology.cluster_topology import ClusterNode, own_view
+from lib.util import format_endpoint
+from lib.waits import WaitTimeout, wait_until
 
 RESTART_TIMEOUT_S = 30.0  # a killed node the harness starts again (a person gets --manual-timeout)
 
@@ -62,37 +64,78 @@ def put_roles_back(client: ClusterClient, run: ClusterFailoverRun) -> str | None
 
 
 def rejoin(client: ClusterClient, run: ClusterFailoverRun | None, fault: Fault | None, restart_timeout: float,
-           *, put_back: bool = False) -> ScenarioResult:
-    """The rejoin scenario: the suite starts the old primary again and check_rejoin judges its rejoin; with
-    put_back the suite then makes it the primary again and check_roles_put_back judges that."""
+           history: History, *, put_back: bool = False) -> None:
+    """The rejoin phase after a promotion: the fault healed (the old primary started again), its rejoin as a
+    replica of the promoted node and the cluster ok waited for, and with put_back the roles put back; each step
+    recorded (REJOIN process) for lib/checks/cluster_rejoin.py to judge."""
+    step = Steps(history, REJOIN)
     if run is None or run.promoted is None or fault is None:
-        skipped = check_rejoin(client, None)
         if undoable(fault):  # a fault must not outlive its run
-            problem = restart_old_primary(fault, restart_timeout)
-            skipped.detail += f"; the fault was undone{f' only in part: {problem}' if problem else ''}"
-        return skipped
-    result = check_rejoin(client, run, restart_old_primary(fault, restart_timeout))
-    if not put_back or result.status != OK:
-        return result
-    return check_roles_put_back(client, run, result, put_roles_back(client, run))
+            step.note("undone", restart_old_primary(fault, restart_timeout))  # type: ignore[arg-type]
+        return
+    if problem := restart_old_primary(fault, restart_timeout):
+        step.note("restarted", error=problem)
+        return
+    step.note("restarted", True)
+    try:
+        step.note("rejoined", wait_rejoined(client, run.victim.primary, run.promoted, timeout=60))
+        wait_until(lambda: cluster_ok(client), timeout=30, what="cluster_state:ok on every node")
+    except WaitTimeout as exc:
+        step.note("rejoined", error=str(exc))
+        return
+    if put_back:
+        problem = put_roles_back(client, run)
+        if problem is None:
+            try:
+                wait_until(lambda: cluster_ok(client), timeout=30, what="cluster_state:ok on every node")
+            except (WaitTimeout, redis.RedisError) as exc:
+                problem = str(exc)
+        step.note("roles put back", error=problem) if problem else step.note("roles put back", True)
 
 
-def rejoin_replica(client: ClusterClient, run: ClusterFailoverRun, fault: Fault | None,
-                   restart_timeout: float) -> ScenarioResult:
-    """After a replica kill or a shard loss: the suite starts what is still down, check_replica_return judges."""
-    problem = restart_old_primary(fault, restart_timeout) if undoable(fault) else None
-    return check_replica_return(client, run, problem)
+def rejoin_replica(client: ClusterClient, run: ClusterFailoverRun, fault: Fault | None, restart_timeout: float,
+                   history: History) -> None:
+    """After a fault that should cause no promotion (a replica lost, a whole shard lost): start what is still down,
+    wait until the shard's primary holds its slots, its replica replicates it and the cluster is ok; recorded."""
+    step = Steps(history, REJOIN)
+    if run is None or run.victim is None or not run.victim.replicas:
+        return
+    primary, replica = run.victim.primary, run.victim.replicas[0]
+    if undoable(fault) and (problem := restart_old_primary(fault, restart_timeout)):  # type: ignore[arg-type]
+        step.note("restarted", error=problem)
+        return
+    step.note("restarted", True)
+    try:
+        wait_until(lambda: _holds_slots(client, primary), timeout=60,
+                   what=f"{format_endpoint(*primary.announced)} to be the primary of {run.victim.label}")
+        step.note("rejoined", wait_rejoined(client, replica, primary, timeout=60))
+        wait_until(lambda: cluster_ok(client), timeout=30, what="cluster_state:ok on every node")
+    except WaitTimeout as exc:
+        step.note("rejoined", error=str(exc))
 
 
-def put_back_config(changes: list[ConfigChange], result: ScenarioResult) -> ScenarioResult:
-    """The run's CONFIG SET put back (after the rejoin: a restarted node is reachable again); a FAIL if not."""
+def put_back_config(changes: list[ConfigChange], history: History) -> None:
+    """The run's CONFIG SET put back (after the rejoin: a restarted node is reachable again), recorded."""
     applied = [change for change in changes if change.saved]
     if not applied:
-        return result
+        return
     problems = [problem for change in applied for problem in change.restore()]
     names = sorted({name for change in applied for name in change.settings})
-    if problems:
-        return ScenarioResult(result.scenario, FAIL, f"{result.detail}; config NOT put back: {'; '.join(problems)}",
-                              {**result.metrics, "config_put_back": False})
-    return ScenarioResult(result.scenario, result.status, f"{result.detail}; {', '.join(names)} put back",
-                          {**result.metrics, "config_put_back": True})
+    step = Steps(history, REJOIN)
+    step.note("config put back", names, error="; ".join(problems) or None)
+
+
+def _holds_slots(client: ClusterClient, node: ClusterNode) -> tuple[bool, str]:
+    me = own_view(client.nodes([client.reachable(node)]))
+    return me.is_primary and bool(me.slots), f"{'primary' if me.is_primary else 'replica'} slots={me.slots}"
+
+
+def cluster_ok(client: ClusterClient) -> tuple[bool, str]:
+    """Every node answers cluster_state:ok and none is flagged failed (a wait_until check)."""
+    states = {}
+    for node in client.nodes():
+        if node.failed:
+            return False, f"{format_endpoint(*node.announced)} flagged {','.join(sorted(node.flags))}"
+        with client.node(client.reachable(node)) as plain:
+            states[format_endpoint(*node.announced)] = plain.cluster("INFO").get("cluster_state")
+    return all(s == "ok" for s in states.values()), str(states)

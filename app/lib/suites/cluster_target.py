@@ -11,18 +11,20 @@ import redis
 
 from lib.clients.server_config import ConfigChange
 from lib.cluster_client import ClusterClient
+from lib.description import Loop, TestDescription
 from lib.errors import SetupError
 from lib.faults.fault import Fault, WaitNotice
-from lib.history import History
+from lib.history import PINNED, History
 from lib.launcher.discovery import running_stack
 from lib.launcher.ownership import ownership, require_owned
-from lib.suites.cli import add_failover_options, check_fault_options, fault_help, parse_host_map
+from lib.suites.cli import add_failover_options, check_fault_options, describe, fault_help
 from lib.suites.cluster_faults import build_fault
 from lib.suites.skeleton import Output
 from lib.topology.cluster_topology import Address, ClusterNode, Shard, shards_of
 from lib.util import format_endpoint, parse_endpoint
 
 DEFAULT_NODE = ("127.0.0.1", 7000)
+PINNED_PAUSE_S = 0.002  # the writer kept on the old primary, when the fault pins one
 
 
 @dataclass
@@ -31,10 +33,10 @@ class Target:
     source: str
 
 
-def resolve_target(args: argparse.Namespace) -> Target:
+def resolve_target(test: TestDescription) -> Target:
     """--node flags, then the local stack ($VHC_STACK_STATE, .stack/cluster), else 127.0.0.1:7000."""
-    if args.node:
-        return Target([parse_endpoint(n, example="127.0.0.1:7000") for n in args.node], "--node")
+    if test.endpoints:
+        return Target([parse_endpoint(n, example="127.0.0.1:7000") for n in test.endpoints], "--node")
     if stack := running_stack("cluster"):
         return Target([stack.endpoint(n) for n in stack.running() if stack.service(n).kind == "server"],
                       f"local stack {stack.state_dir}")
@@ -65,8 +67,8 @@ class Plan:
     owned: bool = False  # the harness started the victim's shard (the fault says whether roles are then put back)
 
 
-def prepare(args: argparse.Namespace, client: ClusterClient, target: Target, *, migrates: bool,
-            notify: Callable[[WaitNotice], None] | None = None, suite: str = "cluster") -> Plan:
+def prepare(test: TestDescription, client: ClusterClient, target: Target, *, migrates: bool,
+            notify: Callable[[WaitNotice], None] | None = None) -> Plan:
     """Read the cluster, check that every node is reachable, build the fault, and refuse what the harness
     may not do; nothing is written. migrates: the suite moves slots (cluster_test's moved and ask checks)."""
     nodes = client.nodes()
@@ -77,21 +79,21 @@ def prepare(args: argparse.Namespace, client: ClusterClient, target: Target, *, 
     client.require_reachable([n for n in nodes if not n.failed])
     version = server_version(client, shards[0].primary)
     history = History()
-    fault, victim = build_fault(args, client, shards, history, notify, suite=suite)
+    fault, victim = build_fault(test, client, shards, history, notify)
     if migrates and len(shards) > 1:
-        require_owned([client.reachable(s.primary) for s in shards], allowed=args.allow_destructive,
+        require_owned([client.reachable(s.primary) for s in shards], allowed=test.allow_destructive,
                       action="migrate slots between the primaries (checks moved and ask)")
     if fault is not None and not fault.by_hand and (changed := fault.touches()):
-        require_owned(changed, allowed=args.allow_destructive, action=fault.description)
-    config = run_config(args, client, nodes, shards, fault)
+        require_owned(changed, allowed=test.allow_destructive, action=fault.description)
+    config = run_config(test, client, nodes, shards, fault)
     for change in config:
-        require_owned(change.nodes, allowed=args.allow_destructive,
+        require_owned(change.nodes, allowed=test.allow_destructive,
                       action=f"CONFIG SET {' '.join(f'{k} {v}' for k, v in change.settings.items())} for the run")
     owned = all(ownership(*client.reachable(n)).owned for n in (shards[0].primary, *shards[0].replicas))
     return Plan(nodes, shards, version, fault, victim, history, config, owned)
 
 
-def run_config(args: argparse.Namespace, client: ClusterClient, nodes: list[ClusterNode], shards: list[Shard],
+def run_config(test: TestDescription, client: ClusterClient, nodes: list[ClusterNode], shards: list[Shard],
                fault: Fault | None) -> list[ConfigChange]:
     """The settings the run needs, set when it starts and put back after the rejoin."""
     def connect(address: Address) -> redis.Redis:
@@ -100,10 +102,10 @@ def run_config(args: argparse.Namespace, client: ClusterClient, nodes: list[Clus
     changes = []
     if fault is not None and fault.config:
         changes.append(ConfigChange(connect, [client.reachable(shards[0].primary)], dict(fault.config)))
-    if args.min_replicas_to_write is not None:
-        settings = {"min-replicas-to-write": str(args.min_replicas_to_write)}
-        if args.min_replicas_max_lag is not None:
-            settings["min-replicas-max-lag"] = str(args.min_replicas_max_lag)
+    if test.min_replicas_to_write is not None:
+        settings = {"min-replicas-to-write": str(test.min_replicas_to_write)}
+        if test.min_replicas_max_lag is not None:
+            settings["min-replicas-max-lag"] = str(test.min_replicas_max_lag)
         changes.append(ConfigChange(connect, [client.reachable(n) for n in nodes if not n.failed], settings))
     return changes
 
@@ -118,14 +120,20 @@ def server_version(client: ClusterClient, node: ClusterNode) -> str:
 
 
 @contextlib.contextmanager
-def connected(args: argparse.Namespace, out: Output, *, migrates: bool, suite: str = "cluster"
-              ) -> Iterator[tuple[ClusterClient, Target, Plan]]:
-    """The head both cluster suites share: the target, its client and the plan; a SetupError writes nothing."""
+def connected(args: argparse.Namespace, out: Output, *, migrates: bool, suite: str, loops: list[Loop]
+              ) -> Iterator[tuple[TestDescription, ClusterClient, Target, Plan]]:
+    """The head both cluster suites share: the description, the target, its client and the plan; a SetupError
+    writes nothing. The only place a cluster suite sees the argparse namespace."""
     check_fault_options(args, suite, "cluster")
     if suite == "cache" and args.min_replicas_to_write is not None:
         raise SetupError("--min-replicas-to-write does not apply to the cache suite: it counts cache hits, not "
                          "lost writes; use python app/cluster_test.py --min-replicas-to-write N")
-    host_map = parse_host_map(args.host_map, "node-7000=10.0.0.5")
-    target = resolve_target(args)
-    with ClusterClient(target.seeds, password=args.password, host_map=host_map) as client:
-        yield client, target, prepare(args, client, target, migrates=migrates, notify=out.notify, suite=suite)
+    test = describe(args, suite, "cluster", loops)
+    target = resolve_target(test)
+    with ClusterClient(target.seeds, password=test.password, host_map=test.host_map) as client:
+        plan = prepare(test, client, target, migrates=migrates, notify=out.notify)
+        if plan.fault is not None:
+            test.facts = plan.fault.facts()
+            if plan.fault.pins_old_primary:
+                test.workload.append(Loop("pinned", PINNED, PINNED_PAUSE_S))
+        yield test, client, target, plan

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
 
-from lib.checks.cluster_rejoin import cluster_ok
-from lib.checks.result import FAIL, ScenarioResult, SuiteReport, run_scenario
+from lib.checks.result import ScenarioResult, SuiteReport
 from lib.checks.timeline import Timeline
 from lib.clients.keyspace import delete_prefix
 from lib.cluster_client import ClusterClient
+from lib.description import TestDescription
 from lib.errors import SetupError
+from lib.history import HARNESS, History
 from lib.report.plot import plot_timeline
 from lib.report.timeline import timeline_table
 from lib.runs.cache_failover import CacheFailoverRun
-from lib.runs.cluster_failover_run import PROMOTION, ClusterFailoverRun
+from lib.runs.cluster_failover_run import BROKEN, PROMOTION, ClusterFailoverRun
 from lib.suites.cluster_restore import (
     RESTART_TIMEOUT_S,
+    cluster_ok,
     heal_after_broken_run,
     put_back_config,
     rejoin,
@@ -71,14 +72,18 @@ def first_line(text: str, limit: int = 200) -> str:
 
 @dataclass
 class ClusterTargetRun:
-    """A prepared run on a cluster: the undo, cleanup, failover and rejoin steps both cluster suites share."""
+    """A prepared run on a cluster: the undo, cleanup, failover and rejoin phases both cluster suites share."""
 
-    args: argparse.Namespace
+    test: TestDescription
     client: ClusterClient
     target: Target
     plan: Plan
     ns: str
     undid_fault: bool = field(default=False, init=False)  # a node brought back or a cut healed: cleanup settles
+
+    @property
+    def history(self) -> History:
+        return self.plan.history
 
     def undo_interrupted(self) -> list[str]:
         fault = self.plan.fault
@@ -95,42 +100,51 @@ class ClusterTargetRun:
     def seed_nodes(self) -> str:
         return ", ".join(format_endpoint(*s) for s in self.target.seeds) + f"  (from {self.target.source})"
 
-    def report(self, suite: str, **extra: Any) -> SuiteReport:
+    def report(self, suite: str, results: list[ScenarioResult], zero: float, **extra: Any) -> SuiteReport:
+        """The report of the run: target, the checks' results, the description and the history as saved."""
         return SuiteReport(suite, {"nodes": [format_endpoint(*s) for s in self.target.seeds],
                                    "server_version": self.plan.version, "shards": len(self.plan.shards),
-                                   "fault": self.args.fault, **extra})
+                                   "fault": self.test.fault, **extra}, results, self.test.to_dict(),
+                           self.history.to_dict(zero))
 
-    def measured(self, scenario: str, failover: Callable[[], R], out: Output) -> tuple[R | None, ScenarioResult | None]:
-        """The failover run, or (when it broke) scenario's FAIL, the killed node started again."""
+    def judged(self, judge: Callable[[TestDescription, History], list[ScenarioResult]], zero: float
+               ) -> list[ScenarioResult]:
+        """The checks over the history as the JSON saves it (times from the fault): --recheck of the file
+        recomputes exactly these verdicts."""
+        return judge(self.test, History.from_dict(self.history.to_dict(zero)))
+
+    def measured(self, failover: Callable[[], R], out: Output) -> R | None:
+        """The failover phase; when it broke, why is recorded (the check says FAIL) and the fault is healed."""
         fault = self.plan.fault
         if fault is None:
-            if self.args.plot:
-                out.show("[yellow]--plot: no failover ran (--fault none), nothing to plot[/]")
-            return None, None
+            if self.test.plot:
+                out.show(f"[yellow]--plot: no failover ran (--fault {self.test.fault}), nothing to plot[/]")
+            return None
         try:
             for change in self.plan.config:
                 change.apply()
-            return failover(), None
+            return failover()
         except FAILOVER_ERRORS as exc:
-            return None, ScenarioResult(scenario, FAIL, f"the failover run stopped: {type(exc).__name__}: {exc}"
-                                        f"{heal_after_broken_run(fault, self.plan.history)}",
-                                        {"fault": fault.description})
+            self.history.observe(HARNESS, BROKEN, error=f"{type(exc).__name__}: {exc}"
+                                 f"{heal_after_broken_run(fault, self.history)}")
+            return None
 
     def show_timeline(self, out: Output, timeline: Timeline, plot_title: str, table_title: str | None = None) -> None:
         out.show(timeline_table(timeline, table_title) if table_title else timeline_table(timeline))
-        if self.args.plot:
-            written = plot_timeline(timeline, self.args.plot, plot_title)
+        if self.test.plot:
+            written = plot_timeline(timeline, self.test.plot, plot_title)
             out.show(f"timeline plot written to {written}")
 
-    def rejoin(self, run: ClusterFailoverRun | CacheFailoverRun | None) -> ScenarioResult:
-        """The old primary back as a replica (and, when the suite puts roles back, as the primary again)."""
-        fault = self.plan.fault
-        timeout = self.args.manual_timeout if fault and (fault.by_hand or fault.healed_by_person) else RESTART_TIMEOUT_S
+    def rejoin(self, run: ClusterFailoverRun | CacheFailoverRun | None) -> None:
+        """The rejoin phase: the old primary back as a replica (and, when the fault says so, the roles put back),
+        then the run's CONFIG SET put back; recorded for the rejoin check."""
+        fault, test = self.plan.fault, self.test
+        timeout = test.manual_timeout_s if fault and (fault.by_hand or fault.healed_by_person) else RESTART_TIMEOUT_S
         if fault is not None and fault.expects != PROMOTION:
-            result = run_scenario("rejoin", lambda: rejoin_replica(self.client, run, fault, timeout))
+            rejoin_replica(self.client, run, fault, timeout, self.history)  # type: ignore[arg-type]
         else:
             # --allow-destructive treats the servers as someone else's: what the run changed is put back
-            put_back = fault is not None and fault.puts_back_roles(
-                "cluster", self.plan.owned and not self.args.allow_destructive)
-            result = run_scenario("rejoin", lambda: rejoin(self.client, run, fault, timeout, put_back=put_back))
-        return put_back_config(self.plan.config, result)
+            put_back = fault is not None and fault.puts_back_roles("cluster", self.plan.owned
+                                                                   and not test.allow_destructive)
+            rejoin(self.client, run, fault, timeout, self.history, put_back=put_back)  # type: ignore[arg-type]
+        put_back_config(self.plan.config, self.history)

@@ -3,13 +3,14 @@ checked before anything is touched: a SetupError names what cannot be done here 
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
+from lib.description import TestDescription
 from lib.errors import SetupError
+from lib.faults import registry
 from lib.faults.fault import (
     NO_FAILOVER,
     NO_FAILOVER_UNTIL_HEALED,
@@ -22,7 +23,7 @@ from lib.faults.fault import (
 )
 from lib.ha_client import Address, HAClient
 from lib.runs.ha_record import RunPlan
-from lib.suites.cli import fault_options, resolve_fault
+from lib.suites.cli import fault_options
 from lib.util import format_endpoint
 
 # A watch for a failover that must not happen lasts twice the detection time plus this: from +odown to
@@ -30,18 +31,18 @@ from lib.util import format_endpoint
 FAILOVER_ALLOWANCE_S = 3.0
 
 
-def build_fault(args: argparse.Namespace, ha: HAClient, announced: Address, reachable: Address,
-                history_view: Callable[[float], Any], notify: Callable[[WaitNotice], None] | None = None,
-                fault_class: type[Fault] | None = None) -> tuple[Fault | None, RunPlan]:
+def build_fault(test: TestDescription, ha: HAClient, announced: Address, reachable: Address,
+                history_view: Callable[[float], Any], notify: Callable[[WaitNotice], None] | None = None
+                ) -> tuple[Fault | None, RunPlan]:
     """The fault --fault asks for (or --fault-file's), and what the run must do around it; nothing touched yet."""
-    fault_class = fault_class or resolve_fault(args)  # --fault or --fault-file
+    fault_class = registry.chosen(test.fault, test.fault_file)
     if fault_class is None:
         return None, RunPlan()
     replicas = [Node(a, ha.remap(a)) for a in announced_replicas(ha)]
     ctx = FaultContext("sentinel", "ha", f"the master {format_endpoint(*announced)}", Node(announced, reachable),
                        replicas,
                        sentinels=[Node(a, a) for a in ha.sentinel_addresses], primaries=[Node(announced, reachable)],
-                       master_name=ha.master_name, password=ha.password, options=fault_options(args),
+                       master_name=ha.master_name, password=ha.password, options=fault_options(test),
                        connect=ha.node, sentinel_master=lambda: sentinel_master(ha), notify=notify,
                        live_view=history_view)
     fault = make_fault(fault_class, ctx)

@@ -3,16 +3,15 @@ there (exit 2, before any write) unless --allow-destructive."""
 
 from __future__ import annotations
 
-import argparse
-
 from lib.clients.server_config import ConfigChange
+from lib.description import TestDescription
 from lib.faults.fault import Fault
 from lib.ha_client import Address, HAClient
 from lib.launcher.ownership import ownership, require_owned
 from lib.util import format_endpoint
 
 
-def require_ownership(args: argparse.Namespace, ha: HAClient, fault: Fault | None, reachable: Address) -> bool:
+def require_ownership(test: TestDescription, ha: HAClient, fault: Fault | None, reachable: Address) -> bool:
     """Refuse a fault on servers the harness did not start unless --allow-destructive; True if they are ours.
 
     A fault done by hand is the person's action, and --fault none changes nothing but our own keys; so are a user's
@@ -24,21 +23,21 @@ def require_ownership(args: argparse.Namespace, ha: HAClient, fault: Fault | Non
     addresses = fault.touches()
     if not addresses:
         return all(ownership(*a).owned for a in [reachable, *ha.sentinel_addresses])
-    found = require_owned(addresses, allowed=args.allow_destructive,
+    found = require_owned(addresses, allowed=test.allow_destructive,
                           action=f"run {fault.description} against {format_endpoint(*reachable)}")
     return all(o.owned for o in found)
 
 
-def config_for_run(args: argparse.Namespace, ha: HAClient, reachable: Address, fault: Fault) -> list[ConfigChange]:
+def config_for_run(test: TestDescription, ha: HAClient, reachable: Address, fault: Fault) -> list[ConfigChange]:
     """--min-replicas-to-write on every data node, the fault's own settings on the master: refused (exit 2) on
     servers the harness did not start unless --allow-destructive; applied just before the fault, put back after."""
     changes = []
-    if args.min_replicas_to_write is not None:
+    if test.min_replicas_to_write is not None:
         nodes = [reachable, *ha.sentinel.discover_slaves(ha.master_name)]
-        settings = {"min-replicas-to-write": str(args.min_replicas_to_write)}
-        if args.min_replicas_max_lag is not None:
-            settings["min-replicas-max-lag"] = str(args.min_replicas_max_lag)
-        require_owned(nodes, allowed=args.allow_destructive,
+        settings = {"min-replicas-to-write": str(test.min_replicas_to_write)}
+        if test.min_replicas_max_lag is not None:
+            settings["min-replicas-max-lag"] = str(test.min_replicas_max_lag)
+        require_owned(nodes, allowed=test.allow_destructive,
                       action=f"CONFIG SET {' '.join(f'{k} {v}' for k, v in settings.items())} on "
                              f"{', '.join(format_endpoint(*n) for n in nodes)}")
         changes.append(ConfigChange(ha.node, nodes, settings))

@@ -1,49 +1,50 @@
-"""One prepared HA run: the checks in order, the failover measured and shown, the fault put back before
-replica_sync judges the rejoin, and what it hands the skeleton to undo (lib/suites/skeleton.SuiteRun)."""
+"""One prepared HA run: its phases in order (CRUD, the measured failover and its final read, the fault healed and
+the rejoin watched, the roles put back), each recorded in the run's one history; then every check judges that
+history (lib/checks/ha_checks.judge), and the report shows it. What it hands the skeleton to undo is beside it."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from lib import events
-from lib.checks.client_rows import check_client_comparison
-from lib.checks.ha_checks import check_crud, check_new_master, check_reconnect
-from lib.checks.ha_consistency import check_consistency
-from lib.checks.ha_master_kill import check_master_kill, failover_timeline
-from lib.checks.ha_rejoin import roles_note
-from lib.checks.result import SuiteReport, run_scenario
+import redis
+
+from lib.checks.ha_checks import judge
+from lib.checks.ha_master_kill import failover_timeline
+from lib.checks.result import SuiteReport
 from lib.clients.server_config import ConfigChange
+from lib.description import TestDescription
 from lib.errors import HarnessError
+from lib.faults.fault import record_evidence
 from lib.ha_client import Address, HAClient
-from lib.history import History
+from lib.history import HARNESS, History
 from lib.report.client_report import client_table
 from lib.report.plot import plot_timeline
 from lib.report.report import key_value_table
 from lib.report.timeline import timeline_table
-from lib.runs.client_comparison import ClientComparison
+from lib.runs import ha_phases
 from lib.runs.final_read import read_back
 from lib.runs.ha_failover import run_failover, wait_replicas_synced
-from lib.runs.ha_record import FailoverRun, RunPlan
+from lib.runs.ha_record import FINAL_READ_ON, TARGET, FailoverRun, RunPlan
 from lib.suites.compared import ha_comparison
-from lib.suites.ha_restore import replica_sync_scenario, roles_restored_scenario
 from lib.suites.ha_session import Session, Target, cleanup, put_config_back
 from lib.suites.ha_undo import undo_interrupted
 from lib.suites.skeleton import Output
 from lib.util import format_endpoint
+
+HEAL_TIMEOUT_S = 30.0  # a stopped node the harness starts again (a person gets --manual-timeout)
 
 
 @dataclass
 class HARun:
     """One prepared HA run (lib/suites/skeleton.SuiteRun)."""
 
-    args: argparse.Namespace
+    test: TestDescription
     ha: HAClient
     target: Target
     session: Session
-    history: History  # the writer's, shared with a manual kill's live view
+    history: History  # the run's one history (shared with a manual kill's live view)
     announced: Address  # the master as the sentinels announced it
     reachable: Address  # where it answers from here
     server: dict  # its INFO server
@@ -51,37 +52,40 @@ class HARun:
     config: list[ConfigChange] = field(default_factory=list)  # applied just before the fault (session.config)
 
     def checks(self, out: Output) -> SuiteReport:
-        args, ha, session, fault = self.args, self.ha, self.session, self.session.fault
+        test, ha, session, fault = self.test, self.ha, self.session, self.session.fault
         version = self.server.get("valkey_version") or self.server.get("redis_version")
         out.show(self._target_table(version))
-        report = SuiteReport("ha", {"sentinels": [format_endpoint(*s) for s in self.target.sentinels],
-                                    "master_name": args.master_name, "master": format_endpoint(*self.announced),
-                                    "server_version": version, "fault": args.fault, "harness_started": session.owned})
+        self.history.observe(HARNESS, TARGET, {"master": format_endpoint(*self.announced),
+                                               "reachable": format_endpoint(*self.reachable),
+                                               "server_version": version})
         session.wrote = True  # from here on, keys under the namespace may exist
-        report.add(run_scenario("crud", lambda: check_crud(ha, session.namespace)))
-        run, skipped = self._failover(out)
-        report.add(run_scenario("master_kill", lambda: check_master_kill(run, skipped)))
-        report.add(run_scenario("new_master", lambda: check_new_master(ha, run)))
-        report.add(run_scenario("reconnect", lambda: check_reconnect(run, skipped, ha.switches_followed)))
-        if args.client:
-            compared = run.compared if run is not None else None
-            switch = run.history.first_event(events.SWITCH_MASTER) if run is not None else None
-            result = run_scenario("client_comparison", lambda: check_client_comparison(
-                compared, run.fault_at if run else 0.0, switch.at if switch else None, "master", skipped))
-            report.add(result)
-            if result.metrics.get("clients"):
-                out.show(client_table(result.metrics, "Clients during the fault (HA)"))
-        report.add(run_scenario("consistency", lambda: check_consistency(ha, run, skipped)))
-        heal_timeout = args.manual_timeout if fault and (fault.by_hand or fault.healed_by_person) else 30
-        report.add(run_scenario("replica_sync", lambda: replica_sync_scenario(ha, run, fault, heal_timeout,
-                                                                              owned=session.owned)))
+        ha_phases.crud(ha, session.namespace, self.history)
+        run = self._failover(out)
+        if run is None:  # the sentinels' view and the master's role, without a failover
+            ha_phases.after_run(ha, self.history)
+        if run is not None and fault is not None:
+            heal_timeout = test.manual_timeout_s if fault.by_hand or fault.healed_by_person else HEAL_TIMEOUT_S
+            ha_phases.rejoin(ha, FailoverRun.from_history(self.history, test.facts, test.config), fault, heal_timeout,
+                             owned=session.owned)
+        else:
+            ha_phases.replicas_caught_up(ha, self.history)
         if problems := put_config_back(session):
             out.warn("; ".join(problems))
-        if run is not None and fault is not None and fault.puts_back_roles("sentinel", session.roles_ours):
-            report.add(run_scenario("roles_restored", lambda: roles_restored_scenario(ha, session)))
+        if "roles_restored" in test.checks and run is not None:
+            session.roles_put_back = ha_phases.put_back_roles(ha, session.original_master, self.history)
         elif run is not None and (note := roles_note(ha, None if session.roles_put_back else session.original_master,
                                                      session.owned)):
             out.show(note)
+        # Judged as saved: the checks read the history the JSON holds (times from the fault), so --recheck of the
+        # file recomputes exactly these verdicts.
+        saved = self.history.to_dict(run.fault_at if run is not None else 0.0)
+        report = SuiteReport("ha", {"sentinels": [format_endpoint(*s) for s in self.target.sentinels],
+                                    "master_name": ha.master_name, "master": format_endpoint(*self.announced),
+                                    "server_version": version, "fault": test.fault, "harness_started": session.owned},
+                             judge(test, History.from_dict(saved)), test.to_dict(), saved)
+        comparison = next((r for r in report.scenarios if r.scenario == "client_comparison"), None)
+        if comparison is not None and comparison.metrics.get("clients"):
+            out.show(client_table(comparison.metrics, "Clients during the fault (HA)"))
         return report
 
     def _target_table(self, version: str | None) -> Any:
@@ -89,66 +93,56 @@ class HARun:
         return key_value_table("Target", [
             ("sentinels", ", ".join(format_endpoint(*s) for s in self.target.sentinels)
              + f"  (from {self.target.source})"),
-            ("master name", self.args.master_name),
+            ("master name", self.ha.master_name),
             ("master", format_endpoint(*self.announced) + reached),
             ("server", f"{self.server.get('server_name', 'redis')} {version}"),
         ])
 
-    def _failover(self, out: Output) -> tuple[FailoverRun | None, str | None]:
-        """The measured failover, its timeline shown (and plotted); (None, why) when --fault none."""
-        args, fault = self.args, self.session.fault
+    def _failover(self, out: Output) -> FailoverRun | None:
+        """The measured failover, its timeline shown (and plotted); None when --fault none."""
+        test, fault = self.test, self.session.fault
         if fault is None:
-            if args.plot:
-                out.warn("--plot: no failover ran (--fault none), nothing to plot")
-            return None, "--fault none"
+            if test.plot:
+                out.warn(f"--plot: no failover ran (--fault {test.fault}), nothing to plot")
+            return None
         replicas = wait_replicas_synced(self.ha, timeout=60)
         out.show(f"{len(replicas)} replica(s) in sync; starting the writer, the 5 ms probe and the "
                  f"sentinel event recorder")
-        settings = self._apply_config(out)
-        compared = ha_comparison(args, self.ha, self.target, self.reachable, self.session.namespace)
+        self._apply_config(out)
+        compared = ha_comparison(test, self.ha, self.target, self.reachable, self.session.namespace, self.history)
         if compared is not None:
-            out.show(f"comparing clients side by side: {', '.join(args.client)}")
-        run = run_failover(self.ha, fault, self.session.namespace, recovery_timeout=args.recovery_timeout,
-                           history=self.history, progress=out.show, plan=self.plan, settings=settings,
-                           compared=compared)
-        run.extra.update(fault.evidence(run.new_master))
-        if explained := fault.explain_loss(run.extra):
-            run.loss_explained = explained
-        if run.recovered_at is not None:
-            self._final_read(run)
+            out.show(f"comparing clients side by side: {', '.join(test.clients)}")
+        live = run_failover(test, self.ha, fault, self.session.namespace, self.history, progress=out.show,
+                            plan=self.plan, compared=compared)
+        record_evidence(fault, self.history, live.new_master)
+        ha_phases.after_run(self.ha, self.history)
+        if live.recovered_at is not None:
+            self._final_read()
+        run = FailoverRun.from_history(self.history, test.facts, test.config)  # what the checks will judge
         timeline = failover_timeline(run)
         out.show(timeline_table(timeline))
-        if args.plot:
-            written = plot_timeline(timeline, args.plot, f"HA failover: {run.fault}")
+        if test.plot:
+            written = plot_timeline(timeline, test.plot, f"HA failover: {run.fault}")
             out.show(f"timeline plot written to {written}")
-        return run, None
+        return run
 
-    def _final_read(self, run: FailoverRun) -> None:
-        """Read back every key the writers wrote, on the master the sentinels agree on, into their histories:
-        the consistency verdict (and --recheck) judges by this read alone."""
+    def _final_read(self) -> None:
+        """Read back every key any writer wrote, on the master the sentinels agree on: the consistency verdict (and
+        --recheck) judges by this read alone."""
         address = self.ha.master_address()
-        master = self.ha.node(address)
-        try:
-            where = f"on {format_endpoint(*address)}"
-            compared = run.compared.clients if isinstance(run.compared, ClientComparison) else []
-            for history in (run.history, run.pinned, *(c.history for c in compared)):
-                if history is not None:
-                    with contextlib.suppress(HarnessError):  # kept in the history: consistency says ERROR
-                        read_back(master.mget, None, history, where=where)
-        finally:
-            master.close()
-        run.extra["final_read_on"] = format_endpoint(*address)
+        # HarnessError: no answer within the read's deadline; kept in the history, consistency says ERROR
+        with contextlib.closing(self.ha.node(address)) as master, contextlib.suppress(HarnessError):
+            read_back(master.mget, None, self.history, where=f"on {format_endpoint(*address)}")
+        self.history.observe(HARNESS, FINAL_READ_ON, format_endpoint(*address))
 
-    def _apply_config(self, out: Output) -> dict[str, str]:
+    def _apply_config(self, out: Output) -> None:
         """CONFIG SET for the run (recorded in the session first, so that however the run ends it is put back)."""
-        settings: dict[str, str] = {}
         for change in self.config:
             self.session.config.append(change)
             change.apply()
-            settings.update(change.settings)
+            self.test.config.update(change.settings)
             out.show(f"CONFIG SET {' '.join(f'{k} {v}' for k, v in change.settings.items())} on "
                      f"{', '.join(format_endpoint(*n) for n in change.nodes)} for this run (put back afterwards)")
-        return settings
 
     def undo_interrupted(self) -> list[str]:
         return undo_interrupted(self.ha, self.session)
@@ -158,3 +152,20 @@ class HARun:
         if self.session.wrote and (problem := cleanup(self.ha, self.session.namespace)):
             problems.append(problem)
         return "; ".join(problems) or None
+
+
+def roles_note(ha: HAClient, original: Address | None, owned: bool) -> str | None:
+    """One line on the roles a failover left swapped (original: the master before it), or None if unchanged."""
+    if original is None:
+        return None
+    try:
+        now = ha.announced_master()
+    except redis.RedisError as exc:
+        return f"roles: could not ask the sentinels who is master now ({type(exc).__name__})"
+    if now == original:
+        return None
+    swapped = f"roles left swapped: {format_endpoint(*now)} is the master now, {format_endpoint(*original)} a replica"
+    if owned:
+        return f"{swapped} (the harness's own stack, so they are not put back)"
+    return (f"{swapped} (the fault was done by hand; to put them back: SENTINEL FAILOVER once "
+            f"{format_endpoint(*original)} replicates with its link up)")

@@ -55,24 +55,37 @@ class Opener:
     target: Any  # lib.clients.libraries.base.SentinelTarget | ClusterTarget
 
 
+CLIENT = "client {}"  # the process of a compared library's writes in the run's history
+DESCRIBE = "describe"  # its observation: version, notes, open time or error, refreshes, log
+
+
 @dataclass
 class ComparedClient:
-    """What one library did in the run; checks/client_rows.py turns it into a table row."""
+    """What one library did in the run: its writes go to the run's history as process `client NAME`."""
 
     name: str
     prefix: str  # every key it wrote starts with this
     client_name: str  # CLIENT SETNAME on its connections, to count them on the servers
+    history: History  # the run's: its ops are those of its process
     version: str = ""
     notes: list[str] = field(default_factory=list)
-    history: History = field(default_factory=History)
     open_error: str | None = None  # it could not even start: the row says this instead of numbers
     open_s: float | None = None
     refreshes: int | None = None  # counted in the client (None: not observable from outside it)
     log: str | None = None  # where its process's console output went
 
+    @property
+    def process(self) -> str:
+        return CLIENT.format(self.name)
+
     def ops(self, group: str | None = None) -> list[Op]:
-        ops = self.history.snapshot()
+        ops = self.history.snapshot(self.process)
         return ops if group is None else [op for op in ops if op.group == group]
+
+    def describe(self) -> dict[str, Any]:
+        """What the row needs besides the ops, recorded in the history when the library stops."""
+        return {"version": self.version, "notes": list(self.notes), "open_error": self.open_error,
+                "open_s": self.open_s, "refreshes": self.refreshes, "log": self.log}
 
 
 class _Child:
@@ -90,6 +103,7 @@ class _Child:
                 kind, payload = self.conn.recv()
                 if kind == "ops":
                     for op in payload:
+                        op.process = self.client.process
                         self.client.history.record(op)
                 elif kind == "opened":
                     self.client.version, self.client.notes, self.client.open_s = payload
@@ -111,11 +125,11 @@ class _Child:
 class ComparedClients:
     """Starts a process per library, streams its writes into its history, stops and reaps them all."""
 
-    def __init__(self, names: list[str], opener: Opener, groups: dict[str, Keys], namespace: str,
+    def __init__(self, names: list[str], opener: Opener, groups: dict[str, Keys], namespace: str, history: History,
                  *, pause_s: float = WRITE_PAUSE_S, log_dir: Path | None = None):
         self.groups, self.pause_s, self.opener = groups, pause_s, opener
         self.log_dir = log_dir
-        self.clients = [ComparedClient(name, f"{namespace}c:{name}:", f"vhc-{name}") for name in names]
+        self.clients = [ComparedClient(name, f"{namespace}c:{name}:", f"vhc-{name}", history) for name in names]
         self._children: list[_Child] = []
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
@@ -156,6 +170,8 @@ class ComparedClients:
             with contextlib.suppress(OSError):
                 child.conn.close()
             _drop_if_empty(child.client)
+        for client in self.clients:
+            client.history.observe(client.process, DESCRIBE, client.describe())
         self._children.clear()
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from lib.history import OK, OPERATION_ERRORS, Attempts, History, Op
+from lib.history import OK, OPERATION_ERRORS, WRITER, Attempts, History, Op
 
 WriteFn = Callable[[str, str], bool | None]  # returns WAIT confirmation (or None if not asked)
 AttemptWriteFn = Callable[[str, str, Attempts], bool | None]  # the same, recording each attempt
@@ -79,10 +79,10 @@ class ContinuousWriter(OpLoop):
 
     def __init__(self, write: WriteFn | AttemptWriteFn, key_for: Callable[[int], str], history: History, *,
                  pause_s: float = 0.002, group_for: Callable[[str], str | None] | None = None,
-                 with_attempts: bool = False):
-        super().__init__(history, name="continuous-writer", pause_s=pause_s)
+                 with_attempts: bool = False, process: str = WRITER):
+        super().__init__(history, name=f"{process}-loop", pause_s=pause_s)
         self.write, self.key_for, self.group_for = write, key_for, group_for
-        self.with_attempts = with_attempts
+        self.with_attempts, self.process = with_attempts, process
 
     def attempt(self, seq: int) -> Op:
         key, value = self.key_for(seq), str(seq)
@@ -92,10 +92,11 @@ class ContinuousWriter(OpLoop):
         try:
             confirmed = (self.write(key, value, attempts) if self.with_attempts  # type: ignore[call-arg]
                          else self.write(key, value))  # type: ignore[call-arg]
-            op = Op(seq, key, start, time.monotonic(), OK, confirmed=confirmed, value=value)
+            op = Op(seq, key, start, time.monotonic(), OK, confirmed=confirmed, value=value, process=self.process)
         except OPERATION_ERRORS as exc:
             final = exc
-            op = Op(seq, key, start, time.monotonic(), attempts.outcome(exc), attempts.describe(exc), value=value)
+            op = Op(seq, key, start, time.monotonic(), attempts.outcome(exc), attempts.describe(exc), value=value,
+                    process=self.process)
         if len(tried := attempts.classes(final)) > 1:  # retried: keep every attempt's class for the checker
             op.attempts = tried
         if self.group_for is not None:
