@@ -30,9 +30,9 @@ from lib.checks.result import (
     EXIT_OK,
     FAIL,
     WARN,
-    ScenarioResult,
+    CheckResult,
     SuiteReport,
-    run_scenario,
+    checked,
     write_json,
 )
 from lib.clients.keyspace import delete_prefix
@@ -117,8 +117,8 @@ def connect(target: Target) -> tuple[redis.Redis, dict[str, Any]]:
     return client, identity
 
 
-def run_one(scenario: Scenario, client: redis.Redis, target: Target, allow_destructive: bool) -> ScenarioResult:
-    """Run one scenario on one target; whatever it returns or raises, return a ScenarioResult.
+def run_one(scenario: Scenario, client: redis.Redis, target: Target, allow_destructive: bool) -> CheckResult:
+    """Run one scenario on one target; whatever it returns or raises, return a CheckResult.
 
     The scenario gets a connection of its own, opened (PING) before it starts, so connection state it
     leaves behind cannot reach the next scenario and its first timing does not include the connect;
@@ -132,20 +132,20 @@ def run_one(scenario: Scenario, client: redis.Redis, target: Target, allow_destr
                                            "use --allow-destructive to run it anyway", {})
     ctx = ScenarioContext(target.name, key_namespace(f"compat:{scenario.name}"), target.client, allow_destructive)
     try:
-        outcome = run_scenario(scenario.name, lambda: _invoke(scenario, ctx))
+        outcome = checked(scenario.name, lambda: _invoke(scenario, ctx))
     finally:
         ctx.close()
     _delete_leftovers(outcome, client, ctx.prefix)
     return outcome
 
 
-def _invoke(scenario: Scenario, ctx: ScenarioContext) -> ScenarioResult:
+def _invoke(scenario: Scenario, ctx: ScenarioContext) -> CheckResult:
     own = ctx.new_client()
     own.ping()
     return to_result(scenario.name, scenario.module.run(own, ctx))  # type: ignore[union-attr]
 
 
-def _delete_leftovers(outcome: ScenarioResult, client: redis.Redis, prefix: str) -> None:
+def _delete_leftovers(outcome: CheckResult, client: redis.Redis, prefix: str) -> None:
     """The safety net: a scenario that forgot (or never reached) its cleanup leaves nothing behind."""
     try:
         if leftovers := delete_prefix(client, prefix):
@@ -214,11 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             report.add(run_one(scenario, client, target, args.allow_destructive))
             elapsed[target.name][scenario.name] = round((time.perf_counter() - start) * 1000, 1)
         client.close()
-        console.print(target_table(target.name, info[target.name], report.scenarios, elapsed[target.name]))
+        console.print(target_table(target.name, info[target.name], report.checks, elapsed[target.name]))
         write_json(json_dir / f"compat-{target.name}.json",
                    {"suite": report.suite, "target": report.target, "server": describe_server(identity),
-                    "elapsed_ms": elapsed[target.name], "scenarios": [r.to_dict() for r in report.scenarios]})
-    results = {name: report.scenarios for name, report in reports.items()}
+                    "elapsed_ms": elapsed[target.name], "scenarios": [r.to_dict() for r in report.checks]})
+    results = {name: report.checks for name, report in reports.items()}
     diff = diff_results(results, args.timing_factor)
     diff["servers"] = {name: describe_server(i["server"]) for name, i in info.items()}
     if len(targets) > 1:
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(diff_table(diff))
     diff_path = write_json(json_dir / "compat-diff.json", diff)
     console.print(f"JSON written to {json_dir}/compat-{{{','.join(results)}}}.json and {diff_path}")
-    failed = sorted({f"{r.scenario}@{t}" for t, rs in results.items() for r in rs if r.status == FAIL})
+    failed = sorted({f"{r.name}@{t}" for t, rs in results.items() for r in rs if r.status == FAIL})
     codes = {report.exit_code() for report in reports.values()}  # a failed check outranks one not judged
     code = EXIT_CHECK_FAILED if EXIT_CHECK_FAILED in codes else max(codes, default=EXIT_OK)
     console.print(f"exit code {code} ({'no scenario failed' if not failed else 'failed: ' + ', '.join(failed)}); "

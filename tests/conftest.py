@@ -266,7 +266,7 @@ def saved_op_end(op: dict) -> float:
 
 def outage_in_saved_ops(ops: list[dict]) -> tuple[float, float]:
     """(last ok end, first ok end) around the first failures after the fault, read from a saved history by
-    the tests themselves, so that lib.checks.checker and lib.report.timeline are checked against a second
+    the tests themselves, so that lib.checks.checker and lib.report.timeline_table are checked against a second
     computation."""
     ops = sorted(ops, key=lambda op: op["t_s"])
     first_failed = next(i for i, op in enumerate(ops) if op["outcome"] != "ok" and saved_op_end(op) >= 0

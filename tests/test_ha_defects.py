@@ -30,7 +30,7 @@ from lib.ha_client import HAClient
 from lib.history import PLAIN, UNKNOWN, Attempts, History
 from lib.launcher import discovery
 from lib.launcher.ownership import Ownership
-from lib.runs.ha_plain_client import RemappedSentinel, plain_sentinel_client
+from lib.phases.ha_plain_client import RemappedSentinel, plain_sentinel_client
 from lib.suites import ha as ha_suite
 from lib.suites import ha_ownership, ha_session
 from lib.suites.cli import describe

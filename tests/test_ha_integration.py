@@ -20,8 +20,8 @@ from conftest import (
     saved_op_end,
 )
 from lib.launcher.local_stack import LocalStack
-from lib.runs.ha_failover import WARMUP_OPS
-from lib.runs.ha_recovery import SETTLE_OPS
+from lib.phases.ha_failover import WARMUP_OPS
+from lib.phases.ha_recovery import SETTLE_OPS
 from test_readme import checked_block_outputs, run_block_checked
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from lib.checks.timeline import FaultWindow, bucket_ops, build_timeline, fault_w
 from lib.errors import SetupError
 from lib.history import FAIL, OK, UNKNOWN, History, Op
 from lib.report import plot
-from lib.report.timeline import timeline_table
+from lib.report.timeline_table import timeline_table
 
 FAULT_AT = 100.0
 

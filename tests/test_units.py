@@ -90,10 +90,10 @@ def test_key_namespaces_are_unique_per_run():
 
 
 def _run_with_recoveries(ours_s: float, probe_s: float):
-    """A FailoverRun, read back from its history, whose writer and probe fail from the fault (t=100) until they
+    """A FailoverView, read back from its history, whose writer and probe fail from the fault (t=100) until they
     recover; the sentinels announce +switch-master at +3.3 s and our client followed one switch."""
-    from lib.runs.ha_phases import SWITCHES
-    from lib.runs.ha_record import TARGET, FailoverRun
+    from lib.phases.ha_phases import SWITCHES
+    from lib.phases.ha_record import TARGET, FailoverView
 
     history = History()
     history.observe(HARNESS, TARGET, {"master": "127.0.0.1:1"}, at=99.0)
@@ -105,7 +105,7 @@ def _run_with_recoveries(ours_s: float, probe_s: float):
     history.event(events.SWITCH_MASTER, at=103.3)
     history.event(events.RECOVERED, "client writing, sentinels agree", at=100.0 + max(ours_s, probe_s))
     history.observe(HARNESS, SWITCHES, 1, at=104.0)
-    run = FailoverRun.from_history(history, {"expects": "promotion"})
+    run = FailoverView.from_history(history, {"expects": "promotion"})
     assert (run.fault_at, run.old_master) == (100.0, ("127.0.0.1", 1)), run
     return run
 

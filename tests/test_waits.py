@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from lib.checks.result import EXIT_SETUP_ERROR, FAIL, OK, ScenarioResult, run_scenario
+from lib.checks.result import EXIT_SETUP_ERROR, FAIL, OK, CheckResult, checked
 from lib.errors import SetupError
 from lib.launcher import readiness
 from lib.report.report import cli_main
@@ -62,32 +62,32 @@ def test_a_timeout_says_what_was_last_seen_and_is_not_a_setup_error():
 
 
 def test_a_wait_that_times_out_inside_a_check_is_that_checks_fail_and_the_next_check_runs():
-    def converging_never() -> ScenarioResult:
+    def converging_never() -> CheckResult:
         wait_until(lambda: (False, "slot 7 still migrating"), timeout=0.05, what="slot 7 to settle", policy=FAST)
-        return ScenarioResult("ask", OK, "unreachable")
+        return CheckResult("ask", OK, "unreachable")
 
-    first = run_scenario("ask", converging_never)
-    second = run_scenario("distribution", lambda: ScenarioResult("distribution", OK, "ran"))
+    first = checked("ask", converging_never)
+    second = checked("distribution", lambda: CheckResult("distribution", OK, "ran"))
     assert first.status == FAIL and "slot 7 still migrating" in first.detail, first
     assert first.metrics == {"error_type": "WaitTimeout", "last_seen": "slot 7 still migrating"}
     assert second.status == OK, "the checks after a timed-out one still run"
 
 
 def test_a_setup_error_inside_a_check_still_ends_the_suite():
-    def refused() -> ScenarioResult:
+    def refused() -> CheckResult:
         raise SetupError("refusing to migrate a slot")
 
     with pytest.raises(SetupError):
-        run_scenario("ask", refused)
+        checked("ask", refused)
 
 
 def test_notes_of_a_failed_check_are_part_of_its_detail():
-    def failing() -> ScenarioResult:
+    def failing() -> CheckResult:
         error = redis.ResponseError("Target instance replied with error: NOAUTH")
         error.add_note("slot 7 put back on 127.0.0.1:7000")
         raise error
 
-    result = run_scenario("ask", failing)
+    result = checked("ask", failing)
     assert result.status == FAIL and result.detail.endswith("; slot 7 put back on 127.0.0.1:7000"), result.detail
 
 

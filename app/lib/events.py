@@ -12,7 +12,7 @@ FAULT_SEEN = "fault seen"  # a fault done by hand: when the harness first saw it
 HEALED = "healed"  # the run healed the fault itself (a pause resumed, a partition healed)
 WATCH_ENDED = "watch ended"  # quorum loss, replica kill: the window watched for a failover that must not happen
 
-# Written by lib/runs/final_read.py: the state the lost-write verdict compares every write with.
+# Written by lib/phases/final_read.py: the state the lost-write verdict compares every write with.
 FINAL_READ = "final read"
 
 # Announced by the sentinels (lib/clients/sentinel_events.py records their pub/sub channels as they are).
@@ -24,13 +24,13 @@ SWITCH_MASTER = "+switch-master"
 SENTINEL_EVENTS = ("+sdown", "-sdown", "+odown", TRY_FAILOVER, "+elected-leader", "+selected-slave",
                    PROMOTED_SLAVE, SWITCH_MASTER, "+convert-to-slave", "+slave", "+reboot")
 
-# Seen in the cluster's own view (lib/runs/cluster_watch.py polls CLUSTER NODES).
+# Seen in the cluster's own view (lib/phases/cluster_watch.py polls CLUSTER NODES).
 NODE_PFAIL = "node flagged pfail"
 NODE_FAIL = "node flagged fail"
 PROMOTED = "promoted"
 DEMOTED = "old primary demoted"  # a healed old primary (resumed, reconnected) turned replica
 
-# The client's side (lib/runs/*): when writes succeed again.
+# The client's side (lib/phases/*): when writes succeed again.
 RECOVERED = "recovered"
 CLIENT_RECOVERED = "client recovered"  # the cache store, per shard
 HITS_RETURNED = "hits returned"  # the HTTP cache serves hits again on the affected shard

@@ -3,7 +3,7 @@
 Each operation is ok, fail (known not applied) or unknown (a timeout or a dropped connection after
 the command was sent: it may or may not have been applied). Only ok writes count as acknowledged.
 An operation retried by a client is judged by all its attempts (Attempts), not by its last one.
-Every layer writes into it (clients, workloads, faults, runs) and the checks read it afterwards.
+Every layer writes into it (clients, workloads, faults, the phases of a run) and the checks read it afterwards.
 """
 
 from __future__ import annotations

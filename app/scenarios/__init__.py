@@ -3,7 +3,7 @@
 A scenario module defines:
     NAME = "my_scenario"          # what --scenario selects and what the tables show
     DESTRUCTIVE = False           # True if it changes server config or may lose other keys
-    def run(client, ctx) -> ScenarioResult  # lib.suites.scenario.result(NAME, OK|WARN|FAIL, detail, metrics)
+    def run(client, ctx) -> CheckResult  # lib.suites.scenario.result(NAME, OK|WARN|FAIL, detail, metrics)
 
 Keys go under ctx.key(...) and are removed with ctx.cleanup(client) in a finally block.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lib.checks.result import FAIL, OK, ScenarioResult
+from lib.checks.result import FAIL, OK, CheckResult
 from lib.suites.scenario import error_reply, result
 from lib.waits import wait_until
 
@@ -31,7 +31,7 @@ EXPECTED: dict[str, Any] = {
 }
 
 
-def run(client, ctx) -> ScenarioResult:
+def run(client, ctx) -> CheckResult:
     key, other, missing = ctx.key("k"), ctx.key("other"), ctx.key("missing")
     replies: dict[str, Any] = {}
     try:

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from lib.checks.result import OK, WARN, ScenarioResult
+from lib.checks.result import OK, WARN, CheckResult
 from lib.suites.scenario import raw_command, result
 
 NAME = "command_surface"
@@ -21,7 +21,7 @@ IDENTITY_FIELDS = ("server_name", "redis_version", "valkey_version", "valkey_rel
                    "server_mode", "arch_bits", "multiplexing_api")
 
 
-def run(client, ctx) -> ScenarioResult:
+def run(client, ctx) -> CheckResult:
     entries = raw_command(client, "COMMAND")
     problems: list[str] = []
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.checks.result import FAIL, OK, ScenarioResult
+from lib.checks.result import FAIL, OK, CheckResult
 from lib.suites.scenario import result
 
 NAME = "data_structures"
@@ -32,7 +32,7 @@ EXPECTED: dict[str, Any] = {
 }
 
 
-def run(client, ctx) -> ScenarioResult:
+def run(client, ctx) -> CheckResult:
     replies: dict[str, Any] = {}
     encodings: dict[str, str] = {}
     try:

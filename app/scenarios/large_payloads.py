@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from lib.checks.result import FAIL, OK, ScenarioResult
+from lib.checks.result import FAIL, OK, CheckResult
 from lib.suites.scenario import median_ms, result, stopwatch
 
 NAME = "large_payloads"
@@ -19,7 +19,7 @@ SIZES = (("1KB", 1024), ("32KB", 32 * 1024), ("256KB", 256 * 1024), ("1MB", 1024
 REPETITIONS = 3
 
 
-def run(client, ctx) -> ScenarioResult:
+def run(client, ctx) -> CheckResult:
     sizes: dict[str, dict[str, Any]] = {}
     corrupted: list[str] = []
     try:

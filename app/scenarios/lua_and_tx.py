@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from lib.checks.result import FAIL, OK, ScenarioResult
+from lib.checks.result import FAIL, OK, CheckResult
 from lib.suites.scenario import error_reply, result
 
 NAME = "lua_and_tx"
@@ -36,7 +36,7 @@ EXPECTED_ERRORS = {  # reply -> the exception type redis-py must raise (messages
 }
 
 
-def run(client, ctx) -> ScenarioResult:
+def run(client, ctx) -> CheckResult:
     replies: dict[str, Any] = {}
     library = f"vhc_{uuid.uuid4().hex[:12]}"
     try:

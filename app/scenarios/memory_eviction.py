@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import FAIL, OK, WARN, CheckResult
 from lib.suites.scenario import result
 
 NAME = "memory_eviction"
@@ -26,7 +26,7 @@ POLICY = "allkeys-lru"
 SETTINGS = ("maxmemory", "maxmemory-policy")
 
 
-def run(client, ctx) -> ScenarioResult:
+def run(client, ctx) -> CheckResult:
     original = {name: client.config_get(name)[name] for name in SETTINGS}
     written: list[int] = []
     metrics: dict[str, Any] = {"original": original, "keys_in_all_dbs_before": keys_in_all_dbs(client)}

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from lib.checks.result import FAIL, OK, ScenarioResult
+from lib.checks.result import FAIL, OK, CheckResult
 from lib.suites.scenario import result
 
 NAME = "pubsub"
@@ -24,7 +24,7 @@ DEADLINE_S = 10.0
 POLL_S = 0.5
 
 
-def run(client, ctx) -> ScenarioResult:
+def run(client, ctx) -> CheckResult:
     channel, pattern = ctx.key("news"), ctx.key("events.*")
     subscriber = ctx.new_client().pubsub()
     metrics: dict[str, Any] = {"published": MESSAGES, "published_pattern": MESSAGES}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.checks.result import FAIL, OK, ScenarioResult
+from lib.checks.result import FAIL, OK, CheckResult
 from lib.suites.scenario import raw_command, result
 
 NAME = "scan_and_iter"
@@ -21,7 +21,7 @@ COUNTS = (10, 100, 1000)
 MAX_STEPS = 100_000  # a cursor that never returns to 0 is a bug, not a reason to hang
 
 
-def run(client, ctx) -> ScenarioResult:
+def run(client, ctx) -> CheckResult:
     metrics: dict[str, Any] = {}
     try:
         key_names = _fill(client, ctx)

@@ -12,7 +12,7 @@ from redis.crc import key_slot
 
 from conftest import checks_of, run_script  # tests/conftest.py
 from lib.cluster_client import ClusterClient
-from lib.runs.cluster_migration import SlotMigration, put_slot_back
+from lib.phases.cluster_migration import SlotMigration, put_slot_back
 from lib.topology.cluster_topology import shards_of
 from lib.workload.cache_store import storage_key
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from lib.history import Op
-from lib.runs.cache_outage import request_totals, shard_recovery
+from lib.phases.cache_outage import request_totals, shard_recovery
 from lib.util import REPO_ROOT
 from lib.workload.cache_ring import RingStore
 from lib.workload.cache_store import MAX_KEY, CacheError, CacheUnavailable, RedisCacheStore, storage_key, ttl_ms

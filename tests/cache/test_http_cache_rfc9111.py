@@ -205,7 +205,7 @@ def test_vary_stores_an_index_under_the_url_key_and_the_page_under_the_variant_k
 
 
 def test_a_response_without_vary_stays_under_the_url_key():
-    """lib/runs/cache_failover.py picks each shard's paths by request_key: it must keep naming the entry."""
+    """lib/phases/cache_failover.py picks each shard's paths by request_key: it must keep naming the entry."""
     cache = cache_for(PerUserOrigin())
     call(cache, "/p")
     assert set(cache.store.entries) == {request_key("GET", "http://127.0.0.1/p")}

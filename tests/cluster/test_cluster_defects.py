@@ -24,10 +24,10 @@ from lib.description import TestDescription as Description  # not Test*: pytest 
 from lib.errors import SetupError
 from lib.faults.fault import Fault
 from lib.history import FAIL, OK, UNKNOWN, WRITER, Attempts, History
-from lib.runs import cluster_failover
-from lib.runs.cluster_phases import observe_ask, observe_connect
+from lib.phases import cluster_failover
+from lib.phases.cluster_phases import observe_ask, observe_connect
 from lib.suites.cluster import LOOPS
-from lib.suites.cluster_restore import cluster_ok
+from lib.suites.cluster_rejoin_phase import cluster_ok
 from lib.suites.cluster_target_run import cleanup
 from lib.topology.cluster_topology import open_slots, own_view, parse_cluster_nodes, shards_of, tag_for_slot
 from lib.util import REPO_ROOT, format_endpoint, free_ports, key_namespace
@@ -122,7 +122,7 @@ def test_one_crashed_writer_does_not_leave_the_others_running(monkeypatch):
     # The cluster suite's writer per shard only: no stock RedisCluster yardstick, so nothing real is started.
     test = Description("cluster", "cluster", workload=[loop for loop in LOOPS if loop.name == "writer"])
     with pytest.raises((SetupError, RuntimeError)):
-        cluster_failover.run_cluster_failover(test, seed, FailingKill(), shards, lambda: shards[0], "vhc:test:",
+        cluster_failover.measure_cluster_failover(test, seed, FailingKill(), shards, lambda: shards[0], "vhc:test:",
                                               History())
     assert _writer_threads() == [], "every writer is stopped, not just the ones before the crashed one"
     assert all(c.closed for c in FakeClusterClient.created[1:]), "every writer's client is closed"
@@ -241,7 +241,7 @@ class MigrationCluster:
 
 
 def test_migrate_names_the_target_as_the_source_knows_it_not_the_hosts_port_mapping():
-    from lib.runs.cluster_migration import SlotMigration
+    from lib.phases.cluster_migration import SlotMigration
 
     client = MigrationCluster()
     shards = shards_of(parse_cluster_nodes(NODES))
@@ -297,7 +297,7 @@ class OpenSlotCluster(MigrationCluster):
 
 
 def test_putting_a_slot_back_ends_stable_on_both_nodes_even_when_every_migrate_fails():
-    from lib.runs.cluster_migration import MigrationError, put_slot_back
+    from lib.phases.cluster_migration import MigrationError, put_slot_back
 
     client = OpenSlotCluster()
     shards = shards_of(parse_cluster_nodes(NODES))
@@ -461,7 +461,7 @@ def _no_run_keys(stack) -> bool:
 
 @pytest.mark.integration
 def test_connect_fails_while_a_slot_is_left_migrating(cluster_stack):
-    from lib.runs.cluster_migration import SlotMigration, put_slot_back
+    from lib.phases.cluster_migration import SlotMigration, put_slot_back
 
     with cluster_client(cluster_stack) as client:
         shards = client.shards()
@@ -482,7 +482,7 @@ def test_connect_fails_while_a_slot_is_left_migrating(cluster_stack):
 
 @pytest.mark.integration
 def test_cleanup_deletes_keys_on_a_primary_that_is_importing_their_slot(cluster_stack):
-    from lib.runs.cluster_migration import SlotMigration, put_slot_back
+    from lib.phases.cluster_migration import SlotMigration, put_slot_back
 
     with cluster_client(cluster_stack) as client:
         shards = client.shards()
@@ -575,7 +575,7 @@ def test_behind_address_translation_ask_is_followed_and_the_plain_client_yardsti
 
 @pytest.mark.integration
 def test_ask_leaves_alone_a_slot_that_is_already_migrating(cluster_stack):
-    from lib.runs.cluster_migration import SlotMigration, put_slot_back
+    from lib.phases.cluster_migration import SlotMigration, put_slot_back
 
     with cluster_client(cluster_stack) as client:
         shards = client.shards()

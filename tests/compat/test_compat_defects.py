@@ -9,7 +9,7 @@ import pytest
 
 import config
 import test_runner
-from lib.checks.result import ScenarioResult
+from lib.checks.result import CheckResult
 from lib.errors import SetupError
 from lib.launcher.local_stack import STATE_FILE
 from lib.launcher.ownership import Ownership
@@ -71,7 +71,7 @@ class EvictingServer:
         return sum(self.sizes.pop(k, None) is not None for k in keys)
 
 
-def run_eviction(server: EvictingServer) -> ScenarioResult:
+def run_eviction(server: EvictingServer) -> CheckResult:
     ctx = ScenarioContext("t", "vhc:compat:memory_eviction:1-abc:", lambda: server, allow_destructive=True)
     return memory_eviction.run(server, ctx)
 

@@ -8,7 +8,7 @@ import config
 import test_runner
 from config import Target, parse_target, parse_targets, resolve_targets
 from lib.checks.compat_diff import MISSING, compare_metric, diff_results, diff_scenario, flatten
-from lib.checks.result import ScenarioResult
+from lib.checks.result import CheckResult
 from lib.errors import SetupError
 from lib.launcher.ownership import Ownership
 from lib.suites.scenario import CONTRACT_KEYS, contract_problem, result, to_result
@@ -123,8 +123,8 @@ def test_a_scenario_missing_on_one_target_is_a_status_difference():
 
 def test_contract_problems_are_named():
     assert contract_problem(result("s", "OK", "fine")) is None
-    assert "status 'PASS'" in contract_problem(ScenarioResult("s", "PASS", ""))
-    assert "metrics of type NoneType" in contract_problem(ScenarioResult("s", "OK", "", None))  # type: ignore[arg-type]
+    assert "status 'PASS'" in contract_problem(CheckResult("s", "PASS", ""))
+    assert "metrics of type NoneType" in contract_problem(CheckResult("s", "OK", "", None))  # type: ignore[arg-type]
     assert "not the contract dict" in contract_problem(None)
     assert "without metrics" in contract_problem({"scenario": "s", "status": "OK", "detail": ""})
     assert "status 'PASS'" in contract_problem({"scenario": "s", "status": "PASS", "detail": "", "metrics": {}})
@@ -172,22 +172,22 @@ def test_unknown_scenario_name_is_a_setup_error():
 
 def test_result_is_the_one_contract_and_its_json_keys_are_unchanged():
     outcome = result("s", "OK", "fine")
-    assert isinstance(outcome, ScenarioResult) and outcome.metrics == {}
+    assert isinstance(outcome, CheckResult) and outcome.metrics == {}
     assert tuple(outcome.to_dict()) == CONTRACT_KEYS == ("scenario", "status", "detail", "metrics")
 
 
 def test_a_legacy_contract_dict_becomes_a_scenario_result():
     legacy = {"scenario": "mine", "status": "WARN", "detail": "old style", "metrics": {"n": 1}}
-    assert to_result("mine", legacy) == ScenarioResult("mine", "WARN", "old style", {"n": 1})
+    assert to_result("mine", legacy) == CheckResult("mine", "WARN", "old style", {"n": 1})
 
 
 @pytest.mark.parametrize(("returned", "problem"), [
     (None, "scenario returned NoneType, not the contract dict"),
     ({"scenario": "s", "status": "OK"}, "scenario returned a dict without detail, metrics"),
-    (ScenarioResult("s", "PASS", ""), "scenario returned status 'PASS', not one of OK, WARN, FAIL"),
+    (CheckResult("s", "PASS", ""), "scenario returned status 'PASS', not one of OK, WARN, FAIL"),
 ])
 def test_a_wrong_shape_is_a_fail_that_says_what_was_returned(returned, problem):
-    assert to_result("s", returned) == ScenarioResult("s", "FAIL", problem, {"error_type": "ContractError"})
+    assert to_result("s", returned) == CheckResult("s", "FAIL", problem, {"error_type": "ContractError"})
 
 
 class _KeyStore:
@@ -225,7 +225,7 @@ def test_a_crashing_scenario_is_a_fail_with_where_it_crashed_and_its_keys_delete
     monkeypatch.setattr(Target, "client", lambda self, timeout=30.0: store)
     scenario = _scenario(tmp_path, "    client.set(ctx.key('left'), 1)\n    raise RuntimeError('boom')\n")
     outcome = test_runner.run_one(scenario, store, Target("t", "h", 1), allow_destructive=False)
-    assert isinstance(outcome, ScenarioResult), outcome
+    assert isinstance(outcome, CheckResult), outcome
     assert (outcome.status, outcome.detail) == ("FAIL", "RuntimeError: boom at probe.py:5"), outcome
     assert outcome.metrics == {"error_type": "RuntimeError", "leftover_keys_deleted": 1}, outcome.metrics
     assert store.keys == {}, "the runner must delete what the scenario left"
@@ -237,5 +237,5 @@ def test_a_legacy_dict_that_leaves_keys_is_a_warn_saying_so(tmp_path, monkeypatc
     scenario = _scenario(tmp_path, "    client.set(ctx.key('left'), 1)\n"
                                    "    return {'scenario': NAME, 'status': 'OK', 'detail': 'ran', 'metrics': {}}\n")
     outcome = test_runner.run_one(scenario, store, Target("t", "h", 1), allow_destructive=False)
-    assert outcome == ScenarioResult("probe", "WARN", "ran; left 1 keys under its prefix (deleted by the runner)",
+    assert outcome == CheckResult("probe", "WARN", "ran; left 1 keys under its prefix (deleted by the runner)",
                                      {"leftover_keys_deleted": 1}), outcome

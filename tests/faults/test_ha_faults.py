@@ -42,8 +42,8 @@ from lib.history import FAIL as OP_FAIL
 from lib.history import HARNESS, INJECT, NEMESIS, PINNED, WRITE, WRITER, History, Op
 from lib.history import OK as OP_OK
 from lib.launcher.local_stack import LocalStack
-from lib.runs import ha_phases
-from lib.runs.ha_record import TARGET, FailoverRun, RunPlan, Watch
+from lib.phases import ha_phases
+from lib.phases.ha_record import TARGET, FailoverView, RunPlan, Watch
 from lib.suites import ha as ha_suite
 from lib.suites import ha_faults, ha_ownership, ha_session, ha_undo
 from lib.util import REPO_ROOT, free_ports
@@ -323,7 +323,7 @@ def watch(switch_at: float | None = None, why: str = "quorum unreachable") -> Wa
 def test_quorum_loss_without_a_failover_in_the_watch_is_ok_and_measures_the_recovery():
     history = recorded(op(1, -0.1, -0.09), op(2, 0.1, 0.2, OP_FAIL, "ConnectionError"), op(3, 10.3, 10.5),
                        events_at=((events.HEALED, 7.5), (events.SWITCH_MASTER, 10.2)))
-    run = FailoverRun("quorum loss", ("127.0.0.1", 6379), history, fault_at=FAULT_AT, recovered_at=FAULT_AT + 10.6,
+    run = FailoverView("quorum loss", ("127.0.0.1", 6379), history, fault_at=FAULT_AT, recovered_at=FAULT_AT + 10.6,
                       watch=watch(), healed_at=FAULT_AT + 7.5)
     result = ha_master_kill.check_master_kill(run, None)
     assert result.status == OK, result.detail
@@ -335,7 +335,7 @@ def test_quorum_loss_without_a_failover_in_the_watch_is_ok_and_measures_the_reco
 
 
 def test_a_failover_inside_the_watch_fails_whatever_came_after():
-    run = FailoverRun("replica kill", ("127.0.0.1", 6379), recorded(op(1, 1, 1.1)), fault_at=FAULT_AT,
+    run = FailoverView("replica kill", ("127.0.0.1", 6379), recorded(op(1, 1, 1.1)), fault_at=FAULT_AT,
                       recovered_at=FAULT_AT + 8, watch=watch(switch_at=4.0, why="only a replica was killed"),
                       expected_failover=False)
     result = ha_master_kill.check_master_kill(run, None)
@@ -343,7 +343,7 @@ def test_a_failover_inside_the_watch_fails_whatever_came_after():
 
 
 def test_a_replica_kill_keeps_the_master_and_says_so():
-    run = FailoverRun("replica kill", ("127.0.0.1", 6379), recorded(op(1, -0.01, 0.0), op(2, 0.02, 0.05)),
+    run = FailoverView("replica kill", ("127.0.0.1", 6379), recorded(op(1, -0.01, 0.0), op(2, 0.02, 0.05)),
                       fault_at=FAULT_AT, recovered_at=FAULT_AT + 8, new_master=("127.0.0.1", 6379),
                       watch=watch(why="only a replica was killed"), expected_failover=False)
     kill = ha_master_kill.check_master_kill(run, None)
@@ -371,7 +371,7 @@ def test_the_old_masters_writes_after_the_heal_are_counted_and_read_back():
     history.observe(HARNESS, TARGET, {"master": "127.0.0.1:6379"}, at=FAULT_AT - 2)
     history.observe(NEMESIS, INJECT, {"description": "SIGSTOP valkey-master"}, at=FAULT_AT)
     history.record_final_read({o.key: holding.get(o.key) for o in history.snapshot(None) if o.f == WRITE})
-    run = FailoverRun.from_history(history, {})
+    run = FailoverView.from_history(history, {})
     assert (run.fault_at, run.healed_at, run.old_master_demoted_at) == (FAULT_AT, FAULT_AT + 4.1, FAULT_AT + 8.0)
     result = ha_consistency.check_consistency(run, None)
     assert result.status == FAIL, "acknowledged writes of the resumed old master were lost: strict FAIL"
@@ -385,7 +385,7 @@ def test_the_old_masters_writes_after_the_heal_are_counted_and_read_back():
     assert "discarded when it was demoted at +8.00 s" in result.detail, result.detail
     assert ha_master_kill.check_master_kill(run, None).metrics["old_master_acked_after_heal"] == 2
     saved = History.from_dict(history.to_dict(FAULT_AT))  # what --recheck judges: the saved history, fault at 0
-    rechecked = ha_consistency.check_consistency(FailoverRun.from_history(saved, {}), None)
+    rechecked = ha_consistency.check_consistency(FailoverView.from_history(saved, {}), None)
     assert (rechecked.status, rechecked.detail, rechecked.metrics) == (result.status, result.detail, metrics), \
         "the saved history is judged the same way"
 
@@ -394,7 +394,7 @@ def test_coordinated_loss_is_not_explained_away_as_plain_sentinel_failovers():
     history = final_read(recorded(op(1, 0.1, 0.2)), {})
     fault = sentinel_failover(Coordinated, SentinelNode(["OK"]))
     evidence = {"coordinated_path_seen": False}
-    run = FailoverRun(fault.description, ("127.0.0.1", 6379), history, fault_at=FAULT_AT, recovered_at=FAULT_AT + 1,
+    run = FailoverView(fault.description, ("127.0.0.1", 6379), history, fault_at=FAULT_AT, recovered_at=FAULT_AT + 1,
                       extra=evidence, loss_explained=fault.explain_loss(evidence))
     result = ha_consistency.check_consistency(run, None)
     assert result.status == FAIL and "SENTINEL FAILOVER does not pause" not in result.detail, result.detail
@@ -405,7 +405,7 @@ def test_first_noreplicas_is_timed_from_the_fault_for_all_writers_and_for_the_ol
     both = recorded(op(1, 0.5, 3.8, OP_FAIL, "ResponseError: NOREPLICAS Not enough good replicas to write."),
                     op(2, 4.0, 4.1, OP_FAIL, "ResponseError: NOREPLICAS Not enough good replicas", prefix="o:",
                        process=PINNED))
-    run = FailoverRun("partition", ("127.0.0.1", 6379), both, fault_at=FAULT_AT, recovered_at=FAULT_AT + 4,
+    run = FailoverView("partition", ("127.0.0.1", 6379), both, fault_at=FAULT_AT, recovered_at=FAULT_AT + 4,
                       settings={"min-replicas-to-write": "1"})
     metrics = ha_master_kill.check_master_kill(run, None).metrics
     assert (metrics["first_noreplicas_after_s"], metrics["old_master_first_noreplicas_after_s"]) == (3.8, 4.1)

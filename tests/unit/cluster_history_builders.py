@@ -1,9 +1,9 @@
 """Histories of a cluster failover run, built by hand the way the run records them, for the pure checks.
 
-lib/runs/cluster_failover.py, cluster_outcomes.py and cluster_watch.py write a run into its History: the layout
+lib/phases/cluster_failover.py, cluster_outcomes.py and cluster_watch.py write a run into its History: the layout
 before the fault, the fault (event and the nemesis's inject), the shard it hit, the node promoted or flagged fail,
 the events (flags, promotion, heal, demotion, recovery), where the pinned writer wrote, the settings, and the final
-read. The checks judge ClusterFailoverRun.from_history of that alone; RecordedRun writes the same records with
+read. The checks judge ClusterFailoverView.from_history of that alone; RecordedRun writes the same records with
 times given in seconds from the fault, so a test states a run's story and the check judges it as it would a real one.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from lib import events
 from lib.history import HARNESS, INJECT, NEMESIS, OK, PINNED, WRITE, WRITER, History, Op
-from lib.runs.cluster_failover_run import (
+from lib.phases.cluster_record import (
     DOWN_NODE,
     GAVE_UP,
     LAYOUT,
@@ -25,7 +25,7 @@ from lib.runs.cluster_failover_run import (
     PROMOTED_NODE,
     SETTINGS,
     VICTIM,
-    ClusterFailoverRun,
+    ClusterFailoverView,
     node_line,
 )
 from lib.topology.cluster_topology import Address, ClusterNode, Shard
@@ -81,7 +81,7 @@ class RecordedRun:
                  healed_s: float | None = None, demoted_s: float | None = None, recovered_s: float | None = None,
                  pinned: Address | None = None, settings: dict[str, str] | None = None,
                  primary_kept_slots: bool | None = None, gave_up: str | None = None) -> None:
-        """The records of run_cluster_failover and its wait (after_promotion / after_replica_loss /
+        """The records of measure_cluster_failover and its wait (after_promotion / after_replica_loss /
         after_shard_loss): the layout and settings before the fault, the fault, the shard it hit, and the events."""
         before = self.at(-1.0)
         self._observe(LAYOUT, "\n".join(node_line(n) for s in self.shards for n in (s.primary, *s.replicas)), before)
@@ -106,7 +106,7 @@ class RecordedRun:
                 self._observe(f, node_line(node), end)
 
     def final_read(self, lose: Iterable[str] = (), at_s: float | None = None) -> dict[str, str | None]:
-        """The final read as lib/runs/final_read.read_back records it: every written key, holding the value its
+        """The final read as lib/phases/final_read.read_back records it: every written key, holding the value its
         write acknowledged, except the keys in lose (and the writes not acknowledged, which never landed)."""
         lost = set(lose)
         writes = [op for op in self.history.snapshot(None, WRITE) if op.key and op.value is not None]
@@ -117,13 +117,13 @@ class RecordedRun:
         self.history.record_final_read(values, at=self.at(at_s) if at_s is not None else last + 0.1)
         return values
 
-    def run(self, facts: dict[str, Any]) -> ClusterFailoverRun:
+    def run(self, facts: dict[str, Any]) -> ClusterFailoverView:
         """The view every cluster verdict judges, as the suite and --recheck build it."""
-        return ClusterFailoverRun.from_history(self.history, facts)
+        return ClusterFailoverView.from_history(self.history, facts)
 
-    def saved(self, facts: dict[str, Any]) -> ClusterFailoverRun:
+    def saved(self, facts: dict[str, Any]) -> ClusterFailoverView:
         """The same view from the history as the JSON saves it (History.to_dict / from_dict: --recheck's input)."""
-        return ClusterFailoverRun.from_history(History.from_dict(self.history.to_dict(self.fault_at)), facts)
+        return ClusterFailoverView.from_history(History.from_dict(self.history.to_dict(self.fault_at)), facts)
 
     def _observe(self, f: str, value: Any, at: float) -> None:
         self.history.observe(HARNESS, f, value, at=at)

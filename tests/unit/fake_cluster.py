@@ -4,7 +4,7 @@ It keeps slot owners, keys per node and open slot migrations, and answers the wa
 a plain client at the wrong node gets MOVED, at the source of a migrating slot ASK (for a key it no
 longer has); the cluster client keeps its own slot map and follows both. Each node counts the
 redirects it sent (INFO errorstats), as the real servers do. CLUSTER SETSLOT / MIGRATE / ASKING /
-GETKEYSINSLOT / KEYSLOT / NODES are understood, so lib.runs.cluster_migration runs unchanged against it.
+GETKEYSINSLOT / KEYSLOT / NODES are understood, so lib.phases.cluster_migration runs unchanged against it.
 The knobs (`plain_redirects`, `follows_moved`, `keyslot`, `write_to`, `dropped`, `migrate_loses`,
 `fails_reads_while_migrating`) each break one behaviour.
 """

@@ -1,4 +1,4 @@
-"""Lost-write accounting (lib/checks/accounting.py), the final read (lib/runs/final_read.py) and --recheck
+"""Lost-write accounting (lib/checks/accounting.py), the final read (lib/phases/final_read.py) and --recheck
 (lib/checks/recheck.py, lib/suites/skeleton.recheck_saved) on hand-made histories and on the saved JSON of a real
 HA run: no server."""
 
@@ -31,8 +31,8 @@ from lib.errors import SetupError
 from lib.history import FAIL as OP_FAIL
 from lib.history import FINAL, HARNESS, NEMESIS, PINNED, PROBE, READ, UNKNOWN, WRITER, History, Op
 from lib.history import OK as OP_OK
-from lib.runs.cluster_failover_run import LAYOUT, SETTINGS, VICTIM
-from lib.runs.final_read import read_back, written_keys
+from lib.phases.cluster_record import LAYOUT, SETTINGS, VICTIM
+from lib.phases.final_read import read_back, written_keys
 from lib.suites.skeleton import recheck_saved
 from lib.workload.workload import ContinuousWriter
 
@@ -324,9 +324,9 @@ def test_recheck_of_a_real_run_agrees_with_the_run():
     body = saved_run()
     report, differences = recheck(RECORDED_RUN, expect_suite="ha")
     assert differences == [], differences
-    assert [(s.scenario, s.status) for s in report.scenarios] == [(s["scenario"], s["status"])
+    assert [(s.name, s.status) for s in report.checks] == [(s["scenario"], s["status"])
                                                                  for s in body["scenarios"]]
-    consistency = next(s for s in report.scenarios if s.scenario == "consistency")
+    consistency = next(s for s in report.checks if s.name == "consistency")
     assert consistency.status == OK and consistency.metrics["acked"] == 616, consistency
     assert consistency.metrics["acked_lost"] == 0, consistency.metrics
     assert (consistency.metrics["failed"], consistency.metrics["failed_present"]) == (91, 0), \
@@ -339,7 +339,7 @@ def test_recheck_reports_where_the_recomputed_verdict_differs(tmp_path):
     body = saved_run()
     lost = lose(body, 3)
     report, lines = recheck(saved_as(tmp_path, body))
-    consistency = next(s for s in report.scenarios if s.scenario == "consistency")
+    consistency = next(s for s in report.checks if s.name == "consistency")
     assert consistency.status == FAIL and consistency.metrics["acked_lost"] == 3, consistency
     assert consistency.metrics["lost_keys_sample"] == lost, consistency.metrics
     assert any(line.startswith("consistency: saved OK, recomputed FAIL from the saved history: 3 of 616 "
@@ -360,7 +360,7 @@ def test_recheck_finds_an_acknowledged_write_missing_from_a_tampered_final_read(
     else:
         body["history"]["ops"].remove(read)  # the final read no longer holds the acknowledged write at all
     report, differences = recheck(saved_as(tmp_path, body), expect_suite="ha")
-    consistency = next(s for s in report.scenarios if s.scenario == "consistency")
+    consistency = next(s for s in report.checks if s.name == "consistency")
     assert consistency.status == FAIL, consistency
     assert any(line.startswith("consistency: saved OK, recomputed FAIL") for line in differences), differences
     if tampering == "read back empty":
@@ -477,7 +477,7 @@ def test_recheck_of_a_cluster_run_judges_its_failover_again(tmp_path):
     saved = {s["scenario"]: s for s in json.loads(path.read_text())["scenarios"]}
     assert saved["primary_failure"]["status"] == OK, saved["primary_failure"]
     report, lines = recheck(cluster_file(tmp_path, lost=True))
-    failure = next(s for s in report.scenarios if s.scenario == "primary_failure")
+    failure = next(s for s in report.checks if s.name == "primary_failure")
     assert failure.status == FAIL and failure.metrics["acked_lost"] == 1, failure
     assert "within 0.1 s of the cut (min-replicas-max-lag 2 s)" in failure.detail, failure.detail
     assert lines and lines[0].startswith("primary_failure: saved OK, recomputed FAIL"), lines
@@ -489,7 +489,7 @@ def test_recheck_keeps_a_failure_that_was_not_about_lost_writes(tmp_path):
     saved = {s["scenario"]: s for s in json.loads(path.read_text())["scenarios"]}
     assert saved["primary_failure"]["status"] == FAIL, saved["primary_failure"]
     report, lines = recheck(path)
-    failure = next(s for s in report.scenarios if s.scenario == "primary_failure")
+    failure = next(s for s in report.checks if s.name == "primary_failure")
     assert failure.status == FAIL and failure.metrics["acked_lost"] == 0, failure
     assert "shards 5461-10922 stopped serving" in failure.detail, failure.detail
     assert lines == [], lines

@@ -1,11 +1,11 @@
-"""lib/runs/cache_outage.py on hand-made request histories: per-shard recovery and the request totals."""
+"""lib/phases/cache_outage.py on hand-made request histories: per-shard recovery and the request totals."""
 
 from __future__ import annotations
 
 import pytest
 
 from lib.history import FAIL, OK, UNKNOWN, History, Op
-from lib.runs.cache_outage import ok_count, request_totals, shard_recovery
+from lib.phases.cache_outage import ok_count, request_totals, shard_recovery
 from lib.workload.http_requests import HTTP, request_op
 
 HIT, MISS, ERROR = "HIT", "MISS", "ERROR"

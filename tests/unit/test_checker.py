@@ -1,5 +1,5 @@
 """lib/checks/checker.py on hand-made histories: outage windows, gaps, error counts; and lost writes, which the
-final read (lib/runs/final_read.py) and the accounting (lib/checks/accounting.py) count now."""
+final read (lib/phases/final_read.py) and the accounting (lib/checks/accounting.py) count now."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from lib.checks.accounting import LOST_SAMPLE, account, account_history
 from lib.checks.checker import error_counts, longest_gap_ms, outage_around
 from lib.history import FAIL, OK, UNKNOWN, History, Op
-from lib.runs.final_read import read_back
+from lib.phases.final_read import read_back
 
 
 def op(seq: int, start: float, end: float, outcome: str = OK, error: str | None = None, key: str | None = None,

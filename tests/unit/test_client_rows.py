@@ -14,8 +14,8 @@ from lib.checks.result import OK, WARN
 from lib.clients.server_counters import NodeCounts, delta
 from lib.history import FAIL, UNKNOWN, ClientOpError, History, Op, classify
 from lib.history import OK as OP_OK
+from lib.phases.client_comparison import ClientComparison, ComparedView
 from lib.report.client_report import client_table
-from lib.runs.client_comparison import ClientComparison, ComparedView
 from lib.suites.cli import _clients
 from lib.workload.compared_clients import ComparedClients, Keys, Opener
 

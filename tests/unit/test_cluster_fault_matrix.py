@@ -12,7 +12,7 @@ from lib.faults import registry
 from lib.history import FAIL as OP_FAIL
 from lib.history import UNKNOWN as OP_UNKNOWN
 from lib.history import History
-from lib.runs.cluster_failover_run import NO_FAILOVER, PROMOTION, SHARD_DOWN
+from lib.phases.cluster_record import NO_FAILOVER, PROMOTION, SHARD_DOWN
 from lib.suites import cache
 from lib.suites import cluster as cluster_suite
 from lib.suites.cli import describe
@@ -132,7 +132,7 @@ def test_run_config_sets_the_faults_own_settings_on_the_victim_and_min_replicas_
     assert bounded[0].settings == {"min-replicas-to-write": "1", "min-replicas-max-lag": "2"}
 
 
-# ---- verdicts: pure functions of the recorded history (ClusterFailoverRun.from_history) --------------------
+# ---- verdicts: pure functions of the recorded history (ClusterFailoverView.from_history) --------------------
 
 @pytest.fixture
 def facts(monkeypatch):

@@ -1,5 +1,5 @@
-"""The cluster suite's verdicts (lib/checks/cluster_*.py): each phase (lib/runs/cluster_phases.py, the rejoin in
-lib/suites/cluster_restore.py) run against an in-memory cluster into a History, then the pure check judges that
+"""The cluster suite's verdicts (lib/checks/cluster_*.py): each phase (lib/phases/cluster_phases.py, the rejoin in
+lib/suites/cluster_rejoin_phase.py) run against an in-memory cluster into a History, then the pure check judges that
 history alone. No server.
 
 Namespaces carry a hash tag where the slot matters, so the slot is known by hand: CLUSTER KEYSLOT
@@ -24,16 +24,7 @@ from lib.faults.kill import Kill
 from lib.history import FAIL as OP_FAIL
 from lib.history import HARNESS, INJECT, NEMESIS, PLAIN, WRITER, History, Op
 from lib.history import OK as OP_OK
-from lib.report.cluster_report import distribution_table
-from lib.runs.cluster_failover_run import (
-    GAVE_UP,
-    PROMOTED_NODE,
-    VICTIM,
-    ClusterFailoverRun,
-    record_layout,
-    record_node,
-)
-from lib.runs.cluster_phases import (
+from lib.phases.cluster_phases import (
     Steps,
     broken,
     observe_ask,
@@ -42,8 +33,17 @@ from lib.runs.cluster_phases import (
     observe_moved,
     observe_placement,
 )
-from lib.runs.cluster_rejoin import REJOIN
-from lib.suites.cluster_restore import rejoin
+from lib.phases.cluster_record import (
+    GAVE_UP,
+    PROMOTED_NODE,
+    REJOIN,
+    VICTIM,
+    ClusterFailoverView,
+    record_layout,
+    record_node,
+)
+from lib.report.cluster_report import distribution_table
+from lib.suites.cluster_rejoin_phase import rejoin
 from lib.topology.cluster_topology import tag_for_slot
 from lib.waits import WaitTimeout
 
@@ -352,7 +352,7 @@ KILL_FACTS = {"strict": Kill.strict, "loss_explained": Kill.loss_explained}  # w
 
 
 def primary_failure_run(history: History, shards: list, *, victim: bool = True, recovered: bool = True,
-                        gave_up: str | None = None) -> ClusterFailoverRun:
+                        gave_up: str | None = None) -> ClusterFailoverView:
     """What the run records besides the writes (the layout, the fault, the shard it hit, the node promoted, a
     wait that gave up), and the run's view read back from the history alone, as --recheck does."""
     record_layout(history, shards)
@@ -365,7 +365,7 @@ def primary_failure_run(history: History, shards: list, *, victim: bool = True, 
         history.event(events.RECOVERED, "", at=FAULT_AT + 3.5)
     if gave_up is not None:
         history.observe(HARNESS, GAVE_UP, error=gave_up)
-    return ClusterFailoverRun.from_history(history, KILL_FACTS)
+    return ClusterFailoverView.from_history(history, KILL_FACTS)
 
 
 def holding_every_acked_write(history: History, *, lose: int = 0) -> History:
@@ -441,7 +441,7 @@ def test_primary_failure_is_skipped_without_a_fault():
 
 
 # ---- rejoin ----------------------------------------------------------------------------------------
-# rejoin (lib/suites/cluster_restore.py) is the phase: the suite restarts the old primary and puts the roles back,
+# rejoin (lib/suites/cluster_rejoin_phase.py) is the phase: the suite restarts the old primary and puts the roles back,
 # recording each step (process REJOIN); check_rejoin judges that record alone.
 
 AFTER_FAILOVER = """\
@@ -472,7 +472,7 @@ def rejoin_cluster(old_flags: str = "myself,slave", old_master: str = "d3", link
     fake.canned_nodes["a0"] = AFTER_FAILOVER.format(old_flags=old_flags, old_master=old_master)
     fake.replication["a0"] = {"role": "slave", "master_link_status": link}
     fake.cluster_state["c2"] = state
-    run = ClusterFailoverRun("SIGKILL node-7000", shards, victim=shards[0], promoted=shards[0].replicas[0],
+    run = ClusterFailoverView("SIGKILL node-7000", shards, victim=shards[0], promoted=shards[0].replicas[0],
                              fault_at=FAULT_AT, promoted_at=FAULT_AT + 2.95)
     return client, run
 

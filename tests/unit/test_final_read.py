@@ -13,14 +13,14 @@ from lib.checks.result import (
     FAIL,
     OK,
     WARN,
-    ScenarioResult,
+    CheckResult,
     SuiteReport,
-    run_scenario,
+    checked,
 )
 from lib.errors import HarnessError
 from lib.history import OK as OP_OK
 from lib.history import History, Op
-from lib.runs.final_read import read_back
+from lib.phases.final_read import read_back
 
 
 def written(history: History, keys: list[str]) -> History:
@@ -57,15 +57,15 @@ def test_a_final_read_that_never_succeeds_is_kept_as_the_harnesss_error():
 
 
 def test_a_harness_error_in_a_check_is_error_not_fail():
-    def check() -> ScenarioResult:
+    def check() -> CheckResult:
         raise HarnessError("the harness could not read back the 3 written keys within 30 s")
 
-    result = run_scenario("primary_failure", check)
+    result = checked("primary_failure", check)
     assert (result.status, result.detail) == (ERROR, "the harness could not read back the 3 written keys within 30 s")
 
 
 @pytest.mark.parametrize(("statuses", "code"), [([OK, WARN], EXIT_OK), ([OK, ERROR], EXIT_NOT_JUDGED),
                                                  ([ERROR, FAIL], EXIT_CHECK_FAILED), ([FAIL], EXIT_CHECK_FAILED)])
 def test_exit_code_a_failed_check_outranks_one_the_harness_could_not_judge(statuses, code):
-    report = SuiteReport("cluster", {}, [ScenarioResult(f"c{i}", s, "") for i, s in enumerate(statuses)])
+    report = SuiteReport("cluster", {}, [CheckResult(f"c{i}", s, "") for i, s in enumerate(statuses)])
     assert report.exit_code() == code, f"{statuses} -> {report.exit_code()}, expected {code}"

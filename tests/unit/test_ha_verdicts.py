@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import redis
 
-from lib.checks import ha_checks, ha_consistency, ha_master_kill, ha_rejoin
+from lib.checks import ha_checks, ha_consistency, ha_master_kill, ha_replica_sync
 from lib.checks.result import ERROR, FAIL, OK, WARN
 from lib.faults.fault import Fault
 from lib.faults.graceful import SENTINEL_LOSS
@@ -16,8 +16,8 @@ from lib.faults.nodes import LocalNode
 from lib.history import FAIL as OP_FAIL
 from lib.history import HARNESS, HEAL, NEMESIS, PLAIN, PROBE, UNKNOWN, WRITER, History, Op
 from lib.history import OK as OP_OK
-from lib.runs import ha_phases
-from lib.runs.ha_record import FailoverRun
+from lib.phases import ha_phases
+from lib.phases.ha_record import FailoverView
 
 from .fakes import FakeHA, FakeKV, FakeNode, replication_info
 
@@ -44,7 +44,7 @@ def history(*ops: Op, events: tuple[tuple[str, float], ...] = ()) -> History:
 
 def failover_run(writer: History, *, fault: str = KILL, probe: History | None = None,
                  plain: History | None = None, recovered: float | None = 3.5, switches: int | None = None,
-                 fault_at: float = FAULT_AT, **fields) -> FailoverRun:
+                 fault_at: float = FAULT_AT, **fields) -> FailoverView:
     """The run's view as the checks get it: one history, the probe's and plain redis-py's ops in it as their own
     processes, and (switches) how many +switch-master our client followed, as the after-run phase records it."""
     for process, other in ((PROBE, probe), (PLAIN, plain)):
@@ -52,7 +52,7 @@ def failover_run(writer: History, *, fault: str = KILL, probe: History | None = 
             writer.record(replace(o, process=process))
     if switches is not None:
         writer.observe(HARNESS, ha_phases.SWITCHES, switches, at=fault_at + 60)
-    return FailoverRun(fault, ("valkey-master", 6379), writer, fault_at=fault_at,
+    return FailoverView(fault, ("valkey-master", 6379), writer, fault_at=fault_at,
                        recovered_at=None if recovered is None else fault_at + recovered, **fields)
 
 
@@ -326,7 +326,7 @@ def acked_writes() -> History:
                    op(4, 1.1, 1.2, OP_FAIL, REFUSED), events=(("fault", 0.0),))
 
 
-def read_back_holding(run: FailoverRun, *seqs: int) -> FailoverRun:
+def read_back_holding(run: FailoverView, *seqs: int) -> FailoverView:
     """The final read the suite records after the run: the new master holds the writes seqs, nothing else."""
     written = {op.key for op in run.history.snapshot()}
     run.history.record_final_read({key: key.split(":")[1] if int(key.split(":")[1]) in seqs else None
@@ -413,7 +413,7 @@ def caught_up(ha: FakeHA) -> History:
     return recorded
 
 
-def rejoined(ha: FakeHA, run: FailoverRun, fault: Fault, heal_timeout: float = 30) -> History:
+def rejoined(ha: FakeHA, run: FailoverView, fault: Fault, heal_timeout: float = 30) -> History:
     """The rejoin phase after a failover run: heal, wait for the stopped node to replicate, then the replicas."""
     ha_phases.rejoin(ha, run, fault, heal_timeout, owned=True)
     return run.history
@@ -447,7 +447,7 @@ def test_replica_sync_waits_until_the_replicas_reach_the_offset_the_master_had_w
                                                      ("10.0.0.1", 6379, "online", 950)])
     moved_on = replication_info(offset=1020, replicas=[("10.0.0.3", 6381, "online", 1000),
                                                        ("10.0.0.1", 6379, "online", 1010)])
-    result = ha_rejoin.check_replica_sync(caught_up(synced_ha(behind, moved_on)), False)
+    result = ha_replica_sync.check_replica_sync(caught_up(synced_ha(behind, moved_on)), False)
     assert result.status == OK, result.detail
     assert result.detail == "2 replica(s) online on 127.0.0.1:6380, offsets [1000, 1010] vs master 1020", \
         f"both reached 1000, the offset when the wait began: {result.detail!r}"
@@ -458,19 +458,19 @@ def test_replica_sync_waits_until_the_replicas_reach_the_offset_the_master_had_w
 def test_replica_sync_fails_when_a_replica_stays_behind(short_waits):
     behind = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "online", 1000),
                                                      ("10.0.0.1", 6379, "online", 999)])
-    result = ha_rejoin.check_replica_sync(caught_up(synced_ha(behind)), False)
+    result = ha_replica_sync.check_replica_sync(caught_up(synced_ha(behind)), False)
     assert result.status == FAIL, result.detail
     assert "replica offsets [1000, 999], master 1000 (waiting for 1000)" in result.detail, result.detail
 
 
 def test_replica_sync_fails_when_no_replica_is_online():
     syncing = replication_info(offset=1000, replicas=[("10.0.0.3", 6381, "wait_bgsave", 1000)])
-    result = ha_rejoin.check_replica_sync(caught_up(synced_ha(syncing)), False)
+    result = ha_replica_sync.check_replica_sync(caught_up(synced_ha(syncing)), False)
     assert result.status == FAIL and result.detail.startswith("0 replica(s) online"), result.detail
 
 
 def test_replica_sync_fails_when_the_replicas_were_never_looked_at():
-    result = ha_rejoin.check_replica_sync(History(), False)
+    result = ha_replica_sync.check_replica_sync(History(), False)
     assert (result.status, result.detail) == (FAIL, "the replicas were not looked at"), result
 
 
@@ -478,10 +478,10 @@ def test_replica_sync_judges_the_rejoin_only_after_a_failover_run():
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
     recorded = rejoined(ha, failover_run(kill_history()), RestartableFault())
     assert ha.nodes_asked == [("127.0.0.1", 6379), MASTER], f"the old master, then the new one: {ha.nodes_asked}"
-    result = ha_rejoin.check_replica_sync(recorded, True)
+    result = ha_replica_sync.check_replica_sync(recorded, True)
     assert result.status == OK, result.detail
     assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
-    without = ha_rejoin.check_replica_sync(recorded, False)
+    without = ha_replica_sync.check_replica_sync(recorded, False)
     assert "old_master_restarted" not in without.metrics and "rejoined" not in without.detail, without
 
 
@@ -489,7 +489,7 @@ def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new
     fault = RestartableFault()
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
     recorded = rejoined(ha, failover_run(kill_history()), fault)
-    result = ha_rejoin.check_replica_sync(recorded, True)
+    result = ha_replica_sync.check_replica_sync(recorded, True)
     assert result.status == OK, result.detail
     assert fault.timeouts == [30], f"restored with the given timeout: {fault.timeouts}"
     assert (result.metrics["old_master_restarted"], result.metrics["old_master_rejoined"]) == (True, True)
@@ -502,7 +502,7 @@ def test_replica_sync_restarts_the_old_master_and_sees_it_replicate_from_the_new
 def test_replica_sync_warns_when_the_old_master_was_not_started_again():
     recorded = rejoined(synced_ha(REPLICAS_CAUGHT_UP), failover_run(kill_history()),
                         RestartableFault(comes_back=False), 45)
-    result = ha_rejoin.check_replica_sync(recorded, True)
+    result = ha_replica_sync.check_replica_sync(recorded, True)
     assert result.status == WARN, result.detail
     assert "valkey-master:6379 was not started again within 45s" in result.detail, result.detail
     assert result.metrics["old_master_restarted"] is False, f"{result.metrics}"
@@ -511,7 +511,7 @@ def test_replica_sync_warns_when_the_old_master_was_not_started_again():
 def test_replica_sync_fails_when_the_old_master_does_not_rejoin(short_waits):
     still_master = replication_info("master")
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=still_master)
-    result = ha_rejoin.check_replica_sync(rejoined(ha, failover_run(kill_history()), RestartableFault()), True)
+    result = ha_replica_sync.check_replica_sync(rejoined(ha, failover_run(kill_history()), RestartableFault()), True)
     assert result.status == FAIL, result.detail
     assert result.metrics["old_master_rejoined"] is False, f"{result.metrics}"
     assert "old master did not rejoin" in result.detail and "role=master" in result.detail, result.detail
@@ -520,7 +520,7 @@ def test_replica_sync_fails_when_the_old_master_does_not_rejoin(short_waits):
 def test_replica_sync_after_a_graceful_failover_restarts_nothing_but_checks_the_rejoin():
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
     recorded = rejoined(ha, failover_run(kill_history(), fault=GRACEFUL), NeverDown())
-    result = ha_rejoin.check_replica_sync(recorded, True)
+    result = ha_replica_sync.check_replica_sync(recorded, True)
     assert result.status == OK and result.metrics["old_master_rejoined"] is True, result.detail
     assert recorded.observed(NEMESIS, HEAL) is None, "nothing was healed"
 
@@ -542,7 +542,7 @@ def test_replica_sync_after_a_local_kill_shortens_the_sentinel_timers_only_while
     ha = synced_ha(REPLICAS_CAUGHT_UP, old_master_reply=REJOINED)
     ha.nodes[ha.sentinel_addresses[0]] = FakeNode(on_command=sentinel_debug)
     fault = Kill(LocalNode(Stack(), "valkey-master"), ("127.0.0.1", 6379))
-    result = ha_rejoin.check_replica_sync(rejoined(ha, failover_run(kill_history()), fault), True)
+    result = ha_replica_sync.check_replica_sync(rejoined(ha, failover_run(kill_history()), fault), True)
     assert result.status == OK, result.detail
     assert log == [("SENTINEL", "DEBUG"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 100, "PUBLISH-PERIOD", 100),
                    ("start", "valkey-master"), ("SENTINEL", "DEBUG", "INFO-PERIOD", 10000, "PUBLISH-PERIOD", 2000)], \
@@ -578,7 +578,7 @@ def test_the_rejoin_after_a_run_is_watched_with_short_timers_only_where_the_harn
 
 @pytest.mark.parametrize("done,status", [(True, OK), (False, FAIL)])
 def test_roles_restored_follows_whether_the_original_master_is_master_again(monkeypatch, done, status):
-    from lib.runs.ha_roles import PutBack
+    from lib.phases.ha_roles import PutBack
 
     asked = []
 
@@ -589,12 +589,12 @@ def test_roles_restored_follows_whether_the_original_master_is_master_again(monk
     monkeypatch.setattr(ha_phases, "put_back_master", put_back_master)  # the I/O; the verdict is what is tested
     recorded = History()
     assert ha_phases.put_back_roles(FakeHA(), ("valkey-master", 6379), recorded) is done, "the suite keeps it"
-    result = ha_rejoin.check_roles_restored(recorded)
+    result = ha_replica_sync.check_roles_restored(recorded)
     assert result.status == status, f"{result}"
     assert result.metrics == {"original_master": "valkey-master:6379", "steps": ["s1"]}, f"{result.metrics}"
     assert asked == [("valkey-master", 6379)], "the master the sentinels announced before the run"
 
 
 def test_roles_restored_is_skipped_when_the_roles_were_not_put_back():
-    result = ha_rejoin.check_roles_restored(History())
+    result = ha_replica_sync.check_roles_restored(History())
     assert (result.status, result.detail) == (WARN, "skipped: the roles were not put back"), f"{result}"

@@ -40,7 +40,7 @@ def test_no_module_imports_a_script(path):
 
 # The roles, lowest first: a module may import from its own role and the ones before it, never after.
 # report and suites sit on top; ha_client, cluster_client, util, errors, events, waits, interrupts are shared.
-ROLES = ("topology", "launcher", "clients", "workload", "faults", "runs", "checks", "report", "suites")
+ROLES = ("topology", "launcher", "clients", "workload", "faults", "phases", "checks", "report", "suites")
 
 
 @pytest.mark.parametrize("role", ROLES[:-1])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lib import events
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import FAIL, OK, WARN, CheckResult
 from lib.history import FAIL as OP_FAIL
 from lib.history import OK as OP_OK
 from lib.history import UNKNOWN, WRITE, WRITER, History, Op
@@ -216,7 +216,7 @@ def judge(acc: Accounting, max_lag_s: float | None = None, system: str = "Sentin
 
 
 def consistency_result(acc: Accounting, max_lag_s: float | None = None, system: str = "Sentinel",
-                       name: str = "consistency", **metrics: Any) -> ScenarioResult:
+                       name: str = "consistency", **metrics: Any) -> CheckResult:
     """The consistency scenario from an accounting: the suites and --recheck build it the same way."""
     status, detail = judge(acc, max_lag_s, system)
-    return ScenarioResult(name, status, detail, {**metrics, **acc.metrics(), "min_replicas_max_lag_s": max_lag_s})
+    return CheckResult(name, status, detail, {**metrics, **acc.metrics(), "min_replicas_max_lag_s": max_lag_s})

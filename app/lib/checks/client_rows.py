@@ -16,10 +16,10 @@ from typing import Any
 
 from lib.checks.accounting import account
 from lib.checks.checker import longest_gap_ms
-from lib.checks.result import OK, WARN, ScenarioResult
+from lib.checks.result import OK, WARN, CheckResult
 from lib.history import OK as OP_OK
 from lib.history import Op
-from lib.runs.client_comparison import ComparedView, LibraryView
+from lib.phases.client_comparison import ComparedView, LibraryView
 
 RATE_WINDOW_S = 2.0  # the pre-fault rate is measured over this long before the fault
 SCENARIO = "client_comparison"
@@ -131,10 +131,10 @@ def client_row(comparison: ComparedView, client: LibraryView, fault_at: float, p
 
 
 def check_client_comparison(comparison: ComparedView | None, fault_at: float, promoted_at: float | None,
-                            victim: str | None, skipped: str | None = None) -> ScenarioResult:
+                            victim: str | None, skipped: str | None = None) -> CheckResult:
     """WARN when a library could not start or did not write again; OK when every row has numbers."""
     if comparison is None:
-        return ScenarioResult(SCENARIO, WARN, skipped or "no compared client ran")
+        return CheckResult(SCENARIO, WARN, skipped or "no compared client ran")
     rows = [client_row(comparison, c, fault_at, promoted_at, victim) for c in comparison.clients]
     metrics: dict[str, Any] = {"clients": rows, "servers": comparison.counts, "client_timeout_s": comparison.timeout_s}
     if comparison.counts_note:
@@ -150,7 +150,7 @@ def check_client_comparison(comparison: ComparedView | None, fault_at: float, pr
     detail = "; ".join(parts + troubled)
     if lossy:
         detail += f"; acknowledged writes lost by {', '.join(lossy)} (the consistency check judges the harness's own)"
-    return ScenarioResult(SCENARIO, WARN if troubled or lossy else OK, detail, metrics)
+    return CheckResult(SCENARIO, WARN if troubled or lossy else OK, detail, metrics)
 
 
 def _ms(value: float | None) -> str:

@@ -1,7 +1,7 @@
 """The verdict on a shard's failover (primary_failure), or on the lack of one the fault should cause.
 
 Checks read and judge: the fault, restarting the killed node and putting the roles back are the suite's
-(lib/suites/cluster_restore.py).
+(lib/suites/cluster_rejoin_phase.py).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from lib.checks.cluster_fault_notes import fault_notes, loss_notes
 from lib.checks.cluster_replica_kill import judge_no_failover
 from lib.checks.cluster_shard_loss import judge_shard_loss
 from lib.checks.cluster_timeline import OTHER_SHARDS_MAX_GAP_MS, failover_timeline
-from lib.checks.result import ERROR, FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import ERROR, FAIL, OK, WARN, CheckResult
 from lib.cluster_client import BACKOFF_CAP_S, RETRIES_PER_CALL
-from lib.runs.cluster_failover_run import NO_FAILOVER, SHARD_DOWN, ClusterFailoverRun
+from lib.phases.cluster_record import NO_FAILOVER, SHARD_DOWN, ClusterFailoverView
 from lib.util import format_endpoint
 
 
-def check_primary_failure(run: ClusterFailoverRun | None, skipped: str | None) -> ScenarioResult:
+def check_primary_failure(run: ClusterFailoverView | None, skipped: str | None) -> CheckResult:
     """The shard's failover (or, when the fault should cause none, the lack of one) judged.
 
     Any acknowledged write lost is a FAIL, whatever the fault. A strict fault (its facts say so) also gets its notes
@@ -27,12 +27,12 @@ def check_primary_failure(run: ClusterFailoverRun | None, skipped: str | None) -
     facts give for a loss.
     """
     if run is None:
-        return ScenarioResult("primary_failure", WARN, f"skipped: {skipped}")
+        return CheckResult("primary_failure", WARN, f"skipped: {skipped}")
     victim = run.victim
     metrics: dict = {"fault": run.fault, "backoff_cap_ms": BACKOFF_CAP_S * 1000, "retries_per_call": RETRIES_PER_CALL,
                      "ops_total": len(run.ops()), "errors_by_type": error_counts(run.ops())}
     if victim is None:
-        return ScenarioResult("primary_failure", FAIL, f"no shard lost its primary: {run.timeout_reason}", metrics)
+        return CheckResult("primary_failure", FAIL, f"no shard lost its primary: {run.timeout_reason}", metrics)
     if run.expect == NO_FAILOVER:
         return judge_no_failover(run, metrics)
     if run.expect == SHARD_DOWN:
@@ -51,10 +51,10 @@ def check_primary_failure(run: ClusterFailoverRun | None, skipped: str | None) -
     strict = run.facts.get("strict", True)
     notes = fault_notes(run, metrics, end) if strict else []
     if run.timeout_reason:
-        return ScenarioResult("primary_failure", FAIL, f"no recovery: {run.timeout_reason}"
+        return CheckResult("primary_failure", FAIL, f"no recovery: {run.timeout_reason}"
                               + "".join(f"; {n}" for n in notes), metrics)
     if why := unread(run):
-        return ScenarioResult("primary_failure", ERROR, f"{run.fault}; {metrics['promoted']} promoted after "
+        return CheckResult("primary_failure", ERROR, f"{run.fault}; {metrics['promoted']} promoted after "
                               f"{metrics['promoted_after_s']:.2f} s; writes not judged: {why}", metrics)
     acc = loss(run)
     metrics.update({"acked": acc.acked, "lost": acc.acked_lost, "lost_keys_sample": acc.lost_keys_sample})
@@ -68,17 +68,17 @@ def check_primary_failure(run: ClusterFailoverRun | None, skipped: str | None) -
               f"longest pause {max(others.values(), default=0):,.0f} ms; {acc.acked:,} acknowledged writes, "
               f"{acc.acked_lost} lost") + "".join(f"; {n}" for n in notes)
     if slow:
-        return ScenarioResult("primary_failure", FAIL, f"{detail}; shards {', '.join(slow)} stopped serving "
+        return CheckResult("primary_failure", FAIL, f"{detail}; shards {', '.join(slow)} stopped serving "
                               f"for more than {OTHER_SHARDS_MAX_GAP_MS} ms", metrics)
     if acc.acked_lost:  # strict, as Jepsen counts: the explanation does not excuse the loss
         explained = run.facts.get("loss_explained")
         why = "" if strict or not explained else f" ({explained})"
-        return ScenarioResult("primary_failure", FAIL, f"{detail}{why}; any acknowledged write lost is a FAIL",
+        return CheckResult("primary_failure", FAIL, f"{detail}{why}; any acknowledged write lost is a FAIL",
                               metrics)
-    return ScenarioResult("primary_failure", OK, detail, metrics)
+    return CheckResult("primary_failure", OK, detail, metrics)
 
 
-def recovery_metrics(run: ClusterFailoverRun, ours) -> dict:
+def recovery_metrics(run: ClusterFailoverView, ours) -> dict:
     """Our client's and a default RedisCluster's first write after the promotion (the bench compares them)."""
     metrics: dict = {}
     plain = outage_around(run.plain.snapshot(), run.fault_at) if run.plain is not None else None

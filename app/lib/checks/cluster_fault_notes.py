@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from lib.checks.accounting import Accounting
 from lib.history import OK as OP_OK
-from lib.runs.cluster_failover_run import PINNED_GROUP, ClusterFailoverRun
+from lib.phases.cluster_record import PINNED_GROUP, ClusterFailoverView
 from lib.util import format_endpoint
 
 
-def fault_notes(run: ClusterFailoverRun, metrics: dict, end: float) -> list[str]:
+def fault_notes(run: ClusterFailoverView, metrics: dict, end: float) -> list[str]:
     """What the fault matrix measures besides the kill's numbers: the write pause, the heal, the writer pinned
     to the old primary, NOREPLICAS, the server's own account of a shutdown; into metrics, and as detail notes."""
     victim = run.victim
@@ -45,7 +45,7 @@ def write_pause_ms(ops: list, fault_at: float, end: float) -> float:
     return max((b - a) * 1000 for a, b in zip(points, points[1:], strict=False))
 
 
-def pinned_note(run: ClusterFailoverRun, metrics: dict) -> str:
+def pinned_note(run: ClusterFailoverView, metrics: dict) -> str:
     """The plain client pinned to the old primary: when it stopped taking writes, what it took after the heal."""
     ops = sorted(run.pinned_ops(), key=lambda op: op.start)
     first_error = next((op for op in ops if op.outcome != OP_OK and op.end >= run.fault_at), None)
@@ -64,7 +64,7 @@ def pinned_note(run: ClusterFailoverRun, metrics: dict) -> str:
             f"{len(after_heal)} after the heal")
 
 
-def loss_notes(run: ClusterFailoverRun, loss: Accounting, metrics: dict) -> list[str]:
+def loss_notes(run: ClusterFailoverView, loss: Accounting, metrics: dict) -> list[str]:
     """When each lost write was acknowledged (seconds from the fault), and the pinned writer's share."""
     acked_at = sorted(round(run.offset(op.end), 3) for op in loss.lost_ops)
     metrics.update({"lost_acked_at_s": acked_at,

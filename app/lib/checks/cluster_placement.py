@@ -1,14 +1,14 @@
 """The cluster as formed, and each key on its slot's owner: connect, placement, distribution.
 
-Judged from what the phases recorded (lib/runs/cluster_phases.py): a function of the history alone.
+Judged from what the phases recorded (lib/phases/cluster_phases.py): a function of the history alone.
 """
 
 from __future__ import annotations
 
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import FAIL, OK, WARN, CheckResult
 from lib.history import History
-from lib.runs.cluster_failover_run import LAYOUT
-from lib.runs.cluster_phases import broken, recorded
+from lib.phases.cluster_phases import broken, recorded
+from lib.phases.cluster_record import LAYOUT
 from lib.topology.cluster_topology import SLOTS, parse_cluster_nodes, shards_of
 from lib.util import format_endpoint
 
@@ -21,11 +21,11 @@ def layout(history: History) -> list:
     return shards_of(parse_cluster_nodes(op.value)) if op is not None and op.value else []
 
 
-def check_connect(history: History) -> ScenarioResult:
+def check_connect(history: History) -> CheckResult:
     shards = layout(history)
     seen = recorded(history, "connect")
     if why := broken(history, "connect"):
-        return ScenarioResult("connect", FAIL, f"the cluster did not answer: {why}")
+        return CheckResult("connect", FAIL, f"the cluster did not answer: {why}")
     state, covered, left_open = seen.get("cluster_state"), seen.get("slots covered"), seen.get("open slots") or []
     lonely = [s.label for s in shards if not s.replicas]
     metrics = {"cluster_state": state, "shards": len(shards), "slots_covered": covered, "open_slots": left_open,
@@ -33,20 +33,20 @@ def check_connect(history: History) -> ScenarioResult:
                            "replicas": [format_endpoint(*r.announced) for r in s.replicas]} for s in shards]}
     detail = f"{len(shards)} shards, {covered} of {SLOTS} slots covered, cluster_state:{state}"
     if state != "ok" or covered != SLOTS:
-        return ScenarioResult("connect", FAIL, detail, metrics)
+        return CheckResult("connect", FAIL, detail, metrics)
     if left_open:
-        return ScenarioResult("connect", FAIL, f"{detail}; {'; '.join(left_open)}: a slot migration was left open "
+        return CheckResult("connect", FAIL, f"{detail}; {'; '.join(left_open)}: a slot migration was left open "
                               "(its keys answer ASK or MOVED, and the next migration fails); close it with "
                               f"valkey-cli --cluster fix {seen.get('asked')}", metrics)
     if lonely:
-        return ScenarioResult("connect", WARN, f"{detail}; no replica for {', '.join(lonely)}", metrics)
-    return ScenarioResult("connect", OK, detail + "; every shard has a replica, no slot migrating", metrics)
+        return CheckResult("connect", WARN, f"{detail}; no replica for {', '.join(lonely)}", metrics)
+    return CheckResult("connect", OK, detail + "; every shard has a replica, no slot migrating", metrics)
 
 
-def check_placement(history: History) -> ScenarioResult:
+def check_placement(history: History) -> CheckResult:
     seen = recorded(history, "placement")
     if why := broken(history, "placement"):
-        return ScenarioResult("placement", FAIL, f"the placement phase broke: {why}")
+        return CheckResult("placement", FAIL, f"the placement phase broke: {why}")
     slots = seen["slots"]
     keys, client_slots, server_slots, groups = slots["keys"], slots["client"], slots["server"], slots["groups"]
     by_key = dict(zip(keys, client_slots, strict=True))
@@ -61,14 +61,14 @@ def check_placement(history: History) -> ScenarioResult:
               "one slot; every key read back from the primary that owns its slot" if not failed else
               f"{len(wrong_slot)} slot mismatches, {len(split_groups)} split tag groups, "
               f"{len(wrong_node)} keys not on their slot's owner")
-    return ScenarioResult("placement", FAIL if failed else OK, detail, metrics)
+    return CheckResult("placement", FAIL if failed else OK, detail, metrics)
 
 
-def check_distribution(history: History) -> ScenarioResult:
+def check_distribution(history: History) -> CheckResult:
     """Keys spread by slot: each shard's share of keys is its share of slots (the counts go to
     lib/report/cluster_report.distribution_table)."""
     if why := broken(history, "distribution"):
-        return ScenarioResult("distribution", FAIL, f"the distribution phase broke: {why}")
+        return CheckResult("distribution", FAIL, f"the distribution phase broke: {why}")
     written = recorded(history, "distribution")["written"]
     counts = {op.key: op.value for op in history.snapshot("distribution", "count")}
     problems = []
@@ -83,4 +83,4 @@ def check_distribution(history: History) -> ScenarioResult:
     metrics = {"written": written, "counted": total, "per_shard": counts}
     detail = (f"{written:,} keys written, {total:,} counted with SCAN on the primaries; per shard "
               + ", ".join(f"{k}: {v:,}" for k, v in counts.items()))
-    return ScenarioResult("distribution", FAIL if problems else OK, "; ".join(problems) or detail, metrics)
+    return CheckResult("distribution", FAIL if problems else OK, "; ".join(problems) or detail, metrics)

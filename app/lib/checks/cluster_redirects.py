@@ -1,46 +1,46 @@
 """MOVED and ASK seen through real slot migrations, judged from what the moved and ask phases recorded (the
-migrations, the replies, the reads through the cluster client and the slot put back: lib/runs/cluster_phases.py)."""
+migrations, the replies, the reads through the cluster client and the slot put back: lib/phases/cluster_phases.py)."""
 
 from __future__ import annotations
 
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import FAIL, OK, WARN, CheckResult
 from lib.history import History
-from lib.runs.cluster_phases import ASK_KEYS, broken, recorded
+from lib.phases.cluster_phases import ASK_KEYS, broken, recorded
 
 
-def check_moved(history: History) -> ScenarioResult:
+def check_moved(history: History) -> CheckResult:
     seen = recorded(history, "moved")
     if "skipped" in seen:
-        return ScenarioResult("moved", WARN, f"skipped: {seen['skipped']}")
+        return CheckResult("moved", WARN, f"skipped: {seen['skipped']}")
     plan = seen.get("plan", {})
     if "refused" in seen:
-        return ScenarioResult("moved", FAIL, seen["refused"], {"slot": plan.get("slot")})
+        return CheckResult("moved", FAIL, seen["refused"], {"slot": plan.get("slot")})
     if why := broken(history, "moved"):
-        return ScenarioResult("moved", FAIL, why, {"slot": plan.get("slot")})
+        return CheckResult("moved", FAIL, why, {"slot": plan.get("slot")})
     reply, value, followed, slot = seen.get("plain get"), seen.get("get"), seen.get("redirects", 0), plan["slot"]
     metrics = {"key": plan["key"], "slot": slot, "asked": plan["asked"], "plain_client_reply": reply,
                "cluster_client_value": value, "cluster_client_redirects": followed, "moved_to": plan["moved_to"],
                "restored": seen.get("put back")}
     if reply is None or not reply.startswith(f"MOVED {slot} "):
-        return ScenarioResult("moved", FAIL, f"a plain client at the wrong node got {reply!r}, not MOVED", metrics)
+        return CheckResult("moved", FAIL, f"a plain client at the wrong node got {reply!r}, not MOVED", metrics)
     if value != "here" or followed < 1:
-        return ScenarioResult("moved", FAIL, f"cluster client read {value!r}; the old owner sent it {followed} MOVED "
+        return CheckResult("moved", FAIL, f"cluster client read {value!r}; the old owner sent it {followed} MOVED "
                               "(INFO errorstats)", metrics)
-    return ScenarioResult("moved", OK, f"plain client at {plan['asked']}: {reply}; slot {slot} migrated behind the "
+    return CheckResult("moved", OK, f"plain client at {plan['asked']}: {reply}; slot {slot} migrated behind the "
                           f"cluster client's back, it read the key after {followed} MOVED (counted by the old owner); "
                           "slot put back", metrics)
 
 
-def check_ask(history: History) -> ScenarioResult:
+def check_ask(history: History) -> CheckResult:
     seen = recorded(history, "ask")
     if "skipped" in seen:
-        return ScenarioResult("ask", WARN, f"skipped: {seen['skipped']}")
+        return CheckResult("ask", WARN, f"skipped: {seen['skipped']}")
     plan = seen.get("plan", {})
     if "refused" in seen:
-        return ScenarioResult("ask", FAIL, seen["refused"], {"slot": plan.get("slot")})
+        return CheckResult("ask", FAIL, seen["refused"], {"slot": plan.get("slot")})
     metrics: dict = {"slot": plan["slot"], "from": plan["from"], "to": plan["to"], "keys": len(plan["keys"])}
     if why := broken(history, "ask"):
-        return ScenarioResult("ask", FAIL, why, metrics)
+        return CheckResult("ask", FAIL, why, metrics)
     keys, new_key, moved = plan["keys"], plan["new_key"], plan["moved_first"]
     ops = history.snapshot("ask")
 
@@ -67,4 +67,4 @@ def check_ask(history: History) -> ScenarioResult:
               f"plain client got {metrics['plain_client_reply']}; cluster client read all {ASK_KEYS} and wrote "
               f"2 through {metrics['ask_redirects_during']} ASK redirect(s) (counted by the source); "
               "slot moved back, nothing left migrating")
-    return ScenarioResult("ask", FAIL if problems else OK, "; ".join(problems) or detail, metrics)
+    return CheckResult("ask", FAIL if problems else OK, "; ".join(problems) or detail, metrics)

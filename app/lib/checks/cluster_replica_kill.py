@@ -5,14 +5,14 @@ from __future__ import annotations
 from lib.checks.checker import longest_gap_ms
 from lib.checks.cluster_accounting import accounting, loss, unread
 from lib.checks.cluster_timeline import OTHER_SHARDS_MAX_GAP_MS
-from lib.checks.result import ERROR, FAIL, OK, ScenarioResult
+from lib.checks.result import ERROR, FAIL, OK, CheckResult
 from lib.history import HARNESS
 from lib.history import OK as OP_OK
-from lib.runs.cluster_failover_run import PRIMARY_KEPT_SLOTS, ClusterFailoverRun
+from lib.phases.cluster_record import PRIMARY_KEPT_SLOTS, ClusterFailoverView
 from lib.util import format_endpoint
 
 
-def judge_no_failover(run: ClusterFailoverRun, metrics: dict) -> ScenarioResult:
+def judge_no_failover(run: ClusterFailoverView, metrics: dict) -> CheckResult:
     """A replica killed: the cluster flags it fail, nothing is promoted, every shard keeps taking writes."""
     victim, replica = run.victim, run.down
     end = run.end_at
@@ -22,11 +22,11 @@ def judge_no_failover(run: ClusterFailoverRun, metrics: dict) -> ScenarioResult:
                     "replica_flagged_fail_s": round(run.offset(run.down_seen_at), 3) if run.down_seen_at else None,
                     "longest_gap_ms": gaps})
     if run.timeout_reason:
-        return ScenarioResult("primary_failure", FAIL, f"no verdict: {run.timeout_reason}", metrics)
+        return CheckResult("primary_failure", FAIL, f"no verdict: {run.timeout_reason}", metrics)
     kept = run.history.observed(HARNESS, PRIMARY_KEPT_SLOTS)
     metrics["primary_kept_slots"] = bool(kept is not None and kept.outcome == OP_OK and kept.value)
     if why := unread(run):
-        return ScenarioResult("primary_failure", ERROR, f"{run.fault}: writes not judged: {why}", metrics)
+        return CheckResult("primary_failure", ERROR, f"{run.fault}: writes not judged: {why}", metrics)
     acc = loss(run)
     metrics.update({"acked": acc.acked, "lost": acc.acked_lost, "lost_keys_sample": acc.lost_keys_sample})
     accounting(run, acc, metrics)
@@ -41,6 +41,6 @@ def judge_no_failover(run: ClusterFailoverRun, metrics: dict) -> ScenarioResult:
                                  (f"shards {', '.join(slow)} paused over {OTHER_SHARDS_MAX_GAP_MS} ms", bool(slow)),
                                  ("acknowledged writes were lost", bool(acc.acked_lost))) if bad]
     if problems:
-        return ScenarioResult("primary_failure", FAIL, f"{detail}; expected no failover and no loss: "
+        return CheckResult("primary_failure", FAIL, f"{detail}; expected no failover and no loss: "
                               f"{'; '.join(problems)}", metrics)
-    return ScenarioResult("primary_failure", OK, f"{detail}, as expected", metrics)
+    return CheckResult("primary_failure", OK, f"{detail}, as expected", metrics)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from lib.checks.checker import longest_gap_ms, outage_around
 from lib.checks.cluster_accounting import accounting, loss, unread
 from lib.checks.cluster_timeline import OTHER_SHARDS_MAX_GAP_MS, failover_timeline
-from lib.checks.result import ERROR, FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import ERROR, FAIL, OK, WARN, CheckResult
 from lib.history import OK as OP_OK
-from lib.runs.cluster_failover_run import ClusterFailoverRun
+from lib.phases.cluster_record import ClusterFailoverView
 from lib.topology.cluster_topology import Shard
 from lib.util import format_endpoint
 
 
-def judge_shard_loss(run: ClusterFailoverRun, metrics: dict) -> ScenarioResult:
+def judge_shard_loss(run: ClusterFailoverView, metrics: dict) -> CheckResult:
     """A primary and its replicas killed: no promotion is possible (expected). The other shards keep serving
     (cluster-require-full-coverage no) or all stop (yes); then the run restarts the shard and it recovers."""
     victim = run.victim
@@ -36,10 +36,10 @@ def judge_shard_loss(run: ClusterFailoverRun, metrics: dict) -> ScenarioResult:
         "affected_downtime_ms": round(outage.downtime_ms, 1) if outage and outage.downtime_ms else None,
         "timeline": failover_timeline(run).to_dict()})
     if run.timeout_reason:
-        return ScenarioResult("primary_failure", FAIL, f"no promotion possible (the whole shard {victim.label} is "
+        return CheckResult("primary_failure", FAIL, f"no promotion possible (the whole shard {victim.label} is "
                               f"down), and then: {run.timeout_reason}", metrics)
     if why := unread(run):
-        return ScenarioResult("primary_failure", ERROR, f"{run.fault}: no promotion possible (the whole shard "
+        return CheckResult("primary_failure", ERROR, f"{run.fault}: no promotion possible (the whole shard "
                               f"{victim.label} is down), as expected; writes not judged: {why}", metrics)
     acc = loss(run)
     lost_here = sum(1 for op in acc.lost_ops if op.group == victim.label)
@@ -61,20 +61,20 @@ def judge_shard_loss(run: ClusterFailoverRun, metrics: dict) -> ScenarioResult:
               f" ms); {acc.acked:,} acknowledged writes, {lost_here} lost on {victim.label}, "
               f"{acc.acked_lost - lost_here} on the others")
     if acc.acked_lost - lost_here:
-        return ScenarioResult("primary_failure", FAIL, f"{detail}: shards that lost nothing lost writes", metrics)
+        return CheckResult("primary_failure", FAIL, f"{detail}: shards that lost nothing lost writes", metrics)
     if coverage != "yes" and max(gaps.values(), default=0) > OTHER_SHARDS_MAX_GAP_MS:
-        return ScenarioResult("primary_failure", FAIL, f"{detail}; the other shards stopped serving for more than "
+        return CheckResult("primary_failure", FAIL, f"{detail}; the other shards stopped serving for more than "
                               f"{OTHER_SHARDS_MAX_GAP_MS} ms", metrics)
     if coverage == "yes" and None in stopped.values():
-        return ScenarioResult("primary_failure", WARN, f"{detail}; with full coverage required every shard should "
+        return CheckResult("primary_failure", WARN, f"{detail}; with full coverage required every shard should "
                               "have stopped", metrics)
     if lost_here:
-        return ScenarioResult("primary_failure", WARN, f"{detail} (every copy of the shard was lost: a restart keeps "
+        return CheckResult("primary_failure", WARN, f"{detail} (every copy of the shard was lost: a restart keeps "
                               "only what its nodes had on disk)", metrics)
-    return ScenarioResult("primary_failure", OK, detail, metrics)
+    return CheckResult("primary_failure", OK, detail, metrics)
 
 
-def _stopped_s(run: ClusterFailoverRun, shard: Shard) -> tuple[float, float] | None:
+def _stopped_s(run: ClusterFailoverView, shard: Shard) -> tuple[float, float] | None:
     """(last acknowledged write before the first failure, that failure's end), seconds from the fault; None if no
     write to shard failed. A client that retries learns late: the shard stopped at the first, not the second."""
     ops = sorted(run.ops(shard), key=lambda op: op.start)

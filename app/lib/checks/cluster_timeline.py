@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from lib import events
 from lib.checks.timeline import Timeline, build_timeline, client_rows
-from lib.runs.cluster_failover_run import ClusterFailoverRun
+from lib.phases.cluster_record import ClusterFailoverView
 
 OTHER_SHARDS_MAX_GAP_MS = 1000  # "kept serving": longest pause of writes to a shard that lost nothing
 
 
-def failover_timeline(run: ClusterFailoverRun) -> Timeline:
+def failover_timeline(run: ClusterFailoverView) -> Timeline:
     """Every shard's writes in the buckets; the outage measured on the shard that lost its primary."""
     victim_ops = run.ops(run.victim) if run.victim is not None else None
     extra = []

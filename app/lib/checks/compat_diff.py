@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from lib.checks.result import ScenarioResult
+from lib.checks.result import CheckResult
 
 MISSING = "<absent>"
 TIMING_SUFFIXES = ("_ms", "_us")
@@ -79,7 +79,7 @@ def compare_metric(path: str, values: dict[str, Any], timing_factor: float) -> d
     return {"metric": path, "kind": "value", "values": values}
 
 
-def diff_scenario(name: str, by_target: dict[str, ScenarioResult | None],
+def diff_scenario(name: str, by_target: dict[str, CheckResult | None],
                   timing_factor: float = DEFAULT_TIMING_FACTOR) -> dict[str, Any]:
     """Differences for one scenario; by_target maps target -> its result (None: not run there)."""
     statuses = {t: (r.status if r else MISSING) for t, r in by_target.items()}
@@ -97,13 +97,13 @@ def diff_scenario(name: str, by_target: dict[str, ScenarioResult | None],
     return {"scenario": name, "statuses": statuses, "differences": differences}
 
 
-def diff_results(results: dict[str, list[ScenarioResult]],
+def diff_results(results: dict[str, list[CheckResult]],
                  timing_factor: float = DEFAULT_TIMING_FACTOR) -> dict[str, Any]:
     """The diff over every scenario any target ran; results maps target -> its results."""
     names: list[str] = []
     for scenario_list in results.values():
-        names += [r.scenario for r in scenario_list if r.scenario not in names]
-    by_name = {t: {r.scenario: r for r in rs} for t, rs in results.items()}
+        names += [r.name for r in scenario_list if r.name not in names]
+    by_name = {t: {r.name: r for r in rs} for t, rs in results.items()}
     scenarios = [diff_scenario(n, {t: by_name[t].get(n) for t in results}, timing_factor) for n in names]
     return {"targets": list(results), "timing_factor": timing_factor, "scenarios": scenarios,
             "differing": [s["scenario"] for s in scenarios if s["differences"]]}

@@ -1,31 +1,31 @@
 """The HA suite's verdicts on the client and the sentinels: crud before the fault, new_master and reconnect
 after it. The other verdicts are beside it: ha_master_kill, ha_consistency, ha_rejoin.
 
-Every verdict is a function of the recorded history (its view, lib/runs/ha_record.FailoverRun): the phases that act
-(lib/runs/ha_phases.py) recorded what they saw, so a saved run is judged again the same way (--recheck).
+Every verdict is a function of the recorded history (its view, lib/phases/ha_record.FailoverView): the phases that act
+(lib/phases/ha_phases.py) recorded what they saw, so a saved run is judged again the same way (--recheck).
 """
 
 from __future__ import annotations
 
 from lib import events
 from lib.checks.checker import outage_around
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult, run_scenario
+from lib.checks.result import FAIL, OK, WARN, CheckResult, checked
 from lib.description import TestDescription
 from lib.ha_client import BACKOFF_CAP_S, RETRIES_PER_CALL
 from lib.history import HARNESS, History
 from lib.history import OK as OP_OK
-from lib.runs.client_comparison import ComparedView
-from lib.runs.ha_phases import CRUD, NEW_MASTER_ROLE, SWITCHES
-from lib.runs.ha_record import SENTINELS_AFTER, FailoverRun
+from lib.phases.client_comparison import ComparedView
+from lib.phases.ha_phases import CRUD, NEW_MASTER_ROLE, SWITCHES
+from lib.phases.ha_record import SENTINELS_AFTER, FailoverView
 
 MEASUREMENT_TOLERANCE_MS = 100  # our reported downtime vs the independent probe's
 
 
-def check_crud(history: History) -> ScenarioResult:
+def check_crud(history: History) -> CheckResult:
     """set/get/update/delete with a TTL through the master, from the steps the crud phase recorded."""
     ops = {op.f: op for op in history.snapshot(CRUD)}
     if not ops:
-        return ScenarioResult("crud", WARN, "skipped: no CRUD step was recorded")
+        return CheckResult("crud", WARN, "skipped: no CRUD step was recorded")
 
     def value(name: str):
         op = ops.get(name)
@@ -42,22 +42,22 @@ def check_crud(history: History) -> ScenarioResult:
     master = value("master")
     detail = (f"set/get/update/delete with TTL through the master at {master}" if not failed
               else f"failed steps: {', '.join(failed)}" + (f" ({'; '.join(errors)})" if errors else ""))
-    return ScenarioResult("crud", FAIL if failed else OK, detail,
+    return CheckResult("crud", FAIL if failed else OK, detail,
                           {"master": master, "ttl_s": ttl, "elapsed_ms": round((last - first) * 1000, 2),
                            "steps": steps})
 
 
-def check_new_master(history: History, run: FailoverRun | None) -> ScenarioResult:
+def check_new_master(history: History, run: FailoverView | None) -> CheckResult:
     """Every sentinel names one master after the run, whose own role is master; not the old one if a failover was
     expected, still the old one if not (or, without a failover run, the one they all name)."""
     after = history.observed(HARNESS, SENTINELS_AFTER)
     if after is None:
-        return ScenarioResult("new_master", WARN, "not observed: the run stopped before asking the sentinels")
+        return CheckResult("new_master", WARN, "not observed: the run stopped before asking the sentinels")
     views = dict((after.value or {}).get("views", {}))
     values = set(views.values())
     metrics: dict = {"sentinel_views": views}
     if len(values) != 1 or next(iter(values)).startswith(("error", "unknown")):
-        return ScenarioResult("new_master", FAIL, f"the sentinels disagree: {views}", metrics)
+        return CheckResult("new_master", FAIL, f"the sentinels disagree: {views}", metrics)
     (announced,) = values
     role_op = history.observed(HARNESS, NEW_MASTER_ROLE)
     role = (role_op.value or {}).get("role") if role_op is not None else None
@@ -65,30 +65,30 @@ def check_new_master(history: History, run: FailoverRun | None) -> ScenarioResul
         role = f"unknown ({role_op.error})"
     metrics.update({"master": announced, "role": role})
     if role != "master":
-        return ScenarioResult("new_master", FAIL, f"all sentinels say {announced}, but its role is {role}", metrics)
+        return CheckResult("new_master", FAIL, f"all sentinels say {announced}, but its role is {role}", metrics)
     if run is None:
-        return ScenarioResult("new_master", OK, f"no failover run; all {len(views)} sentinels agree on {announced}",
+        return CheckResult("new_master", OK, f"no failover run; all {len(views)} sentinels agree on {announced}",
                               metrics)
     metrics["old_master"] = old = f"{run.old_master[0]}:{run.old_master[1]}"
     if not run.expected_failover:
         if announced != old:
-            return ScenarioResult("new_master", FAIL, f"the master moved from {old} to {announced} although no "
+            return CheckResult("new_master", FAIL, f"the master moved from {old} to {announced} although no "
                                   "failover was expected", metrics)
-        return ScenarioResult("new_master", OK, f"no failover, as expected: all {len(views)} sentinels still agree "
+        return CheckResult("new_master", OK, f"no failover, as expected: all {len(views)} sentinels still agree "
                               f"on {announced} (role master)", metrics)
     if announced == old:
-        return ScenarioResult("new_master", FAIL, f"the master is still the old one, {announced}", metrics)
+        return CheckResult("new_master", FAIL, f"the master is still the old one, {announced}", metrics)
     switch = run.history.first_event(events.SWITCH_MASTER)
     if switch:
         metrics["switch_master_s"] = round(run.offset(switch.at), 3)
-    return ScenarioResult("new_master", OK, f"all {len(views)} sentinels agree: {old} -> {announced} (role master)",
+    return CheckResult("new_master", OK, f"all {len(views)} sentinels agree: {old} -> {announced} (role master)",
                           metrics)
 
 
-def check_reconnect(run: FailoverRun | None, skipped: str | None) -> ScenarioResult:
+def check_reconnect(run: FailoverView | None, skipped: str | None) -> CheckResult:
     cap = {"backoff_cap_ms": BACKOFF_CAP_S * 1000, "retries_per_call": RETRIES_PER_CALL}
     if run is None or run.recovered_at is None:
-        return ScenarioResult("reconnect", WARN if run is None else FAIL, f"skipped: {skipped or 'no recovery'}", cap)
+        return CheckResult("reconnect", WARN if run is None else FAIL, f"skipped: {skipped or 'no recovery'}", cap)
     ours = outage_around(run.history.snapshot(), run.fault_at)
     probe = outage_around(run.probe.snapshot(), run.fault_at)
     metrics = dict(cap, ours_downtime_ms=_ms(ours), probe_downtime_ms=_ms(probe))
@@ -102,7 +102,7 @@ def check_reconnect(run: FailoverRun | None, skipped: str | None) -> ScenarioRes
     if switch and plain and plain.first_ok_end:
         metrics["plain_after_switch_ms"] = round((plain.first_ok_end - switch.at) * 1000, 1)
     if ours is not None and ours.downtime_ms is None:
-        return ScenarioResult("reconnect", FAIL, "no write succeeded after the fault", metrics)
+        return CheckResult("reconnect", FAIL, "no write succeeded after the fault", metrics)
     ours_ms = ours.downtime_ms if ours else 0.0
     probe_ms = probe.downtime_ms if probe and probe.downtime_ms is not None else 0.0
     diff = ours_ms - probe_ms
@@ -120,46 +120,46 @@ def check_reconnect(run: FailoverRun | None, skipped: str | None) -> ScenarioRes
             # +switch-master announcement reached us; ours wrote within the tolerance of that announcement.
             # Seen under CI load (the announcement 300 ms after +promoted-slave): the yardstick ran ahead of
             # the announcement, ours did not lag behind it. Said, not passed.
-            return ScenarioResult("reconnect", WARN, f"{detail}; the probe found the new master "
+            return CheckResult("reconnect", WARN, f"{detail}; the probe found the new master "
                                   f"{-probe_after:.0f} ms before +switch-master reached us, and ours wrote "
                                   f"{after_switch:.0f} ms after it", metrics)
-        return ScenarioResult("reconnect", FAIL, detail, metrics)
+        return CheckResult("reconnect", FAIL, detail, metrics)
     if diff < -MEASUREMENT_TOLERANCE_MS:
         # Ours wrote again first: it trusts the failover leader, which names the promoted replica
         # before the sentinels announce +switch-master; the probe waits for that announcement. Our
         # early writes are real (consistency checks them on the new master), so this is not a
         # measurement error of ours, but the yardstick failed to confirm it: say so, do not pass it.
         announced = f"+switch-master at {run.offset(switch.at):+.2f} s" if switch else "no +switch-master seen"
-        return ScenarioResult("reconnect", WARN, f"{detail}; the probe follows the announced master "
+        return CheckResult("reconnect", WARN, f"{detail}; the probe follows the announced master "
                               f"({announced}), ours the failover leader: the probe could not confirm ours", metrics)
-    return ScenarioResult("reconnect", OK, detail, metrics)
+    return CheckResult("reconnect", OK, detail, metrics)
 
 
 def _ms(outage) -> float | None:
     return None if outage is None or outage.downtime_ms is None else round(outage.downtime_ms, 1)
 
 
-def judge(test: TestDescription, history: History) -> list[ScenarioResult]:
+def judge(test: TestDescription, history: History) -> list[CheckResult]:
     """Every HA check, in the order the report shows them, from the test description and the history alone:
     what the suite runs after its phases, and what --recheck runs on a saved file."""
     from lib.checks.client_rows import check_client_comparison
     from lib.checks.ha_consistency import check_consistency
     from lib.checks.ha_master_kill import check_master_kill
-    from lib.checks.ha_rejoin import check_replica_sync, check_roles_restored
+    from lib.checks.ha_replica_sync import check_replica_sync, check_roles_restored
 
     skipped = None if test.facts is not None else f"--fault {test.fault}"
-    run = FailoverRun.from_history(history, test.facts, test.config) if test.facts is not None else None
-    results = [run_scenario("crud", lambda: check_crud(history)),
-               run_scenario("master_kill", lambda: check_master_kill(run, skipped)),
-               run_scenario("new_master", lambda: check_new_master(history, run)),
-               run_scenario("reconnect", lambda: check_reconnect(run, skipped))]
+    run = FailoverView.from_history(history, test.facts, test.config) if test.facts is not None else None
+    results = [checked("crud", lambda: check_crud(history)),
+               checked("master_kill", lambda: check_master_kill(run, skipped)),
+               checked("new_master", lambda: check_new_master(history, run)),
+               checked("reconnect", lambda: check_reconnect(run, skipped))]
     if test.clients:
         switch = history.first_event(events.SWITCH_MASTER)
         compared = ComparedView.from_history(history) if run is not None else None
-        results.append(run_scenario("client_comparison", lambda: check_client_comparison(
+        results.append(checked("client_comparison", lambda: check_client_comparison(
             compared, run.fault_at if run else 0.0, switch.at if switch else None, "master", skipped)))
-    results += [run_scenario("consistency", lambda: check_consistency(run, skipped)),
-                run_scenario("replica_sync", lambda: check_replica_sync(history, run is not None))]
+    results += [checked("consistency", lambda: check_consistency(run, skipped)),
+                checked("replica_sync", lambda: check_replica_sync(history, run is not None))]
     if "roles_restored" in test.checks:
-        results.append(run_scenario("roles_restored", lambda: check_roles_restored(history)))
+        results.append(checked("roles_restored", lambda: check_roles_restored(history)))
     return results

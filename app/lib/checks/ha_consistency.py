@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from lib.checks.accounting import Accounting, account_history, consistency_result
 from lib.checks.ha_fault_metrics import first_noreplicas_s
-from lib.checks.result import ERROR, FAIL, WARN, ScenarioResult
+from lib.checks.result import ERROR, FAIL, WARN, CheckResult
 from lib.history import PINNED, WRITER, Op
-from lib.runs.ha_record import FailoverRun, acked_after
+from lib.phases.ha_record import FailoverView, acked_after
 
 LOST_AT_LIMIT = 5000  # lost_acked_at_s lists at most this many (sorted) acknowledgement times
 
 
-def check_consistency(run: FailoverRun | None, skipped: str | None) -> ScenarioResult:
+def check_consistency(run: FailoverView | None, skipped: str | None) -> CheckResult:
     """Every write judged against the final read the run recorded (lib/checks/accounting.py), Jepsen's way.
 
     Strict: any acknowledged write lost is a FAIL; the second line says whether the loss is within the bound
     min-replicas-max-lag documents. The same verdict is recomputed from the saved JSON by --recheck.
     """
     if run is None or run.recovered_at is None:
-        return ScenarioResult("consistency", WARN if run is None else FAIL, f"skipped: {skipped or 'no recovery'}")
+        return CheckResult("consistency", WARN if run is None else FAIL, f"skipped: {skipped or 'no recovery'}")
     if run.history.final_read is None:
-        return ScenarioResult("consistency", ERROR, run.history.final_read_error
+        return CheckResult("consistency", ERROR, run.history.final_read_error
                               or "no final read was recorded after the run: nothing to judge the writes by")
     acc = account_history(run.history, (WRITER,))
     metrics = {"lost": acc.acked_lost, "checked_on": run.extra.get("final_read_on")}
@@ -56,12 +56,12 @@ def max_lag_s(settings: dict[str, str]) -> float | None:
     return float(settings.get("min-replicas-max-lag", 10))  # 10 s: the server's default max-lag
 
 
-def _loss_explained(run: FailoverRun) -> str:
+def _loss_explained(run: FailoverView) -> str:
     """The fault's own words for why it can lose acknowledged writes (lib/faults/*.py: explain_loss)."""
     return f"; {run.loss_explained}" if run.loss_explained else ""
 
 
-def _old_master_note(run: FailoverRun, pinned: Accounting, metrics: dict) -> str:
+def _old_master_note(run: FailoverView, pinned: Accounting, metrics: dict) -> str:
     """The second writer's: what the old master acknowledged after the heal, and whether it survived."""
     ops = run.history.snapshot(PINNED)
     after_heal = acked_after(pinned.lost_ops, run.healed_at) if run.healed_at is not None else []
@@ -80,7 +80,7 @@ def _old_master_note(run: FailoverRun, pinned: Accounting, metrics: dict) -> str
             f"heal){demoted}")
 
 
-def _min_replicas_note(run: FailoverRun, lost_ops: list[Op]) -> str:
+def _min_replicas_note(run: FailoverView, lost_ops: list[Op]) -> str:
     setting = run.settings["min-replicas-to-write"]
     lag = run.settings.get("min-replicas-max-lag")
     first = first_noreplicas_s(run)

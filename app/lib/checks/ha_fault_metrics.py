@@ -5,10 +5,10 @@ from __future__ import annotations
 from lib import events
 from lib.history import OK as OP_OK
 from lib.history import Op
-from lib.runs.ha_record import FailoverRun, acked_after
+from lib.phases.ha_record import FailoverView, acked_after
 
 
-def fault_metrics(run: FailoverRun) -> dict:
+def fault_metrics(run: FailoverView) -> dict:
     """What the newer faults add to master_kill: the write pause, the heal, the config, NOREPLICAS."""
     ops = run.history.snapshot()
     until = run.recovered_at or max((op.end for op in ops), default=run.fault_at)
@@ -42,7 +42,7 @@ def write_pause_ms(ops: list[Op], fault_at: float, until: float) -> float:
     return max(gaps, default=0.0)
 
 
-def first_noreplicas_s(run: FailoverRun, *, pinned_only: bool = False) -> float | None:
+def first_noreplicas_s(run: FailoverView, *, pinned_only: bool = False) -> float | None:
     """Seconds from the fault to the first NOREPLICAS error the writers saw (None: none was seen)."""
     pinned = run.pinned.snapshot() if run.pinned is not None else []
     ops = pinned if pinned_only else run.history.snapshot() + pinned
@@ -53,7 +53,7 @@ def first_noreplicas_s(run: FailoverRun, *, pinned_only: bool = False) -> float 
 ELECTION_BURST_S = 1.0  # +try-failover events this close together belong to one attempt (every sentinel tries)
 
 
-def leader_elections_s(run: FailoverRun) -> list[float]:
+def leader_elections_s(run: FailoverView) -> list[float]:
     """When the sentinels tried to elect a failover leader, one time per attempt, from the fault on.
 
     More than one: the first election failed (a split vote: every sentinel tried at once and voted for

@@ -6,16 +6,16 @@ from __future__ import annotations
 from lib import events
 from lib.checks.checker import error_counts, outage_around
 from lib.checks.ha_fault_metrics import fault_metrics
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import FAIL, OK, WARN, CheckResult
 from lib.checks.timeline import Timeline, build_timeline, client_rows
 from lib.history import OK as OP_OK
-from lib.runs.ha_record import FailoverRun
+from lib.phases.ha_record import FailoverView
 from lib.util import format_endpoint
 
 
-def check_master_kill(run: FailoverRun | None, skipped: str | None) -> ScenarioResult:
+def check_master_kill(run: FailoverView | None, skipped: str | None) -> CheckResult:
     if run is None:
-        return ScenarioResult("master_kill", WARN, f"skipped: {skipped}")
+        return CheckResult("master_kill", WARN, f"skipped: {skipped}")
     ops = run.history.snapshot()
     outage = outage_around(ops, run.fault_at)
     downtime = outage.downtime_ms if outage else 0.0
@@ -35,13 +35,13 @@ def check_master_kill(run: FailoverRun | None, skipped: str | None) -> ScenarioR
     if run.watch is not None:
         return _judge_watch(run, metrics)
     if run.timeout_reason:
-        return ScenarioResult("master_kill", FAIL, f"no recovery: {run.timeout_reason}", metrics)
+        return CheckResult("master_kill", FAIL, f"no recovery: {run.timeout_reason}", metrics)
     detail = (f"{run.fault}; client unable to write for {downtime:,.0f} ms" if outage
               else f"{run.fault}; the client never saw an error")
-    return ScenarioResult("master_kill", OK, detail + _heal_note(run, metrics), metrics)
+    return CheckResult("master_kill", OK, detail + _heal_note(run, metrics), metrics)
 
 
-def _heal_note(run: FailoverRun, metrics: dict) -> str:
+def _heal_note(run: FailoverView, metrics: dict) -> str:
     notes = []
     if len(elections := metrics.get("leader_elections_s", [])) > 1:
         notes.append(f"the sentinels' first leader election failed (tried at {elections[0]:+.2f} s); Sentinel tried "
@@ -61,7 +61,7 @@ def _heal_note(run: FailoverRun, metrics: dict) -> str:
     return "".join(f"; {note}" for note in notes)
 
 
-def _judge_watch(run: FailoverRun, metrics: dict) -> ScenarioResult:
+def _judge_watch(run: FailoverView, metrics: dict) -> CheckResult:
     """A fault after which no failover may happen within the watch (quorum loss, replica kill)."""
     watch = run.watch
     assert watch is not None
@@ -70,15 +70,15 @@ def _judge_watch(run: FailoverRun, metrics: dict) -> ScenarioResult:
     seen = (f"+sdown {watch.events.get(events.SDOWN, 0)}x, +odown {watch.events.get(events.ODOWN, 0)}x, "
             f"+switch-master {watch.events.get(events.SWITCH_MASTER, 0)}x")
     if watch.switch_at is not None:
-        return ScenarioResult("master_kill", FAIL, f"{run.fault}; a failover happened at "
+        return CheckResult("master_kill", FAIL, f"{run.fault}; a failover happened at "
                               f"{run.offset(watch.switch_at):+.2f} s although none was expected ({watch.why}); "
                               f"seen: {seen}", metrics)
     detail = f"{run.fault}; no failover: {watch.why}, as expected (watched {watch.seconds:.1f} s; {seen})"
     if run.healed_at is None:  # nothing comes back: the master must have kept serving
         if run.timeout_reason:
-            return ScenarioResult("master_kill", FAIL, f"{detail}; but no write was acknowledged after the fault: "
+            return CheckResult("master_kill", FAIL, f"{detail}; but no write was acknowledged after the fault: "
                                   f"{run.timeout_reason}", metrics)
-        return ScenarioResult("master_kill", OK, f"{detail}; the master kept serving (longest write gap "
+        return CheckResult("master_kill", OK, f"{detail}; the master kept serving (longest write gap "
                               f"{metrics['write_pause_ms']:,.0f} ms)", metrics)
     back = run.offset(run.healed_at)
     switch = next((e for e in run.history.events if e.name == events.SWITCH_MASTER and e.at >= run.healed_at), None)
@@ -88,14 +88,14 @@ def _judge_watch(run: FailoverRun, metrics: dict) -> ScenarioResult:
                     "switch_after_return_s": round(switch.at - run.healed_at, 3) if switch else None,
                     "writes_after_return_s": round(first_ok - run.healed_at, 3) if first_ok else None})
     if run.timeout_reason or switch is None:
-        return ScenarioResult("master_kill", FAIL, f"{detail}; no recovery after the sentinels came back at "
+        return CheckResult("master_kill", FAIL, f"{detail}; no recovery after the sentinels came back at "
                               f"{back:+.2f} s: {run.timeout_reason or 'no +switch-master'}", metrics)
     writes = f", writes succeeding {metrics['writes_after_return_s']:.2f} s later" if first_ok else ""
-    return ScenarioResult("master_kill", OK, f"{detail}; the sentinels were back at {back:+.2f} s: +switch-master "
+    return CheckResult("master_kill", OK, f"{detail}; the sentinels were back at {back:+.2f} s: +switch-master "
                           f"{metrics['switch_after_return_s']:.2f} s later{writes}", metrics)
 
 
-def failover_timeline(run: FailoverRun) -> Timeline:
+def failover_timeline(run: FailoverView) -> Timeline:
     """The writer's history and the sentinels' events, plus when the probes recovered, as one timeline."""
     extra = [row for row in client_rows(run.probe.snapshot(), run.fault_at, "5 ms probe")
              if row.name.endswith(events.RECOVERED)]

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lib.checks.result import ScenarioResult, SuiteReport
+from lib.checks.result import CheckResult, SuiteReport
 from lib.description import TestDescription
 from lib.errors import SetupError
 from lib.history import History
@@ -19,7 +19,7 @@ from lib.history import History
 JUDGES = {"ha": "lib.checks.ha_checks", "cluster": "lib.checks.cluster_checks", "cache": "lib.checks.cache_checks"}
 
 
-def judge(suite: str, test: TestDescription, history: History) -> list[ScenarioResult]:
+def judge(suite: str, test: TestDescription, history: History) -> list[CheckResult]:
     """Every check of the suite over the description and the history (the module's judge)."""
     return importlib.import_module(JUDGES[suite]).judge(test, history)
 
@@ -44,7 +44,7 @@ def recheck(path: str | Path, expect_suite: str | None = None) -> tuple[SuiteRep
     results = judge(suite, test, history)
     report = SuiteReport(suite, body.get("target") or {}, results, body["test"], body["history"])
     saved = {s["scenario"]: s for s in body["scenarios"]}
-    return report, [line for result in results for line in differences(saved.get(result.scenario), result)]
+    return report, [line for result in results for line in differences(saved.get(result.name), result)]
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -59,9 +59,9 @@ def _load(path: Path) -> dict[str, Any]:
     return body
 
 
-def differences(saved: dict[str, Any] | None, new: ScenarioResult) -> list[str]:
+def differences(saved: dict[str, Any] | None, new: CheckResult) -> list[str]:
     """One line per place the recomputed verdict differs from the saved one (none: they agree)."""
-    name = new.scenario
+    name = new.name
     if saved is None:
         return [f"{name}: not in the saved file, recomputed {new.status}"]
     lines = []

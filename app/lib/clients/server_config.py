@@ -37,7 +37,7 @@ class ConfigChange:
             finally:
                 client.close()
 
-    def restore(self) -> list[str]:
+    def put_back(self) -> list[str]:
         """Put back every saved value; returns one line per node that could not be restored."""
         problems = []
         for address, old in list(self.saved.items()):
@@ -56,7 +56,7 @@ class ConfigChange:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.restore()
+        self.put_back()
 
 
 def config_set(client: redis.Redis, settings: dict[str, str]) -> None:

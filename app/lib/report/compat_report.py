@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lib.checks.compat_diff import MISSING
-from lib.checks.result import ScenarioResult
+from lib.checks.result import CheckResult
 from lib.report.report import format_value, status_text
 
 MAX_DIFF_ROWS_PER_SCENARIO = 25
@@ -24,7 +24,7 @@ def describe_server(identity: dict[str, Any]) -> str:
     return f"{name} {version}{compat}"
 
 
-def target_table(name: str, info: dict[str, Any], results: list[ScenarioResult],
+def target_table(name: str, info: dict[str, Any], results: list[CheckResult],
                  elapsed: dict[str, float]) -> Table:
     """One target's scenarios: status, detail and time."""
     table = Table(title=f"{name} — {describe_server(info['server'])} at {info['address']}")
@@ -33,7 +33,7 @@ def target_table(name: str, info: dict[str, Any], results: list[ScenarioResult],
     table.add_column("ms", justify="right")
     table.add_column("detail", overflow="fold")
     for item in results:
-        table.add_row(item.scenario, status_text(item.status), f"{elapsed.get(item.scenario, 0):,.0f}",
+        table.add_row(item.name, status_text(item.status), f"{elapsed.get(item.name, 0):,.0f}",
                       escape(str(item.detail)))
     return table
 

@@ -1,6 +1,6 @@
 """How results look: rich tables, the summary, the exit line, the manual-fault prompt; the console lives here.
 
-The contract itself (ScenarioResult, SuiteReport, OK/WARN/FAIL) is lib/checks/result.py.
+The contract itself (CheckResult, SuiteReport, OK/WARN/FAIL) is lib/checks/result.py.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ def status_text(status: str) -> str:
 
 def summary_table(report: SuiteReport, title: str | None = None) -> Table:
     table = Table(title=title or f"{report.suite} — results", show_lines=False)
-    table.add_column("scenario", style="bold")
+    table.add_column("check", style="bold")
     table.add_column("status")
     table.add_column("detail", overflow="fold")
-    for result in report.scenarios:
-        table.add_row(result.scenario, status_text(result.status), result.detail)
+    for result in report.checks:
+        table.add_row(result.name, status_text(result.status), result.detail)
     return table
 
 

@@ -16,11 +16,11 @@ from lib.checks.result import SuiteReport
 from lib.description import Loop
 from lib.errors import SetupError
 from lib.faults.fault import record_evidence
+from lib.phases.cache_failover import CacheFailoverView, measure_cache_failover
+from lib.phases.cache_phases import observe_basics, observe_clear, observe_ring, observe_spread, observe_ttl
+from lib.phases.cluster_record import record_layout
+from lib.phases.cluster_watch import wait_links_up
 from lib.report.report import key_value_table
-from lib.runs.cache_failover import CacheFailoverRun, run_cache_failover
-from lib.runs.cache_phases import observe_basics, observe_clear, observe_ring, observe_spread, observe_ttl
-from lib.runs.cluster_failover_run import record_layout
-from lib.runs.cluster_watch import wait_links_up
 from lib.suites.cluster_target import build_parser, connected
 from lib.suites.cluster_target_run import ClusterTargetRun
 from lib.suites.skeleton import Output
@@ -54,7 +54,7 @@ class CacheSuiteRun(ClusterTargetRun):
         self.rejoin(run)
         zero = run.fault_at if run is not None else 0.0
         results = self.judged(judge, zero)
-        http = next(r for r in results if r.scenario == "http_failover")
+        http = next(r for r in results if r.name == "http_failover")
         if run is not None and "requests" in http.metrics:
             shown = {k: v for k, v in http.metrics.items() if k not in HIDDEN_METRICS}
             if "hit_ratio" in shown:
@@ -62,14 +62,14 @@ class CacheSuiteRun(ClusterTargetRun):
             out.show(key_value_table("HTTP under failover", shown))
         return self.report("cache", results, zero, prefix=store.prefix)
 
-    def failover(self, out: Output) -> CacheFailoverRun:
+    def failover(self, out: Output) -> CacheFailoverView:
         """The HTTP cache through the fault, its timeline shown (and plotted with --plot)."""
         plan, test = self.plan, self.test
         wait_links_up(self.client, plan.shards, timeout=60)
-        live = run_cache_failover(test, self.client, self.store, plan.fault, plan.shards, plan.victim,
+        live = measure_cache_failover(test, self.client, self.store, plan.fault, plan.shards, plan.victim,
                                   self.history, progress=out.show)
         record_evidence(plan.fault, self.history, live.promoted.announced if live.promoted else None)
-        run = CacheFailoverRun.from_history(self.history, test.facts)
+        run = CacheFailoverView.from_history(self.history, test.facts)
         self.show_timeline(out, cache_timeline(run), f"HTTP cache under failover: {run.fault}",
                            "Cache failover timeline (seconds from the fault)")
         return run

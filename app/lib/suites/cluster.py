@@ -1,7 +1,7 @@
 """The cluster suite: topology, placement, MOVED, ASK, key spread, then a shard failover and the rejoin.
 
 What it shares with the cache suite (lib/suites/cache.py) lives beside it: cluster_target.py (target, parser,
-plan), cluster_faults.py, cluster_target_run.py and cluster_restore.py. Settings a fault needs for the run
+plan), cluster_faults.py, cluster_target_run.py and cluster_rejoin_phase.py. Settings a fault needs for the run
 (shutdown-on-sigterm, --min-replicas-to-write) are set by CONFIG SET and put back after the rejoin
 (lib/clients/server_config.py).
 """
@@ -22,20 +22,20 @@ from lib.description import Loop
 from lib.errors import HarnessError, SetupError
 from lib.faults.fault import record_evidence
 from lib.history import PLAIN, WRITER
-from lib.report.client_report import client_table
-from lib.report.cluster_report import distribution_table, topology_table
-from lib.report.report import key_value_table
-from lib.runs.cluster_failover import run_cluster_failover
-from lib.runs.cluster_failover_run import ClusterFailoverRun
-from lib.runs.cluster_phases import (
+from lib.phases.cluster_failover import measure_cluster_failover
+from lib.phases.cluster_phases import (
     observe_ask,
     observe_connect,
     observe_distribution,
     observe_moved,
     observe_placement,
 )
-from lib.runs.cluster_watch import wait_links_up
-from lib.runs.final_read import read_back
+from lib.phases.cluster_record import ClusterFailoverView
+from lib.phases.cluster_watch import wait_links_up
+from lib.phases.final_read import read_back
+from lib.report.client_report import client_table
+from lib.report.cluster_report import distribution_table, topology_table
+from lib.report.report import key_value_table
 from lib.suites.cluster_target import build_parser, connected
 from lib.suites.cluster_target_run import FAILOVER_ERRORS, ClusterTargetRun
 from lib.suites.compared import cluster_comparison
@@ -76,15 +76,15 @@ class ClusterSuiteRun(ClusterTargetRun):
         self.rejoin(run)
         zero = run.fault_at if run is not None else 0.0
         results = self.judged(judge, zero)
-        distribution = next(r for r in results if r.scenario == "distribution")
+        distribution = next(r for r in results if r.name == "distribution")
         if "per_shard" in distribution.metrics:  # not when the phase broke
             out.show(distribution_table(shards, distribution.metrics))
-        comparison = next((r for r in results if r.scenario == "client_comparison"), None)
+        comparison = next((r for r in results if r.name == "client_comparison"), None)
         if comparison is not None and comparison.metrics.get("clients"):
             out.show(client_table(comparison.metrics, "Clients during the fault (cluster)"))
         return self.report("cluster", results, zero)
 
-    def failover(self, out: Output) -> ClusterFailoverRun:
+    def failover(self, out: Output) -> ClusterFailoverView:
         """The measured failover, its timeline shown (and plotted with --plot), and the final read."""
         plan, fault, test = self.plan, self.plan.fault, self.test
         wait_links_up(self.client, plan.shards, timeout=60)
@@ -95,7 +95,7 @@ class ClusterSuiteRun(ClusterTargetRun):
         compared = cluster_comparison(test, self.client, plan.shards, self.ns, self.history)
         if compared is not None:
             out.show(f"comparing clients side by side: {', '.join(test.clients)}")
-        live = run_cluster_failover(test, self.client, fault, plan.shards, plan.victim, self.ns, self.history,
+        live = measure_cluster_failover(test, self.client, fault, plan.shards, plan.victim, self.ns, self.history,
                                     progress=out.show, settings=settings, compared=compared)
         record_evidence(fault, self.history, live.promoted.announced if live.promoted else None)
         if live.victim is not None:  # recorded, so the verdict and --recheck judge by the same read
@@ -103,7 +103,7 @@ class ClusterSuiteRun(ClusterTargetRun):
             with contextlib.suppress(*FAILOVER_ERRORS, SetupError, HarnessError):
                 read_back(lambda keys: self.client.call(lambda rc: rc.mget_nonatomic(keys)), None, self.history,
                           where="through the cluster client")
-        run = ClusterFailoverRun.from_history(self.history, test.facts)
+        run = ClusterFailoverView.from_history(self.history, test.facts)
         self.show_timeline(out, failover_timeline(run), f"Cluster failover: {run.fault}")
         return run
 

@@ -8,18 +8,18 @@ from typing import Any, TypeVar
 
 import redis
 
-from lib.checks.result import ScenarioResult, SuiteReport
+from lib.checks.result import CheckResult, SuiteReport
 from lib.checks.timeline import Timeline
 from lib.clients.keyspace import delete_prefix
 from lib.cluster_client import ClusterClient
 from lib.description import TestDescription
 from lib.errors import SetupError
 from lib.history import HARNESS, History
+from lib.phases.cache_failover import CacheFailoverView
+from lib.phases.cluster_record import BROKEN, PROMOTION, ClusterFailoverView
 from lib.report.plot import plot_timeline
-from lib.report.timeline import timeline_table
-from lib.runs.cache_failover import CacheFailoverRun
-from lib.runs.cluster_failover_run import BROKEN, PROMOTION, ClusterFailoverRun
-from lib.suites.cluster_restore import (
+from lib.report.timeline_table import timeline_table
+from lib.suites.cluster_rejoin_phase import (
     RESTART_TIMEOUT_S,
     cluster_ok,
     heal_after_broken_run,
@@ -91,7 +91,7 @@ class ClusterTargetRun:
         notes = [note for note in [fault.undo() if fault is not None else None] if note]
         for change in (c for c in self.plan.config if c.saved):  # a run interrupted after its CONFIG SET
             nodes = len(change.saved)
-            notes += change.restore() or [f"put back {', '.join(change.settings)} on {nodes} node(s)"]
+            notes += change.put_back() or [f"put back {', '.join(change.settings)} on {nodes} node(s)"]
         return notes
 
     def cleanup(self) -> str | None:
@@ -100,15 +100,15 @@ class ClusterTargetRun:
     def seed_nodes(self) -> str:
         return ", ".join(format_endpoint(*s) for s in self.target.seeds) + f"  (from {self.target.source})"
 
-    def report(self, suite: str, results: list[ScenarioResult], zero: float, **extra: Any) -> SuiteReport:
+    def report(self, suite: str, results: list[CheckResult], zero: float, **extra: Any) -> SuiteReport:
         """The report of the run: target, the checks' results, the description and the history as saved."""
         return SuiteReport(suite, {"nodes": [format_endpoint(*s) for s in self.target.seeds],
                                    "server_version": self.plan.version, "shards": len(self.plan.shards),
                                    "fault": self.test.fault, **extra}, results, self.test.to_dict(),
                            self.history.to_dict(zero))
 
-    def judged(self, judge: Callable[[TestDescription, History], list[ScenarioResult]], zero: float
-               ) -> list[ScenarioResult]:
+    def judged(self, judge: Callable[[TestDescription, History], list[CheckResult]], zero: float
+               ) -> list[CheckResult]:
         """The checks over the history as the JSON saves it (times from the fault): --recheck of the file
         recomputes exactly these verdicts."""
         return judge(self.test, History.from_dict(self.history.to_dict(zero)))
@@ -135,7 +135,7 @@ class ClusterTargetRun:
             written = plot_timeline(timeline, self.test.plot, plot_title)
             out.show(f"timeline plot written to {written}")
 
-    def rejoin(self, run: ClusterFailoverRun | CacheFailoverRun | None) -> None:
+    def rejoin(self, run: ClusterFailoverView | CacheFailoverView | None) -> None:
         """The rejoin phase: the old primary back as a replica (and, when the fault says so, the roles put back),
         then the run's CONFIG SET put back; recorded for the rejoin check."""
         fault, test = self.plan.fault, self.test

@@ -9,7 +9,7 @@ from lib.cluster_client import ClusterClient
 from lib.description import TestDescription
 from lib.ha_client import Address, HAClient
 from lib.history import History
-from lib.runs.client_comparison import ClientComparison, client_comparison
+from lib.phases.client_comparison import ClientComparison, client_comparison
 from lib.topology.cluster_topology import Shard
 from lib.workload.compared_clients import Keys, Opener
 

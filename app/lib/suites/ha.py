@@ -3,7 +3,7 @@
 HASuite parses and prepares (the test description, target, reachability, fault, ownership: nothing written yet)
 and hands over an HARun (ha_run.py): the phases in order, each recorded in one history, then the checks over it.
 Beside it: the faults (ha_faults.py), what may be done to whose servers (ha_ownership.py), what the run changed
-(ha_session.py) and what an interrupt must undo (ha_undo.py). The phases are lib/runs/ha_phases.py, the checks
+(ha_session.py) and what an interrupt must undo (ha_undo.py). The phases are lib/phases/ha_phases.py, the checks
 lib/checks/ha_checks.judge; tables and progress go through the Output.
 """
 

@@ -22,7 +22,7 @@ from lib.faults.fault import (
     make_fault,
 )
 from lib.ha_client import Address, HAClient
-from lib.runs.ha_record import RunPlan
+from lib.phases.ha_record import RunPlan
 from lib.suites.cli import fault_options
 from lib.util import format_endpoint
 

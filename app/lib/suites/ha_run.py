@@ -19,14 +19,14 @@ from lib.errors import HarnessError
 from lib.faults.fault import record_evidence
 from lib.ha_client import Address, HAClient
 from lib.history import HARNESS, History
+from lib.phases import ha_phases
+from lib.phases.final_read import read_back
+from lib.phases.ha_failover import measure_failover, wait_replicas_synced
+from lib.phases.ha_record import FINAL_READ_ON, TARGET, FailoverView, RunPlan
 from lib.report.client_report import client_table
 from lib.report.plot import plot_timeline
 from lib.report.report import key_value_table
-from lib.report.timeline import timeline_table
-from lib.runs import ha_phases
-from lib.runs.final_read import read_back
-from lib.runs.ha_failover import run_failover, wait_replicas_synced
-from lib.runs.ha_record import FINAL_READ_ON, TARGET, FailoverRun, RunPlan
+from lib.report.timeline_table import timeline_table
 from lib.suites.compared import ha_comparison
 from lib.suites.ha_session import Session, Target, cleanup, put_config_back
 from lib.suites.ha_undo import undo_interrupted
@@ -65,7 +65,7 @@ class HARun:
             ha_phases.after_run(ha, self.history)
         if run is not None and fault is not None:
             heal_timeout = test.manual_timeout_s if fault.by_hand or fault.healed_by_person else HEAL_TIMEOUT_S
-            ha_phases.rejoin(ha, FailoverRun.from_history(self.history, test.facts, test.config), fault, heal_timeout,
+            ha_phases.rejoin(ha, FailoverView.from_history(self.history, test.facts, test.config), fault, heal_timeout,
                              owned=session.owned)
         else:
             ha_phases.replicas_caught_up(ha, self.history)
@@ -83,7 +83,7 @@ class HARun:
                                     "master_name": ha.master_name, "master": format_endpoint(*self.announced),
                                     "server_version": version, "fault": test.fault, "harness_started": session.owned},
                              judge(test, History.from_dict(saved)), test.to_dict(), saved)
-        comparison = next((r for r in report.scenarios if r.scenario == "client_comparison"), None)
+        comparison = next((r for r in report.checks if r.name == "client_comparison"), None)
         if comparison is not None and comparison.metrics.get("clients"):
             out.show(client_table(comparison.metrics, "Clients during the fault (HA)"))
         return report
@@ -98,7 +98,7 @@ class HARun:
             ("server", f"{self.server.get('server_name', 'redis')} {version}"),
         ])
 
-    def _failover(self, out: Output) -> FailoverRun | None:
+    def _failover(self, out: Output) -> FailoverView | None:
         """The measured failover, its timeline shown (and plotted); None when --fault none."""
         test, fault = self.test, self.session.fault
         if fault is None:
@@ -112,13 +112,13 @@ class HARun:
         compared = ha_comparison(test, self.ha, self.target, self.reachable, self.session.namespace, self.history)
         if compared is not None:
             out.show(f"comparing clients side by side: {', '.join(test.clients)}")
-        live = run_failover(test, self.ha, fault, self.session.namespace, self.history, progress=out.show,
+        live = measure_failover(test, self.ha, fault, self.session.namespace, self.history, progress=out.show,
                             plan=self.plan, compared=compared)
         record_evidence(fault, self.history, live.new_master)
         ha_phases.after_run(self.ha, self.history)
         if live.recovered_at is not None:
             self._final_read()
-        run = FailoverRun.from_history(self.history, test.facts, test.config)  # what the checks will judge
+        run = FailoverView.from_history(self.history, test.facts, test.config)  # what the checks will judge
         timeline = failover_timeline(run)
         out.show(timeline_table(timeline))
         if test.plot:

@@ -52,7 +52,7 @@ def put_config_back(session: Session) -> list[str]:
     problems = []
     for change in session.config:
         before = set(change.saved)
-        problems += change.restore()
+        problems += change.put_back()
         problems += [problem for address in before - set(change.saved)
                      if (problem := rewrite_config(change.connect, address))]
     session.config = [change for change in session.config if change.saved]

@@ -8,8 +8,8 @@ import contextlib
 import redis
 
 from lib.ha_client import Address, HAClient, answers
-from lib.runs.ha_rejoin import faster_rejoin
-from lib.runs.ha_roles import put_back_master
+from lib.phases.ha_rejoin import faster_rejoin
+from lib.phases.ha_roles import put_back_master
 from lib.suites.ha_session import Session, cleanup, one_line, put_config_back
 from lib.util import format_endpoint, parse_endpoint
 from lib.waits import WaitTimeout, wait_until

@@ -1,9 +1,9 @@
 """What a compatibility scenario gets and returns: the context, the result contract, key hygiene.
 
-A scenario module (app/scenarios/*.py) exposes NAME, DESTRUCTIVE and run(client, ctx) -> ScenarioResult
+A scenario module (app/scenarios/*.py) exposes NAME, DESTRUCTIVE and run(client, ctx) -> CheckResult
 (lib.checks.result, the contract every suite shares; build it with result() below). The runner turns
-what run returns into a ScenarioResult with to_result (a legacy contract dict is still accepted, a
-wrong shape is a FAIL), and a crash into a FAIL with run_scenario, so one broken scenario never ends
+what run returns into a CheckResult with to_result (a legacy contract dict is still accepted, a
+wrong shape is a FAIL), and a crash into a FAIL with checked, so one broken scenario never ends
 the suite.
 """
 
@@ -13,17 +13,17 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import FAIL, OK, WARN, CheckResult
 from lib.clients.keyspace import delete_prefix
 from lib.util import raw_command  # noqa: F401 - the scenarios import it from here
 
 STATUSES = (OK, WARN, FAIL)
-CONTRACT_KEYS = tuple(f.name for f in fields(ScenarioResult))  # scenario, status, detail, metrics
+CONTRACT_KEYS = ("scenario", "status", "detail", "metrics")  # a legacy scenario's dict (CheckResult.to_dict)
 
 
 @dataclass
@@ -55,15 +55,15 @@ class ScenarioContext:
         self.extra_clients.clear()
 
 
-def result(scenario: str, status: str, detail: str, metrics: dict[str, Any] | None = None) -> ScenarioResult:
+def result(scenario: str, status: str, detail: str, metrics: dict[str, Any] | None = None) -> CheckResult:
     """The one result contract (lib.checks.result), with metrics optional for a scenario that measured nothing."""
-    return ScenarioResult(scenario, status, detail, metrics or {})
+    return CheckResult(scenario, status, detail, metrics or {})
 
 
 def contract_problem(value: Any) -> str | None:
-    """Why value is neither a valid ScenarioResult nor a legacy contract dict, or None if it is one."""
-    if isinstance(value, ScenarioResult):
-        value = {key: getattr(value, key) for key in CONTRACT_KEYS}
+    """Why value is neither a valid CheckResult nor a legacy contract dict, or None if it is one."""
+    if isinstance(value, CheckResult):
+        value = value.to_dict()
     if not isinstance(value, dict):
         return f"returned {type(value).__name__}, not the contract dict"
     missing = [k for k in CONTRACT_KEYS if k not in value]
@@ -76,13 +76,13 @@ def contract_problem(value: Any) -> str | None:
     return None
 
 
-def to_result(name: str, value: Any) -> ScenarioResult:
+def to_result(name: str, value: Any) -> CheckResult:
     """What scenario `name` returned, as the contract; a wrong shape is that scenario's FAIL, saying why."""
     if problem := contract_problem(value):
         return result(name, FAIL, f"scenario {problem}", {"error_type": "ContractError"})
-    if isinstance(value, ScenarioResult):
+    if isinstance(value, CheckResult):
         return value
-    return ScenarioResult(*(value[key] for key in CONTRACT_KEYS))  # a user's scenario from before the dataclass
+    return CheckResult(*(value[key] for key in CONTRACT_KEYS))  # a user's scenario from before the dataclass
 
 
 def error_reply(call: Callable[[], Any]) -> str:

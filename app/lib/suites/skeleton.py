@@ -80,6 +80,6 @@ def recheck_saved(suite: Suite, args: argparse.Namespace, out: Output) -> int:
     for line in differences:
         out.warn(line)
     if not differences:
-        out.show(f"recheck: all {len(report.scenarios)} verdicts and their metrics, recomputed from the saved "
+        out.show(f"recheck: all {len(report.checks)} verdicts and their metrics, recomputed from the saved "
                  "history, match the file")
     return out.finish(report, args.json)

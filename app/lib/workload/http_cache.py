@@ -302,7 +302,7 @@ class HTTPCache:
         headers: the request headers that select a variant are known only from a response, so a
         lookup first learns them under the URL key, then reads the variant under variant_key (what
         shared caches such as Varnish and Squid do). A response without Vary stays under the URL key,
-        so request_key still says where a page lives (lib/runs/cache_failover.py picks shards by it).
+        so request_key still says where a page lives (lib/phases/cache_failover.py picks shards by it).
         """
         blob, found = self.store.get(request_key("GET", url))
         if not found:

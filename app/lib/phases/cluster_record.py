@@ -1,4 +1,4 @@
-"""What one cluster failover run recorded, read back from the history alone (ClusterFailoverRun.from_history): the
+"""What one cluster failover run recorded, read back from the history alone (ClusterFailoverView.from_history): the
 checks judge this view, so a saved run is judged the same way; and what its fault should cause.
 
 The run writes what it learns into the history: the layout before the fault (CLUSTER NODES lines), the shard the
@@ -33,10 +33,12 @@ SETTINGS = "settings"  # what the cluster ran with (CONFIG GET/SET)
 GAVE_UP = "gave up"  # a wait that timed out: its error is why the run stopped waiting
 BROKEN = "failover broken"  # the failover phase stopped on an error: why, with what was healed after it
 PRIMARY_KEPT_SLOTS = "primary kept slots"  # after a replica's loss: the primary still a primary with its slots
+REJOIN = "rejoin"  # the rejoin phase's process (lib/suites/cluster_rejoin_phase.py): restarted, rejoined, roles and
+# config put back, undone; lib/checks/cluster_rejoin.py judges it
 
 
 @dataclass
-class ClusterFailoverRun:
+class ClusterFailoverView:
     fault: str
     shards: list[Shard]  # the layout before the fault
     history: History = field(default_factory=History)
@@ -85,7 +87,7 @@ class ClusterFailoverRun:
         return plain
 
     @classmethod
-    def from_history(cls, history: History, facts: dict[str, Any] | None) -> ClusterFailoverRun:
+    def from_history(cls, history: History, facts: dict[str, Any] | None) -> ClusterFailoverView:
         """The view of a recorded run: facts are what the fault said of itself (the test description's)."""
         facts = facts or {}
         shards = shards_of(parse_cluster_nodes(_value(history, LAYOUT) or ""))

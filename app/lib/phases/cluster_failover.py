@@ -4,7 +4,7 @@ A writer per shard (not one for all) so that a shard waiting on the dead primary
 the writes to the others: the "other shards kept serving" number then measures the cluster, not
 our single thread. The run only records; lib/checks/checker.py gives the verdicts afterwards.
 
-What the run waits for depends on what the fault should cause (`expect`, lib/runs/cluster_outcomes.py):
+What the run waits for depends on what the fault should cause (`expect`, lib/phases/cluster_outcomes.py):
 a promotion (kill, pause, SIGTERM, CLUSTER FAILOVER, partition), nothing at all (a replica killed), or a
 shard without any node (shard loss: nothing can be promoted). A fault that heals in the run (pause,
 partition, shard loss) is healed as soon as that answer is seen, and a writer pinned to the old primary
@@ -24,8 +24,16 @@ from lib.description import Loop, TestDescription
 from lib.faults.fault import Fault, heal_fault, inject_recorded
 from lib.ha_client import AddressRemap
 from lib.history import HARNESS, Attempts, History
-from lib.runs.client_comparison import ClientComparison
-from lib.runs.cluster_failover_run import (
+from lib.phases.client_comparison import ClientComparison
+from lib.phases.cluster_outcomes import (
+    HEAL_TIMEOUT_S,
+    after_promotion,
+    after_replica_loss,
+    after_shard_loss,
+    wait_ok_per_shard,
+    wait_pinned,
+)
+from lib.phases.cluster_record import (
     DOWN_NODE,
     GAVE_UP,
     NO_FAILOVER,
@@ -35,18 +43,10 @@ from lib.runs.cluster_failover_run import (
     SETTINGS,
     SHARD_DOWN,
     VICTIM,
-    ClusterFailoverRun,
+    ClusterFailoverView,
     record_layout,
     record_node,
     record_pinned,
-)
-from lib.runs.cluster_outcomes import (
-    HEAL_TIMEOUT_S,
-    after_promotion,
-    after_replica_loss,
-    after_shard_loss,
-    wait_ok_per_shard,
-    wait_pinned,
 )
 from lib.topology.cluster_topology import Address, Shard, key_in_shard
 from lib.waits import WaitTimeout
@@ -58,10 +58,10 @@ COMPARED_WARMUP_OPS = 50  # acknowledged writes per shard of each compared clien
 PINNED_WARMUP_OPS = 20  # acknowledged writes of the pinned writer before the fault
 
 
-def run_cluster_failover(test: TestDescription, client: ClusterClient, fault: Fault, shards: list[Shard],
+def measure_cluster_failover(test: TestDescription, client: ClusterClient, fault: Fault, shards: list[Shard],
                          victim: Callable[[], Shard], namespace: str, history: History, *,
                          progress: Callable[[str], None] | None = None, settings: dict[str, str] | None = None,
-                         compared: ClientComparison | None = None) -> ClusterFailoverRun:
+                         compared: ClientComparison | None = None) -> ClusterFailoverView:
     """Write to every shard, inject the fault, wait for what it should cause and for writes to the shard again.
 
     progress is told (one line) when the fault is about to be injected: library code does not print. The loops are
@@ -71,9 +71,9 @@ def run_cluster_failover(test: TestDescription, client: ClusterClient, fault: Fa
     victim() names the shard that lost its primary; it is asked after the fault, because with a manual fault a
     person chooses which primary to kill. Every loop is stopped whatever happens, before the first crash among them
     is raised. compared: after our recovery the run waits, up to their own deadline, for each to write again.
-    Everything the run learns goes into history; the checks judge ClusterFailoverRun.from_history of it.
+    Everything the run learns goes into history; the checks judge ClusterFailoverView.from_history of it.
     """
-    run = ClusterFailoverRun(fault.description, shards, history, expect=fault.expects,
+    run = ClusterFailoverView(fault.description, shards, history, expect=fault.expects,
                              settings=dict(settings or {}), facts=fault.facts())
     record_layout(history, shards)
     history.observe(HARNESS, SETTINGS, dict(settings or {}))

@@ -1,17 +1,17 @@
 """After the failover: the stopped node rejoined, the replicas caught up, and the roles are as before.
 
-The rejoin phase (lib/runs/ha_phases.py) healed the fault, waited and recorded what it saw; these judge the record.
+The rejoin phase (lib/phases/ha_phases.py) healed the fault, waited and recorded what it saw; these judge the record.
 """
 
 from __future__ import annotations
 
-from lib.checks.result import FAIL, OK, WARN, ScenarioResult
+from lib.checks.result import FAIL, OK, WARN, CheckResult
 from lib.history import HARNESS, History
 from lib.history import OK as OP_OK
-from lib.runs.ha_phases import REJOINED, REPLICAS, ROLES
+from lib.phases.ha_phases import REJOINED, REPLICAS, ROLES
 
 
-def check_replica_sync(history: History, failover_ran: bool) -> ScenarioResult:
+def check_replica_sync(history: History, failover_ran: bool) -> CheckResult:
     """The stopped node (the old master, or a replica) rejoined as a replica, and every replica caught up."""
     metrics: dict = {}
     status, notes = OK, []
@@ -32,7 +32,7 @@ def check_replica_sync(history: History, failover_ran: bool) -> ScenarioResult:
             notes.append(f"{label} {seen['node']} rejoined as a replica ({seen['seen']})")
     replicas = history.observed(HARNESS, REPLICAS)
     if replicas is None:
-        return ScenarioResult("replica_sync", FAIL, "; ".join([*notes, "the replicas were not looked at"]), metrics)
+        return CheckResult("replica_sync", FAIL, "; ".join([*notes, "the replicas were not looked at"]), metrics)
     info = replicas.value
     if replicas.outcome != OP_OK:
         status = FAIL
@@ -43,14 +43,14 @@ def check_replica_sync(history: History, failover_ran: bool) -> ScenarioResult:
                  f"{[r.get('offset') for r in info['replicas']]} vs master {info['master_repl_offset']}")
     if online == 0:
         status = FAIL
-    return ScenarioResult("replica_sync", status, "; ".join(notes), metrics)
+    return CheckResult("replica_sync", status, "; ".join(notes), metrics)
 
 
-def check_roles_restored(history: History) -> ScenarioResult:
+def check_roles_restored(history: History) -> CheckResult:
     """After a failover on servers the harness did not start: the original master is master again."""
     put_back = history.observed(HARNESS, ROLES)
     if put_back is None:
-        return ScenarioResult("roles_restored", WARN, "skipped: the roles were not put back")
+        return CheckResult("roles_restored", WARN, "skipped: the roles were not put back")
     seen = put_back.value
-    return ScenarioResult("roles_restored", OK if seen["done"] else FAIL, seen["detail"],
+    return CheckResult("roles_restored", OK if seen["done"] else FAIL, seen["detail"],
                           {"original_master": seen["original_master"], "steps": seen["steps"]})

@@ -10,7 +10,7 @@ import redis
 
 from lib.errors import SetupError
 from lib.ha_client import Address, HAClient
-from lib.runs.ha_rejoin import faster_rejoin, wait_synced_replica
+from lib.phases.ha_rejoin import faster_rejoin, wait_synced_replica
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
 
@@ -51,7 +51,7 @@ def put_back_master(ha: HAClient, original: Address, timeout: float = 90.0) -> P
     if current == original:
         return PutBack(True, f"{format_endpoint(*original)} is the master already", steps)
     saved: dict[Address, str] = {}
-    not_restored: list[str] = []
+    not_put_back: list[str] = []
     try:
         sentinel, others = ha.sentinel_addresses[0], []
         try:
@@ -66,27 +66,27 @@ def put_back_master(ha: HAClient, original: Address, timeout: float = 90.0) -> P
             steps.append(wait_until(lambda: _master_everywhere(ha, original), timeout=left(),
                                     what=f"all sentinels to name {format_endpoint(*original)} master again"))
         finally:
-            not_restored = _restore_priorities(ha, saved)
+            not_put_back = _put_back_priorities(ha, saved)
         with faster_rejoin(ha):
             steps.append(wait_until(lambda: _replicas_back(ha, original, [current, *others]), timeout=left(),
                                     what=f"{format_endpoint(*original)}'s replicas to be online again"))
     except (WaitTimeout, SetupError, redis.RedisError) as exc:
         return PutBack(False, f"could not make {format_endpoint(*original)} master again: {exc}; "
-                       f"{_priority_note(saved, not_restored)}. By hand: once {format_endpoint(*original)} "
+                       f"{_priority_note(saved, not_put_back)}. By hand: once {format_endpoint(*original)} "
                        f"replicates with its link up, SENTINEL FAILOVER {ha.master_name} (with the other replicas' "
                        "replica-priority at 0 meanwhile)", steps)
-    if not_restored:
+    if not_put_back:
         return PutBack(False, f"{format_endpoint(*original)} is the master again, but "
-                       f"{_priority_note(saved, not_restored)}", steps)
+                       f"{_priority_note(saved, not_put_back)}", steps)
     return PutBack(True, f"{format_endpoint(*original)} is the master again (SENTINEL FAILOVER once it had synced; "
-                   f"{_priority_note(saved, not_restored)})", steps)
+                   f"{_priority_note(saved, not_put_back)})", steps)
 
 
-def _priority_note(saved: dict[Address, str], not_restored: list[str]) -> str:
+def _priority_note(saved: dict[Address, str], not_put_back: list[str]) -> str:
     if not saved:
         return "no replica-priority was changed"
-    if not_restored:
-        return f"replica-priority is still 0 on {'; '.join(not_restored)}"
+    if not_put_back:
+        return f"replica-priority is still 0 on {'; '.join(not_put_back)}"
     return (f"replica-priority of {', '.join(format_endpoint(*a) for a in saved)} was 0 meanwhile "
             "and is back")
 
@@ -111,7 +111,7 @@ def _set_priorities(ha: HAClient, replicas: list[Address], priority: int, saved:
             node.close()
 
 
-def _restore_priorities(ha: HAClient, saved: dict[Address, str]) -> list[str]:
+def _put_back_priorities(ha: HAClient, saved: dict[Address, str]) -> list[str]:
     """Put the saved replica-priority values back; returns the replicas where that failed, and why."""
     failed = []
     for address, value in saved.items():

@@ -18,10 +18,10 @@ from lib.description import Loop, TestDescription
 from lib.faults.fault import Fault, inject_recorded
 from lib.ha_client import Address, HAClient
 from lib.history import HARNESS, Attempts, History
-from lib.runs.client_comparison import ClientComparison
-from lib.runs.ha_plain_client import plain_sentinel_client
-from lib.runs.ha_record import GAVE_UP, FailoverRun, RunPlan
-from lib.runs.ha_recovery import after_fault, ok_count
+from lib.phases.client_comparison import ClientComparison
+from lib.phases.ha_plain_client import plain_sentinel_client
+from lib.phases.ha_record import GAVE_UP, FailoverView, RunPlan
+from lib.phases.ha_recovery import after_fault, ok_count
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
 from lib.workload.scheduler import Scheduler
@@ -58,19 +58,19 @@ def wait_replicas_synced(ha: HAClient, timeout: float) -> list[Address]:
     return ha.sentinel.discover_slaves(ha.master_name)
 
 
-def run_failover(test: TestDescription, ha: HAClient, fault: Fault, namespace: str, history: History, *,
+def measure_failover(test: TestDescription, ha: HAClient, fault: Fault, namespace: str, history: History, *,
                  require_new_master: bool = True, progress: Callable[[str], None] | None = None,
-                 plan: RunPlan | None = None, compared: ClientComparison | None = None) -> FailoverRun:
+                 plan: RunPlan | None = None, compared: ClientComparison | None = None) -> FailoverView:
     """Write continuously, inject the fault, wait for the client and the sentinels to recover; all into history.
 
     The loops are the test description's (lib/workload/scheduler.py runs them): the writer, the 5 ms probe, the
     stock redis-py client, a writer kept on the old master when the fault pins one, the compared libraries
     (--client; after our recovery the run waits, up to their own deadline, for each to write again). plan says what
     else the fault asks of the run: a watch for a failover that must not happen, a heal. Returns the live record;
-    the checks judge FailoverRun.from_history of the same history.
+    the checks judge FailoverView.from_history of the same history.
     """
     plan = plan or RunPlan()
-    run = FailoverRun(fault.description, ha.announced_master(), history, expected_failover=plan.expect_failover,
+    run = FailoverView(fault.description, ha.announced_master(), history, expected_failover=plan.expect_failover,
                       victim=plan.victim, settings=dict(test.config))
     ha.master()  # connect, and start following +switch-master
     events = SentinelEvents(ha.sentinel_addresses, history, ha.sentinel_password)

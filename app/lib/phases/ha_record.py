@@ -1,5 +1,5 @@
 """What one Sentinel failover run is asked to do around its fault (RunPlan), and what it recorded, read back from
-the history alone (FailoverRun.from_history): the checks judge this view, so a saved run is judged the same way.
+the history alone (FailoverView.from_history): the checks judge this view, so a saved run is judged the same way.
 
 The run writes everything it learns into the history: the sentinels' events, its own milestones (recovered, the
 watch's end, healed, the old master demoted) and what it observed (the target, what the sentinels named at the
@@ -29,7 +29,7 @@ FINAL_READ_ON = "final read on"  # the master the final read asked
 
 
 @dataclass
-class FailoverRun:
+class FailoverView:
     """The view of one failover the checks judge; every field comes from the history (from_history)."""
 
     fault: str
@@ -73,7 +73,7 @@ class FailoverRun:
 
     @classmethod
     def from_history(cls, history: History, facts: dict[str, Any] | None, settings: dict[str, str] | None = None
-                     ) -> FailoverRun:
+                     ) -> FailoverView:
         """The view of a recorded run: facts are what the fault said of itself (the test description's)."""
         facts = facts or {}
         target = _value(history, TARGET) or {}
@@ -125,7 +125,7 @@ class Watch:
             return None
         switch = next((e for e in history.events if e.name == events.SWITCH_MASTER and fault_at <= e.at <= ended.at),
                       None)
-        counts = Counter(e.name for e in history.events if fault_at <= e.at <= ended.at)
+        counts = Counter(e.name for e in history.events if fault_at <= e.at <= ended.at and e is not ended)
         return cls(seen.value["seconds"], seen.value["why"], ended.at, switch.at if switch else None, dict(counts),
                    dict(seen.value.get("views", {})))
 

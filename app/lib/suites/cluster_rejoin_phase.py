@@ -13,10 +13,9 @@ from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
 from lib.faults.fault import Fault, heal_fault
 from lib.history import History
-from lib.runs.cluster_failover_run import ClusterFailoverRun
-from lib.runs.cluster_phases import Steps
-from lib.runs.cluster_rejoin import REJOIN
-from lib.runs.cluster_roles import put_back_roles, wait_rejoined
+from lib.phases.cluster_phases import Steps
+from lib.phases.cluster_record import REJOIN, ClusterFailoverView
+from lib.phases.cluster_roles import put_back_roles, wait_rejoined
 from lib.topology.cluster_topology import ClusterNode, own_view
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
@@ -54,7 +53,7 @@ def restart_old_primary(fault: Fault, timeout: float) -> str | None:
     return f"was not started again within {timeout:.0f}s"
 
 
-def put_roles_back(client: ClusterClient, run: ClusterFailoverRun) -> str | None:
+def put_roles_back(client: ClusterClient, run: ClusterFailoverView) -> str | None:
     """CLUSTER FAILOVER on the old primary, so the shard ends with the primary it started with; None when done."""
     try:
         put_back_roles(client, run.victim.primary, run.promoted, timeout=60)
@@ -63,7 +62,7 @@ def put_roles_back(client: ClusterClient, run: ClusterFailoverRun) -> str | None
     return None
 
 
-def rejoin(client: ClusterClient, run: ClusterFailoverRun | None, fault: Fault | None, restart_timeout: float,
+def rejoin(client: ClusterClient, run: ClusterFailoverView | None, fault: Fault | None, restart_timeout: float,
            history: History, *, put_back: bool = False) -> None:
     """The rejoin phase after a promotion: the fault healed (the old primary started again), its rejoin as a
     replica of the promoted node and the cluster ok waited for, and with put_back the roles put back; each step
@@ -93,7 +92,7 @@ def rejoin(client: ClusterClient, run: ClusterFailoverRun | None, fault: Fault |
         step.note("roles put back", error=problem) if problem else step.note("roles put back", True)
 
 
-def rejoin_replica(client: ClusterClient, run: ClusterFailoverRun, fault: Fault | None, restart_timeout: float,
+def rejoin_replica(client: ClusterClient, run: ClusterFailoverView, fault: Fault | None, restart_timeout: float,
                    history: History) -> None:
     """After a fault that should cause no promotion (a replica lost, a whole shard lost): start what is still down,
     wait until the shard's primary holds its slots, its replica replicates it and the cluster is ok; recorded."""
@@ -119,7 +118,7 @@ def put_back_config(changes: list[ConfigChange], history: History) -> None:
     applied = [change for change in changes if change.saved]
     if not applied:
         return
-    problems = [problem for change in applied for problem in change.restore()]
+    problems = [problem for change in applied for problem in change.put_back()]
     names = sorted({name for change in applied for name in change.settings})
     step = Steps(history, REJOIN)
     step.note("config put back", names, error="; ".join(problems) or None)

@@ -11,8 +11,8 @@ from lib.cluster_client import ClusterClient
 from lib.errors import SetupError
 from lib.faults.fault import Fault, heal_fault
 from lib.history import HARNESS, OK
-from lib.runs.cluster_failover_run import PRIMARY_KEPT_SLOTS, ClusterFailoverRun
-from lib.runs.cluster_watch import wait_demoted, wait_flagged_fail, wait_promoted
+from lib.phases.cluster_record import PRIMARY_KEPT_SLOTS, ClusterFailoverView
+from lib.phases.cluster_watch import wait_demoted, wait_flagged_fail, wait_promoted
 from lib.topology.cluster_topology import Shard, own_view
 from lib.waits import WaitTimeout, wait_until
 
@@ -21,7 +21,7 @@ HEAL_TIMEOUT_S = 30.0  # a paused node resumed, a cut healed, a lost shard's nod
 STOPPED_TIMEOUT_S = 15.0  # with full coverage required, every shard stops soon after the FAIL flag
 
 
-def after_promotion(run: ClusterFailoverRun, client: ClusterClient, fault: Fault, recovery_timeout: float) -> None:
+def after_promotion(run: ClusterFailoverView, client: ClusterClient, fault: Fault, recovery_timeout: float) -> None:
     """A replica takes over; a fault that heals in the run is healed at once, and the old primary demoted."""
     victim = run.victim
     run.promoted, run.promoted_at = wait_promoted(victim, run.history, client, recovery_timeout)
@@ -36,7 +36,7 @@ def after_promotion(run: ClusterFailoverRun, client: ClusterClient, fault: Fault
     _recovered(run)
 
 
-def after_replica_loss(run: ClusterFailoverRun, client: ClusterClient, fault: Fault, recovery_timeout: float) -> None:
+def after_replica_loss(run: ClusterFailoverView, client: ClusterClient, fault: Fault, recovery_timeout: float) -> None:
     """The replica is flagged fail by the cluster; every shard, the victim's too, keeps taking writes."""
     victim = run.victim
     run.down = victim.replicas[0]
@@ -54,7 +54,7 @@ def after_replica_loss(run: ClusterFailoverRun, client: ClusterClient, fault: Fa
         run.history.observe(HARNESS, PRIMARY_KEPT_SLOTS, me.is_primary and bool(me.slots))
 
 
-def after_shard_loss(run: ClusterFailoverRun, client: ClusterClient, fault: Fault, recovery_timeout: float) -> None:
+def after_shard_loss(run: ClusterFailoverView, client: ClusterClient, fault: Fault, recovery_timeout: float) -> None:
     """The lost primary is flagged fail; the other shards keep serving (or all stop, with full coverage
     required); then the run starts the shard's nodes again and waits for writes to every shard."""
     victim = run.victim
@@ -73,14 +73,14 @@ def after_shard_loss(run: ClusterFailoverRun, client: ClusterClient, fault: Faul
     _recovered(run)
 
 
-def _recovered(run: ClusterFailoverRun) -> None:
+def _recovered(run: ClusterFailoverView) -> None:
     run.recovered_at = time.monotonic()
     run.history.event(events.RECOVERED, f"writes to {run.victim.label} succeed again")
     wait_ok_per_shard(run, run.shards, SETTLE_OPS, after=run.recovered_at,
                       what="acknowledged writes on every shard after recovery")
 
 
-def heal(run: ClusterFailoverRun, fault: Fault, timeout: float = HEAL_TIMEOUT_S) -> None:
+def heal(run: ClusterFailoverView, fault: Fault, timeout: float = HEAL_TIMEOUT_S) -> None:
     """The run heals its own fault (resume, heal the cut, start the nodes) and records when."""
     if not heal_fault(fault, timeout):
         raise WaitTimeout(f"{fault.description}: not healed within {timeout:.0f}s", observed="not restored")
@@ -88,7 +88,7 @@ def heal(run: ClusterFailoverRun, fault: Fault, timeout: float = HEAL_TIMEOUT_S)
     run.history.event(events.HEALED, f"{fault.description}: healed by the run", at=run.healed_at)
 
 
-def wait_ok_per_shard(run: ClusterFailoverRun, shards: list[Shard], count: int, *, after: float, what: str,
+def wait_ok_per_shard(run: ClusterFailoverView, shards: list[Shard], count: int, *, after: float, what: str,
                       timeout: float = 30.0) -> None:
     def enough() -> tuple[bool, str]:
         counts = {s.label: sum(1 for op in run.ops(s) if op.outcome == OK and op.start > after) for s in shards}
@@ -97,7 +97,7 @@ def wait_ok_per_shard(run: ClusterFailoverRun, shards: list[Shard], count: int, 
     wait_until(enough, timeout=timeout, what=f"{count} {what}")
 
 
-def wait_pinned(run: ClusterFailoverRun, count: int, *, after: float, acked: bool, what: str,
+def wait_pinned(run: ClusterFailoverView, count: int, *, after: float, acked: bool, what: str,
                 timeout: float = 30.0) -> None:
     """count writes of the pinned writer begun after `after` (acked: only acknowledged ones count)."""
     def enough() -> tuple[bool, str]:
@@ -107,7 +107,7 @@ def wait_pinned(run: ClusterFailoverRun, count: int, *, after: float, acked: boo
     wait_until(enough, timeout=timeout, what=f"{count} {what}")
 
 
-def _wait_failing(run: ClusterFailoverRun, shards: list[Shard], *, after: float, what: str,
+def _wait_failing(run: ClusterFailoverView, shards: list[Shard], *, after: float, what: str,
                   timeout: float = STOPPED_TIMEOUT_S) -> None:
     def failing() -> tuple[bool, str]:
         seen = {s.label: any(op.outcome != OK and op.start > after for op in run.ops(s)) for s in shards}

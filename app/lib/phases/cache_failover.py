@@ -1,6 +1,6 @@
 """The HTTP cache under a primary failover: a WSGI app behind HTTPCache, requests in a loop, one fault.
 
-Records only (every request an Op in a History, server-side moments as events); lib/runs/cache_outage.py
+Records only (every request an Op in a History, server-side moments as events); lib/phases/cache_outage.py
 gives the numbers afterwards. One request loop per shard, over URLs whose cache keys live on that
 shard, so "hits returned on the affected shard" is measured on that shard's own requests.
 """
@@ -21,17 +21,17 @@ from lib.description import TestDescription
 from lib.errors import SetupError
 from lib.faults.fault import Fault, inject_recorded
 from lib.history import HARNESS, History
-from lib.runs.cache_outage import ok_count, shard_recovery
-from lib.runs.cluster_failover_run import (
+from lib.phases.cache_outage import ok_count, shard_recovery
+from lib.phases.cluster_record import (
     GAVE_UP,
     PROMOTED_NODE,
     PROMOTION,
     VICTIM,
-    ClusterFailoverRun,
+    ClusterFailoverView,
     record_layout,
     record_node,
 )
-from lib.runs.cluster_watch import wait_promoted
+from lib.phases.cluster_watch import wait_promoted
 from lib.topology.cluster_topology import ClusterNode, Shard
 from lib.waits import WaitTimeout, wait_until
 from lib.workload.cache_store import ClusterCacheStore, storage_key
@@ -50,7 +50,7 @@ CACHE_RUN = "cache run"  # the harness's observation: origin calls, the middlewa
 
 
 @dataclass
-class CacheFailoverRun:
+class CacheFailoverView:
     fault: str
     shards: list[Shard]
     history: History = field(default_factory=History)
@@ -71,9 +71,9 @@ class CacheFailoverRun:
         return PROMOTION
 
     @classmethod
-    def from_history(cls, history: History, facts: dict[str, Any] | None) -> CacheFailoverRun:
+    def from_history(cls, history: History, facts: dict[str, Any] | None) -> CacheFailoverView:
         """The view of a recorded run (what the checks judge); facts are what the fault said of itself."""
-        cluster = ClusterFailoverRun.from_history(history, facts)
+        cluster = ClusterFailoverView.from_history(history, facts)
         seen = history.observed(HARNESS, CACHE_RUN)
         value = seen.value if seen is not None else {}
         return cls(cluster.fault, cluster.shards, history, cluster.victim, cluster.fault_at, cluster.promoted,
@@ -95,15 +95,15 @@ def paths_by_shard(base_url: str, prefix: str, shards: list[Shard]) -> dict[str,
     raise SetupError("could not find request paths for every shard (is every slot covered?)")
 
 
-def run_cache_failover(test: TestDescription, client: ClusterClient, store: ClusterCacheStore, fault: Fault,
+def measure_cache_failover(test: TestDescription, client: ClusterClient, store: ClusterCacheStore, fault: Fault,
                        shards: list[Shard], victim: Callable[[], Shard], history: History, *,
-                       progress: Callable[[str], None] | None = None) -> CacheFailoverRun:
+                       progress: Callable[[str], None] | None = None) -> CacheFailoverView:
     """Serve cached pages, inject the fault, wait for promotion and for hits on the shard again; into history.
 
     progress is told (one line) when the fault is about to be injected: library code does not print. The request
     loops are the test description's (one per shard, over URLs whose cache keys live on that shard).
     """
-    run = CacheFailoverRun(fault.description, shards, history, graceful=fault.hands_over)
+    run = CacheFailoverView(fault.description, shards, history, graceful=fault.hands_over)
     record_layout(history, shards)
     origin = OriginApp()
     cache = HTTPCache(origin, store, ttl=CACHE_TTL, expose_errors=True)
@@ -148,7 +148,7 @@ def run_cache_failover(test: TestDescription, client: ClusterClient, store: Clus
     return run
 
 
-def _wait_per_shard(run: CacheFailoverRun, shards: list[Shard], count: int, *, after: float, what: str,
+def _wait_per_shard(run: CacheFailoverView, shards: list[Shard], count: int, *, after: float, what: str,
                     cache: str | None = None, timeout: float = 60.0) -> None:
     def enough() -> tuple[bool, str]:
         ops = run.history.snapshot(HTTP)
@@ -158,7 +158,7 @@ def _wait_per_shard(run: CacheFailoverRun, shards: list[Shard], count: int, *, a
     wait_until(enough, timeout=timeout, what=f"{count} {what}")
 
 
-def _record_recovery(run: CacheFailoverRun) -> None:
+def _record_recovery(run: CacheFailoverView) -> None:
     """Client-side moments, read from the finished history: hits returned / client recovered per shard."""
     ops = run.history.snapshot(HTTP)
     for shard in run.shards:

@@ -17,8 +17,8 @@ from redis.crc import key_slot
 
 from lib.cluster_client import ClusterClient
 from lib.history import OK, History
-from lib.runs.cluster_failover_run import record_layout
-from lib.runs.cluster_migration import MigrationError, SlotMigration, slot_put_back_after
+from lib.phases.cluster_migration import MigrationError, SlotMigration, slot_put_back_after
+from lib.phases.cluster_record import record_layout
 from lib.topology.cluster_topology import (
     ClusterNode,
     Shard,

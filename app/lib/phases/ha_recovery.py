@@ -11,7 +11,7 @@ from lib import events
 from lib.faults.fault import Fault, heal_fault
 from lib.ha_client import Address, HAClient
 from lib.history import HARNESS, OK, History
-from lib.runs.ha_record import WATCH, FailoverRun, RunPlan, Watch
+from lib.phases.ha_record import WATCH, FailoverView, RunPlan, Watch
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until
 
@@ -22,7 +22,7 @@ HEAL_TIMEOUT_S = 30.0  # a pause resumed, a cut healed, sentinels started again
 DEMOTION_TIMEOUT_S = 45.0
 
 
-def after_fault(run: FailoverRun, ha: HAClient, fault: Fault, plan: RunPlan, recovery_timeout: float,
+def after_fault(run: FailoverView, ha: HAClient, fault: Fault, plan: RunPlan, recovery_timeout: float,
                  require_new_master: bool) -> None:
     """Everything between the fault and the end of the measurement, as the plan says."""
     if plan.watch_s > 0:
@@ -44,18 +44,18 @@ def after_fault(run: FailoverRun, ha: HAClient, fault: Fault, plan: RunPlan, rec
         _wait_demoted(run, ha, plan.pin_old_master)
 
 
-def _heal(run: FailoverRun, heal: Callable[[], str]) -> None:
+def _heal(run: FailoverView, heal: Callable[[], str]) -> None:
     detail = heal()
     run.healed_at = time.monotonic()
     run.history.event(events.HEALED, detail, at=run.healed_at)
 
 
-def _switch_after_fault(run: FailoverRun):
+def _switch_after_fault(run: FailoverView):
     return next((e for e in list(run.history.events) if e.name == events.SWITCH_MASTER and e.at >= run.fault_at),
                 None)
 
 
-def _watch_for_failover(run: FailoverRun, ha: HAClient, seconds: float, why: str) -> None:
+def _watch_for_failover(run: FailoverView, ha: HAClient, seconds: float, why: str) -> None:
     """Watch the whole window (a deadline, not a sleep), ending early only if a failover happens after all."""
     end = run.fault_at + seconds
 
@@ -75,7 +75,7 @@ def _watch_for_failover(run: FailoverRun, ha: HAClient, seconds: float, why: str
     run.history.observe(HARNESS, WATCH, {"seconds": seconds, "why": why, "views": views}, at=ended)
 
 
-def _wait_kept_serving(run: FailoverRun, ha: HAClient) -> None:
+def _wait_kept_serving(run: FailoverView, ha: HAClient) -> None:
     """No failover expected: the measurement ends once a write after the fault is acknowledged."""
     wait_until(lambda: (_ok_after(run.history, run.fault_at), "no write acknowledged since the fault"),
                timeout=30, what="a write acknowledged after the fault")
@@ -85,7 +85,7 @@ def _wait_kept_serving(run: FailoverRun, ha: HAClient) -> None:
     run.new_master = ha.announced_master()
 
 
-def _wait_demoted(run: FailoverRun, ha: HAClient, address: Address) -> None:
+def _wait_demoted(run: FailoverView, ha: HAClient, address: Address) -> None:
     """Keep the pinned writer on the old master until it is a replica: all it acknowledged meanwhile counts."""
     def demoted() -> tuple[bool, str]:
         node = ha.node(address)
@@ -114,7 +114,7 @@ def sentinels_agree_on_new_master(ha: HAClient, old: Address) -> tuple[bool, str
     return not value.startswith(("error", "unknown")) and value != format_endpoint(*old), text
 
 
-def _wait_recovered(run: FailoverRun, ha: HAClient, timeout: float, require_new_master: bool) -> None:
+def _wait_recovered(run: FailoverView, ha: HAClient, timeout: float, require_new_master: bool) -> None:
     def client_and_sentinels() -> tuple[bool, str]:
         first_ok = next((op for op in run.history.snapshot() if op.outcome == OK and op.start > run.fault_at),
                         None)

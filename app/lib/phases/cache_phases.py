@@ -12,7 +12,7 @@ import redis
 
 from lib.cluster_client import ClusterClient
 from lib.history import History
-from lib.runs.cluster_phases import Steps, phase
+from lib.phases.cluster_phases import Steps, phase
 from lib.topology.cluster_topology import Shard, key_in_shard
 from lib.util import format_endpoint
 from lib.waits import WaitTimeout, wait_until

@@ -17,9 +17,9 @@ import redis
 from lib.faults.fault import Fault, heal_fault
 from lib.ha_client import Address, HAClient
 from lib.history import HARNESS, NEMESIS, History
-from lib.runs.ha_record import SENTINELS_AFTER, FailoverRun
-from lib.runs.ha_rejoin import faster_rejoin, wait_synced_replica
-from lib.runs.ha_roles import put_back_master
+from lib.phases.ha_record import SENTINELS_AFTER, FailoverView
+from lib.phases.ha_rejoin import faster_rejoin, wait_synced_replica
+from lib.phases.ha_roles import put_back_master
 from lib.util import format_endpoint, parse_endpoint
 from lib.waits import WaitTimeout, wait_until
 
@@ -83,7 +83,7 @@ def heal_recorded(fault: Fault, history: History, timeout: float) -> bool:
     return healed
 
 
-def rejoin(ha: HAClient, run: FailoverRun, fault: Fault, heal_timeout: float, *, owned: bool) -> None:
+def rejoin(ha: HAClient, run: FailoverView, fault: Fault, heal_timeout: float, *, owned: bool) -> None:
     """Heal the fault (start the stopped node, or wait for the person), then wait until it replicates from the
     master and every replica caught up; each step an operation. Sentinel's timers are shortened meanwhile where the
     fault says so: only the rejoin is watched with them, the failover was measured with the defaults."""
