@@ -31,7 +31,7 @@ class TestDescription:
     endpoints: list[str] = field(default_factory=list)  # --sentinel / --node as given (empty: found later)
     master_name: str | None = None
     host_map: dict[str, str] = field(default_factory=dict)
-    fault: str = "auto"  # the --fault value, or the name of --fault-file's fault; "none": no fault
+    fault: str = ""  # the --fault value (lib/faults/registry.py), or the name of --fault-file's fault
     fault_file: str | None = None
     kill_cmd: str | None = None
     restore_cmd: str | None = None

@@ -170,6 +170,13 @@ def account_history(history: History, processes: tuple[str, ...] = (WRITER,)) ->
     return account(ops, final, cut, heal)
 
 
+def max_lag_s(settings: dict[str, str]) -> float | None:
+    """The min-replicas bound the run had: max-lag seconds when min-replicas-to-write was set above 0."""
+    if int(settings.get("min-replicas-to-write", 0) or 0) <= 0:
+        return None
+    return float(settings.get("min-replicas-max-lag", 10))  # 10 s: the server's default
+
+
 def bound_line(acc: Accounting, max_lag_s: float | None, system: str = "Sentinel") -> str:
     """The verdict's second line: is the loss within what min-replicas-max-lag documents?
 

@@ -3,7 +3,7 @@ definition, lib/checks/accounting.py, over the writers' and the pinned writer's 
 
 from __future__ import annotations
 
-from lib.checks.accounting import Accounting, account_history, bound_line
+from lib.checks.accounting import Accounting, account_history, bound_line, max_lag_s
 from lib.history import PINNED, WRITER
 from lib.phases.cluster_record import ClusterFailoverView
 
@@ -26,10 +26,3 @@ def accounting(run: ClusterFailoverView, acc: Accounting, metrics: dict) -> str 
     lag = max_lag_s(run.settings)
     metrics.update({**acc.metrics(), "min_replicas_max_lag_s": lag})
     return bound_line(acc, lag, "Valkey Cluster") if acc.acked_lost or lag is not None else None
-
-
-def max_lag_s(settings: dict[str, str]) -> float | None:
-    """The min-replicas bound the run had: max-lag seconds when min-replicas-to-write was set above 0."""
-    if int(settings.get("min-replicas-to-write", 0) or 0) <= 0:
-        return None
-    return float(settings.get("min-replicas-max-lag", 10))  # 10 s: the server's default

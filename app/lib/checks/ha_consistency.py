@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lib.checks.accounting import Accounting, account_history, consistency_result
+from lib.checks.accounting import Accounting, account_history, consistency_result, max_lag_s
 from lib.checks.ha_fault_metrics import first_noreplicas_s
 from lib.checks.result import ERROR, FAIL, WARN, CheckResult
 from lib.history import PINNED, WRITER, Op
@@ -47,13 +47,6 @@ def check_consistency(run: FailoverView | None, skipped: str | None) -> CheckRes
     first, _, bound = result.detail.partition("\n")
     result.detail = first + notes + (f"\n{bound}" if bound else "")
     return result
-
-
-def max_lag_s(settings: dict[str, str]) -> float | None:
-    """The min-replicas bound the run had: max-lag seconds when min-replicas-to-write was set above 0."""
-    if int(settings.get("min-replicas-to-write", 0) or 0) <= 0:
-        return None
-    return float(settings.get("min-replicas-max-lag", 10))  # 10 s: the server's default max-lag
 
 
 def _loss_explained(run: FailoverView) -> str:
